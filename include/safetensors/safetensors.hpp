@@ -1,0 +1,1667 @@
+// safetensors-hpp: read and write the safetensors tensor file format.
+// One header, C++17 or later. https://github.com/huggingface/safetensors describes the format;
+// this library follows the official Rust crate's behaviour (see the project's SPEC notes).
+//
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 the safetensors-hpp authors
+
+#ifndef SAFETENSORS_HPP
+#define SAFETENSORS_HPP
+
+#define SAFETENSORS_VERSION_MAJOR 0
+#define SAFETENSORS_VERSION_MINOR 1
+#define SAFETENSORS_VERSION_PATCH 0
+
+// ---------------------------------------------------------------------------------------------
+// Configuration. Each macro may be defined by the user before including this header.
+// ---------------------------------------------------------------------------------------------
+
+/// Largest header length accepted, in bytes. The format's limit is 100,000,000; an engine that
+/// only opens small files may lower it to bound the memory a hostile file can ask for.
+#ifndef SAFETENSORS_MAX_HEADER_SIZE
+#define SAFETENSORS_MAX_HEADER_SIZE 100000000ULL
+#endif
+
+/// 1 when the throwing API is available. Detected from the compiler's exception support.
+#ifndef SAFETENSORS_EXCEPTIONS
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || (defined(_MSC_VER) && defined(_CPPUNWIND))
+#define SAFETENSORS_EXCEPTIONS 1
+#else
+#define SAFETENSORS_EXCEPTIONS 0
+#endif
+#endif
+
+/// Define SAFETENSORS_NO_FILESYSTEM to leave out the file storages (mapped_file, pread_file) and
+/// every operating-system include, e.g. on targets without a file system.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#if SAFETENSORS_EXCEPTIONS
+#include <stdexcept>
+#endif
+
+#if defined(__cpp_lib_span) || (__cplusplus >= 202002L && __has_include(<span>))
+#include <span>
+#endif
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+#endif
+
+namespace safetensors {
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// What went wrong. Each value but the last three corresponds to the variant of the official
+/// reader's `SafeTensorError` with the same name (see error_kind_name).
+enum class error_kind : std::uint8_t {
+  header_too_small,                ///< fewer than 8 bytes
+  header_too_large,                ///< header length over SAFETENSORS_MAX_HEADER_SIZE
+  invalid_header_length,           ///< 8 + header length past the end of the buffer
+  invalid_header,                  ///< header bytes are not valid UTF-8
+  invalid_header_deserialization,  ///< header is not a JSON object of the expected shape
+  invalid_offset,                  ///< tensors do not tile the data buffer
+  validation_overflow,             ///< element or bit count overflows 64 bits
+  misaligned_slice,                ///< a sub-byte tensor does not fill whole bytes
+  tensor_invalid_info,             ///< data_offsets disagree with dtype and shape
+  metadata_incomplete_buffer,      ///< data buffer longer or shorter than the tensors
+  tensor_not_found,                ///< no tensor of that name
+  invalid_tensor_view,             ///< a caller's buffer does not fit the tensor
+  io_error,                        ///< the operating system refused a file operation
+};
+
+/// The official variant name of a kind, e.g. "InvalidOffset".
+constexpr std::string_view error_kind_name(error_kind kind) noexcept {
+  switch (kind) {
+    case error_kind::header_too_small: return "HeaderTooSmall";
+    case error_kind::header_too_large: return "HeaderTooLarge";
+    case error_kind::invalid_header_length: return "InvalidHeaderLength";
+    case error_kind::invalid_header: return "InvalidHeader";
+    case error_kind::invalid_header_deserialization: return "InvalidHeaderDeserialization";
+    case error_kind::invalid_offset: return "InvalidOffset";
+    case error_kind::validation_overflow: return "ValidationOverflow";
+    case error_kind::misaligned_slice: return "MisalignedSlice";
+    case error_kind::tensor_invalid_info: return "TensorInvalidInfo";
+    case error_kind::metadata_incomplete_buffer: return "MetadataIncompleteBuffer";
+    case error_kind::tensor_not_found: return "TensorNotFound";
+    case error_kind::invalid_tensor_view: return "InvalidTensorView";
+    case error_kind::io_error: return "IoError";
+  }
+  return "Unknown";
+}
+
+/// An error as a value: a kind and a message that names the tensor or key and the rule broken.
+class error {
+ public:
+  /// Makes an error of `kind` with a human-readable `message`.
+  error(error_kind kind, std::string message) : kind_(kind), message_(std::move(message)) {}
+
+  /// The kind, for programs to branch on.
+  error_kind kind() const noexcept { return kind_; }
+  /// The message, for people: e.g. `tensor "b": data_offsets [8, 4] end before they begin`.
+  const std::string& message() const noexcept { return message_; }
+  /// "Kind: message", e.g. "InvalidOffset: tensor \"b\": ...".
+  std::string to_string() const {
+    std::string text(error_kind_name(kind_));
+    text += ": ";
+    text += message_;
+    return text;
+  }
+
+ private:
+  error_kind kind_;
+  std::string message_;
+};
+
+#if SAFETENSORS_EXCEPTIONS
+/// The exception thrown by the throwing API. `what()` is `error::to_string()`.
+class exception : public std::runtime_error {
+ public:
+  /// Wraps an error value.
+  explicit exception(const safetensors::error& err) : std::runtime_error(err.to_string()), error_(err) {}
+  /// The kind of the wrapped error.
+  error_kind kind() const noexcept { return error_.kind(); }
+  /// The wrapped error value.
+  const safetensors::error& error() const noexcept { return error_; }
+
+ private:
+  safetensors::error error_;
+};
+#endif
+
+namespace detail {
+/// Throws `err` as safetensors::exception, or without exceptions prints it and aborts: the
+/// throwing API was asked for a value that is not there.
+[[noreturn]] inline void raise(const error& err) {
+#if SAFETENSORS_EXCEPTIONS
+  throw exception(err);
+#else
+  std::fprintf(stderr, "safetensors: %s\n", err.to_string().c_str());
+  std::abort();
+#endif
+}
+}  // namespace detail
+
+/// A value of type T or an error: the non-throwing API returns these.
+/// `value()` gives the value or throws (aborts under -fno-exceptions): the throwing API on top.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  /// A successful result.
+  result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
+  /// A failed result.
+  result(safetensors::error err) : state_(std::in_place_index<1>, std::move(err)) {}
+
+  /// True when a value is held.
+  bool has_value() const noexcept { return state_.index() == 0; }
+  /// True when a value is held.
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value; throws safetensors::exception (or aborts) when this holds an error.
+  T& value() & {
+    if (!has_value()) detail::raise(*std::get_if<1>(&state_));
+    return *std::get_if<0>(&state_);
+  }
+  /// The value; throws safetensors::exception (or aborts) when this holds an error.
+  const T& value() const& {
+    if (!has_value()) detail::raise(*std::get_if<1>(&state_));
+    return *std::get_if<0>(&state_);
+  }
+  /// The value, moved out; throws safetensors::exception (or aborts) when this holds an error.
+  T&& value() && {
+    if (!has_value()) detail::raise(*std::get_if<1>(&state_));
+    return std::move(*std::get_if<0>(&state_));
+  }
+  /// The value; only when has_value().
+  T& operator*() & noexcept { return *std::get_if<0>(&state_); }
+  /// The value; only when has_value().
+  const T& operator*() const& noexcept { return *std::get_if<0>(&state_); }
+  /// Member access to the value; only when has_value().
+  T* operator->() noexcept { return std::get_if<0>(&state_); }
+  /// Member access to the value; only when has_value().
+  const T* operator->() const noexcept { return std::get_if<0>(&state_); }
+
+  /// The error; only when !has_value().
+  const safetensors::error& error() const& noexcept { return *std::get_if<1>(&state_); }
+
+ private:
+  std::variant<T, safetensors::error> state_;
+};
+
+/// A result with no value: success or an error.
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  /// Success.
+  result() = default;
+  /// Failure.
+  result(safetensors::error err) : error_(std::move(err)) {}
+
+  /// True on success.
+  bool has_value() const noexcept { return !error_.has_value(); }
+  /// True on success.
+  explicit operator bool() const noexcept { return has_value(); }
+  /// Throws safetensors::exception (or aborts) on failure.
+  void value() const {
+    if (error_) detail::raise(*error_);
+  }
+  /// The error; only when !has_value().
+  const safetensors::error& error() const& noexcept { return *error_; }
+
+ private:
+  std::optional<safetensors::error> error_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// span: std::span under C++20, a minimal equivalent under C++17
+// ---------------------------------------------------------------------------------------------
+
+#if defined(__cpp_lib_span)
+/// A contiguous sequence of T that does not own it (std::span under C++20).
+template <class T>
+using span = std::span<T>;
+#else
+/// A contiguous sequence of T that does not own it: the subset of std::span this library uses.
+template <class T>
+class span {
+ public:
+  using element_type = T;
+  using value_type = std::remove_cv_t<T>;
+  using size_type = std::size_t;
+  using pointer = T*;
+  using reference = T&;
+  using iterator = T*;
+
+  /// An empty span.
+  constexpr span() noexcept = default;
+  /// The `count` elements starting at `first`.
+  constexpr span(T* first, std::size_t count) noexcept : data_(first), size_(count) {}
+  /// A view of a whole array.
+  template <std::size_t N>
+  constexpr span(T (&array)[N]) noexcept : data_(array), size_(N) {}
+  /// A view of a container with data() and size(), e.g. std::vector or std::array.
+  template <class Container,
+            class = std::enable_if_t<
+                !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container>>, span> &&
+                std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
+  constexpr span(Container& container) noexcept : data_(container.data()), size_(container.size()) {}
+  /// A span of const T from a span of T.
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]>>>
+  constexpr span(const span<U>& other) noexcept : data_(other.data()), size_(other.size()) {}
+
+  constexpr T* data() const noexcept { return data_; }
+  constexpr std::size_t size() const noexcept { return size_; }
+  constexpr std::size_t size_bytes() const noexcept { return size_ * sizeof(T); }
+  constexpr bool empty() const noexcept { return size_ == 0; }
+  constexpr T* begin() const noexcept { return data_; }
+  constexpr T* end() const noexcept { return data_ + size_; }
+  constexpr T& operator[](std::size_t index) const noexcept { return data_[index]; }
+  constexpr T& front() const noexcept { return data_[0]; }
+  constexpr T& back() const noexcept { return data_[size_ - 1]; }
+  constexpr span first(std::size_t count) const noexcept { return {data_, count}; }
+  constexpr span subspan(std::size_t offset, std::size_t count) const noexcept { return {data_ + offset, count}; }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Dtypes
+// ---------------------------------------------------------------------------------------------
+
+/// Element types, in the official crate's order (which is also ascending alignment order).
+enum class dtype : std::uint8_t {
+  BOOL,
+  F4,
+  F6_E2M3,
+  F6_E3M2,
+  U8,
+  I8,
+  F8_E5M2,
+  F8_E4M3,
+  F8_E8M0,
+  F8_E4M3FNUZ,
+  F8_E5M2FNUZ,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  C64,
+  F64,
+  I64,
+  U64,
+};
+
+/// Number of dtypes.
+inline constexpr std::size_t dtype_count = 22;
+
+/// Every dtype, in enum order.
+inline constexpr std::array<dtype, dtype_count> all_dtypes = {
+    dtype::BOOL, dtype::F4,   dtype::F6_E2M3, dtype::F6_E3M2, dtype::U8,          dtype::I8,
+    dtype::F8_E5M2, dtype::F8_E4M3, dtype::F8_E8M0, dtype::F8_E4M3FNUZ, dtype::F8_E5M2FNUZ, dtype::I16,
+    dtype::U16, dtype::F16,  dtype::BF16,   dtype::I32,     dtype::U32,         dtype::F32,
+    dtype::C64, dtype::F64,  dtype::I64,    dtype::U64};
+
+/// Bits per element: 4 for F4, 6 for F6_*, 64 for C64 (two F32), else the type's width.
+constexpr std::size_t dtype_bits(dtype type) noexcept {
+  switch (type) {
+    case dtype::F4: return 4;
+    case dtype::F6_E2M3:
+    case dtype::F6_E3M2: return 6;
+    case dtype::BOOL:
+    case dtype::U8:
+    case dtype::I8:
+    case dtype::F8_E5M2:
+    case dtype::F8_E4M3:
+    case dtype::F8_E8M0:
+    case dtype::F8_E4M3FNUZ:
+    case dtype::F8_E5M2FNUZ: return 8;
+    case dtype::I16:
+    case dtype::U16:
+    case dtype::F16:
+    case dtype::BF16: return 16;
+    case dtype::I32:
+    case dtype::U32:
+    case dtype::F32: return 32;
+    case dtype::C64:
+    case dtype::F64:
+    case dtype::I64:
+    case dtype::U64: return 64;
+  }
+  return 0;
+}
+
+/// The JSON spelling of a dtype, e.g. "BF16".
+constexpr std::string_view dtype_name(dtype type) noexcept {
+  switch (type) {
+    case dtype::BOOL: return "BOOL";
+    case dtype::F4: return "F4";
+    case dtype::F6_E2M3: return "F6_E2M3";
+    case dtype::F6_E3M2: return "F6_E3M2";
+    case dtype::U8: return "U8";
+    case dtype::I8: return "I8";
+    case dtype::F8_E5M2: return "F8_E5M2";
+    case dtype::F8_E4M3: return "F8_E4M3";
+    case dtype::F8_E8M0: return "F8_E8M0";
+    case dtype::F8_E4M3FNUZ: return "F8_E4M3FNUZ";
+    case dtype::F8_E5M2FNUZ: return "F8_E5M2FNUZ";
+    case dtype::I16: return "I16";
+    case dtype::U16: return "U16";
+    case dtype::F16: return "F16";
+    case dtype::BF16: return "BF16";
+    case dtype::I32: return "I32";
+    case dtype::U32: return "U32";
+    case dtype::F32: return "F32";
+    case dtype::C64: return "C64";
+    case dtype::F64: return "F64";
+    case dtype::I64: return "I64";
+    case dtype::U64: return "U64";
+  }
+  return "";
+}
+
+/// The dtype spelled `name` (exact, case-sensitive), or nullopt.
+constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
+  for (dtype type : all_dtypes) {
+    if (dtype_name(type) == name) return type;
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core types
+// ---------------------------------------------------------------------------------------------
+
+/// One tensor's entry in a header: name, dtype, shape and data offsets. Obtained from a reader,
+/// which owns the name and shape storage; valid as long as the reader is.
+struct tensor_info {
+  /// The tensor's name, unescaped (may hold any Unicode, NUL included).
+  std::string_view name;
+  /// The element type.
+  safetensors::dtype dtype = safetensors::dtype::U8;
+  /// Size of each dimension, leading first; empty for a scalar.
+  span<const std::uint64_t> shape;
+  /// [begin, end) byte offsets relative to the start of the data buffer.
+  std::array<std::uint64_t, 2> data_offsets{};
+  /// Product of `shape` (1 for a scalar); validated not to overflow.
+  std::uint64_t element_count = 0;
+
+  /// Number of bytes of the tensor's data: data_offsets[1] - data_offsets[0].
+  std::uint64_t byte_size() const noexcept { return data_offsets[1] - data_offsets[0]; }
+};
+
+/// A tensor's description together with its bytes, which it does not own.
+struct tensor_view {
+  /// The tensor's entry in the header.
+  const tensor_info* info = nullptr;
+  /// The tensor's bytes: byte_size() of them, little-endian, alignment not guaranteed.
+  span<const std::byte> bytes;
+
+  /// The tensor's name.
+  std::string_view name() const noexcept { return info->name; }
+  /// The tensor's dtype.
+  safetensors::dtype dtype() const noexcept { return info->dtype; }
+  /// The tensor's shape.
+  span<const std::uint64_t> shape() const noexcept { return info->shape; }
+};
+
+/// The header's `__metadata__`: string keys to string values, sorted by key (keys are unique).
+class metadata_map {
+ public:
+  using entry = std::pair<std::string, std::string>;
+
+  /// The value of `key`, or nullptr.
+  const std::string* find(std::string_view key) const noexcept {
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), key,
+                               [](const entry& e, std::string_view k) { return e.first < k; });
+    if (it == entries_.end() || it->first != key) return nullptr;
+    return &it->second;
+  }
+  /// Number of entries.
+  std::size_t size() const noexcept { return entries_.size(); }
+  /// True when there are no entries.
+  bool empty() const noexcept { return entries_.empty(); }
+  /// Entries in key order.
+  std::vector<entry>::const_iterator begin() const noexcept { return entries_.begin(); }
+  /// End of the entries.
+  std::vector<entry>::const_iterator end() const noexcept { return entries_.end(); }
+
+ private:
+  friend struct detail_access;
+  std::vector<entry> entries_;
+};
+
+/// Options for opening a file.
+struct read_options {
+  /// Accept bytes after the end of the last tensor (some old writers leave a few). Off by default:
+  /// the official reader rejects them as MetadataIncompleteBuffer.
+  bool allow_trailing_bytes = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// detail: little-endian loads, checked arithmetic, UTF-8, the header scanner
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Reads a little-endian u64 from 8 bytes at `bytes`, on any host.
+inline std::uint64_t load_le64(const unsigned char* bytes) noexcept {
+  std::uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | bytes[i];
+  return value;
+}
+
+/// a * b, or false when it overflows.
+inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) noexcept {
+  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return false;
+  out = a * b;
+  return true;
+}
+
+/// a + b, or false when it overflows.
+inline bool checked_add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) noexcept {
+  if (b > std::numeric_limits<std::uint64_t>::max() - a) return false;
+  out = a + b;
+  return true;
+}
+
+/// `text` as a JSON string literal, for messages: names may hold quotes, newlines or NUL.
+inline std::string quote(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += "\\u00";
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+/// Offset of the first byte that does not start or continue a valid UTF-8 sequence (as Rust's
+/// str::from_utf8 decides: no overlong forms, no surrogates, nothing above U+10FFFF), or `size`.
+inline std::size_t utf8_invalid_at(const unsigned char* text, std::size_t size) noexcept {
+  std::size_t i = 0;
+  while (i < size) {
+    // Header JSON is mostly ASCII: skip it eight bytes at a time.
+    while (i + 8 <= size) {
+      std::uint64_t word;
+      std::memcpy(&word, text + i, 8);
+      if (word & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= size) break;
+    unsigned char lead = text[i];
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length;
+    unsigned char low = 0x80, high = 0xbf;
+    if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      if (lead == 0xe0) low = 0xa0;
+      if (lead == 0xed) high = 0x9f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      if (lead == 0xf0) low = 0x90;
+      if (lead == 0xf4) high = 0x8f;
+    } else {
+      return i;
+    }
+    if (size - i < length) return i;
+    if (text[i + 1] < low || text[i + 1] > high) return i;
+    for (std::size_t k = 2; k < length; ++k) {
+      if ((text[i + k] & 0xc0) != 0x80) return i;
+    }
+    i += length;
+  }
+  return size;
+}
+
+/// A tensor entry as scanned, before validation: offsets into the name and dims arenas.
+struct scanned_tensor {
+  std::size_t name_offset;
+  std::size_t name_size;
+  std::size_t dims_offset;
+  std::size_t dims_size;
+  dtype type;
+  std::uint64_t begin;
+  std::uint64_t end;
+};
+
+/// 64-bit hash of a name, eight bytes at a time.
+inline std::uint64_t hash_name(std::string_view name) noexcept {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ name.size();
+  std::size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data() + i, 8);
+    h = (h ^ word) * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 31;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, name.data() + i, name.size() - i);
+  h = (h ^ tail) * 0x94d049bb133111ebULL;
+  return h ^ (h >> 29);
+}
+
+/// Everything a header holds once scanned and validated. Name and shape storage never move once
+/// built, so the string_views and spans in `tensors` stay valid when the index is moved.
+struct header_index {
+  std::vector<tensor_info> tensors;              // in data order
+  std::unique_ptr<char[]> names;                 // every name, unescaped, back to back
+  std::vector<std::uint64_t> dims;               // every shape, back to back
+  std::vector<std::uint32_t> slots;              // open-addressing table: position + 1, 0 = empty
+  metadata_map metadata;
+  bool has_metadata = false;
+  std::uint64_t header_length = 0;
+  std::uint64_t data_size = 0;
+
+  const tensor_info* find(std::string_view name) const noexcept {
+    if (slots.empty()) return nullptr;
+    std::size_t mask = slots.size() - 1;
+    for (std::size_t slot = hash_name(name) & mask;; slot = (slot + 1) & mask) {
+      std::uint32_t entry = slots[slot];
+      if (entry == 0) return nullptr;
+      if (tensors[entry - 1].name == name) return &tensors[entry - 1];
+    }
+  }
+};
+
+}  // namespace detail
+
+/// Grants the parser access to metadata_map's entries.
+struct detail_access {
+  static std::vector<metadata_map::entry>& entries(metadata_map& map) { return map.entries_; }
+};
+
+namespace detail {
+
+/// Scans header JSON with the grammar of a safetensors header, enforcing SPEC rules 5 and 6:
+/// strict JSON (RFC 8259), root object, typed tensor entries, metadata of strings, unique keys,
+/// nesting below 128 levels. Numbers in shape and data_offsets must be plain unsigned integers.
+class header_scanner {
+ public:
+  header_scanner(const char* text, std::size_t size) : start_(text), cur_(text), end_(text + size) {}
+
+  /// Scans the whole header into `index` (names, dims, metadata) and `scanned` (parse order).
+  result<void> scan(header_index& index, std::vector<scanned_tensor>& scanned) {
+    index.names.reset(new char[static_cast<std::size_t>(end_ - start_) + 1]);
+    names_ = index.names.get();
+    skip_whitespace();
+    if (cur_ == end_) return fail("the header is empty, expected a JSON object");
+    if (*cur_ != '{') return fail("the header must be a JSON object");
+    ++cur_;
+    skip_whitespace();
+    bool seen_metadata = false;
+    if (cur_ < end_ && *cur_ == '}') {
+      ++cur_;
+    } else {
+      for (;;) {
+        std::size_t name_offset = names_used_;
+        if (!scan_string_into_names()) return failure();
+        std::string_view key(names_ + name_offset, names_used_ - name_offset);
+        if (!expect_colon()) return failure();
+        if (key == "__metadata__") {
+          names_used_ = name_offset;
+          if (seen_metadata) return fail("duplicate key \"__metadata__\"");
+          seen_metadata = true;
+          if (!scan_metadata(index)) return failure();
+        } else {
+          scanned_tensor tensor{};
+          tensor.name_offset = name_offset;
+          tensor.name_size = key.size();
+          if (!scan_tensor_entry(key, tensor, index.dims)) return failure();
+          scanned.push_back(tensor);
+        }
+        skip_whitespace();
+        if (cur_ == end_) return fail("unexpected end of header, expected ',' or '}'");
+        if (*cur_ == ',') {
+          ++cur_;
+          skip_whitespace();
+          continue;
+        }
+        if (*cur_ == '}') {
+          ++cur_;
+          break;
+        }
+        return fail("expected ',' or '}' after an entry");
+      }
+    }
+    skip_whitespace();
+    if (cur_ != end_) return fail("unexpected bytes after the header's closing '}'");
+    return {};
+  }
+
+ private:
+  static constexpr int max_depth = 127;  // the root object is level 1; 128 levels are refused
+
+  const char* start_;
+  const char* cur_;
+  const char* end_;
+  char* names_ = nullptr;
+  std::size_t names_used_ = 0;
+  std::string scratch_;
+  std::string error_;
+
+  std::size_t position() const noexcept { return static_cast<std::size_t>(cur_ - start_); }
+
+  result<void> failure() { return safetensors::error(error_kind::invalid_header_deserialization, error_); }
+  result<void> fail(const std::string& what) {
+    set_error(what);
+    return failure();
+  }
+  bool set_error(const std::string& what) {
+    error_ = what + " (at header byte " + std::to_string(position()) + ")";
+    return false;
+  }
+
+  void skip_whitespace() noexcept {
+    while (cur_ < end_ && (*cur_ == ' ' || *cur_ == '\n' || *cur_ == '\r' || *cur_ == '\t')) ++cur_;
+  }
+
+  bool expect_colon() {
+    skip_whitespace();
+    if (cur_ == end_ || *cur_ != ':') return set_error("expected ':' after a key");
+    ++cur_;
+    skip_whitespace();
+    return true;
+  }
+
+  static int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  bool read_hex4(unsigned& out) {
+    if (end_ - cur_ < 4) return set_error("truncated \\u escape");
+    out = 0;
+    for (int i = 0; i < 4; ++i) {
+      int digit = hex_value(cur_[i]);
+      if (digit < 0) return set_error("invalid \\u escape");
+      out = out * 16 + static_cast<unsigned>(digit);
+    }
+    cur_ += 4;
+    return true;
+  }
+
+  // Scans a JSON string at cur_ and calls emit(pointer, size) for each unescaped run of bytes.
+  template <class Emit>
+  bool scan_string(Emit&& emit) {
+    if (cur_ == end_ || *cur_ != '"') return set_error("expected a string");
+    ++cur_;
+    for (;;) {
+      const char* run = cur_;
+      while (cur_ < end_ && *cur_ != '"' && *cur_ != '\\' && static_cast<unsigned char>(*cur_) >= 0x20) ++cur_;
+      if (cur_ != run) emit(run, static_cast<std::size_t>(cur_ - run));
+      if (cur_ == end_) return set_error("unterminated string");
+      char c = *cur_;
+      if (c == '"') {
+        ++cur_;
+        return true;
+      }
+      if (c != '\\') return set_error("control character in a string must be escaped");
+      ++cur_;
+      if (cur_ == end_) return set_error("unterminated escape");
+      char escaped = *cur_++;
+      char single;
+      switch (escaped) {
+        case '"': single = '"'; break;
+        case '\\': single = '\\'; break;
+        case '/': single = '/'; break;
+        case 'b': single = '\b'; break;
+        case 'f': single = '\f'; break;
+        case 'n': single = '\n'; break;
+        case 'r': single = '\r'; break;
+        case 't': single = '\t'; break;
+        case 'u': {
+          unsigned code = 0;
+          if (!read_hex4(code)) return false;
+          if (code >= 0xdc00 && code <= 0xdfff) return set_error("lone trailing surrogate in \\u escape");
+          if (code >= 0xd800 && code <= 0xdbff) {
+            unsigned low = 0;
+            if (end_ - cur_ < 2 || cur_[0] != '\\' || cur_[1] != 'u')
+              return set_error("lone leading surrogate in \\u escape");
+            cur_ += 2;
+            if (!read_hex4(low)) return false;
+            if (low < 0xdc00 || low > 0xdfff) return set_error("invalid surrogate pair in \\u escape");
+            code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+          }
+          char utf8[4];
+          std::size_t count;
+          if (code < 0x80) {
+            utf8[0] = static_cast<char>(code);
+            count = 1;
+          } else if (code < 0x800) {
+            utf8[0] = static_cast<char>(0xc0 | (code >> 6));
+            utf8[1] = static_cast<char>(0x80 | (code & 0x3f));
+            count = 2;
+          } else if (code < 0x10000) {
+            utf8[0] = static_cast<char>(0xe0 | (code >> 12));
+            utf8[1] = static_cast<char>(0x80 | ((code >> 6) & 0x3f));
+            utf8[2] = static_cast<char>(0x80 | (code & 0x3f));
+            count = 3;
+          } else {
+            utf8[0] = static_cast<char>(0xf0 | (code >> 18));
+            utf8[1] = static_cast<char>(0x80 | ((code >> 12) & 0x3f));
+            utf8[2] = static_cast<char>(0x80 | ((code >> 6) & 0x3f));
+            utf8[3] = static_cast<char>(0x80 | (code & 0x3f));
+            count = 4;
+          }
+          emit(utf8, count);
+          continue;
+        }
+        default: return set_error("invalid escape in a string");
+      }
+      emit(&single, 1);
+    }
+  }
+
+  // The unescaped text never outgrows its JSON spelling, so the names arena (sized to the whole
+  // header) cannot overflow.
+  bool scan_string_into_names() {
+    return scan_string([this](const char* bytes, std::size_t count) {
+      std::memcpy(names_ + names_used_, bytes, count);
+      names_used_ += count;
+    });
+  }
+
+  bool scan_string_into(std::string& out) {
+    out.clear();
+    return scan_string([&out](const char* bytes, std::size_t count) { out.append(bytes, count); });
+  }
+
+  // A plain unsigned decimal integer that fits 64 bits: no sign, fraction, exponent or leading
+  // zero. `what` and `name` only feed the message: "a shape dimension" of tensor "x".
+  bool scan_unsigned(std::uint64_t& out, const char* what, std::string_view name) {
+    auto refuse = [&](const char* rule) {
+      return set_error(std::string(what) + " of tensor " + quote(name) + " " + rule);
+    };
+    if (cur_ == end_) return refuse("is missing: the header ends");
+    if (*cur_ == '-') return refuse("must not be negative");
+    if (*cur_ < '0' || *cur_ > '9') return refuse("must be an unsigned integer");
+    const char* first = cur_;
+    std::uint64_t value = 0;
+    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') {
+      auto digit = static_cast<std::uint64_t>(*cur_ - '0');
+      if (!checked_mul(value, 10, value) || !checked_add(value, digit, value)) return refuse("is larger than 2^64-1");
+      ++cur_;
+    }
+    if (*first == '0' && cur_ - first > 1) return refuse("has a leading zero");
+    if (cur_ < end_ && (*cur_ == '.' || *cur_ == 'e' || *cur_ == 'E'))
+      return refuse("must be an integer without fraction or exponent");
+    out = value;
+    return true;
+  }
+
+  // Any JSON number, checked against the grammar and skipped.
+  bool skip_number() {
+    if (cur_ < end_ && *cur_ == '-') ++cur_;
+    if (cur_ == end_) return set_error("invalid number");
+    if (*cur_ == '0') {
+      ++cur_;
+    } else if (*cur_ >= '1' && *cur_ <= '9') {
+      while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') ++cur_;
+    } else {
+      return set_error("invalid value");
+    }
+    if (cur_ < end_ && *cur_ == '.') {
+      ++cur_;
+      if (cur_ == end_ || *cur_ < '0' || *cur_ > '9') return set_error("invalid number");
+      while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') ++cur_;
+    }
+    if (cur_ < end_ && (*cur_ == 'e' || *cur_ == 'E')) {
+      ++cur_;
+      if (cur_ < end_ && (*cur_ == '+' || *cur_ == '-')) ++cur_;
+      if (cur_ == end_ || *cur_ < '0' || *cur_ > '9') return set_error("invalid number");
+      while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') ++cur_;
+    }
+    return true;
+  }
+
+  bool skip_literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - cur_) < word.size() || std::memcmp(cur_, word.data(), word.size()) != 0)
+      return set_error("invalid value");
+    cur_ += word.size();
+    return true;
+  }
+
+  // Any JSON value at nesting level `depth` (the level a container opened here would have),
+  // validated and skipped. Object keys must be unique here too.
+  bool skip_value(int depth) {
+    if (cur_ == end_) return set_error("unexpected end of header, expected a value");
+    switch (*cur_) {
+      case '"': return scan_string([](const char*, std::size_t) {});
+      case 't': return skip_literal("true");
+      case 'f': return skip_literal("false");
+      case 'n': return skip_literal("null");
+      case '[': {
+        if (depth > max_depth) return set_error("nesting deeper than 127 levels");
+        ++cur_;
+        skip_whitespace();
+        if (cur_ < end_ && *cur_ == ']') {
+          ++cur_;
+          return true;
+        }
+        for (;;) {
+          if (!skip_value(depth + 1)) return false;
+          skip_whitespace();
+          if (cur_ == end_) return set_error("unexpected end of header in an array");
+          if (*cur_ == ']') {
+            ++cur_;
+            return true;
+          }
+          if (*cur_ != ',') return set_error("expected ',' or ']' in an array");
+          ++cur_;
+          skip_whitespace();
+        }
+      }
+      case '{': {
+        if (depth > max_depth) return set_error("nesting deeper than 127 levels");
+        ++cur_;
+        skip_whitespace();
+        if (cur_ < end_ && *cur_ == '}') {
+          ++cur_;
+          return true;
+        }
+        std::vector<std::string> keys;
+        for (;;) {
+          std::string key;
+          if (!scan_string_into(key)) return false;
+          keys.push_back(std::move(key));
+          if (!expect_colon()) return false;
+          if (!skip_value(depth + 1)) return false;
+          skip_whitespace();
+          if (cur_ == end_) return set_error("unexpected end of header in an object");
+          if (*cur_ == '}') {
+            ++cur_;
+            break;
+          }
+          if (*cur_ != ',') return set_error("expected ',' or '}' in an object");
+          ++cur_;
+          skip_whitespace();
+        }
+        std::sort(keys.begin(), keys.end());
+        auto repeated = std::adjacent_find(keys.begin(), keys.end());
+        if (repeated != keys.end()) return set_error("duplicate key " + quote(*repeated));
+        return true;
+      }
+      default: return skip_number();
+    }
+  }
+
+  bool scan_metadata(header_index& index) {
+    if (cur_ < end_ && *cur_ == 'n') {
+      if (!skip_literal("null")) return false;
+      return true;
+    }
+    if (cur_ == end_ || *cur_ != '{') return set_error("__metadata__ must be an object of strings or null");
+    ++cur_;
+    index.has_metadata = true;
+    auto& entries = detail_access::entries(index.metadata);
+    skip_whitespace();
+    if (cur_ < end_ && *cur_ == '}') {
+      ++cur_;
+      return true;
+    }
+    for (;;) {
+      std::string key;
+      std::string value;
+      if (!scan_string_into(key)) return false;
+      if (!expect_colon()) return false;
+      if (cur_ == end_ || *cur_ != '"') return set_error("__metadata__ value of key " + quote(key) + " must be a string");
+      if (!scan_string_into(value)) return false;
+      entries.emplace_back(std::move(key), std::move(value));
+      skip_whitespace();
+      if (cur_ == end_) return set_error("unexpected end of header in __metadata__");
+      if (*cur_ == '}') {
+        ++cur_;
+        break;
+      }
+      if (*cur_ != ',') return set_error("expected ',' or '}' in __metadata__");
+      ++cur_;
+      skip_whitespace();
+    }
+    std::sort(entries.begin(), entries.end());
+    auto repeated = std::adjacent_find(entries.begin(), entries.end(),
+                                       [](const auto& a, const auto& b) { return a.first == b.first; });
+    if (repeated != entries.end()) return set_error("duplicate key " + quote(repeated->first) + " in __metadata__");
+    return true;
+  }
+
+  bool scan_shape(std::string_view name, scanned_tensor& tensor, std::vector<std::uint64_t>& dims) {
+    if (cur_ == end_ || *cur_ != '[') return set_error("shape of tensor " + quote(name) + " must be an array");
+    ++cur_;
+    tensor.dims_offset = dims.size();
+    skip_whitespace();
+    if (cur_ < end_ && *cur_ == ']') {
+      ++cur_;
+      return true;
+    }
+    for (;;) {
+      std::uint64_t dim = 0;
+      if (!scan_unsigned(dim, "a shape dimension", name)) return false;
+      dims.push_back(dim);
+      ++tensor.dims_size;
+      skip_whitespace();
+      if (cur_ == end_) return set_error("unexpected end of header in the shape of tensor " + quote(name));
+      if (*cur_ == ']') {
+        ++cur_;
+        return true;
+      }
+      if (*cur_ != ',') return set_error("expected ',' or ']' in the shape of tensor " + quote(name));
+      ++cur_;
+      skip_whitespace();
+    }
+  }
+
+  bool scan_offsets(std::string_view name, scanned_tensor& tensor) {
+    const char* rule = "data_offsets must be an array of exactly two unsigned integers";
+    if (cur_ == end_ || *cur_ != '[') return set_error(std::string(rule) + " in tensor " + quote(name));
+    ++cur_;
+    std::uint64_t values[2];
+    for (int i = 0; i < 2; ++i) {
+      skip_whitespace();
+      if (!scan_unsigned(values[i], "a data offset", name)) return false;
+      skip_whitespace();
+      char want = i == 0 ? ',' : ']';
+      if (cur_ == end_ || *cur_ != want) return set_error(std::string(rule) + " in tensor " + quote(name));
+      ++cur_;
+    }
+    tensor.begin = values[0];
+    tensor.end = values[1];
+    return true;
+  }
+
+  bool scan_tensor_entry(std::string_view name, scanned_tensor& tensor, std::vector<std::uint64_t>& dims) {
+    if (cur_ == end_ || *cur_ != '{') return set_error("entry of tensor " + quote(name) + " must be an object");
+    ++cur_;
+    bool has_dtype = false, has_shape = false, has_offsets = false;
+    std::vector<std::string> other_keys;
+    skip_whitespace();
+    bool empty = cur_ < end_ && *cur_ == '}';
+    if (empty) ++cur_;
+    while (!empty) {
+      if (!scan_string_into(scratch_)) return false;
+      if (!expect_colon()) return false;
+      if (scratch_ == "dtype") {
+        if (has_dtype) return set_error("duplicate key \"dtype\" in tensor " + quote(name));
+        has_dtype = true;
+        if (cur_ == end_ || *cur_ != '"') return set_error("dtype of tensor " + quote(name) + " must be a string");
+        if (!scan_string_into(scratch_)) return false;
+        auto type = dtype_from_name(scratch_);
+        if (!type) return set_error("unknown dtype " + quote(scratch_) + " in tensor " + quote(name));
+        tensor.type = *type;
+      } else if (scratch_ == "shape") {
+        if (has_shape) return set_error("duplicate key \"shape\" in tensor " + quote(name));
+        has_shape = true;
+        if (!scan_shape(name, tensor, dims)) return false;
+      } else if (scratch_ == "data_offsets") {
+        if (has_offsets) return set_error("duplicate key \"data_offsets\" in tensor " + quote(name));
+        has_offsets = true;
+        if (!scan_offsets(name, tensor)) return false;
+      } else {
+        other_keys.push_back(scratch_);
+        if (!skip_value(3)) return false;
+      }
+      skip_whitespace();
+      if (cur_ == end_) return set_error("unexpected end of header in tensor " + quote(name));
+      if (*cur_ == '}') {
+        ++cur_;
+        break;
+      }
+      if (*cur_ != ',') return set_error("expected ',' or '}' in tensor " + quote(name));
+      ++cur_;
+      skip_whitespace();
+    }
+    if (!other_keys.empty()) {
+      std::sort(other_keys.begin(), other_keys.end());
+      auto repeated = std::adjacent_find(other_keys.begin(), other_keys.end());
+      if (repeated != other_keys.end())
+        return set_error("duplicate key " + quote(*repeated) + " in tensor " + quote(name));
+    }
+    if (!has_dtype) return set_error("tensor " + quote(name) + " has no dtype");
+    if (!has_shape) return set_error("tensor " + quote(name) + " has no shape");
+    if (!has_offsets) return set_error("tensor " + quote(name) + " has no data_offsets");
+    return true;
+  }
+};
+
+/// Checks SPEC rules 7-11 over the scanned tensors, in the official order, and builds the
+/// data-ordered tensor list and the name table. `data_size` is the real size of the data buffer.
+inline result<void> index_tensors(header_index& index, const std::vector<scanned_tensor>& scanned,
+                                  const read_options& options) {
+  const std::size_t count = scanned.size();
+  if (count >= std::numeric_limits<std::uint32_t>::max())
+    return error(error_kind::invalid_header_deserialization, "too many tensors");
+  const char* names = index.names.get();
+  auto name_of = [&](const scanned_tensor& t) { return std::string_view(names + t.name_offset, t.name_size); };
+
+  // The name table is built over parse order first: a name seen twice keeps its last entry, as
+  // the official reader does, and the repetition is reported once the offsets have been checked.
+  std::size_t table_size = 4;
+  while (table_size < count * 2) table_size *= 2;
+  std::vector<std::uint32_t> slots(table_size, 0);
+  std::vector<bool> replaced;
+  std::string_view repeated_name;
+  bool has_repeat = false;
+  const std::size_t mask = table_size - 1;
+  for (std::size_t id = 0; id < count; ++id) {
+    std::string_view name = name_of(scanned[id]);
+    for (std::size_t slot = hash_name(name) & mask;; slot = (slot + 1) & mask) {
+      std::uint32_t entry = slots[slot];
+      if (entry == 0) {
+        slots[slot] = static_cast<std::uint32_t>(id + 1);
+        break;
+      }
+      if (name_of(scanned[entry - 1]) == name) {
+        if (!has_repeat) {
+          has_repeat = true;
+          repeated_name = name;
+          replaced.assign(count, false);
+        }
+        replaced[entry - 1] = true;
+        slots[slot] = static_cast<std::uint32_t>(id + 1);
+        break;
+      }
+    }
+  }
+
+  std::vector<std::uint32_t> order;
+  order.reserve(count);
+  for (std::size_t id = 0; id < count; ++id) {
+    if (!has_repeat || !replaced[id]) order.push_back(static_cast<std::uint32_t>(id));
+  }
+  auto before = [&](std::uint32_t a, std::uint32_t b) {
+    const scanned_tensor& x = scanned[a];
+    const scanned_tensor& y = scanned[b];
+    if (x.begin != y.begin) return x.begin < y.begin;
+    if (x.end != y.end) return x.end < y.end;
+    return name_of(x) < name_of(y);
+  };
+  if (!std::is_sorted(order.begin(), order.end(), before)) std::sort(order.begin(), order.end(), before);
+
+  std::string repeat_note;
+  if (has_repeat) repeat_note = " (the name " + quote(repeated_name) + " appears twice; its last entry was kept)";
+
+  index.tensors.resize(order.size());
+  std::vector<std::uint32_t> position_of(count, 0);
+  std::uint64_t expected_begin = 0;
+  for (std::size_t pos = 0; pos < order.size(); ++pos) {
+    const scanned_tensor& t = scanned[order[pos]];
+    position_of[order[pos]] = static_cast<std::uint32_t>(pos + 1);
+    std::string_view name = name_of(t);
+    if (t.begin != expected_begin || t.end < t.begin) {
+      std::string why = t.end < t.begin ? "end before they begin"
+                                        : (t.begin < expected_begin ? "overlap the previous tensor, which ends at "
+                                                                    : "leave a hole after the previous tensor, which ends at ") +
+                                              std::to_string(expected_begin);
+      return error(error_kind::invalid_offset, "tensor " + quote(name) + ": data_offsets [" + std::to_string(t.begin) +
+                                                   ", " + std::to_string(t.end) + "] " + why + repeat_note);
+    }
+    expected_begin = t.end;
+    std::uint64_t elements = 1;
+    for (std::size_t d = 0; d < t.dims_size; ++d) {
+      if (!checked_mul(elements, index.dims[t.dims_offset + d], elements))
+        return error(error_kind::validation_overflow,
+                     "tensor " + quote(name) + ": the element count of its shape overflows 64 bits" + repeat_note);
+    }
+    std::uint64_t bits = 0;
+    if (!checked_mul(elements, dtype_bits(t.type), bits))
+      return error(error_kind::validation_overflow, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
+                                                        std::string(dtype_name(t.type)) +
+                                                        " elements overflow 64 bits when counted in bits" + repeat_note);
+    if (bits % 8 != 0)
+      return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
+                                                     std::string(dtype_name(t.type)) + " elements fill " +
+                                                     std::to_string(bits) + " bits, not a whole number of bytes" +
+                                                     repeat_note);
+    if (t.end - t.begin != bits / 8)
+      return error(error_kind::tensor_invalid_info,
+                   "tensor " + quote(name) + ": data_offsets [" + std::to_string(t.begin) + ", " +
+                       std::to_string(t.end) + "] span " + std::to_string(t.end - t.begin) + " bytes but " +
+                       std::string(dtype_name(t.type)) + " with " + std::to_string(elements) + " elements needs " +
+                       std::to_string(bits / 8) + repeat_note);
+    tensor_info& info = index.tensors[pos];
+    info.name = name;
+    info.dtype = t.type;
+    info.shape = span<const std::uint64_t>(index.dims.data() + t.dims_offset, t.dims_size);
+    info.data_offsets = {t.begin, t.end};
+    info.element_count = elements;
+  }
+  if (expected_begin != index.data_size && !(options.allow_trailing_bytes && expected_begin < index.data_size)) {
+    return error(error_kind::metadata_incomplete_buffer,
+                 "the tensors cover " + std::to_string(expected_begin) + " bytes but the data buffer holds " +
+                     std::to_string(index.data_size) + repeat_note);
+  }
+  if (has_repeat)
+    return error(error_kind::invalid_header_deserialization,
+                 "duplicate key " + quote(repeated_name) + ": two tensors have the same name");
+
+  for (std::uint32_t& slot : slots) {
+    if (slot != 0) slot = position_of[slot - 1];
+  }
+  index.slots = std::move(slots);
+  return {};
+}
+
+/// Parses and validates a header (SPEC rules 4-11) whose bytes are `text`, followed in the file
+/// by a data buffer of `data_size` bytes.
+inline result<header_index> parse_header(const char* text, std::size_t size, std::uint64_t data_size,
+                                         const read_options& options = {}) {
+  std::size_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(text), size);
+  if (bad != size)
+    return error(error_kind::invalid_header, "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
+  header_index index;
+  index.header_length = size;
+  index.data_size = data_size;
+  std::vector<scanned_tensor> scanned;
+  header_scanner scanner(text, size);
+  if (auto scanned_ok = scanner.scan(index, scanned); !scanned_ok) return scanned_ok.error();
+  if (auto indexed = index_tensors(index, scanned, options); !indexed) return indexed.error();
+  return index;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Storage policies
+//
+// A storage holds a file's bytes or reaches them. Every storage has
+//   std::uint64_t size() const;
+//   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const;
+// and the in-memory ones also `const std::byte* data() const`, which enables zero-copy views.
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes the caller owns and keeps alive (and unchanged) for as long as the reader.
+class borrowed_bytes {
+ public:
+  /// The `size` bytes at `data`.
+  borrowed_bytes(const void* data, std::size_t size) noexcept
+      : data_(static_cast<const std::byte*>(data)), size_(size) {}
+
+  /// First byte.
+  const std::byte* data() const noexcept { return data_; }
+  /// Number of bytes.
+  std::uint64_t size() const noexcept { return size_; }
+  /// Copies `count` bytes at `offset` to `destination`.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    if (offset > size_ || count > size_ - offset)
+      return error(error_kind::io_error, "read past the end of the buffer");
+    if (count != 0) std::memcpy(destination, data_ + offset, count);
+    return {};
+  }
+
+ private:
+  const std::byte* data_;
+  std::size_t size_;
+};
+
+/// Bytes the reader owns, e.g. a file read into memory or received over a network.
+class owned_bytes {
+ public:
+  /// Takes ownership of `bytes`.
+  explicit owned_bytes(std::vector<std::byte> bytes) noexcept : bytes_(std::move(bytes)) {}
+
+  /// First byte.
+  const std::byte* data() const noexcept { return bytes_.data(); }
+  /// Number of bytes.
+  std::uint64_t size() const noexcept { return bytes_.size(); }
+  /// Copies `count` bytes at `offset` to `destination`.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    return borrowed_bytes(bytes_.data(), bytes_.size()).read_at(offset, destination, count);
+  }
+
+ private:
+  std::vector<std::byte> bytes_;
+};
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+
+namespace detail {
+inline std::string system_error_text(const std::string& what, const std::string& path) {
+#if defined(_WIN32)
+  return what + " " + quote(path) + ": Windows error " + std::to_string(GetLastError());
+#else
+  return what + " " + quote(path) + ": " + std::strerror(errno);
+#endif
+}
+
+#if defined(_WIN32)
+inline std::wstring widen(const std::string& utf8) {
+  int count = MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), nullptr, 0);
+  std::wstring wide(static_cast<std::size_t>(count), L'\0');
+  MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), wide.data(), count);
+  return wide;
+}
+#endif
+
+/// An open file descriptor (a HANDLE on Windows), closed on destruction.
+class file_handle {
+ public:
+#if defined(_WIN32)
+  using native_type = HANDLE;
+  static native_type invalid() noexcept { return INVALID_HANDLE_VALUE; }
+#else
+  using native_type = int;
+  static constexpr native_type invalid() noexcept { return -1; }
+#endif
+  file_handle() noexcept = default;
+  explicit file_handle(native_type handle) noexcept : handle_(handle) {}
+  file_handle(file_handle&& other) noexcept : handle_(std::exchange(other.handle_, invalid())) {}
+  file_handle& operator=(file_handle&& other) noexcept {
+    if (this != &other) {
+      close();
+      handle_ = std::exchange(other.handle_, invalid());
+    }
+    return *this;
+  }
+  file_handle(const file_handle&) = delete;
+  file_handle& operator=(const file_handle&) = delete;
+  ~file_handle() { close(); }
+
+  native_type get() const noexcept { return handle_; }
+
+  /// Opens `path` read-only and finds its size; refuses anything but a regular file.
+  static result<file_handle> open_read(const std::string& path, std::uint64_t& size) {
+#if defined(_WIN32)
+    HANDLE handle = CreateFileW(widen(path).c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr,
+                                OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (handle == INVALID_HANDLE_VALUE) return error(error_kind::io_error, system_error_text("cannot open", path));
+    file_handle file(handle);
+    LARGE_INTEGER length;
+    if (!GetFileSizeEx(handle, &length)) return error(error_kind::io_error, system_error_text("cannot stat", path));
+    size = static_cast<std::uint64_t>(length.QuadPart);
+    return file;
+#else
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return error(error_kind::io_error, system_error_text("cannot open", path));
+    file_handle file(fd);
+    struct stat status;
+    if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
+    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, "not a regular file: " + quote(path));
+    size = static_cast<std::uint64_t>(status.st_size);
+    return file;
+#endif
+  }
+
+ private:
+  void close() noexcept {
+    if (handle_ == invalid()) return;
+#if defined(_WIN32)
+    CloseHandle(handle_);
+#else
+    ::close(handle_);
+#endif
+    handle_ = invalid();
+  }
+  native_type handle_ = invalid();
+};
+}  // namespace detail
+
+/// A file mapped read-only into memory: opening costs O(1), pages load when first touched.
+///
+/// Risk: if another process truncates the file while it is mapped, touching the lost pages
+/// raises SIGBUS. Use pread_file for files that may change under the reader.
+class mapped_file {
+ public:
+  /// Maps the file at `path`. An IoError names the path and the system's reason.
+  static result<mapped_file> open(const std::string& path) {
+    std::uint64_t size = 0;
+    auto file = detail::file_handle::open_read(path, size);
+    if (!file) return file.error();
+    mapped_file mapped;
+    if (size == 0) return mapped;
+    if (size > std::numeric_limits<std::size_t>::max())
+      return error(error_kind::io_error, "file too large to map: " + detail::quote(path));
+#if defined(_WIN32)
+    HANDLE mapping = CreateFileMappingW(file->get(), nullptr, PAGE_READONLY, 0, 0, nullptr);
+    if (mapping == nullptr) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+    void* address = MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+    CloseHandle(mapping);
+    if (address == nullptr) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+#else
+    void* address = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_SHARED, file->get(), 0);
+    if (address == MAP_FAILED) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+#endif
+    mapped.data_ = static_cast<const std::byte*>(address);
+    mapped.size_ = static_cast<std::size_t>(size);
+    return mapped;
+  }
+
+  mapped_file(mapped_file&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  mapped_file& operator=(mapped_file&& other) noexcept {
+    if (this != &other) {
+      unmap();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  ~mapped_file() { unmap(); }
+
+  /// First byte of the mapping (nullptr for an empty file).
+  const std::byte* data() const noexcept { return data_; }
+  /// Number of bytes.
+  std::uint64_t size() const noexcept { return size_; }
+  /// Copies `count` bytes at `offset` to `destination`.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    return borrowed_bytes(data_, size_).read_at(offset, destination, count);
+  }
+
+ private:
+  mapped_file() = default;
+  void unmap() noexcept {
+    if (data_ == nullptr) return;
+#if defined(_WIN32)
+    UnmapViewOfFile(data_);
+#else
+    ::munmap(const_cast<std::byte*>(data_), size_);
+#endif
+    data_ = nullptr;
+  }
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// A file read with positioned reads (pread) on demand: only the header is read at open; tensor
+/// bytes are copied into memory the caller provides. The choice for network file systems where
+/// mapping is slow, and for files that may change while open (a file that shrank is an IoError,
+/// never a crash).
+class pread_file {
+ public:
+  /// Opens the file at `path`. An IoError names the path and the system's reason.
+  static result<pread_file> open(const std::string& path) {
+    pread_file file;
+    auto handle = detail::file_handle::open_read(path, file.size_);
+    if (!handle) return handle.error();
+    file.handle_ = std::move(*handle);
+    file.path_ = path;
+    return file;
+  }
+
+  /// The file's size when it was opened.
+  std::uint64_t size() const noexcept { return size_; }
+
+  /// Reads `count` bytes at `offset` into `destination`; an IoError when the file has fewer.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    while (count > 0) {
+#if defined(_WIN32)
+      OVERLAPPED position{};
+      position.Offset = static_cast<DWORD>(offset);
+      position.OffsetHigh = static_cast<DWORD>(offset >> 32);
+      DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
+      DWORD got = 0;
+      if (!ReadFile(handle_.get(), destination, chunk, &got, &position) && GetLastError() != ERROR_HANDLE_EOF)
+        return error(error_kind::io_error, detail::system_error_text("cannot read", path_));
+      std::size_t done = got;
+#else
+      std::size_t chunk = std::min<std::size_t>(count, std::size_t{1} << 30);
+      ssize_t got = ::pread(handle_.get(), destination, chunk, static_cast<off_t>(offset));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return error(error_kind::io_error, detail::system_error_text("cannot read", path_));
+      }
+      std::size_t done = static_cast<std::size_t>(got);
+#endif
+      if (done == 0)
+        return error(error_kind::io_error, "file " + detail::quote(path_) + " ended at byte " + std::to_string(offset) +
+                                               ": it shrank after it was opened");
+      destination += done;
+      offset += done;
+      count -= done;
+    }
+    return {};
+  }
+
+ private:
+  pread_file() = default;
+  detail::file_handle handle_;
+  std::string path_;
+  std::uint64_t size_ = 0;
+};
+
+#endif  // SAFETENSORS_NO_FILESYSTEM
+
+namespace detail {
+template <class Storage, class = void>
+struct has_data : std::false_type {};
+template <class Storage>
+struct has_data<Storage, std::void_t<decltype(std::declval<const Storage&>().data())>> : std::true_type {};
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// The reader
+// ---------------------------------------------------------------------------------------------
+
+/// A validated safetensors file over a storage policy. Immutable after opening: any number of
+/// threads may use one reader at once.
+template <class Storage>
+class basic_reader {
+ public:
+  /// True when the storage is in memory and views are zero-copy.
+  static constexpr bool has_views = detail::has_data<Storage>::value;
+
+  /// Validates the file held by `storage` (every rule of the format) and indexes its tensors.
+  static result<basic_reader> open(Storage storage, const read_options& options = {}) {
+    const std::uint64_t size = storage.size();
+    if (size < 8) return error(error_kind::header_too_small, "the file holds " + std::to_string(size) +
+                                                                 " bytes, fewer than the 8-byte header length");
+    unsigned char prefix[8];
+    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix), 8); !read) return read.error();
+    const std::uint64_t header_length = detail::load_le64(prefix);
+    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+      return error(error_kind::header_too_large, "header length " + std::to_string(header_length) + " exceeds the limit of " +
+                                                     std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
+    if (header_length > size - 8)
+      return error(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
+                                                          " runs past the end of the file (" + std::to_string(size) +
+                                                          " bytes)");
+    const std::uint64_t data_size = size - 8 - header_length;
+    const auto header_bytes = static_cast<std::size_t>(header_length);
+    result<detail::header_index> index = [&]() -> result<detail::header_index> {
+      if constexpr (has_views) {
+        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options);
+      } else {
+        std::unique_ptr<char[]> header(new char[header_bytes + 1]);
+        if (auto read = storage.read_at(8, reinterpret_cast<std::byte*>(header.get()), header_bytes); !read)
+          return read.error();
+        return detail::parse_header(header.get(), header_bytes, data_size, options);
+      }
+    }();
+    if (!index) return index.error();
+    return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)));
+  }
+
+  /// Every tensor, in data order (by data_offsets, ties by name).
+  span<const tensor_info> tensors() const noexcept { return {index_->tensors.data(), index_->tensors.size()}; }
+  /// Number of tensors.
+  std::size_t size() const noexcept { return index_->tensors.size(); }
+  /// The tensor named `name`, or nullptr. O(1).
+  const tensor_info* find(std::string_view name) const noexcept { return index_->find(name); }
+  /// True when a tensor is named `name`.
+  bool contains(std::string_view name) const noexcept { return find(name) != nullptr; }
+
+  /// The tensor named `name`, or TensorNotFound.
+  result<const tensor_info*> try_info(std::string_view name) const {
+    if (const tensor_info* info = find(name)) return info;
+    return error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name));
+  }
+  /// The tensor named `name`; throws TensorNotFound.
+  const tensor_info& info(std::string_view name) const { return *try_info(name).value(); }
+
+  /// A zero-copy view of the tensor named `name`, or TensorNotFound. In-memory storages only.
+  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  result<tensor_view> try_view(std::string_view name) const {
+    auto info = try_info(name);
+    if (!info) return info.error();
+    return view(**info);
+  }
+  /// A zero-copy view of the tensor named `name`; throws TensorNotFound. In-memory storages only.
+  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  tensor_view view(std::string_view name) const {
+    return try_view(name).value();
+  }
+  /// A zero-copy view of a tensor of this reader. In-memory storages only.
+  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  tensor_view view(const tensor_info& info) const noexcept {
+    const std::byte* start = storage_.data() + data_start() + info.data_offsets[0];
+    return {&info, span<const std::byte>(start, static_cast<std::size_t>(info.byte_size()))};
+  }
+
+  /// Copies a tensor's bytes into `destination`, which must be exactly byte_size() long.
+  result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
+    if (destination.size() != info.byte_size())
+      return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
+                                                        std::to_string(info.byte_size()) + " bytes but the destination holds " +
+                                                        std::to_string(destination.size()));
+    return storage_.read_at(data_start() + info.data_offsets[0], destination.data(), destination.size());
+  }
+  /// Copies a tensor's bytes into `destination`; throws on a size mismatch or an I/O error.
+  void read_into(const tensor_info& info, span<std::byte> destination) const {
+    try_read_into(info, destination).value();
+  }
+  /// A copy of the bytes of the tensor named `name`.
+  result<std::vector<std::byte>> try_read(std::string_view name) const {
+    auto info = try_info(name);
+    if (!info) return info.error();
+    if ((*info)->byte_size() > std::numeric_limits<std::size_t>::max())
+      return error(error_kind::io_error, "tensor " + detail::quote(name) + " does not fit in memory");
+    std::vector<std::byte> bytes(static_cast<std::size_t>((*info)->byte_size()));
+    if (auto read = try_read_into(**info, bytes); !read) return read.error();
+    return bytes;
+  }
+  /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
+  std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+
+  /// The header's `__metadata__` (empty when there is none).
+  const metadata_map& metadata() const noexcept { return index_->metadata; }
+  /// True when the header has a `__metadata__` object (false for none or null).
+  bool has_metadata() const noexcept { return index_->has_metadata; }
+  /// N: the header's length in bytes, from the file's first 8 bytes.
+  std::uint64_t header_length() const noexcept { return index_->header_length; }
+  /// 8 + N: where the data buffer starts in the file.
+  std::uint64_t data_start() const noexcept { return 8 + index_->header_length; }
+  /// Size of the data buffer in bytes.
+  std::uint64_t data_size() const noexcept { return index_->data_size; }
+  /// The storage the reader reads from.
+  const Storage& storage() const noexcept { return storage_; }
+
+ private:
+  basic_reader(Storage storage, std::unique_ptr<detail::header_index> index)
+      : storage_(std::move(storage)), index_(std::move(index)) {}
+
+  Storage storage_;
+  std::unique_ptr<detail::header_index> index_;
+};
+
+/// A reader over bytes the caller owns.
+using memory_reader = basic_reader<borrowed_bytes>;
+/// A reader that owns its bytes.
+using buffer_reader = basic_reader<owned_bytes>;
+
+/// Validates the `size` bytes at `data`, which the caller keeps alive as long as the reader.
+inline result<memory_reader> try_open_memory(const void* data, std::size_t size, const read_options& options = {}) {
+  return memory_reader::open(borrowed_bytes(data, size), options);
+}
+/// Validates the `size` bytes at `data`; throws safetensors::exception.
+inline memory_reader open_memory(const void* data, std::size_t size, const read_options& options = {}) {
+  return try_open_memory(data, size, options).value();
+}
+/// Validates `bytes` and keeps them.
+inline result<buffer_reader> try_open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
+  return buffer_reader::open(owned_bytes(std::move(bytes)), options);
+}
+/// Validates `bytes` and keeps them; throws safetensors::exception.
+inline buffer_reader open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
+  return try_open_buffer(std::move(bytes), options).value();
+}
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+/// A reader over a memory-mapped file.
+using mapped_reader = basic_reader<mapped_file>;
+/// A reader that reads tensor bytes from the file on demand.
+using pread_reader = basic_reader<pread_file>;
+
+/// Maps and validates the file at `path`. Costs O(header): no data page is touched.
+inline result<mapped_reader> try_open(const std::string& path, const read_options& options = {}) {
+  auto file = mapped_file::open(path);
+  if (!file) return file.error();
+  return mapped_reader::open(std::move(*file), options);
+}
+/// Maps and validates the file at `path`; throws safetensors::exception.
+inline mapped_reader open(const std::string& path, const read_options& options = {}) {
+  return try_open(path, options).value();
+}
+/// Opens and validates the file at `path`, reading only its header.
+inline result<pread_reader> try_open_pread(const std::string& path, const read_options& options = {}) {
+  auto file = pread_file::open(path);
+  if (!file) return file.error();
+  return pread_reader::open(std::move(*file), options);
+}
+/// Opens and validates the file at `path`, reading only its header; throws safetensors::exception.
+inline pread_reader open_pread(const std::string& path, const read_options& options = {}) {
+  return try_open_pread(path, options).value();
+}
+#endif
+
+}  // namespace safetensors
+
+#endif  // SAFETENSORS_HPP
