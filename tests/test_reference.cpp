@@ -1,0 +1,173 @@
+// Every case of the reference corpus (tests/data/reference/index.json), through every storage:
+// the reader must give exactly `expect`, and for accepted files every field of the manifest.
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <fstream>
+
+namespace st = safetensors;
+using nlohmann::json;
+
+namespace {
+
+const std::string reference_dir = std::string(SAFETENSORS_TEST_DATA) + "/reference/";
+
+json load_json(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return json::parse(in);
+}
+
+std::string sha256_hex(st::span<const std::byte> bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  REQUIRE(EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) == 1);
+  static const char hex[] = "0123456789abcdef";
+  std::string text;
+  for (unsigned int i = 0; i < length; ++i) {
+    text += hex[digest[i] >> 4];
+    text += hex[digest[i] & 15];
+  }
+  return text;
+}
+
+std::string hex_prefix(st::span<const std::byte> bytes, std::size_t count) {
+  static const char hex[] = "0123456789abcdef";
+  std::string text;
+  for (std::size_t i = 0; i < std::min(count, bytes.size()); ++i) {
+    auto byte = std::to_integer<unsigned>(bytes[i]);
+    text += hex[byte >> 4];
+    text += hex[byte & 15];
+  }
+  return text;
+}
+
+struct reference_case {
+  std::string file;
+  std::string expect;
+  json expected_parse;  // the manifest fields of an accepted file
+  std::string official_message;
+};
+
+std::vector<reference_case> all_cases() {
+  json index = load_json(reference_dir + "index.json");
+  std::vector<reference_case> cases;
+  for (const char* group : {"valid", "invalid", "foreign"}) {
+    for (const json& entry : index.at(group)) {
+      reference_case c;
+      c.file = entry.at("file").get<std::string>();
+      c.expect = entry.at("expect").get<std::string>();
+      c.official_message = entry.value("official_message", "");
+      if (c.expect == "ok") {
+        json manifest = load_json(reference_dir + entry.at("manifest").get<std::string>());
+        c.expected_parse = manifest.contains("official_parse") ? manifest.at("official_parse") : manifest;
+      }
+      cases.push_back(std::move(c));
+    }
+  }
+  return cases;
+}
+
+// Compares an accepted file's reader with its manifest, field by field. `bytes_of` gives a tensor's bytes.
+template <class Reader, class BytesOf>
+void check_manifest(const Reader& reader, const json& manifest, BytesOf&& bytes_of) {
+  CHECK(reader.header_length() == manifest.at("header_length").template get<std::uint64_t>());
+  CHECK(reader.data_start() == manifest.at("data_start").template get<std::uint64_t>());
+  CHECK(reader.data_size() == manifest.at("data_length").template get<std::uint64_t>());
+  const json& metadata = manifest.at("metadata");
+  CHECK(reader.has_metadata() == !metadata.is_null());
+  if (!metadata.is_null()) {
+    CHECK(reader.metadata().size() == metadata.size());
+    for (const auto& [key, value] : metadata.items()) {
+      const std::string* found = reader.metadata().find(key);
+      REQUIRE(found != nullptr);
+      CHECK(*found == value.template get<std::string>());
+    }
+  }
+  const json& tensors = manifest.at("tensors");
+  REQUIRE(reader.size() == manifest.at("tensor_count").template get<std::size_t>());
+  REQUIRE(reader.tensors().size() == tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const json& want = tensors[i];
+    const st::tensor_info& got = reader.tensors()[i];
+    INFO("tensor " << i << " " << st::detail::quote(want.at("name").template get<std::string>()));
+    CHECK(got.name == want.at("name").template get<std::string>());
+    CHECK(st::dtype_name(got.dtype) == want.at("dtype").template get<std::string>());
+    CHECK(std::vector<std::uint64_t>(got.shape.begin(), got.shape.end()) ==
+          want.at("shape").template get<std::vector<std::uint64_t>>());
+    CHECK(got.data_offsets[0] == want.at("data_offsets")[0].template get<std::uint64_t>());
+    CHECK(got.data_offsets[1] == want.at("data_offsets")[1].template get<std::uint64_t>());
+    CHECK(got.element_count == want.at("element_count").template get<std::uint64_t>());
+    CHECK(got.byte_size() == want.at("byte_length").template get<std::uint64_t>());
+    CHECK(reader.find(got.name) == &got);
+    std::vector<std::byte> bytes = bytes_of(got);
+    CHECK(sha256_hex(bytes) == want.at("sha256").get<std::string>());
+    CHECK(hex_prefix(bytes, 32) == want.at("first_bytes_hex").template get<std::string>());
+  }
+}
+
+// The name in an official message such as "invalid offset for tensor `b`", or "".
+std::string tensor_in_official_message(const std::string& message) {
+  auto start = message.find("tensor `");
+  if (start == std::string::npos) return "";
+  start += 8;
+  auto stop = message.find('`', start);
+  return stop == std::string::npos ? "" : message.substr(start, stop - start);
+}
+
+template <class Result>
+void check_case(const reference_case& c, const Result& opened) {
+  CHECK(test::outcome(opened) == c.expect);
+  if (test::outcome(opened) != c.expect) return;
+  if (!opened) {
+    std::string name = tensor_in_official_message(c.official_message);
+    if (!name.empty()) CHECK_THAT(opened.error().message(), Catch::Contains(st::detail::quote(name)));
+    return;
+  }
+  const auto& reader = *opened;
+  check_manifest(reader, c.expected_parse, [&](const st::tensor_info& info) {
+    std::vector<std::byte> bytes(static_cast<std::size_t>(info.byte_size()));
+    REQUIRE(reader.try_read_into(info, bytes));
+    if constexpr (std::decay_t<decltype(reader)>::has_views) {
+      st::tensor_view view = reader.view(info);
+      REQUIRE(view.bytes.size() == bytes.size());
+      CHECK(std::equal(view.bytes.begin(), view.bytes.end(), bytes.begin()));
+    }
+    return bytes;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("reference corpus: the index lists every file of the corpus", "[reference]") {
+  std::vector<reference_case> cases = all_cases();
+  CHECK(cases.size() == 28 + 68 + 5);
+}
+
+TEST_CASE("reference corpus: every case gives `expect` through every storage", "[reference]") {
+  for (const reference_case& c : all_cases()) {
+    const std::string path = reference_dir + c.file;
+    INFO(c.file << " expects " << c.expect);
+    std::vector<std::byte> bytes = test::read_file(path);
+
+    {
+      INFO("borrowed bytes");
+      check_case(c, st::try_open_memory(bytes.data(), bytes.size()));
+    }
+    {
+      INFO("owned bytes");
+      check_case(c, st::try_open_buffer(bytes));
+    }
+    {
+      INFO("mapped file");
+      check_case(c, st::try_open(path));
+    }
+    {
+      INFO("pread file");
+      check_case(c, st::try_open_pread(path));
+    }
+  }
+}
