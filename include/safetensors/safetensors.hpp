@@ -36,14 +36,18 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -83,7 +87,7 @@ namespace safetensors {
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// What went wrong. Each value but the last three corresponds to the variant of the official
+/// What went wrong. Each value but the last four corresponds to the variant of the official
 /// reader's `SafeTensorError` with the same name (see error_kind_name).
 enum class error_kind : std::uint8_t {
   header_too_small,                ///< fewer than 8 bytes
@@ -98,6 +102,7 @@ enum class error_kind : std::uint8_t {
   metadata_incomplete_buffer,      ///< data buffer longer or shorter than the tensors
   tensor_not_found,                ///< no tensor of that name
   invalid_tensor_view,             ///< a caller's buffer does not fit the tensor
+  invalid_argument,                ///< a call the API does not allow (bad option, wrong order)
   io_error,                        ///< the operating system refused a file operation
 };
 
@@ -116,6 +121,7 @@ constexpr std::string_view error_kind_name(error_kind kind) noexcept {
     case error_kind::metadata_incomplete_buffer: return "MetadataIncompleteBuffer";
     case error_kind::tensor_not_found: return "TensorNotFound";
     case error_kind::invalid_tensor_view: return "InvalidTensorView";
+    case error_kind::invalid_argument: return "InvalidArgument";
     case error_kind::io_error: return "IoError";
   }
   return "Unknown";
@@ -1278,6 +1284,14 @@ inline std::string system_error_text(const std::string& what, const std::string&
 #endif
 }
 
+inline unsigned long process_id() noexcept {
+#if defined(_WIN32)
+  return GetCurrentProcessId();
+#else
+  return static_cast<unsigned long>(::getpid());
+#endif
+}
+
 #if defined(_WIN32)
 inline std::wstring widen(const std::string& utf8) {
   int count = MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), nullptr, 0);
@@ -1312,6 +1326,8 @@ class file_handle {
   ~file_handle() { close(); }
 
   native_type get() const noexcept { return handle_; }
+  /// Gives up ownership: the caller closes the handle.
+  native_type release() noexcept { return std::exchange(handle_, invalid()); }
 
   /// Opens `path` read-only and finds its size; refuses anything but a regular file.
   static result<file_handle> open_read(const std::string& path, std::uint64_t& size) {
@@ -1659,6 +1675,680 @@ inline result<pread_reader> try_open_pread(const std::string& path, const read_o
 /// Opens and validates the file at `path`, reading only its header; throws safetensors::exception.
 inline pread_reader open_pread(const std::string& path, const read_options& options = {}) {
   return try_open_pread(path, options).value();
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+// ---------------------------------------------------------------------------------------------
+
+/// A tensor to be written: its name, dtype and shape. The data comes separately.
+struct tensor_declaration {
+  /// The tensor's name: any valid UTF-8 except "__metadata__".
+  std::string name;
+  /// The element type.
+  safetensors::dtype dtype = safetensors::dtype::U8;
+  /// Size of each dimension, leading first; empty for a scalar.
+  std::vector<std::uint64_t> shape;
+
+  /// The declaration matching a tensor read from a file.
+  static tensor_declaration from(const tensor_info& info) {
+    return {std::string(info.name), info.dtype, std::vector<std::uint64_t>(info.shape.begin(), info.shape.end())};
+  }
+};
+
+/// A tensor to be written together with its bytes (little-endian, byte_size of the declaration).
+struct tensor_source {
+  /// Name, dtype and shape.
+  tensor_declaration declaration;
+  /// The tensor's bytes, which the caller keeps alive until the write returns.
+  span<const std::byte> bytes;
+};
+
+/// `__metadata__` to write: keys are written in byte order. Absent (nullopt) writes no
+/// `__metadata__` at all; an empty map writes `"__metadata__":{}`.
+using metadata_entries = std::optional<std::map<std::string, std::string>>;
+
+/// Options for writing.
+struct write_options {
+  /// The data buffer starts at a multiple of this many bytes from the start of the file: a power
+  /// of two, at least 8 (the official writer's, and the default). 64 or 4096 suit DMA and direct
+  /// I/O; the header is padded with spaces, which every reader accepts.
+  std::uint64_t alignment = 8;
+  /// Flush the file and its directory to stable storage before renaming it into place (path
+  /// targets only). Slower; survives power loss, not only crashes.
+  bool sync = false;
+};
+
+namespace detail {
+
+/// Appends `text` as a JSON string literal escaped exactly as the official writer (serde_json)
+/// does: `"` and `\`, short forms for \b \f \n \r \t, \u00XX (lowercase) for other controls.
+inline void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (byte < 0x20) {
+          out += "\\u00";
+          out += hex[byte >> 4];
+          out += hex[byte & 15];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+inline bool is_valid_utf8(std::string_view text) noexcept {
+  return utf8_invalid_at(reinterpret_cast<const unsigned char*>(text.data()), text.size()) == text.size();
+}
+
+}  // namespace detail
+
+/// The layout of a file to be written, computed from the declarations alone, as the official
+/// writer lays it out: tensors ordered by dtype (largest alignment first) then name, packed back
+/// to back, compact header JSON padded with spaces. Knowing it, the header can be written first
+/// and the data streamed after.
+class file_layout {
+ public:
+  /// One tensor's place in the file.
+  struct entry {
+    /// The declaration.
+    tensor_declaration declaration;
+    /// [begin, end) relative to the data buffer.
+    std::array<std::uint64_t, 2> data_offsets{};
+    /// data_offsets[1] - data_offsets[0].
+    std::uint64_t byte_size() const noexcept { return data_offsets[1] - data_offsets[0]; }
+  };
+
+  /// Validates the declarations (unique names, no "__metadata__", valid UTF-8, whole bytes, no
+  /// overflow, header within the limit) and lays the file out.
+  static result<file_layout> make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
+                                  const write_options& options = {}) {
+    if (options.alignment < 8 || (options.alignment & (options.alignment - 1)) != 0 || options.alignment > (1u << 30))
+      return error(error_kind::invalid_argument, "alignment " + std::to_string(options.alignment) +
+                                                     " is not a power of two between 8 and 2^30");
+    file_layout layout;
+    layout.entries_.reserve(declarations.size());
+    for (tensor_declaration& declaration : declarations) layout.entries_.push_back({std::move(declaration), {}});
+    std::sort(layout.entries_.begin(), layout.entries_.end(), [](const entry& a, const entry& b) {
+      if (a.declaration.dtype != b.declaration.dtype) return a.declaration.dtype > b.declaration.dtype;
+      return a.declaration.name < b.declaration.name;
+    });
+
+    std::vector<const std::string*> names;
+    names.reserve(layout.entries_.size());
+    for (const entry& e : layout.entries_) names.push_back(&e.declaration.name);
+    std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (std::size_t i = 1; i < names.size(); ++i) {
+      if (*names[i] == *names[i - 1])
+        return error(error_kind::invalid_header_deserialization,
+                     "two tensors are named " + detail::quote(*names[i]) + ": names must be unique");
+    }
+
+    std::uint64_t offset = 0;
+    for (entry& e : layout.entries_) {
+      const tensor_declaration& d = e.declaration;
+      if (d.name == "__metadata__")
+        return error(error_kind::invalid_header_deserialization,
+                     "a tensor cannot be named \"__metadata__\": the name is reserved for metadata");
+      if (!detail::is_valid_utf8(d.name))
+        return error(error_kind::invalid_header, "tensor name " + detail::quote(d.name) + " is not valid UTF-8");
+      std::uint64_t elements = 1;
+      for (std::uint64_t dim : d.shape) {
+        if (!detail::checked_mul(elements, dim, elements))
+          return error(error_kind::validation_overflow,
+                       "tensor " + detail::quote(d.name) + ": the element count of its shape overflows 64 bits");
+      }
+      std::uint64_t bits = 0;
+      if (!detail::checked_mul(elements, dtype_bits(d.dtype), bits))
+        return error(error_kind::validation_overflow,
+                     "tensor " + detail::quote(d.name) + ": its size in bits overflows 64 bits");
+      if (bits % 8 != 0)
+        return error(error_kind::misaligned_slice, "tensor " + detail::quote(d.name) + ": " + std::to_string(elements) +
+                                                       " " + std::string(dtype_name(d.dtype)) +
+                                                       " elements are not a whole number of bytes");
+      std::uint64_t end = 0;
+      if (!detail::checked_add(offset, bits / 8, end))
+        return error(error_kind::validation_overflow,
+                     "tensor " + detail::quote(d.name) + ": the data buffer's size overflows 64 bits");
+      e.data_offsets = {offset, end};
+      offset = end;
+    }
+    layout.data_size_ = offset;
+
+    std::string& json = layout.header_;
+    json.assign(8, '\0');
+    json += '{';
+    if (metadata) {
+      json += "\"__metadata__\":{";
+      bool first = true;
+      for (const auto& [key, value] : *metadata) {
+        if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
+          return error(error_kind::invalid_header, "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
+        if (!first) json += ',';
+        first = false;
+        detail::append_json_string(json, key);
+        json += ':';
+        detail::append_json_string(json, value);
+      }
+      json += '}';
+      if (!layout.entries_.empty()) json += ',';
+    }
+    for (std::size_t i = 0; i < layout.entries_.size(); ++i) {
+      const entry& e = layout.entries_[i];
+      if (i) json += ',';
+      detail::append_json_string(json, e.declaration.name);
+      json += ":{\"dtype\":\"";
+      json += dtype_name(e.declaration.dtype);
+      json += "\",\"shape\":[";
+      for (std::size_t d = 0; d < e.declaration.shape.size(); ++d) {
+        if (d) json += ',';
+        json += std::to_string(e.declaration.shape[d]);
+      }
+      json += "],\"data_offsets\":[";
+      json += std::to_string(e.data_offsets[0]);
+      json += ',';
+      json += std::to_string(e.data_offsets[1]);
+      json += "]}";
+    }
+    json += '}';
+    const std::uint64_t unpadded = json.size();
+    const std::uint64_t padded = (unpadded + options.alignment - 1) / options.alignment * options.alignment;
+    const std::uint64_t header_length = padded - 8;
+    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+      return error(error_kind::header_too_large, "the header would be " + std::to_string(header_length) +
+                                                     " bytes, over the limit of " +
+                                                     std::to_string(SAFETENSORS_MAX_HEADER_SIZE));
+    std::uint64_t file_size = 0;
+    if (!detail::checked_add(padded, layout.data_size_, file_size))
+      return error(error_kind::validation_overflow, "the file's size overflows 64 bits");
+    json.append(static_cast<std::size_t>(padded - unpadded), ' ');
+    for (int i = 0; i < 8; ++i) json[static_cast<std::size_t>(i)] = static_cast<char>((header_length >> (8 * i)) & 0xff);
+
+    layout.by_name_.resize(layout.entries_.size());
+    for (std::size_t i = 0; i < layout.entries_.size(); ++i) layout.by_name_[i] = i;
+    std::sort(layout.by_name_.begin(), layout.by_name_.end(), [&](std::size_t a, std::size_t b) {
+      return layout.entries_[a].declaration.name < layout.entries_[b].declaration.name;
+    });
+    return layout;
+  }
+
+  /// Tensors in file order.
+  const std::vector<entry>& entries() const noexcept { return entries_; }
+  /// Position in entries() of the tensor named `name`, or nullopt. O(log n).
+  std::optional<std::size_t> find(std::string_view name) const noexcept {
+    auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
+                               [&](std::size_t i, std::string_view n) { return entries_[i].declaration.name < n; });
+    if (it == by_name_.end() || entries_[*it].declaration.name != name) return std::nullopt;
+    return *it;
+  }
+  /// The first 8 + N bytes of the file: length prefix, JSON and padding.
+  std::string_view header() const noexcept { return header_; }
+  /// 8 + N: where the data buffer starts.
+  std::uint64_t data_start() const noexcept { return header_.size(); }
+  /// Size of the data buffer.
+  std::uint64_t data_size() const noexcept { return data_size_; }
+  /// Size of the whole file.
+  std::uint64_t file_size() const noexcept { return header_.size() + data_size_; }
+
+ private:
+  std::vector<entry> entries_;
+  std::vector<std::size_t> by_name_;
+  std::string header_;
+  std::uint64_t data_size_ = 0;
+};
+
+// Sinks: where a writer's bytes go. Each has
+//   static constexpr bool positioned;       // accepts tensors in any order
+//   result<void> write_at(std::uint64_t offset, const std::byte* bytes, std::size_t count);
+//   result<void> commit();                  // every byte is written: make the file visible
+// A sequential sink (positioned == false) is always written at increasing, contiguous offsets.
+
+/// A sink that fills a byte vector sized to the whole file.
+class vector_sink {
+ public:
+  static constexpr bool positioned = true;
+  /// Writes into `bytes`, which is resized to `file_size` now.
+  static result<vector_sink> create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
+    if (file_size > std::numeric_limits<std::size_t>::max() / 2)
+      return error(error_kind::io_error, "a file of " + std::to_string(file_size) + " bytes does not fit in memory");
+    bytes.assign(static_cast<std::size_t>(file_size), std::byte{0});
+    return vector_sink(bytes);
+  }
+  result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
+    if (count != 0) std::memcpy(bytes_->data() + offset, data, count);
+    return {};
+  }
+  result<void> commit() { return {}; }
+
+ private:
+  explicit vector_sink(std::vector<std::byte>& bytes) : bytes_(&bytes) {}
+  std::vector<std::byte>* bytes_;
+};
+
+/// A sink that writes to a std::ostream, in file order.
+class ostream_sink {
+ public:
+  static constexpr bool positioned = false;
+  /// Writes to `stream`, which must outlive the writer.
+  explicit ostream_sink(std::ostream& stream) : stream_(&stream) {}
+  result<void> write_at(std::uint64_t, const std::byte* data, std::size_t count) {
+    stream_->write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count));
+    if (!*stream_) return error(error_kind::io_error, "the output stream failed");
+    return {};
+  }
+  result<void> commit() {
+    stream_->flush();
+    if (!*stream_) return error(error_kind::io_error, "the output stream failed");
+    return {};
+  }
+
+ private:
+  std::ostream* stream_;
+};
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+/// A sink that writes a temporary file beside `path` and renames it over `path` at commit, so no
+/// reader ever sees a half-written file under the final name and existing mappings of the old
+/// file stay valid. Abandoned (destroyed before commit), it removes the temporary file.
+class file_sink {
+ public:
+  static constexpr bool positioned = true;
+
+  /// Creates the temporary file (mode 0666 less the umask, as for any new file).
+  static result<file_sink> create(const std::string& path, bool sync) {
+    file_sink sink;
+    sink.path_ = path;
+    sink.sync_ = sync;
+    static std::atomic<unsigned> counter{0};
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+      sink.temp_path_ = path + ".tmp." + std::to_string(detail::process_id()) + "." +
+                        std::to_string(counter.fetch_add(1)) + "." + std::to_string(stamp % 1000000007ULL);
+#if defined(_WIN32)
+      HANDLE handle = CreateFileW(detail::widen(sink.temp_path_).c_str(), GENERIC_WRITE, 0, nullptr, CREATE_NEW,
+                                  FILE_ATTRIBUTE_NORMAL, nullptr);
+      if (handle != INVALID_HANDLE_VALUE) {
+        sink.file_ = detail::file_handle(handle);
+        return sink;
+      }
+      if (GetLastError() != ERROR_FILE_EXISTS)
+        return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+#else
+      int fd = ::open(sink.temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd >= 0) {
+        sink.file_ = detail::file_handle(fd);
+        return sink;
+      }
+      if (errno != EEXIST) return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+#endif
+    }
+    return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
+  }
+
+  file_sink(file_sink&& other) noexcept
+      : file_(std::move(other.file_)),
+        path_(std::move(other.path_)),
+        temp_path_(std::exchange(other.temp_path_, std::string())),
+        sync_(other.sync_) {}
+  file_sink& operator=(file_sink&& other) noexcept {
+    if (this != &other) {
+      abandon();
+      file_ = std::move(other.file_);
+      path_ = std::move(other.path_);
+      temp_path_ = std::exchange(other.temp_path_, std::string());
+      sync_ = other.sync_;
+    }
+    return *this;
+  }
+  file_sink(const file_sink&) = delete;
+  file_sink& operator=(const file_sink&) = delete;
+  ~file_sink() { abandon(); }
+
+  result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
+    while (count > 0) {
+#if defined(_WIN32)
+      OVERLAPPED position{};
+      position.Offset = static_cast<DWORD>(offset);
+      position.OffsetHigh = static_cast<DWORD>(offset >> 32);
+      DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
+      DWORD done = 0;
+      if (!WriteFile(file_.get(), data, chunk, &done, &position))
+        return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
+#else
+      ssize_t done = ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30),
+                              static_cast<off_t>(offset));
+      if (done < 0) {
+        if (errno == EINTR) continue;
+        return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
+      }
+#endif
+      data += done;
+      offset += static_cast<std::uint64_t>(done);
+      count -= static_cast<std::size_t>(done);
+    }
+    return {};
+  }
+
+  /// Flushes (with `sync`) and renames the temporary file over the target.
+  result<void> commit() {
+#if defined(_WIN32)
+    if (sync_ && !FlushFileBuffers(file_.get()))
+      return error(error_kind::io_error, detail::system_error_text("cannot flush", temp_path_));
+    file_ = detail::file_handle();
+    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(path_).c_str(),
+                     MOVEFILE_REPLACE_EXISTING | (sync_ ? MOVEFILE_WRITE_THROUGH : 0)))
+      return error(error_kind::io_error, detail::system_error_text("cannot rename the temporary file over", path_));
+#else
+    if (sync_ && ::fsync(file_.get()) != 0)
+      return error(error_kind::io_error, detail::system_error_text("cannot sync", temp_path_));
+    if (::close(file_.release()) != 0)
+      return error(error_kind::io_error, detail::system_error_text("cannot close", temp_path_));
+    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+      return error(error_kind::io_error, detail::system_error_text("cannot rename the temporary file over", path_));
+    if (sync_) {
+      std::string::size_type slash = path_.rfind('/');
+      std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+      int fd = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+#endif
+    temp_path_.clear();
+    return {};
+  }
+
+ private:
+  file_sink() = default;
+  void abandon() noexcept {
+    if (temp_path_.empty()) return;
+    file_ = detail::file_handle();
+#if defined(_WIN32)
+    DeleteFileW(detail::widen(temp_path_).c_str());
+#else
+    ::unlink(temp_path_.c_str());
+#endif
+    temp_path_.clear();
+  }
+
+  detail::file_handle file_;
+  std::string path_;
+  std::string temp_path_;  // empty once committed or abandoned
+  bool sync_ = false;
+};
+#endif  // SAFETENSORS_NO_FILESYSTEM
+
+/// Writes a file whose layout is fixed up front: the header at creation, then each tensor's bytes
+/// in any number of chunks, then finish(). Positioned sinks (vector, path) take tensors in any
+/// order; a stream takes them in file order. Memory stays at the header plus a bounded buffer,
+/// whatever the file's size.
+template <class Sink>
+class basic_writer {
+ public:
+  /// Bytes gathered before they go to the sink; larger chunks go straight through.
+  static constexpr std::size_t buffer_size = std::size_t{1} << 20;
+
+  /// Writes the header of `layout` to `sink`.
+  static result<basic_writer> start(file_layout layout, Sink sink) {
+    basic_writer writer(std::move(layout), std::move(sink));
+    const std::string_view header = writer.layout_.header();
+    if (auto wrote = writer.sink_.write_at(0, reinterpret_cast<const std::byte*>(header.data()), header.size()); !wrote)
+      return wrote.error();
+    writer.written_.assign(writer.layout_.entries().size(), 0);
+    writer.stream_position_ = header.size();
+    return writer;
+  }
+
+  /// The layout being written.
+  const file_layout& layout() const noexcept { return layout_; }
+
+  /// Appends `chunk` to the bytes written so far of the tensor named `name`. Refuses a chunk that
+  /// would overrun the tensor, and on a stream, a tensor out of file order.
+  result<void> write(std::string_view name, span<const std::byte> chunk) {
+    auto index = index_of(name);
+    if (!index) return index.error();
+    return write_chunk(*index, chunk.data(), chunk.size());
+  }
+
+  /// Fills the tensor named `name` from `produce(span<std::byte> destination, std::uint64_t
+  /// tensor_offset)`, called with successive pieces of at most buffer_size bytes until the tensor
+  /// is complete; `produce` fills all of `destination` and returns void or result<void> (an error
+  /// stops the write). For data made on the fly (a conversion, a generator) without a full copy.
+  template <class Producer>
+  result<void> produce(std::string_view name, Producer&& produce) {
+    auto index = index_of(name);
+    if (!index) return index.error();
+    const auto& entry = layout_.entries()[*index];
+    std::vector<std::byte> piece(static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size, entry.byte_size())));
+    while (written_[*index] < entry.byte_size()) {
+      const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
+      span<std::byte> destination(piece.data(), count);
+      if constexpr (std::is_void_v<decltype(produce(destination, written_[*index]))>) {
+        produce(destination, written_[*index]);
+      } else {
+        if (auto made = produce(destination, written_[*index]); !made) return made.error();
+      }
+      if (auto wrote = write_chunk(*index, piece.data(), count); !wrote) return wrote.error();
+    }
+    return {};
+  }
+
+  /// Checks that every tensor is complete, flushes, and commits the sink (for a path: renames the
+  /// temporary file over the target). The writer is done afterwards, whatever the outcome.
+  result<void> finish() {
+    if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
+    finished_ = true;
+    for (std::size_t i = 0; i < written_.size(); ++i) {
+      const auto& entry = layout_.entries()[i];
+      if (written_[i] != entry.byte_size())
+        return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(entry.declaration.name) + " got " +
+                                                          std::to_string(written_[i]) + " of its " +
+                                                          std::to_string(entry.byte_size()) + " bytes");
+    }
+    if (auto flushed = flush(); !flushed) return flushed;
+    return sink_.commit();
+  }
+
+ private:
+  basic_writer(file_layout layout, Sink sink) : layout_(std::move(layout)), sink_(std::move(sink)) {}
+
+  result<std::size_t> index_of(std::string_view name) const {
+    if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
+    auto index = layout_.find(name);
+    if (!index) return error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name) + " was declared");
+    return *index;
+  }
+
+  result<void> write_chunk(std::size_t index, const std::byte* data, std::size_t count) {
+    const auto& entry = layout_.entries()[index];
+    const std::uint64_t done = written_[index];
+    if (count > entry.byte_size() - done)
+      return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(entry.declaration.name) + " has " +
+                                                        std::to_string(entry.byte_size()) + " bytes; " +
+                                                        std::to_string(done) + " are written and a chunk of " +
+                                                        std::to_string(count) + " would overrun it");
+    const std::uint64_t offset = layout_.data_start() + entry.data_offsets[0] + done;
+    if constexpr (!Sink::positioned) {
+      if (offset != stream_position_)
+        return error(error_kind::invalid_argument,
+                     "tensor " + detail::quote(entry.declaration.name) +
+                         " is out of file order: a stream takes every tensor's bytes in file order, and " +
+                         detail::quote(next_in_file_order()) + " comes next");
+    }
+    if (count == 0) return {};
+    // Contiguous small chunks are gathered so the sink sees few large writes.
+    if (offset != buffered_start_ + buffer_.size() || buffer_.size() + count > buffer_size) {
+      if (auto flushed = flush(); !flushed) return flushed;
+      buffered_start_ = offset;
+    }
+    if (count >= buffer_size) {
+      if (auto wrote = sink_.write_at(offset, data, count); !wrote) return wrote;
+      buffered_start_ = offset + count;
+    } else {
+      if (buffer_.capacity() == 0) buffer_.reserve(buffer_size);
+      buffer_.insert(buffer_.end(), data, data + count);
+    }
+    written_[index] = done + count;
+    stream_position_ = offset + count;
+    return {};
+  }
+
+  result<void> flush() {
+    if (buffer_.empty()) return {};
+    auto wrote = sink_.write_at(buffered_start_, buffer_.data(), buffer_.size());
+    buffered_start_ += buffer_.size();
+    buffer_.clear();
+    return wrote;
+  }
+
+  std::string next_in_file_order() const {
+    for (std::size_t i = 0; i < written_.size(); ++i) {
+      if (written_[i] != layout_.entries()[i].byte_size()) return layout_.entries()[i].declaration.name;
+    }
+    return "";
+  }
+
+  file_layout layout_;
+  Sink sink_;
+  std::vector<std::uint64_t> written_;
+  std::vector<std::byte> buffer_;
+  std::uint64_t buffered_start_ = 0;
+  std::uint64_t stream_position_ = 0;
+  bool finished_ = false;
+};
+
+namespace detail {
+inline result<file_layout> layout_of(const std::vector<tensor_source>& tensors, const metadata_entries& metadata,
+                                     const write_options& options) {
+  std::vector<tensor_declaration> declarations;
+  declarations.reserve(tensors.size());
+  for (const tensor_source& t : tensors) declarations.push_back(t.declaration);
+  return file_layout::make(std::move(declarations), metadata, options);
+}
+
+// Writes every tensor of `tensors` through a writer over `sink`, in file order (which every sink takes).
+template <class Sink>
+result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_source>& tensors) {
+  std::vector<const tensor_source*> in_file_order(tensors.size(), nullptr);
+  for (const tensor_source& t : tensors) {
+    const std::size_t index = *layout.find(t.declaration.name);
+    const auto& entry = layout.entries()[index];
+    if (t.bytes.size() != entry.byte_size())
+      return error(error_kind::tensor_invalid_info,
+                   "tensor " + quote(t.declaration.name) + " has " + std::to_string(t.bytes.size()) + " bytes of data but " +
+                       std::string(dtype_name(t.declaration.dtype)) + " of its shape needs " +
+                       std::to_string(entry.byte_size()));
+    in_file_order[index] = &t;
+  }
+  auto writer = basic_writer<Sink>::start(std::move(layout), std::move(sink));
+  if (!writer) return writer.error();
+  for (const tensor_source* t : in_file_order) {
+    if (auto wrote = writer->write(t->declaration.name, t->bytes); !wrote) return wrote;
+  }
+  return writer->finish();
+}
+}  // namespace detail
+
+/// A writer into a byte vector.
+using vector_writer = basic_writer<vector_sink>;
+/// A writer to a std::ostream (tensors in file order).
+using stream_writer = basic_writer<ostream_sink>;
+
+/// The bytes of a file holding `tensors` and `metadata`, laid out as the official writer does.
+inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_source>& tensors,
+                                                    const metadata_entries& metadata = {},
+                                                    const write_options& options = {}) {
+  auto layout = detail::layout_of(tensors, metadata, options);
+  if (!layout) return layout.error();
+  std::vector<std::byte> bytes;
+  auto sink = vector_sink::create(bytes, layout->file_size());
+  if (!sink) return sink.error();
+  if (auto wrote = detail::write_all(std::move(*layout), std::move(*sink), tensors); !wrote) return wrote.error();
+  return bytes;
+}
+/// The bytes of a file holding `tensors` and `metadata`; throws safetensors::exception.
+inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensors, const metadata_entries& metadata = {},
+                                        const write_options& options = {}) {
+  return try_serialize(tensors, metadata, options).value();
+}
+
+/// Writes a file holding `tensors` and `metadata` to `stream`.
+inline result<void> try_serialize(std::ostream& stream, const std::vector<tensor_source>& tensors,
+                                  const metadata_entries& metadata = {}, const write_options& options = {}) {
+  auto layout = detail::layout_of(tensors, metadata, options);
+  if (!layout) return layout.error();
+  return detail::write_all(std::move(*layout), ostream_sink(stream), tensors);
+}
+/// Writes a file holding `tensors` and `metadata` to `stream`; throws safetensors::exception.
+inline void serialize(std::ostream& stream, const std::vector<tensor_source>& tensors,
+                      const metadata_entries& metadata = {}, const write_options& options = {}) {
+  try_serialize(stream, tensors, metadata, options).value();
+}
+
+/// Starts writing a file to `stream`: the header now, the tensors' bytes through the writer, in
+/// file order (`layout().entries()`).
+inline result<stream_writer> try_make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
+                                                    const metadata_entries& metadata = {},
+                                                    const write_options& options = {}) {
+  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  if (!layout) return layout.error();
+  return stream_writer::start(std::move(*layout), ostream_sink(stream));
+}
+/// Starts writing a file to `stream`; throws safetensors::exception.
+inline stream_writer make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
+                                        const metadata_entries& metadata = {}, const write_options& options = {}) {
+  return try_make_stream_writer(stream, std::move(declarations), metadata, options).value();
+}
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+/// A writer to a path, through a temporary file renamed into place by finish().
+using file_writer = basic_writer<file_sink>;
+
+/// Starts writing a file at `path`: tensors' bytes may then come in any order. Until finish()
+/// succeeds, `path` is untouched; a writer destroyed before that removes its temporary file.
+inline result<file_writer> try_make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
+                                                const metadata_entries& metadata = {},
+                                                const write_options& options = {}) {
+  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  if (!layout) return layout.error();
+  auto sink = file_sink::create(path, options.sync);
+  if (!sink) return sink.error();
+  return file_writer::start(std::move(*layout), std::move(*sink));
+}
+/// Starts writing a file at `path`; throws safetensors::exception.
+inline file_writer make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
+                                    const metadata_entries& metadata = {}, const write_options& options = {}) {
+  return try_make_file_writer(path, std::move(declarations), metadata, options).value();
+}
+
+/// Writes a file holding `tensors` and `metadata` at `path`, crash-safe: the file appears whole
+/// under its name, or not at all.
+inline result<void> try_save(const std::string& path, const std::vector<tensor_source>& tensors,
+                             const metadata_entries& metadata = {}, const write_options& options = {}) {
+  auto layout = detail::layout_of(tensors, metadata, options);
+  if (!layout) return layout.error();
+  auto sink = file_sink::create(path, options.sync);
+  if (!sink) return sink.error();
+  return detail::write_all(std::move(*layout), std::move(*sink), tensors);
+}
+/// Writes a file holding `tensors` and `metadata` at `path`; throws safetensors::exception.
+inline void save(const std::string& path, const std::vector<tensor_source>& tensors,
+                 const metadata_entries& metadata = {}, const write_options& options = {}) {
+  try_save(path, tensors, metadata, options).value();
 }
 #endif
 
