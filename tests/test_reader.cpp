@@ -77,6 +77,15 @@ TEST_CASE("reader: copying tensor bytes checks the destination's size", "[reader
   auto copy = reader->try_read("b");
   REQUIRE(copy);
   CHECK(std::string(reinterpret_cast<const char*>(copy->data()), copy->size()) == "xyz");
+
+  std::vector<std::byte> part(2);
+  REQUIRE(reader->try_read_part(reader->info("b"), 1, part));
+  CHECK(std::string(reinterpret_cast<const char*>(part.data()), 2) == "yz");
+  auto past_end = reader->try_read_part(reader->info("b"), 2, part);
+  REQUIRE_FALSE(past_end);
+  CHECK(past_end.error().kind() == st::error_kind::invalid_tensor_view);
+  CHECK(past_end.error().message() == "tensor \"b\" has 3 bytes; cannot read 2 at offset 2");
+  CHECK_FALSE(reader->try_read_part(reader->info("b"), 0xffffffffffffffffULL, part));
   CHECK(test::outcome(reader->try_read("nope")) == "TensorNotFound");
 }
 

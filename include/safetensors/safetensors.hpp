@@ -1594,6 +1594,16 @@ class basic_reader {
   void read_into(const tensor_info& info, span<std::byte> destination) const {
     try_read_into(info, destination).value();
   }
+  /// Copies the destination.size() bytes of a tensor that start `offset` bytes into it: a tensor
+  /// read piece by piece in bounded memory.
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    if (offset > info.byte_size() || destination.size() > info.byte_size() - offset)
+      return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
+                                                        std::to_string(info.byte_size()) + " bytes; cannot read " +
+                                                        std::to_string(destination.size()) + " at offset " +
+                                                        std::to_string(offset));
+    return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
+  }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const {
     auto info = try_info(name);
