@@ -146,5 +146,3 @@ void nlohmann_sax(benchmark::State& state) {
 BENCHMARK(open_memory)->Arg(1)->Arg(300)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(nlohmann_sax)->Arg(1)->Arg(300)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(nlohmann_dom)->Arg(1)->Arg(300)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
-
-BENCHMARK_MAIN();

@@ -295,8 +295,7 @@ int run_rewrite(const rewrite_options& options) {
   declarations.reserve(reader->size());
   for (const safetensors::tensor_info& info : reader->tensors())
     declarations.push_back(safetensors::tensor_declaration::from(info));
-  safetensors::metadata_entries metadata;
-  if (reader->has_metadata()) metadata.emplace(reader->metadata().begin(), reader->metadata().end());
+  const auto metadata = safetensors::metadata_entries::from(*reader);
   safetensors::write_options write_options;
   write_options.alignment = options.alignment;
 

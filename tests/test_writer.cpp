@@ -34,7 +34,7 @@ file_contents contents_of(const st::memory_reader& reader) {
   file_contents contents;
   for (const st::tensor_info& info : reader.tensors())
     contents.tensors.push_back({st::tensor_declaration::from(info), reader.view(info).bytes});
-  if (reader.has_metadata()) contents.metadata.emplace(reader.metadata().begin(), reader.metadata().end());
+  contents.metadata = st::metadata_entries::from(reader);
   return contents;
 }
 

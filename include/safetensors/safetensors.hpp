@@ -1715,9 +1715,31 @@ struct tensor_source {
   span<const std::byte> bytes;
 };
 
-/// `__metadata__` to write: keys are written in byte order. Absent (nullopt) writes no
-/// `__metadata__` at all; an empty map writes `"__metadata__":{}`.
-using metadata_entries = std::optional<std::map<std::string, std::string>>;
+/// The `__metadata__` of a file to write. Default-constructed: none, and the header has no
+/// `__metadata__` key. Made from a map: those entries, written in key byte order; an empty map
+/// writes `"__metadata__":{}`.
+class metadata_entries {
+ public:
+  /// No metadata.
+  metadata_entries() = default;
+  /// These entries (implicit, so a map can be passed where metadata is expected).
+  metadata_entries(std::map<std::string, std::string> entries) : entries_(std::move(entries)), present_(true) {}
+  /// The entries of a file that was read, or none when it had no `__metadata__`.
+  template <class Storage>
+  static metadata_entries from(const basic_reader<Storage>& reader) {
+    if (!reader.has_metadata()) return {};
+    return std::map<std::string, std::string>(reader.metadata().begin(), reader.metadata().end());
+  }
+
+  /// True when a `__metadata__` object is to be written.
+  bool present() const noexcept { return present_; }
+  /// The entries, in key order.
+  const std::map<std::string, std::string>& entries() const noexcept { return entries_; }
+
+ private:
+  std::map<std::string, std::string> entries_;
+  bool present_ = false;
+};
 
 /// Options for writing.
 struct write_options {
@@ -1841,10 +1863,10 @@ class file_layout {
     std::string& json = layout.header_;
     json.assign(8, '\0');
     json += '{';
-    if (metadata) {
+    if (metadata.present()) {
       json += "\"__metadata__\":{";
       bool first = true;
-      for (const auto& [key, value] : *metadata) {
+      for (const auto& [key, value] : metadata.entries()) {
         if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
           return error(error_kind::invalid_header, "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
         if (!first) json += ',';
