@@ -373,39 +373,23 @@ constexpr std::size_t dtype_bits(dtype type) noexcept {
   return 0;
 }
 
+/// The JSON spelling of every dtype, in enum order.
+inline constexpr std::array<std::string_view, dtype_count> dtype_names = {
+    "BOOL",        "F4",  "F6_E2M3", "F6_E3M2", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ",
+    "I16",         "U16", "F16",     "BF16",    "I32", "U32", "F32",     "C64",     "F64",     "I64",         "U64"};
+
 /// The JSON spelling of a dtype, e.g. "BF16".
 constexpr std::string_view dtype_name(dtype type) noexcept {
-  switch (type) {
-    case dtype::BOOL: return "BOOL";
-    case dtype::F4: return "F4";
-    case dtype::F6_E2M3: return "F6_E2M3";
-    case dtype::F6_E3M2: return "F6_E3M2";
-    case dtype::U8: return "U8";
-    case dtype::I8: return "I8";
-    case dtype::F8_E5M2: return "F8_E5M2";
-    case dtype::F8_E4M3: return "F8_E4M3";
-    case dtype::F8_E8M0: return "F8_E8M0";
-    case dtype::F8_E4M3FNUZ: return "F8_E4M3FNUZ";
-    case dtype::F8_E5M2FNUZ: return "F8_E5M2FNUZ";
-    case dtype::I16: return "I16";
-    case dtype::U16: return "U16";
-    case dtype::F16: return "F16";
-    case dtype::BF16: return "BF16";
-    case dtype::I32: return "I32";
-    case dtype::U32: return "U32";
-    case dtype::F32: return "F32";
-    case dtype::C64: return "C64";
-    case dtype::F64: return "F64";
-    case dtype::I64: return "I64";
-    case dtype::U64: return "U64";
-  }
-  return "";
+  const auto index = static_cast<std::size_t>(type);
+  return index < dtype_count ? dtype_names[index] : std::string_view();
 }
 
 /// The dtype spelled `name` (exact, case-sensitive), or nullopt.
 constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
-  for (dtype type : all_dtypes) {
-    if (dtype_name(type) == name) return type;
+  // Every spelling is 2 to 11 bytes: most names are refused or found by their length alone.
+  if (name.size() < 2 || name.size() > 11) return std::nullopt;
+  for (std::size_t i = 0; i < dtype_count; ++i) {
+    if (dtype_names[i].size() == name.size() && dtype_names[i] == name) return static_cast<dtype>(i);
   }
   return std::nullopt;
 }
@@ -573,17 +557,6 @@ inline std::size_t utf8_invalid_at(const unsigned char* text, std::size_t size) 
   return size;
 }
 
-/// A tensor entry as scanned, before validation: offsets into the name and dims arenas.
-struct scanned_tensor {
-  std::size_t name_offset;
-  std::size_t name_size;
-  std::size_t dims_offset;
-  std::size_t dims_size;
-  dtype type;
-  std::uint64_t begin;
-  std::uint64_t end;
-};
-
 /// 64-bit hash of a name, eight bytes at a time.
 inline std::uint64_t hash_name(std::string_view name) noexcept {
   std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ name.size();
@@ -600,11 +573,13 @@ inline std::uint64_t hash_name(std::string_view name) noexcept {
   return h ^ (h >> 29);
 }
 
-/// Everything a header holds once scanned and validated. Name and shape storage never move once
-/// built, so the string_views and spans in `tensors` stay valid when the index is moved.
+/// Everything a header holds once scanned and validated. Names point into the header bytes (kept
+/// by the storage, or in `owned_header`) or, when escaped, into `unescaped_names`; shapes into
+/// `dims`. None of these move once built, so the views in `tensors` survive moving the index.
 struct header_index {
   std::vector<tensor_info> tensors;              // in data order
-  std::unique_ptr<char[]> names;                 // every name, unescaped, back to back
+  std::unique_ptr<char[]> owned_header;          // the header bytes, when the storage does not keep them
+  std::unique_ptr<char[]> unescaped_names;       // names that had escapes, unescaped, back to back
   std::vector<std::uint64_t> dims;               // every shape, back to back
   std::vector<std::uint32_t> slots;              // open-addressing table: position + 1, 0 = empty
   metadata_map metadata;
@@ -639,10 +614,15 @@ class header_scanner {
  public:
   header_scanner(const char* text, std::size_t size) : start_(text), cur_(text), end_(text + size) {}
 
-  /// Scans the whole header into `index` (names, dims, metadata) and `scanned` (parse order).
-  result<void> scan(header_index& index, std::vector<scanned_tensor>& scanned) {
-    index.names.reset(new char[static_cast<std::size_t>(end_ - start_) + 1]);
-    names_ = index.names.get();
+  /// Scans the whole header into `index`: tensors in parse order, their shapes and the metadata.
+  /// Each tensor's element_count holds, until index_tensors, its dims offset << 32 | dims count.
+  result<void> scan(header_index& index) {
+    index_ = &index;
+    // An entry takes at least 49 bytes ("":{"dtype":"F4","shape":[],"data_offsets":[0,0]}), which
+    // bounds the count: reserving for it avoids copies and touches only the pages used.
+    const std::size_t most_tensors = static_cast<std::size_t>(end_ - start_) / 49 + 1;
+    index.tensors.reserve(most_tensors);
+    index.dims.reserve(most_tensors * 4);
     skip_whitespace();
     if (cur_ == end_) return fail("the header is empty, expected a JSON object");
     if (*cur_ != '{') return fail("the header must be a JSON object");
@@ -653,21 +633,17 @@ class header_scanner {
       ++cur_;
     } else {
       for (;;) {
-        std::size_t name_offset = names_used_;
-        if (!scan_string_into_names()) return failure();
-        std::string_view key(names_ + name_offset, names_used_ - name_offset);
+        std::string_view key;
+        if (!scan_name(key)) return failure();
         if (!expect_colon()) return failure();
         if (key == "__metadata__") {
-          names_used_ = name_offset;
           if (seen_metadata) return fail("duplicate key \"__metadata__\"");
           seen_metadata = true;
           if (!scan_metadata(index)) return failure();
         } else {
-          scanned_tensor tensor{};
-          tensor.name_offset = name_offset;
-          tensor.name_size = key.size();
+          tensor_info& tensor = index.tensors.emplace_back();
+          tensor.name = key;
           if (!scan_tensor_entry(key, tensor, index.dims)) return failure();
-          scanned.push_back(tensor);
         }
         skip_whitespace();
         if (cur_ == end_) return fail("unexpected end of header, expected ',' or '}'");
@@ -694,8 +670,8 @@ class header_scanner {
   const char* start_;
   const char* cur_;
   const char* end_;
-  char* names_ = nullptr;
-  std::size_t names_used_ = 0;
+  header_index* index_ = nullptr;
+  std::size_t unescaped_used_ = 0;
   std::string scratch_;
   std::string error_;
 
@@ -712,6 +688,7 @@ class header_scanner {
   }
 
   void skip_whitespace() noexcept {
+    if (cur_ < end_ && static_cast<unsigned char>(*cur_) > ' ') return;  // compact headers have none
     while (cur_ < end_ && (*cur_ == ' ' || *cur_ == '\n' || *cur_ == '\r' || *cur_ == '\t')) ++cur_;
   }
 
@@ -742,6 +719,27 @@ class header_scanner {
     return true;
   }
 
+  static bool ends_run(char c) noexcept { return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20; }
+
+  // The first '"', backslash or control byte in [from, end_), or end_. Names are long runs of
+  // plain bytes, so whole words are tested first: a word with none of the three is skipped.
+  const char* find_run_end(const char* from) const noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    while (end_ - from >= 8) {
+      std::uint64_t word;
+      std::memcpy(&word, from, 8);
+      const std::uint64_t quotes = word ^ (ones * '"');
+      const std::uint64_t slashes = word ^ (ones * '\\');
+      const std::uint64_t special = ((quotes - ones) & ~quotes) | ((slashes - ones) & ~slashes) |
+                                    ((word - ones * 0x20) & ~word);
+      if (special & highs) break;
+      from += 8;
+    }
+    while (from < end_ && !ends_run(*from)) ++from;
+    return from;
+  }
+
   // Scans a JSON string at cur_ and calls emit(pointer, size) for each unescaped run of bytes.
   template <class Emit>
   bool scan_string(Emit&& emit) {
@@ -749,7 +747,7 @@ class header_scanner {
     ++cur_;
     for (;;) {
       const char* run = cur_;
-      while (cur_ < end_ && *cur_ != '"' && *cur_ != '\\' && static_cast<unsigned char>(*cur_) >= 0x20) ++cur_;
+      cur_ = find_run_end(cur_);
       if (cur_ != run) emit(run, static_cast<std::size_t>(cur_ - run));
       if (cur_ == end_) return set_error("unterminated string");
       char c = *cur_;
@@ -814,13 +812,43 @@ class header_scanner {
     }
   }
 
-  // The unescaped text never outgrows its JSON spelling, so the names arena (sized to the whole
-  // header) cannot overflow.
-  bool scan_string_into_names() {
-    return scan_string([this](const char* bytes, std::size_t count) {
-      std::memcpy(names_ + names_used_, bytes, count);
-      names_used_ += count;
+  // A tensor name: a view of the header bytes when it has no escape (nearly always), else of its
+  // unescaped copy. Unescaped text never outgrows its JSON spelling, so the copies' arena, sized to
+  // the whole header, never overflows or moves.
+  bool scan_name(std::string_view& out) {
+    if (cur_ < end_ && *cur_ == '"') {
+      const char* stop = find_run_end(cur_ + 1);
+      if (stop < end_ && *stop == '"') {
+        out = std::string_view(cur_ + 1, static_cast<std::size_t>(stop - cur_ - 1));
+        cur_ = stop + 1;
+        return true;
+      }
+    }
+    if (!index_->unescaped_names) index_->unescaped_names.reset(new char[static_cast<std::size_t>(end_ - start_)]);
+    char* arena = index_->unescaped_names.get();
+    const std::size_t first = unescaped_used_;
+    bool scanned = scan_string([&](const char* bytes, std::size_t count) {
+      std::memcpy(arena + unescaped_used_, bytes, count);
+      unescaped_used_ += count;
     });
+    out = std::string_view(arena + first, unescaped_used_ - first);
+    return scanned;
+  }
+
+  // A short string (a field name, a dtype) as a view: of the header bytes themselves when the
+  // string has no escape, else of its unescaped copy in scratch_, valid until the next call.
+  bool scan_key(std::string_view& out) {
+    if (cur_ < end_ && *cur_ == '"') {
+      const char* stop = find_run_end(cur_ + 1);
+      if (stop < end_ && *stop == '"') {
+        out = std::string_view(cur_ + 1, static_cast<std::size_t>(stop - cur_ - 1));
+        cur_ = stop + 1;
+        return true;
+      }
+    }
+    if (!scan_string_into(scratch_)) return false;
+    out = scratch_;
+    return true;
   }
 
   bool scan_string_into(std::string& out) {
@@ -838,13 +866,16 @@ class header_scanner {
     if (*cur_ == '-') return refuse("must not be negative");
     if (*cur_ < '0' || *cur_ > '9') return refuse("must be an unsigned integer");
     const char* first = cur_;
+    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') ++cur_;
+    const auto digits = static_cast<std::size_t>(cur_ - first);
+    if (*first == '0' && digits > 1) return refuse("has a leading zero");
+    // 2^64-1 has 20 digits: fewer cannot overflow, 20 can, compared as text; more always do.
+    static constexpr std::string_view max_value = "18446744073709551615";
+    if (digits > max_value.size() ||
+        (digits == max_value.size() && std::string_view(first, digits) > max_value))
+      return refuse("is larger than 2^64-1");
     std::uint64_t value = 0;
-    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9') {
-      auto digit = static_cast<std::uint64_t>(*cur_ - '0');
-      if (!checked_mul(value, 10, value) || !checked_add(value, digit, value)) return refuse("is larger than 2^64-1");
-      ++cur_;
-    }
-    if (*first == '0' && cur_ - first > 1) return refuse("has a leading zero");
+    for (const char* digit = first; digit < cur_; ++digit) value = value * 10 + static_cast<std::uint64_t>(*digit - '0');
     if (cur_ < end_ && (*cur_ == '.' || *cur_ == 'e' || *cur_ == 'E'))
       return refuse("must be an integer without fraction or exponent");
     out = value;
@@ -986,10 +1017,11 @@ class header_scanner {
     return true;
   }
 
-  bool scan_shape(std::string_view name, scanned_tensor& tensor, std::vector<std::uint64_t>& dims) {
+  bool scan_shape(std::string_view name, tensor_info& tensor, std::vector<std::uint64_t>& dims) {
     if (cur_ == end_ || *cur_ != '[') return set_error("shape of tensor " + quote(name) + " must be an array");
     ++cur_;
-    tensor.dims_offset = dims.size();
+    const std::size_t first_dim = dims.size();
+    tensor.element_count = pack_dims(first_dim, 0);
     skip_whitespace();
     if (cur_ < end_ && *cur_ == ']') {
       ++cur_;
@@ -999,7 +1031,7 @@ class header_scanner {
       std::uint64_t dim = 0;
       if (!scan_unsigned(dim, "a shape dimension", name)) return false;
       dims.push_back(dim);
-      ++tensor.dims_size;
+      tensor.element_count = pack_dims(first_dim, dims.size() - first_dim);
       skip_whitespace();
       if (cur_ == end_) return set_error("unexpected end of header in the shape of tensor " + quote(name));
       if (*cur_ == ']') {
@@ -1012,7 +1044,7 @@ class header_scanner {
     }
   }
 
-  bool scan_offsets(std::string_view name, scanned_tensor& tensor) {
+  bool scan_offsets(std::string_view name, tensor_info& tensor) {
     const char* rule = "data_offsets must be an array of exactly two unsigned integers";
     if (cur_ == end_ || *cur_ != '[') return set_error(std::string(rule) + " in tensor " + quote(name));
     ++cur_;
@@ -1025,12 +1057,70 @@ class header_scanner {
       if (cur_ == end_ || *cur_ != want) return set_error(std::string(rule) + " in tensor " + quote(name));
       ++cur_;
     }
-    tensor.begin = values[0];
-    tensor.end = values[1];
+    tensor.data_offsets = {values[0], values[1]};
     return true;
   }
 
-  bool scan_tensor_entry(std::string_view name, scanned_tensor& tensor, std::vector<std::uint64_t>& dims) {
+  // A shape's place in dims, kept in element_count until index_tensors: both fit 32 bits, since
+  // the header is at most 100,000,000 bytes.
+  static std::uint64_t pack_dims(std::size_t offset, std::size_t count) noexcept {
+    return (static_cast<std::uint64_t>(offset) << 32) | static_cast<std::uint64_t>(count);
+  }
+
+  // The length is a constant, so the comparison compiles to a few word compares.
+  template <std::size_t N>
+  bool match(const char (&literal)[N]) noexcept {
+    constexpr std::size_t length = N - 1;
+    if (static_cast<std::size_t>(end_ - cur_) < length || std::memcmp(cur_, literal, length) != 0) return false;
+    cur_ += length;
+    return true;
+  }
+
+  // Up to 19 digits without a leading zero: a number that cannot overflow. Anything else is left
+  // to scan_unsigned, which also explains what is wrong.
+  bool match_small_unsigned(std::uint64_t& out) noexcept {
+    const char* first = cur_;
+    std::uint64_t value = 0;
+    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9' && cur_ - first < 19) {
+      value = value * 10 + static_cast<std::uint64_t>(*cur_ - '0');
+      ++cur_;
+    }
+    if (cur_ == first || (*first == '0' && cur_ - first > 1)) return false;
+    out = value;
+    return true;
+  }
+
+  // The entry exactly as writers produce it, {"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}:
+  // literal matches instead of a general scan. Returns false, having consumed part of the entry,
+  // at the first difference; the caller then scans the entry again in full.
+  bool match_canonical_entry(tensor_info& tensor, std::vector<std::uint64_t>& dims) {
+    if (!match("{\"dtype\":\"")) return false;
+    const char* spelled = cur_;
+    while (cur_ < end_ && ((*cur_ >= 'A' && *cur_ <= 'Z') || (*cur_ >= '0' && *cur_ <= '9') || *cur_ == '_')) ++cur_;
+    auto type = dtype_from_name(std::string_view(spelled, static_cast<std::size_t>(cur_ - spelled)));
+    if (!type || !match("\",\"shape\":[")) return false;
+    tensor.dtype = *type;
+    const std::size_t first_dim = dims.size();
+    if (!match("]")) {
+      for (;;) {
+        std::uint64_t dim = 0;
+        if (!match_small_unsigned(dim)) return false;
+        dims.push_back(dim);
+        if (match("]")) break;
+        if (!match(",")) return false;
+      }
+    }
+    tensor.element_count = pack_dims(first_dim, dims.size() - first_dim);
+    return match(",\"data_offsets\":[") && match_small_unsigned(tensor.data_offsets[0]) && match(",") &&
+           match_small_unsigned(tensor.data_offsets[1]) && match("]}");
+  }
+
+  bool scan_tensor_entry(std::string_view name, tensor_info& tensor, std::vector<std::uint64_t>& dims) {
+    const char* entry_start = cur_;
+    const std::size_t dims_before = dims.size();
+    if (match_canonical_entry(tensor, dims)) return true;
+    cur_ = entry_start;
+    dims.resize(dims_before);
     if (cur_ == end_ || *cur_ != '{') return set_error("entry of tensor " + quote(name) + " must be an object");
     ++cur_;
     bool has_dtype = false, has_shape = false, has_offsets = false;
@@ -1039,26 +1129,28 @@ class header_scanner {
     bool empty = cur_ < end_ && *cur_ == '}';
     if (empty) ++cur_;
     while (!empty) {
-      if (!scan_string_into(scratch_)) return false;
+      std::string_view field;
+      if (!scan_key(field)) return false;
       if (!expect_colon()) return false;
-      if (scratch_ == "dtype") {
+      if (field == "dtype") {
         if (has_dtype) return set_error("duplicate key \"dtype\" in tensor " + quote(name));
         has_dtype = true;
         if (cur_ == end_ || *cur_ != '"') return set_error("dtype of tensor " + quote(name) + " must be a string");
-        if (!scan_string_into(scratch_)) return false;
-        auto type = dtype_from_name(scratch_);
-        if (!type) return set_error("unknown dtype " + quote(scratch_) + " in tensor " + quote(name));
-        tensor.type = *type;
-      } else if (scratch_ == "shape") {
+        std::string_view spelled;
+        if (!scan_key(spelled)) return false;
+        auto type = dtype_from_name(spelled);
+        if (!type) return set_error("unknown dtype " + quote(spelled) + " in tensor " + quote(name));
+        tensor.dtype = *type;
+      } else if (field == "shape") {
         if (has_shape) return set_error("duplicate key \"shape\" in tensor " + quote(name));
         has_shape = true;
         if (!scan_shape(name, tensor, dims)) return false;
-      } else if (scratch_ == "data_offsets") {
+      } else if (field == "data_offsets") {
         if (has_offsets) return set_error("duplicate key \"data_offsets\" in tensor " + quote(name));
         has_offsets = true;
         if (!scan_offsets(name, tensor)) return false;
       } else {
-        other_keys.push_back(scratch_);
+        other_keys.emplace_back(field);
         if (!skip_value(3)) return false;
       }
       skip_whitespace();
@@ -1084,107 +1176,103 @@ class header_scanner {
   }
 };
 
-/// Checks SPEC rules 7-11 over the scanned tensors, in the official order, and builds the
-/// data-ordered tensor list and the name table. `data_size` is the real size of the data buffer.
-inline result<void> index_tensors(header_index& index, const std::vector<scanned_tensor>& scanned,
-                                  const read_options& options) {
-  const std::size_t count = scanned.size();
-  if (count >= std::numeric_limits<std::uint32_t>::max())
+/// Checks SPEC rules 7-11 over the scanned tensors, in the official order, puts the tensors in
+/// data order and builds the name table. `index.data_size` is the real size of the data buffer.
+inline result<void> index_tensors(header_index& index, const read_options& options) {
+  std::vector<tensor_info>& tensors = index.tensors;
+  if (tensors.size() >= std::numeric_limits<std::uint32_t>::max())
     return error(error_kind::invalid_header_deserialization, "too many tensors");
-  const char* names = index.names.get();
-  auto name_of = [&](const scanned_tensor& t) { return std::string_view(names + t.name_offset, t.name_size); };
 
-  // The name table is built over parse order first: a name seen twice keeps its last entry, as
-  // the official reader does, and the repetition is reported once the offsets have been checked.
   std::size_t table_size = 4;
-  while (table_size < count * 2) table_size *= 2;
-  std::vector<std::uint32_t> slots(table_size, 0);
-  std::vector<bool> replaced;
-  std::string_view repeated_name;
-  bool has_repeat = false;
+  while (table_size < tensors.size() * 2) table_size *= 2;
   const std::size_t mask = table_size - 1;
-  for (std::size_t id = 0; id < count; ++id) {
-    std::string_view name = name_of(scanned[id]);
+  std::vector<std::uint32_t> slots(table_size, 0);
+  // Inserts position `at`; returns the position already holding that name, or `at` itself.
+  auto insert = [&](std::size_t at) -> std::size_t {
+    std::string_view name = tensors[at].name;
     for (std::size_t slot = hash_name(name) & mask;; slot = (slot + 1) & mask) {
       std::uint32_t entry = slots[slot];
-      if (entry == 0) {
-        slots[slot] = static_cast<std::uint32_t>(id + 1);
-        break;
-      }
-      if (name_of(scanned[entry - 1]) == name) {
-        if (!has_repeat) {
-          has_repeat = true;
-          repeated_name = name;
-          replaced.assign(count, false);
-        }
-        replaced[entry - 1] = true;
-        slots[slot] = static_cast<std::uint32_t>(id + 1);
-        break;
+      if (entry == 0 || tensors[entry - 1].name == name) {
+        slots[slot] = static_cast<std::uint32_t>(at + 1);
+        return entry == 0 ? at : entry - 1;
       }
     }
+  };
+
+  // A name seen twice keeps its last entry, as the official reader does; the repetition is
+  // reported once the offsets have been checked.
+  std::vector<bool> replaced;
+  std::string repeated_name;
+  for (std::size_t at = 0; at < tensors.size(); ++at) {
+    const std::size_t earlier = insert(at);
+    if (earlier == at) continue;
+    if (replaced.empty()) {
+      replaced.assign(tensors.size(), false);
+      repeated_name = std::string(tensors[at].name);
+    }
+    replaced[earlier] = true;
+  }
+  const bool has_repeat = !replaced.empty();
+  if (has_repeat) {
+    std::size_t kept = 0;
+    for (std::size_t at = 0; at < tensors.size(); ++at) {
+      if (!replaced[at]) tensors[kept++] = tensors[at];
+    }
+    tensors.resize(kept);
   }
 
-  std::vector<std::uint32_t> order;
-  order.reserve(count);
-  for (std::size_t id = 0; id < count; ++id) {
-    if (!has_repeat || !replaced[id]) order.push_back(static_cast<std::uint32_t>(id));
-  }
-  auto before = [&](std::uint32_t a, std::uint32_t b) {
-    const scanned_tensor& x = scanned[a];
-    const scanned_tensor& y = scanned[b];
-    if (x.begin != y.begin) return x.begin < y.begin;
-    if (x.end != y.end) return x.end < y.end;
-    return name_of(x) < name_of(y);
+  auto before = [](const tensor_info& x, const tensor_info& y) {
+    if (x.data_offsets != y.data_offsets) return x.data_offsets < y.data_offsets;
+    return x.name < y.name;
   };
-  if (!std::is_sorted(order.begin(), order.end(), before)) std::sort(order.begin(), order.end(), before);
+  // Writers emit tensors in data order, so the table built above usually stands as it is.
+  const bool sorted = std::is_sorted(tensors.begin(), tensors.end(), before);
+  if (!sorted) std::sort(tensors.begin(), tensors.end(), before);
+  if (!sorted || has_repeat) {
+    std::fill(slots.begin(), slots.end(), 0);
+    for (std::size_t at = 0; at < tensors.size(); ++at) insert(at);
+  }
 
   std::string repeat_note;
   if (has_repeat) repeat_note = " (the name " + quote(repeated_name) + " appears twice; its last entry was kept)";
 
-  index.tensors.resize(order.size());
-  std::vector<std::uint32_t> position_of(count, 0);
   std::uint64_t expected_begin = 0;
-  for (std::size_t pos = 0; pos < order.size(); ++pos) {
-    const scanned_tensor& t = scanned[order[pos]];
-    position_of[order[pos]] = static_cast<std::uint32_t>(pos + 1);
-    std::string_view name = name_of(t);
-    if (t.begin != expected_begin || t.end < t.begin) {
-      std::string why = t.end < t.begin ? "end before they begin"
-                                        : (t.begin < expected_begin ? "overlap the previous tensor, which ends at "
-                                                                    : "leave a hole after the previous tensor, which ends at ") +
-                                              std::to_string(expected_begin);
-      return error(error_kind::invalid_offset, "tensor " + quote(name) + ": data_offsets [" + std::to_string(t.begin) +
-                                                   ", " + std::to_string(t.end) + "] " + why + repeat_note);
+  for (tensor_info& t : tensors) {
+    const std::uint64_t packed = t.element_count;
+    t.shape = span<const std::uint64_t>(index.dims.data() + (packed >> 32), static_cast<std::size_t>(packed & 0xffffffffu));
+    const std::uint64_t begin = t.data_offsets[0];
+    const std::uint64_t end = t.data_offsets[1];
+    if (begin != expected_begin || end < begin) {
+      std::string why = end < begin ? "end before they begin"
+                                    : (begin < expected_begin ? "overlap the previous tensor, which ends at "
+                                                              : "leave a hole after the previous tensor, which ends at ") +
+                                          std::to_string(expected_begin);
+      return error(error_kind::invalid_offset, "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) +
+                                                   ", " + std::to_string(end) + "] " + why + repeat_note);
     }
-    expected_begin = t.end;
+    expected_begin = end;
     std::uint64_t elements = 1;
-    for (std::size_t d = 0; d < t.dims_size; ++d) {
-      if (!checked_mul(elements, index.dims[t.dims_offset + d], elements))
+    for (std::uint64_t dim : t.shape) {
+      if (!checked_mul(elements, dim, elements))
         return error(error_kind::validation_overflow,
-                     "tensor " + quote(name) + ": the element count of its shape overflows 64 bits" + repeat_note);
+                     "tensor " + quote(t.name) + ": the element count of its shape overflows 64 bits" + repeat_note);
     }
     std::uint64_t bits = 0;
-    if (!checked_mul(elements, dtype_bits(t.type), bits))
-      return error(error_kind::validation_overflow, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
-                                                        std::string(dtype_name(t.type)) +
+    if (!checked_mul(elements, dtype_bits(t.dtype), bits))
+      return error(error_kind::validation_overflow, "tensor " + quote(t.name) + ": " + std::to_string(elements) + " " +
+                                                        std::string(dtype_name(t.dtype)) +
                                                         " elements overflow 64 bits when counted in bits" + repeat_note);
     if (bits % 8 != 0)
-      return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
-                                                     std::string(dtype_name(t.type)) + " elements fill " +
+      return error(error_kind::misaligned_slice, "tensor " + quote(t.name) + ": " + std::to_string(elements) + " " +
+                                                     std::string(dtype_name(t.dtype)) + " elements fill " +
                                                      std::to_string(bits) + " bits, not a whole number of bytes" +
                                                      repeat_note);
-    if (t.end - t.begin != bits / 8)
+    if (end - begin != bits / 8)
       return error(error_kind::tensor_invalid_info,
-                   "tensor " + quote(name) + ": data_offsets [" + std::to_string(t.begin) + ", " +
-                       std::to_string(t.end) + "] span " + std::to_string(t.end - t.begin) + " bytes but " +
-                       std::string(dtype_name(t.type)) + " with " + std::to_string(elements) + " elements needs " +
-                       std::to_string(bits / 8) + repeat_note);
-    tensor_info& info = index.tensors[pos];
-    info.name = name;
-    info.dtype = t.type;
-    info.shape = span<const std::uint64_t>(index.dims.data() + t.dims_offset, t.dims_size);
-    info.data_offsets = {t.begin, t.end};
-    info.element_count = elements;
+                   "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                       "] span " + std::to_string(end - begin) + " bytes but " + std::string(dtype_name(t.dtype)) +
+                       " with " + std::to_string(elements) + " elements needs " + std::to_string(bits / 8) + repeat_note);
+    t.element_count = elements;
   }
   if (expected_begin != index.data_size && !(options.allow_trailing_bytes && expected_begin < index.data_size)) {
     return error(error_kind::metadata_incomplete_buffer,
@@ -1194,28 +1282,25 @@ inline result<void> index_tensors(header_index& index, const std::vector<scanned
   if (has_repeat)
     return error(error_kind::invalid_header_deserialization,
                  "duplicate key " + quote(repeated_name) + ": two tensors have the same name");
-
-  for (std::uint32_t& slot : slots) {
-    if (slot != 0) slot = position_of[slot - 1];
-  }
   index.slots = std::move(slots);
   return {};
 }
 
 /// Parses and validates a header (SPEC rules 4-11) whose bytes are `text`, followed in the file
 /// by a data buffer of `data_size` bytes.
+/// `owner`, when given, holds `text` and is kept by the index: names point into the header.
 inline result<header_index> parse_header(const char* text, std::size_t size, std::uint64_t data_size,
-                                         const read_options& options = {}) {
+                                         const read_options& options = {}, std::unique_ptr<char[]> owner = nullptr) {
   std::size_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(text), size);
   if (bad != size)
     return error(error_kind::invalid_header, "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
   header_index index;
+  index.owned_header = std::move(owner);
   index.header_length = size;
   index.data_size = data_size;
-  std::vector<scanned_tensor> scanned;
   header_scanner scanner(text, size);
-  if (auto scanned_ok = scanner.scan(index, scanned); !scanned_ok) return scanned_ok.error();
-  if (auto indexed = index_tensors(index, scanned, options); !indexed) return indexed.error();
+  if (auto scanned = scanner.scan(index); !scanned) return scanned.error();
+  if (auto indexed = index_tensors(index, options); !indexed) return indexed.error();
   return index;
 }
 
@@ -1539,7 +1624,8 @@ class basic_reader {
         std::unique_ptr<char[]> header(new char[header_bytes + 1]);
         if (auto read = storage.read_at(8, reinterpret_cast<std::byte*>(header.get()), header_bytes); !read)
           return read.error();
-        return detail::parse_header(header.get(), header_bytes, data_size, options);
+        const char* text = header.get();
+        return detail::parse_header(text, header_bytes, data_size, options, std::move(header));
       }
     }();
     if (!index) return index.error();
