@@ -46,10 +46,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -462,6 +464,32 @@ struct read_options {
   /// Accept bytes after the end of the last tensor (some old writers leave a few). Off by default:
   /// the official reader rejects them as MetadataIncompleteBuffer.
   bool allow_trailing_bytes = false;
+  /// Mapped files: keep the kernel from reading around the pages that are touched (MADV_RANDOM),
+  /// so touching a tensor loads its pages and no others; prefetch() then reads ahead on request.
+  /// Off by default: the kernel's read-ahead serves a cold sequential read best. Either way,
+  /// opening reads only the header's pages.
+  bool random_access = false;
+};
+
+/// Options for basic_reader::try_load_into.
+struct load_options {
+  /// Threads reading at once, the calling thread included. Several keep a network file system or
+  /// an NVMe queue busy.
+  unsigned threads = 1;
+  /// Bytes per read.
+  std::size_t block_size = std::size_t{8} << 20;
+  /// Read past the page cache with O_DIRECT (pread storage on Linux), for the blocks whose file
+  /// offset, length and destination address are multiples of 4096 (write files with
+  /// write_options::alignment = 4096 and use aligned buffers); other blocks are read normally.
+  bool direct_io = false;
+};
+
+/// A tensor to load and the caller's memory to load it into (exactly its byte_size()).
+struct load_request {
+  /// The tensor, from the reader that loads it.
+  const tensor_info* tensor = nullptr;
+  /// Where its bytes go.
+  span<std::byte> destination;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1360,12 +1388,27 @@ class owned_bytes {
 
 #ifndef SAFETENSORS_NO_FILESYSTEM
 
+/// Offsets, lengths and addresses of O_DIRECT reads are multiples of this (the largest logical
+/// block size in common use).
+inline constexpr std::size_t direct_io_alignment = 4096;
+
 namespace detail {
 inline std::string system_error_text(const std::string& what, const std::string& path) {
 #if defined(_WIN32)
   return what + " " + quote(path) + ": Windows error " + std::to_string(GetLastError());
 #else
   return what + " " + quote(path) + ": " + std::strerror(errno);
+#endif
+}
+
+inline std::uint64_t page_size() noexcept {
+#if defined(_WIN32)
+  SYSTEM_INFO info;
+  GetSystemInfo(&info);
+  return info.dwPageSize;
+#else
+  static const long size = ::sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
 #endif
 }
 
@@ -1454,6 +1497,41 @@ class file_handle {
 };
 }  // namespace detail
 
+namespace detail {
+/// Reads `count` bytes at `offset` of `file` into `destination`, with as many positioned reads as
+/// it takes; an IoError when the file ends first (it shrank after it was opened).
+inline result<void> read_fully(const file_handle& file, const std::string& path, std::uint64_t offset,
+                               std::byte* destination, std::size_t count) {
+  while (count > 0) {
+#if defined(_WIN32)
+    OVERLAPPED position{};
+    position.Offset = static_cast<DWORD>(offset);
+    position.OffsetHigh = static_cast<DWORD>(offset >> 32);
+    DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
+    DWORD got = 0;
+    if (!ReadFile(file.get(), destination, chunk, &got, &position) && GetLastError() != ERROR_HANDLE_EOF)
+      return error(error_kind::io_error, system_error_text("cannot read", path));
+    std::size_t done = got;
+#else
+    std::size_t chunk = std::min<std::size_t>(count, std::size_t{1} << 30);
+    ssize_t got = ::pread(file.get(), destination, chunk, static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return error(error_kind::io_error, system_error_text("cannot read", path));
+    }
+    std::size_t done = static_cast<std::size_t>(got);
+#endif
+    if (done == 0)
+      return error(error_kind::io_error,
+                   "file " + quote(path) + " ended at byte " + std::to_string(offset) + ": it shrank after it was opened");
+    destination += done;
+    offset += done;
+    count -= done;
+  }
+  return {};
+}
+}  // namespace detail
+
 /// A file mapped read-only into memory: opening costs O(1), pages load when first touched.
 ///
 /// Risk: if another process truncates the file while it is mapped, touching the lost pages
@@ -1481,16 +1559,18 @@ class mapped_file {
 #endif
     mapped.data_ = static_cast<const std::byte*>(address);
     mapped.size_ = static_cast<std::size_t>(size);
+    mapped.file_ = std::move(*file);
     return mapped;
   }
 
   mapped_file(mapped_file&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), file_(std::move(other.file_)) {}
   mapped_file& operator=(mapped_file&& other) noexcept {
     if (this != &other) {
       unmap();
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
+      file_ = std::move(other.file_);
     }
     return *this;
   }
@@ -1507,8 +1587,65 @@ class mapped_file {
     return borrowed_bytes(data_, size_).read_at(offset, destination, count);
   }
 
+  /// Turns the kernel's read-around of touched pages off (random) or back on (madvise RANDOM or
+  /// NORMAL over the whole mapping). A hint: failures are ignored.
+  void set_random_access(bool random) const noexcept {
+#if !defined(_WIN32)
+    if (data_ != nullptr) ::madvise(const_cast<std::byte*>(data_), size_, random ? MADV_RANDOM : MADV_NORMAL);
+#else
+    (void)random;
+#endif
+  }
+
+  /// Asks the kernel to start reading bytes [offset, offset + count) in, so that touching them
+  /// later does not wait (madvise WILLNEED). A hint: returns before the reads complete.
+  result<void> prefetch(std::uint64_t offset, std::uint64_t count) const {
+    auto [start, length] = page_range(offset, count);
+    if (length == 0) return {};
+#if defined(_WIN32)
+#if defined(_WIN32_WINNT) && _WIN32_WINNT >= 0x0602
+    WIN32_MEMORY_RANGE_ENTRY range{const_cast<std::byte*>(data_) + start, length};
+    PrefetchVirtualMemory(GetCurrentProcess(), 1, &range, 0);
+#endif
+#else
+    if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_WILLNEED) != 0)
+      return error(error_kind::io_error, std::string("madvise WILLNEED failed: ") + std::strerror(errno));
+#endif
+    return {};
+  }
+
+  /// Gives back the memory of bytes [offset, offset + count): drops them from this process
+  /// (madvise DONTNEED) and, being clean file pages, from the page cache (fadvise DONTNEED).
+  /// Reading them again later reads the file again. For weights already copied elsewhere.
+  result<void> release(std::uint64_t offset, std::uint64_t count) const {
+    auto [start, length] = page_range(offset, count);
+    if (length == 0) return {};
+#if defined(_WIN32)
+    // Unlocking pages that are not locked removes them from the working set.
+    VirtualUnlock(const_cast<std::byte*>(data_) + start, length);
+#else
+    if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_DONTNEED) != 0)
+      return error(error_kind::io_error, std::string("madvise DONTNEED failed: ") + std::strerror(errno));
+#if defined(POSIX_FADV_DONTNEED)
+    ::posix_fadvise(file_.get(), static_cast<off_t>(start), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+#endif
+#endif
+    return {};
+  }
+
  private:
   mapped_file() = default;
+
+  // The whole pages covering [offset, offset + count), clipped to the file: madvise wants a
+  // page-aligned start.
+  std::pair<std::size_t, std::size_t> page_range(std::uint64_t offset, std::uint64_t count) const noexcept {
+    if (offset >= size_ || count == 0) return {0, 0};
+    const std::uint64_t end = offset + std::min<std::uint64_t>(count, size_ - offset);
+    const std::uint64_t page = detail::page_size();
+    const std::uint64_t start = offset / page * page;
+    return {static_cast<std::size_t>(start), static_cast<std::size_t>(end - start)};
+  }
+
   void unmap() noexcept {
     if (data_ == nullptr) return;
 #if defined(_WIN32)
@@ -1520,6 +1657,7 @@ class mapped_file {
   }
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  detail::file_handle file_;
 };
 
 /// A file read with positioned reads (pread) on demand: only the header is read at open; tensor
@@ -1543,34 +1681,23 @@ class pread_file {
 
   /// Reads `count` bytes at `offset` into `destination`; an IoError when the file has fewer.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    while (count > 0) {
-#if defined(_WIN32)
-      OVERLAPPED position{};
-      position.Offset = static_cast<DWORD>(offset);
-      position.OffsetHigh = static_cast<DWORD>(offset >> 32);
-      DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
-      DWORD got = 0;
-      if (!ReadFile(handle_.get(), destination, chunk, &got, &position) && GetLastError() != ERROR_HANDLE_EOF)
-        return error(error_kind::io_error, detail::system_error_text("cannot read", path_));
-      std::size_t done = got;
-#else
-      std::size_t chunk = std::min<std::size_t>(count, std::size_t{1} << 30);
-      ssize_t got = ::pread(handle_.get(), destination, chunk, static_cast<off_t>(offset));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        return error(error_kind::io_error, detail::system_error_text("cannot read", path_));
-      }
-      std::size_t done = static_cast<std::size_t>(got);
-#endif
-      if (done == 0)
-        return error(error_kind::io_error, "file " + detail::quote(path_) + " ended at byte " + std::to_string(offset) +
-                                               ": it shrank after it was opened");
-      destination += done;
-      offset += done;
-      count -= done;
-    }
-    return {};
+    return detail::read_fully(handle_, path_, offset, destination, count);
   }
+
+  /// A second handle on the file that bypasses the page cache (O_DIRECT), for reads whose
+  /// offset, length and destination are multiples of direct_io_alignment. Linux only.
+  result<detail::file_handle> open_direct() const {
+#if defined(O_DIRECT)
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0) return error(error_kind::io_error, detail::system_error_text("cannot open for direct I/O", path_));
+    return detail::file_handle(fd);
+#else
+    return error(error_kind::io_error, "direct I/O is not available on this system");
+#endif
+  }
+
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
 
  private:
   pread_file() = default;
@@ -1582,6 +1709,17 @@ class pread_file {
 #endif  // SAFETENSORS_NO_FILESYSTEM
 
 namespace detail {
+template <class Storage, class = void>
+struct has_direct_io : std::false_type {};
+template <class Storage>
+struct has_direct_io<Storage, std::void_t<decltype(std::declval<const Storage&>().open_direct())>> : std::true_type {};
+
+template <class Storage, class = void>
+struct has_access_advice : std::false_type {};
+template <class Storage>
+struct has_access_advice<Storage, std::void_t<decltype(std::declval<const Storage&>().set_random_access(true))>>
+    : std::true_type {};
+
 template <class Storage, class = void>
 struct has_data : std::false_type {};
 template <class Storage>
@@ -1602,6 +1740,8 @@ class basic_reader {
 
   /// Validates the file held by `storage` (every rule of the format) and indexes its tensors.
   static result<basic_reader> open(Storage storage, const read_options& options = {}) {
+    // Reading the header must not read around it: the kernel would load megabytes of tensor data.
+    if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(true);
     const std::uint64_t size = storage.size();
     if (size < 8) return error(error_kind::header_too_small, "the file holds " + std::to_string(size) +
                                                                  " bytes, fewer than the 8-byte header length");
@@ -1629,6 +1769,7 @@ class basic_reader {
       }
     }();
     if (!index) return index.error();
+    if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
     return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)));
   }
 
@@ -1702,6 +1843,96 @@ class basic_reader {
   }
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+
+  /// Copies tensors into memory the engine owns (pinned staging buffers, an arena), in blocks of
+  /// options.block_size read by options.threads threads, optionally with direct I/O. On an error
+  /// the destinations hold a mix of old and new bytes.
+  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
+    struct block {
+      std::uint64_t offset;
+      std::byte* destination;
+      std::size_t size;
+    };
+    std::vector<block> blocks;
+    const std::size_t block_size = std::max<std::size_t>(options.block_size, 4096);
+    for (const load_request& request : requests) {
+      if (request.tensor == nullptr || request.destination.size() != request.tensor->byte_size())
+        return error(error_kind::invalid_tensor_view,
+                     request.tensor == nullptr
+                         ? std::string("a load request names no tensor")
+                         : "tensor " + detail::quote(request.tensor->name) + " has " +
+                               std::to_string(request.tensor->byte_size()) + " bytes but the destination holds " +
+                               std::to_string(request.destination.size()));
+      const std::uint64_t start = data_start() + request.tensor->data_offsets[0];
+      for (std::size_t done = 0; done < request.destination.size(); done += block_size) {
+        blocks.push_back({start + done, request.destination.data() + done,
+                          std::min(block_size, request.destination.size() - done)});
+      }
+    }
+
+    std::optional<detail::file_handle> direct;
+    if constexpr (detail::has_direct_io<Storage>::value) {
+      // Where direct I/O cannot be had (a file system without it), reads go through the cache.
+      if (options.direct_io) {
+        if (auto handle = storage_.open_direct()) direct = std::move(*handle);
+      }
+    }
+    auto read_block = [&](const block& b) -> result<void> {
+      if constexpr (detail::has_direct_io<Storage>::value) {
+        const auto address = reinterpret_cast<std::uintptr_t>(b.destination);
+        if (direct && b.offset % 4096 == 0 && b.size % 4096 == 0 && address % 4096 == 0)
+          return detail::read_fully(*direct, storage_.path(), b.offset, b.destination, b.size);
+      }
+      return storage_.read_at(b.offset, b.destination, b.size);
+    };
+
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    std::optional<safetensors::error> first_error;
+    std::mutex error_lock;
+    auto work = [&] {
+      for (std::size_t i = next++; i < blocks.size() && !failed; i = next++) {
+        if (auto done = read_block(blocks[i]); !done) {
+          std::lock_guard<std::mutex> lock(error_lock);
+          if (!first_error) first_error = done.error();
+          failed = true;
+        }
+      }
+    };
+    const std::size_t thread_count = std::min<std::size_t>(std::max(options.threads, 1u), std::max<std::size_t>(blocks.size(), 1));
+    std::vector<std::thread> helpers;
+    for (std::size_t t = 1; t < thread_count; ++t) helpers.emplace_back(work);
+    work();
+    for (std::thread& helper : helpers) helper.join();
+    if (first_error) return *first_error;
+    return {};
+  }
+  /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
+  result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
+    const load_request request{&info, destination};
+    return try_load_into(span<const load_request>(&request, 1), options);
+  }
+  /// Copies tensors into memory the engine owns; throws on a size mismatch or an I/O error.
+  void load_into(span<const load_request> requests, const load_options& options = {}) const {
+    try_load_into(requests, options).value();
+  }
+  /// Copies one tensor into `destination`; throws on a size mismatch or an I/O error.
+  void load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
+    try_load_into(info, destination, options).value();
+  }
+
+  /// Starts reading a tensor's pages in ahead of use (mapped files only).
+  template <class S = Storage, class = decltype(std::declval<const S&>().prefetch(0, 0))>
+  result<void> prefetch(const tensor_info& info) const {
+    return storage_.prefetch(data_start() + info.data_offsets[0], info.byte_size());
+  }
+  /// Gives back the memory of a tensor's pages, e.g. once it has been copied to a device (mapped
+  /// files only). Pages shared with a neighbouring tensor are released too; they read back in
+  /// from the file when touched.
+  template <class S = Storage, class = decltype(std::declval<const S&>().release(0, 0))>
+  result<void> release(const tensor_info& info) const {
+    return storage_.release(data_start() + info.data_offsets[0], info.byte_size());
+  }
 
   /// The header's `__metadata__` (empty when there is none).
   const metadata_map& metadata() const noexcept { return index_->metadata; }
