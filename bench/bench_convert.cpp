@@ -3,7 +3,7 @@
 // are measured against is memcpy_destination_size: it writes the same 128 MiB a conversion writes
 // (reading 128 MiB where a conversion reads 64 MiB). memcpy_source_size copies the 64 MiB source,
 // for reference. The goal is conversion throughput of at least half the baseline's.
-#include <safetensors/convert_draft.hpp>
+#include <safetensors/safetensors.hpp>
 
 #include <benchmark/benchmark.h>
 

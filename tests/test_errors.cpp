@@ -20,6 +20,8 @@ TEST_CASE("error kinds carry the official variant names", "[errors]") {
       {k::metadata_incomplete_buffer, "MetadataIncompleteBuffer"},
       {k::tensor_not_found, "TensorNotFound"},
       {k::invalid_tensor_view, "InvalidTensorView"},
+      {k::invalid_conversion, "InvalidConversion"},
+      {k::invalid_argument, "InvalidArgument"},
       {k::io_error, "IoError"},
   };
   for (const auto& [kind, name] : names) CHECK(st::error_kind_name(kind) == name);
