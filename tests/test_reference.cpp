@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include <cmath>
 #include <fstream>
 
 namespace st = safetensors;
@@ -71,6 +72,62 @@ std::vector<reference_case> all_cases() {
   return cases;
 }
 
+// A manifest's number: a JSON number, or "nan", "inf", "-inf".
+bool same_number(double got, const json& want) {
+  if (want.is_string()) {
+    const std::string text = want.get<std::string>();
+    if (text == "nan") return std::isnan(got);
+    return got == (text == "inf" ? 1 : -1) * std::numeric_limits<double>::infinity();
+  }
+  const double value = want.get<double>();
+  return got == value && std::signbit(got) == std::signbit(value);
+}
+
+// The manifest's first_values, reproduced through copy_to: exact integers, floats widened to
+// double, C64 as [re, im] pairs, BOOL as its byte.
+void check_first_values(const st::tensor_info& info, const std::vector<std::byte>& bytes, const json& want) {
+  const st::tensor_view view{&info, bytes};
+  const std::size_t count = static_cast<std::size_t>(info.element_count);
+  switch (info.dtype) {
+    case st::dtype::I8:
+    case st::dtype::I16:
+    case st::dtype::I32:
+    case st::dtype::I64: {
+      std::vector<std::int64_t> values(count);
+      REQUIRE(st::copy_to(view, st::span<std::int64_t>(values)));
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(values[i] == want[i].get<std::int64_t>());
+      break;
+    }
+    case st::dtype::BOOL:
+    case st::dtype::U8:
+    case st::dtype::U16:
+    case st::dtype::U32:
+    case st::dtype::U64: {
+      std::vector<std::uint64_t> values(count);
+      REQUIRE(st::copy_to(view, st::span<std::uint64_t>(values)));
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(values[i] == want[i].get<std::uint64_t>());
+      break;
+    }
+    case st::dtype::C64: {
+      std::vector<std::complex<float>> values(count);
+      REQUIRE(st::copy_to(view, st::span<std::complex<float>>(values)));
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        CHECK(same_number(values[i].real(), want[i][0]));
+        CHECK(same_number(values[i].imag(), want[i][1]));
+      }
+      break;
+    }
+    default: {
+      std::vector<double> values(count);
+      REQUIRE(st::copy_to(view, st::span<double>(values)));
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        INFO("element " << i);
+        CHECK(same_number(values[i], want[i]));
+      }
+    }
+  }
+}
+
 // Compares an accepted file's reader with its manifest, field by field. `bytes_of` gives a tensor's bytes.
 template <class Reader, class BytesOf>
 void check_manifest(const Reader& reader, const json& manifest, BytesOf&& bytes_of) {
@@ -106,6 +163,7 @@ void check_manifest(const Reader& reader, const json& manifest, BytesOf&& bytes_
     std::vector<std::byte> bytes = bytes_of(got);
     CHECK(sha256_hex(bytes) == want.at("sha256").get<std::string>());
     CHECK(hex_prefix(bytes, 32) == want.at("first_bytes_hex").template get<std::string>());
+    if (want.contains("first_values")) check_first_values(got, bytes, want.at("first_values"));
   }
 }
 

@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <complex>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -171,6 +172,29 @@ class exception : public std::runtime_error {
 #endif
 
 namespace detail {
+/// `text` as a JSON string literal, for messages: names may hold quotes, newlines or NUL.
+inline std::string quote(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += "\\u00";
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
 /// Throws `err` as safetensors::exception, or without exceptions prints it and aborts: the
 /// throwing API was asked for a value that is not there.
 [[noreturn]] inline void raise(const error& err) {
@@ -1166,6 +1190,43 @@ struct tensor_info {
   std::uint64_t byte_size() const noexcept { return data_offsets[1] - data_offsets[0]; }
 };
 
+namespace detail {
+/// The dtype whose elements a C++ type holds, for typed views and copies.
+template <class T>
+struct dtype_of;
+template <> struct dtype_of<std::uint8_t> : std::integral_constant<dtype, dtype::U8> {};
+template <> struct dtype_of<std::int8_t> : std::integral_constant<dtype, dtype::I8> {};
+template <> struct dtype_of<std::uint16_t> : std::integral_constant<dtype, dtype::U16> {};
+template <> struct dtype_of<std::int16_t> : std::integral_constant<dtype, dtype::I16> {};
+template <> struct dtype_of<std::uint32_t> : std::integral_constant<dtype, dtype::U32> {};
+template <> struct dtype_of<std::int32_t> : std::integral_constant<dtype, dtype::I32> {};
+template <> struct dtype_of<std::uint64_t> : std::integral_constant<dtype, dtype::U64> {};
+template <> struct dtype_of<std::int64_t> : std::integral_constant<dtype, dtype::I64> {};
+template <> struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
+template <> struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
+template <> struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
+template <> struct dtype_of<bfloat16> : std::integral_constant<dtype, dtype::BF16> {};
+template <> struct dtype_of<float16> : std::integral_constant<dtype, dtype::F16> {};
+template <> struct dtype_of<float8_e5m2> : std::integral_constant<dtype, dtype::F8_E5M2> {};
+template <> struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::F8_E4M3> {};
+template <> struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
+template <> struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
+template <> struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
+
+/// Swaps each element of `bytes` (of `type`) between little-endian and host order; nothing to do
+/// on a little-endian host. C64 is two F32 halves.
+inline void to_host_order(span<std::byte> bytes, dtype type) noexcept {
+  if constexpr (host_is_big_endian) {
+    const std::size_t width = type == dtype::C64 ? 4 : dtype_bits(type) / 8;
+    if (width < 2) return;
+    for (std::size_t at = 0; at + width <= bytes.size(); at += width) std::reverse(bytes.data() + at, bytes.data() + at + width);
+  } else {
+    (void)bytes;
+    (void)type;
+  }
+}
+}  // namespace detail
+
 /// A tensor's description together with its bytes, which it does not own.
 struct tensor_view {
   /// The tensor's entry in the header.
@@ -1179,6 +1240,241 @@ struct tensor_view {
   safetensors::dtype dtype() const noexcept { return info->dtype; }
   /// The tensor's shape.
   span<const std::uint64_t> shape() const noexcept { return info->shape; }
+
+  /// The elements as a span of T, without a copy: T must be the dtype's type exactly (float for
+  /// F32, bfloat16 for BF16, std::complex<float> for C64, ...; std::byte for any dtype, and for
+  /// BOOL, F4 and F6_* which are bytes only), and the bytes aligned for T. Otherwise an
+  /// InvalidTensorView that says why; copy_to copies at any alignment and on any host.
+  template <class T>
+  result<span<const T>> try_as() const {
+    if constexpr (std::is_same_v<T, std::byte>) {
+      return bytes;
+    } else {
+      constexpr safetensors::dtype wanted = detail::dtype_of<T>::value;
+      if (dtype() != wanted)
+        return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(name()) + " is " +
+                                                          std::string(dtype_name(dtype())) + ", not " +
+                                                          std::string(dtype_name(wanted)));
+      if (detail::host_is_big_endian && sizeof(T) > 1 && !bytes.empty())
+        return error(error_kind::invalid_tensor_view,
+                     "tensor " + detail::quote(name()) + " is little-endian and this host is big-endian: use copy_to, "
+                     "which swaps the bytes");
+      if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(T) != 0)
+        return error(error_kind::invalid_tensor_view,
+                     "tensor " + detail::quote(name()) + " is not aligned to " + std::to_string(alignof(T)) +
+                         " bytes in memory (its writer did not align it): use copy_to, which copies at any alignment");
+      return span<const T>(reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T));
+    }
+  }
+  /// The elements as a span of T, without a copy; throws InvalidTensorView (see try_as).
+  template <class T>
+  span<const T> as() const {
+    return try_as<T>().value();
+  }
+};
+
+/// Copies every element of `tensor` into `destination` as `target` values in host byte order,
+/// converting them (see convert() for the rules) and swapping bytes on a big-endian host. The
+/// destination may have any alignment; it holds exactly element_count elements of `target`.
+inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target) {
+  if (auto converted = convert(tensor.bytes, tensor.dtype(), destination, target); !converted) {
+    return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
+  }
+  detail::to_host_order(destination, target);
+  return {};
+}
+
+/// Copies every element of `tensor` into `destination` as values of T (float, bfloat16,
+/// std::int64_t, ...), converting them; `destination` holds exactly element_count of them.
+template <class T>
+result<void> copy_to(const tensor_view& tensor, span<T> destination) {
+  static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
+  return copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                 detail::dtype_of<T>::value);
+}
+
+/// Stands for "to the end of the dimension" as a range's stop.
+inline constexpr std::uint64_t to_end = std::numeric_limits<std::uint64_t>::max();
+
+/// What a slice takes of one dimension: a single index (the dimension is dropped from the
+/// result) or the range [start, stop) every step-th element. Made by at(), range() and all().
+struct slice_dim {
+  /// True for a single index (in start).
+  bool single = false;
+  /// The index, or the first element of the range.
+  std::uint64_t start = 0;
+  /// One past the range's last element; to_end for the dimension's size.
+  std::uint64_t stop = to_end;
+  /// Distance between taken elements, at least 1.
+  std::uint64_t step = 1;
+};
+
+/// The element at `index` of a dimension; the dimension is dropped, as x[i] does in Python.
+constexpr slice_dim at(std::uint64_t index) noexcept { return {true, index, index + 1, 1}; }
+/// The elements [start, stop) of a dimension, every step-th, as x[start:stop:step] in Python.
+constexpr slice_dim range(std::uint64_t start, std::uint64_t stop = to_end, std::uint64_t step = 1) noexcept {
+  return {false, start, stop, step};
+}
+/// The whole dimension, as x[:] in Python.
+constexpr slice_dim all() noexcept { return range(0); }
+
+/// A selection of a tensor's elements, per dimension an index or a range (leading dimensions
+/// first; dimensions not given are taken whole), as tensor parallelism loads its part of each
+/// weight. One contiguous run of bytes is viewed without a copy; any selection can be copied.
+class tensor_slice {
+ public:
+  /// Checks `dims` against the tensor's shape; an InvalidArgument names the dimension at fault,
+  /// a MisalignedSlice refuses sub-byte dtypes (their elements do not fall on byte boundaries).
+  static result<tensor_slice> make(const tensor_view& tensor, std::vector<slice_dim> dims) {
+    const span<const std::uint64_t> shape = tensor.shape();
+    const std::string subject = "slice of tensor " + detail::quote(tensor.name());
+    if (dtype_bits(tensor.dtype()) % 8 != 0)
+      return error(error_kind::misaligned_slice, subject + ": " + std::string(dtype_name(tensor.dtype())) +
+                                                     " elements are smaller than a byte; read the tensor's bytes instead");
+    if (dims.size() > shape.size())
+      return error(error_kind::invalid_argument, subject + ": " + std::to_string(dims.size()) +
+                                                     " dimensions given for a tensor of rank " + std::to_string(shape.size()));
+    tensor_slice slice;
+    slice.tensor_ = tensor;
+    slice.count_ = 1;
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+      const slice_dim want = d < dims.size() ? dims[d] : all();
+      const std::uint64_t size = shape[d];
+      const std::string where = subject + ", dimension " + std::to_string(d) + " (size " + std::to_string(size) + "): ";
+      taken t{};
+      if (want.single) {
+        if (want.start >= size)
+          return error(error_kind::invalid_argument, where + "index " + std::to_string(want.start) + " is out of range");
+        t = {want.start, 1, 1};
+      } else {
+        const std::uint64_t stop = want.stop == to_end ? size : want.stop;
+        if (want.step == 0) return error(error_kind::invalid_argument, where + "the step must be at least 1");
+        if (stop > size)
+          return error(error_kind::invalid_argument, where + "stop " + std::to_string(stop) + " is past the end");
+        if (want.start > stop)
+          return error(error_kind::invalid_argument,
+                       where + "start " + std::to_string(want.start) + " is after stop " + std::to_string(stop));
+        t = {want.start, (stop - want.start + want.step - 1) / want.step, want.step};
+        slice.shape_.push_back(t.count);
+      }
+      slice.taken_.push_back(t);
+      slice.count_ *= t.count;  // at most the tensor's element count, which fits
+    }
+    slice.find_run();
+    return slice;
+  }
+
+  /// The tensor sliced.
+  const tensor_view& tensor() const noexcept { return tensor_; }
+  /// The selection's shape: one entry per range, none for single indices.
+  const std::vector<std::uint64_t>& shape() const noexcept { return shape_; }
+  /// Number of elements selected.
+  std::uint64_t element_count() const noexcept { return count_; }
+  /// True when the selection is one run of bytes: try_bytes() views it without a copy.
+  bool contiguous() const noexcept { return contiguous_; }
+
+  /// The selection's bytes without a copy (little-endian, in the tensor's dtype) when it is
+  /// contiguous; otherwise an InvalidTensorView pointing to copy_to.
+  result<span<const std::byte>> try_bytes() const {
+    if (!contiguous_)
+      return error(error_kind::invalid_tensor_view, "slice of tensor " + detail::quote(tensor_.name()) +
+                                                        " is not one contiguous run of bytes: use copy_to to gather it");
+    const std::size_t width = dtype_bits(tensor_.dtype()) / 8;
+    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_) * width, static_cast<std::size_t>(count_) * width);
+  }
+
+  /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
+  /// host byte order (converted as convert() does); `destination` holds exactly element_count().
+  result<void> copy_to(span<std::byte> destination, dtype target) const {
+    const std::size_t source_width = dtype_bits(tensor_.dtype()) / 8;
+    const std::size_t target_width = dtype_bits(target) / 8;
+    if (dtype_bits(target) % 8 != 0 || destination.size() / std::max<std::size_t>(target_width, 1) != count_ ||
+        destination.size() % std::max<std::size_t>(target_width, 1) != 0)
+      return error(error_kind::invalid_tensor_view,
+                   "slice of tensor " + detail::quote(tensor_.name()) + " has " + std::to_string(count_) +
+                       " elements; the destination holds " + std::to_string(destination.size()) + " bytes, not " +
+                       std::to_string(count_) + " " + std::string(dtype_name(target)) + " elements");
+    if (count_ == 0) return {};
+    // Rows of run_length elements are contiguous in the tensor; the outer dimensions are walked
+    // like an odometer.
+    const std::size_t outer = run_dim_;
+    std::vector<std::uint64_t> position(outer, 0);
+    std::size_t written = 0;
+    for (;;) {
+      std::uint64_t element = run_base_;
+      for (std::size_t d = 0; d < outer; ++d) element += (taken_[d].start + position[d] * taken_[d].step) * strides_[d];
+      const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(element) * source_width,
+                                                                 static_cast<std::size_t>(run_length_) * source_width);
+      const span<std::byte> into = destination.subspan(written, static_cast<std::size_t>(run_length_) * target_width);
+      if (auto converted = convert(source, tensor_.dtype(), into, target); !converted)
+        return error(converted.error().kind(), "slice of tensor " + detail::quote(tensor_.name()) + ": " +
+                                                   converted.error().message());
+      written += into.size();
+      std::size_t d = outer;
+      while (d > 0 && ++position[d - 1] == taken_[d - 1].count) position[--d] = 0;
+      if (d == 0) break;
+    }
+    detail::to_host_order(destination, target);
+    return {};
+  }
+  /// Gathers the selected elements into `destination` as values of T (see the untyped form).
+  template <class T>
+  result<void> copy_to(span<T> destination) const {
+    static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
+    return copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                   detail::dtype_of<T>::value);
+  }
+
+ private:
+  struct taken {
+    std::uint64_t start;
+    std::uint64_t count;
+    std::uint64_t step;
+  };
+
+  // Splits the selection into a run of elements contiguous in memory (the trailing dimensions
+  // taken whole, plus the one before them when its step is 1) and the outer dimensions before
+  // it, walked one position at a time.
+  void find_run() {
+    const std::size_t rank = taken_.size();
+    const span<const std::uint64_t> shape = tensor_.shape();
+    strides_.assign(rank, 0);
+    contiguous_ = true;
+    // Nothing to copy; and beside a zero, the other dimensions' product may not even fit.
+    if (count_ == 0) return;
+    std::uint64_t stride = 1;
+    for (std::size_t d = rank; d-- > 0;) {
+      strides_[d] = stride;
+      stride *= shape[d];
+    }
+    run_dim_ = rank;
+    while (run_dim_ > 0 && taken_[run_dim_ - 1].start == 0 && taken_[run_dim_ - 1].count == shape[run_dim_ - 1] &&
+           taken_[run_dim_ - 1].step == 1)
+      --run_dim_;
+    run_length_ = run_dim_ == 0 ? count_ : strides_[run_dim_ - 1];
+    run_base_ = 0;
+    if (run_dim_ > 0 && taken_[run_dim_ - 1].step == 1) {
+      --run_dim_;
+      run_length_ = taken_[run_dim_].count * strides_[run_dim_];
+      run_base_ = taken_[run_dim_].start * strides_[run_dim_];
+    }
+    run_start_ = run_base_;
+    for (std::size_t d = 0; d < run_dim_; ++d) {
+      if (taken_[d].count != 1) contiguous_ = false;
+      run_start_ += taken_[d].start * strides_[d];
+    }
+  }
+
+  tensor_view tensor_;
+  std::vector<taken> taken_;
+  std::vector<std::uint64_t> shape_;
+  std::vector<std::uint64_t> strides_;  // elements between neighbours of each dimension
+  std::uint64_t count_ = 0;
+  std::size_t run_dim_ = 0;             // dimensions before this one are walked
+  std::uint64_t run_length_ = 0;        // elements copied at once
+  std::uint64_t run_base_ = 0;          // element offset of the run within its row
+  std::uint64_t run_start_ = 0;         // first element, when contiguous
+  bool contiguous_ = false;
 };
 
 /// The header's `__metadata__`: string keys to string values, sorted by key (keys are unique).
@@ -1265,29 +1561,6 @@ inline bool checked_add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) no
   if (b > std::numeric_limits<std::uint64_t>::max() - a) return false;
   out = a + b;
   return true;
-}
-
-/// `text` as a JSON string literal, for messages: names may hold quotes, newlines or NUL.
-inline std::string quote(std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size() + 2);
-  out += '"';
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      out += "\\u00";
-      out += hex[byte >> 4];
-      out += hex[byte & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
 }
 
 /// Offset of the first byte that does not start or continue a valid UTF-8 sequence (as Rust's
@@ -2555,6 +2828,20 @@ class basic_reader {
   tensor_view view(const tensor_info& info) const noexcept {
     const std::byte* start = storage_.data() + data_start() + info.data_offsets[0];
     return {&info, span<const std::byte>(start, static_cast<std::size_t>(info.byte_size()))};
+  }
+
+  /// A slice of the tensor named `name`: per dimension at(i), range(start, stop, step) or all(),
+  /// leading dimensions first. In-memory storages only.
+  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const {
+    auto tensor = try_view(name);
+    if (!tensor) return tensor.error();
+    return tensor_slice::make(*tensor, std::move(dims));
+  }
+  /// A slice of the tensor named `name`; throws on TensorNotFound or a slice that does not fit.
+  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  tensor_slice slice(std::string_view name, std::vector<slice_dim> dims) const {
+    return try_slice(name, std::move(dims)).value();
   }
 
   /// Copies a tensor's bytes into `destination`, which must be exactly byte_size() long.

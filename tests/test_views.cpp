@@ -1,0 +1,215 @@
+// Typed zero-copy views, copies into host order, and slices checked against a naive gather.
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+namespace st = safetensors;
+
+namespace {
+
+template <class T>
+std::string le_bytes(std::initializer_list<T> values) {
+  std::string out;
+  for (T value : values) {
+    char bytes[sizeof(T)];
+    std::memcpy(bytes, &value, sizeof(T));
+    if constexpr (st::detail::host_is_big_endian) std::reverse(bytes, bytes + sizeof(T));
+    out.append(bytes, sizeof(T));
+  }
+  return out;
+}
+
+st::span<const std::byte> bytes_of(const std::string& text) {
+  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
+}
+
+}  // namespace
+
+TEST_CASE("views: as<T> is zero-copy for the exact dtype and aligned bytes", "[views]") {
+  const std::string floats = le_bytes<float>({1.5f, -2.0f, 0.25f});
+  const std::string halves = le_bytes<std::uint16_t>({0x3c00, 0xc000});  // F16 1.0, -2.0
+  auto bytes = st::serialize({{{"f", st::dtype::F32, {3}}, bytes_of(floats)}, {{"h", st::dtype::F16, {2}}, bytes_of(halves)}});
+  auto reader = st::try_open_buffer(bytes);
+  REQUIRE(reader);
+  st::tensor_view f = reader->view("f");
+  if (!st::detail::host_is_big_endian) {
+    auto as_float = f.try_as<float>();
+    REQUIRE(as_float);
+    REQUIRE(as_float->size() == 3);
+    CHECK(static_cast<const void*>(as_float->data()) == static_cast<const void*>(f.bytes.data()));
+    CHECK((*as_float)[0] == 1.5f);
+    CHECK((*as_float)[2] == 0.25f);
+    auto as_half = reader->view("h").try_as<st::float16>();
+    REQUIRE(as_half);
+    CHECK((*as_half)[1].to_float() == -2.0f);
+  }
+  CHECK(f.as<std::byte>().size() == 12);
+
+  auto wrong = f.try_as<double>();
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().kind() == st::error_kind::invalid_tensor_view);
+  CHECK(wrong.error().message() == "tensor \"f\" is F32, not F64");
+  CHECK(reader->view("h").try_as<st::bfloat16>().error().message() == "tensor \"h\" is F16, not BF16");
+}
+
+TEST_CASE("views: a misaligned tensor is refused with a pointer to copy_to", "[views]") {
+  const std::string path = std::string(SAFETENSORS_TEST_DATA) + "/reference/invalid/unaligned_f32_data.safetensors";
+  auto reader = st::try_open(path);
+  REQUIRE(reader);
+  const st::tensor_info* unaligned = nullptr;
+  for (const auto& info : reader->tensors()) {
+    if (info.dtype == st::dtype::F32) unaligned = &info;
+  }
+  REQUIRE(unaligned != nullptr);
+  st::tensor_view view = reader->view(*unaligned);
+  auto refused = view.try_as<float>();
+  REQUIRE_FALSE(refused);
+  if (!st::detail::host_is_big_endian) CHECK_THAT(refused.error().message(), Catch::Contains("not aligned to 4 bytes"));
+  CHECK_THAT(refused.error().message(), Catch::Contains("copy_to"));
+  float value = 0;
+  REQUIRE(st::copy_to(view, st::span<float>(&value, 1)));
+  CHECK(value == 0.5f);  // the manifest's first value
+}
+
+TEST_CASE("copy_to: converts into host order at any alignment", "[views]") {
+  const std::string bf16 = le_bytes<std::uint16_t>({0x3fc0, 0xc000, 0x7f80});  // 1.5, -2, inf
+  auto bytes = st::serialize({{{"b", st::dtype::BF16, {3}}, bytes_of(bf16)}});
+  auto reader = st::try_open_buffer(bytes);
+  REQUIRE(reader);
+  std::vector<std::byte> raw(3 * 8 + 1);
+  REQUIRE(st::copy_to(reader->view("b"), st::span<std::byte>(raw.data() + 1, 24), st::dtype::F64));
+  double values[3];
+  std::memcpy(values, raw.data() + 1, sizeof values);
+  CHECK(values[0] == 1.5);
+  CHECK(values[1] == -2.0);
+  CHECK(values[2] == std::numeric_limits<double>::infinity());
+
+  std::int32_t ints[3];
+  auto refused = st::copy_to(reader->view("b"), st::span<std::int32_t>(ints, 3));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().kind() == st::error_kind::invalid_conversion);
+  CHECK_THAT(refused.error().message(), Catch::StartsWith("tensor \"b\": element 0 (1.5) of BF16 has no I32 value: it is not a whole number"));
+  float two[2];
+  CHECK(st::copy_to(reader->view("b"), st::span<float>(two, 2)).error().kind() == st::error_kind::invalid_tensor_view);
+}
+
+namespace {
+
+// The naive gather: every element of the selection, one at a time, as the flat index it had.
+std::vector<std::int32_t> naive_gather(const std::vector<std::uint64_t>& shape, const std::vector<st::slice_dim>& dims) {
+  std::vector<std::int32_t> out;
+  std::uint64_t total = 1;
+  for (std::uint64_t d : shape) total *= d;
+  for (std::uint64_t flat = 0; flat < total; ++flat) {
+    std::uint64_t rest = flat;
+    bool taken = true;
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      const std::uint64_t i = rest % shape[d];
+      rest /= shape[d];
+      const st::slice_dim want = d < dims.size() ? dims[d] : st::all();
+      const std::uint64_t stop = want.stop == st::to_end ? shape[d] : want.stop;
+      taken = taken && i >= want.start && i < stop && (i - want.start) % want.step == 0;
+    }
+    if (taken) out.push_back(static_cast<std::int32_t>(flat));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("slices: random shapes and selections agree with a naive gather", "[views][slices]") {
+  std::mt19937 random(7);
+  auto pick = [&](std::uint64_t n) { return static_cast<std::uint64_t>(random() % n); };
+  for (int round = 0; round < 400; ++round) {
+    std::vector<std::uint64_t> shape(pick(5));
+    std::uint64_t total = 1;
+    for (auto& d : shape) total *= (d = pick(6));
+    std::string data;
+    for (std::uint64_t i = 0; i < total; ++i) data += le_bytes<std::int32_t>({static_cast<std::int32_t>(i)});
+    auto bytes = st::serialize({{{"t", st::dtype::I32, shape}, bytes_of(data)}});
+    auto reader = st::try_open_buffer(bytes);
+    REQUIRE(reader);
+
+    std::vector<st::slice_dim> dims(pick(shape.size() + 1));
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      if (shape[d] > 0 && pick(4) == 0) {
+        dims[d] = st::at(pick(shape[d]));
+      } else {
+        const std::uint64_t start = pick(shape[d] + 1);
+        const std::uint64_t stop = start + pick(shape[d] - start + 1);
+        dims[d] = pick(3) == 0 ? st::range(start) : st::range(start, stop, 1 + pick(3));
+      }
+    }
+    INFO("round " << round);
+    auto slice = reader->try_slice("t", dims);
+    REQUIRE(slice);
+    const std::vector<std::int32_t> want = naive_gather(shape, dims);
+    REQUIRE(slice->element_count() == want.size());
+    std::vector<std::int32_t> got(want.size());
+    REQUIRE(slice->copy_to(st::span<std::int32_t>(got)));
+    CHECK(got == want);
+    std::vector<double> as_double(want.size());
+    REQUIRE(slice->copy_to(st::span<double>(as_double)));
+    CHECK(std::equal(as_double.begin(), as_double.end(), want.begin()));
+
+    // A contiguous selection is a view of exactly those bytes; the claim is checked by position.
+    bool consecutive = true;
+    for (std::size_t i = 1; i < want.size(); ++i) consecutive = consecutive && want[i] == want[i - 1] + 1;
+    CHECK(slice->contiguous() == consecutive);
+    if (slice->contiguous() && !want.empty()) {
+      auto run = slice->try_bytes();
+      REQUIRE(run);
+      CHECK(run->data() == reader->view("t").bytes.data() + 4 * static_cast<std::size_t>(want[0]));
+      CHECK(run->size() == 4 * want.size());
+    }
+  }
+}
+
+TEST_CASE("slices: the row block of one rank under tensor parallelism is a zero-copy view", "[views][slices]") {
+  std::string data;
+  for (std::int32_t i = 0; i < 8 * 6; ++i) data += le_bytes<std::int32_t>({i});
+  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}});
+  auto reader = st::try_open_buffer(bytes);
+  REQUIRE(reader);
+  st::tensor_slice rows = reader->slice("w", {st::range(2, 4)});
+  CHECK(rows.shape() == std::vector<std::uint64_t>{2, 6});
+  CHECK(rows.contiguous());
+  CHECK(rows.try_bytes()->data() == reader->view("w").bytes.data() + 2 * 6 * 4);
+
+  st::tensor_slice columns = reader->slice("w", {st::all(), st::range(0, 3)});
+  CHECK(columns.shape() == std::vector<std::uint64_t>{8, 3});
+  CHECK_FALSE(columns.contiguous());
+  auto not_contiguous = columns.try_bytes();
+  REQUIRE_FALSE(not_contiguous);
+  CHECK_THAT(not_contiguous.error().message(), Catch::Contains("use copy_to"));
+
+  st::tensor_slice element = reader->slice("w", {st::at(7), st::at(5)});
+  CHECK(element.shape().empty());
+  CHECK(element.element_count() == 1);
+  CHECK(element.contiguous());
+}
+
+TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[views][slices]") {
+  std::string data(8 * 6 * 4, '\0');
+  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}, {{"q", st::dtype::F4, {4}}, bytes_of(data.substr(0, 2))}});
+  auto reader = st::try_open_buffer(bytes);
+  REQUIRE(reader);
+  auto message = [&](std::string name, std::vector<st::slice_dim> dims) {
+    auto slice = reader->try_slice(name, std::move(dims));
+    REQUIRE_FALSE(slice);
+    return test::outcome(slice) + ": " + slice.error().message();
+  };
+  CHECK(message("w", {st::at(8)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index 8 is out of range");
+  CHECK(message("w", {st::all(), st::range(2, 7)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 1 (size 6): stop 7 is past the end");
+  CHECK(message("w", {st::range(5, 3)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 5 is after stop 3");
+  CHECK(message("w", {st::range(0, 2, 0)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): the step must be at least 1");
+  CHECK(message("w", {st::all(), st::all(), st::all()}) ==
+        "InvalidArgument: slice of tensor \"w\": 3 dimensions given for a tensor of rank 2");
+  CHECK(message("q", {st::range(0, 2)}) ==
+        "MisalignedSlice: slice of tensor \"q\": F4 elements are smaller than a byte; read the tensor's bytes instead");
+  CHECK(message("x", {}) == "TensorNotFound: no tensor named \"x\"");
+}
