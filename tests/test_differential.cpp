@@ -1,0 +1,88 @@
+// The library's scanner against the independent nlohmann reading (reference_parser.hpp): the
+// whole reference corpus, and thousands of deterministic mutations of it, must give the same
+// kind, and when valid the same tensors and metadata.
+#include "reference_parser.hpp"
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <random>
+
+namespace st = safetensors;
+
+namespace {
+
+// Compares both readings of `bytes`; returns a description of the first difference, or "".
+std::string difference(const std::vector<std::byte>& bytes) {
+  const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+  const reference::outcome want = reference::parse(raw, bytes.size());
+  auto got = st::try_open_memory(bytes.data(), bytes.size());
+  const std::string got_kind = test::outcome(got);
+  if (got_kind != want.kind) return "library says " + got_kind + ", reference says " + want.kind;
+  if (!got) return "";
+  if (got->size() != want.tensors.size()) return "tensor counts differ";
+  for (std::size_t i = 0; i < want.tensors.size(); ++i) {
+    const st::tensor_info& t = got->tensors()[i];
+    const reference::tensor& w = want.tensors[i];
+    if (t.name != w.name || st::dtype_name(t.dtype) != w.dtype || t.data_offsets[0] != w.begin ||
+        t.data_offsets[1] != w.end || !std::equal(t.shape.begin(), t.shape.end(), w.shape.begin(), w.shape.end()))
+      return "tensor " + st::detail::quote(w.name) + " differs";
+  }
+  if (got->has_metadata() != want.metadata.has_value()) return "metadata presence differs";
+  if (want.metadata) {
+    std::map<std::string, std::string> got_metadata(got->metadata().begin(), got->metadata().end());
+    if (got_metadata != *want.metadata) return "metadata differs";
+  }
+  return "";
+}
+
+std::vector<std::string> corpus_files() {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SAFETENSORS_TEST_DATA) + "/reference")) {
+    const std::string path = entry.path().string();
+    if (path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0) files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+TEST_CASE("differential: every corpus file reads the same through both parsers", "[differential]") {
+  for (const std::string& path : corpus_files()) {
+    INFO(path);
+    CHECK(difference(test::read_file(path)) == "");
+  }
+}
+
+TEST_CASE("differential: mutated corpus files read the same through both parsers", "[differential]") {
+  std::mt19937_64 random(2026);
+  const std::string_view json_bytes = "{}[]\",:0123456789-.eE \\u";
+  std::size_t checked = 0;
+  for (const std::string& path : corpus_files()) {
+    const std::vector<std::byte> original = test::read_file(path);
+    if (original.size() > 65536) continue;  // the small files give the header most of the mutations
+    for (int round = 0; round < 60; ++round) {
+      std::vector<std::byte> bytes = original;
+      for (int edits = 1 + static_cast<int>(random() % 3); edits > 0 && !bytes.empty(); --edits) {
+        // Edits fall in the first 520 bytes: the length prefix and the start of the header.
+        const std::size_t at = random() % std::min<std::size_t>(bytes.size(), 8 + 512);
+        switch (random() % 5) {
+          case 0: bytes[at] = static_cast<std::byte>(random()); break;                                   // any byte
+          case 1: bytes[at] = static_cast<std::byte>(json_bytes[random() % json_bytes.size()]); break;
+          case 2: bytes.erase(bytes.begin() + static_cast<std::ptrdiff_t>(at)); break;
+          case 3: bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::byte>(random())); break;
+          default: bytes.resize(at); break;
+        }
+      }
+      const std::string found = difference(bytes);
+      if (!found.empty()) {
+        INFO(path << " round " << round);
+        CHECK(found == "");
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked > 4000);
+}
