@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks safetensors-cli against the reference corpus: JSON output field by field against the
-# manifests, error kinds and exit codes, and the layout of the human-readable table.
+# manifests, error kinds and exit codes, and the layout of the human-readable table; dump's values
+# against the manifests' first_values and an F8 decoder here, stats against exact statistics,
+# validate against index.json, and convert's results bit for bit.
 #
 # Usage: test_cli.sh PATH/TO/safetensors-cli PATH/TO/tests/data/reference
 # Prints "ok - ..." or "not ok - ..." per check, then "N passed, M failed"; exits 1 on a failure.
@@ -20,7 +22,11 @@ trap 'rm -rf "$work"' EXIT
 # assertion holds, else prints the first one that failed and exits 1.
 checker=$(
   cat <<'PYTHON'
+import fractions
+import hashlib
 import json
+import math
+import struct
 import sys
 
 work, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -152,8 +158,331 @@ def check_row(row, want):
         fail(f"row {row!r} does not show {want['dtype']} {shape} {tail}")
 
 
+def stdout_is(status, expected):
+    expect("exit status", rc, int(status))
+    expect("stderr", err, b"")
+    expect("stdout", out.decode("utf-8"), expected)
+
+
+# The raw bytes of tensor `name` of the safetensors file at `path`, read without the CLI.
+def tensor_bytes(path, name):
+    with open(path, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    begin, end = json.loads(data[8:8 + length])[name]["data_offsets"]
+    return data[8 + length + begin:8 + length + end]
+
+
+# The elements of a tensor as Python numbers, by struct format ("f", "q", ...).
+def tensor_values(path, name, code):
+    return [value for (value,) in struct.iter_unpack("<" + code, tensor_bytes(path, name))]
+
+
+# How the CLI's JSON writes a double: a float, or "nan", "inf", "-inf".
+def json_number(value):
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def same_value(got, want):
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(same_value, got, want))
+    if isinstance(want, float):
+        return type(got) is float and got == want and math.copysign(1, got) == math.copysign(1, want)
+    return type(got) is type(want) and got == want
+
+
+# An F32 value rounded to BF16 (nearest, ties to even; NaN stays NaN) and widened back.
+def through_bf16(value):
+    if math.isnan(value):
+        return value
+    (bits,) = struct.unpack("<I", struct.pack("<f", value))
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]
+
+
+# dump --json of F32 tensor NAME of the round-tripped file: every value of the original
+# tensor in SOURCE, rounded to BF16.
+def bf16_round_trip(source, name):
+    expect("exit status", rc, 0)
+    got = one_json_object()
+    want = [json_number(through_bf16(v)) for v in tensor_values(source, name, "f")]
+    if not same_value(got["values"], want):
+        fail(f"values {got['values']!r}, want {want!r}")
+
+
+def close(label, got, want, tolerance=1e-14):
+    if type(got) is not float or abs(got - want) > tolerance * abs(want):
+        fail(f"{label}: got {got!r}, want {want!r}")
+
+
+# stats --json of the file at PATH: the object of tensor NAME against statistics computed
+# here, exactly (fractions) from the tensor's bytes read with struct format CODE.
+def stats_of(path, name, code):
+    expect("exit status", rc, 0)
+    expect("stderr", err, b"")
+    if not out.endswith(b"\n") or out.count(b"\n") != 1:
+        fail(f"stdout is not exactly one line: {out[:300]!r}")
+    objects = {item["name"]: item for item in json.loads(out)}
+    got = objects[name]
+    expect("keys", list(got), ["name", "dtype", "count", "min", "max", "mean", "std", "nan", "inf", "note"])
+    values = tensor_values(path, name, code)
+    finite = [v for v in values if not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))]
+    expect("count", got["count"], len(values))
+    expect("nan", got["nan"], sum(1 for v in values if isinstance(v, float) and math.isnan(v)))
+    expect("inf", got["inf"], sum(1 for v in values if isinstance(v, float) and math.isinf(v)))
+    expect("min", got["min"], min(finite))
+    expect("max", got["max"], max(finite))
+    exact = [fractions.Fraction(v) for v in finite]
+    mean = sum(exact) / len(exact)
+    variance = sum((v - mean) ** 2 for v in exact) / len(exact)
+    close("mean", got["mean"], float(mean))
+    close("std", got["std"], math.sqrt(variance))
+    expect("note", got["note"], None)
+
+
+# validate's lines for PATHS (relative to REF, in order): "ok" or the kind index.json expects.
+def validate_lines(ref, status, *paths):
+    expect("exit status", rc, int(status))
+    expect("stderr", err, b"")
+    with open(ref + "/index.json", encoding="utf-8") as f:
+        index = json.load(f)
+    expected = {case["file"]: case for group in ("valid", "invalid", "foreign") for case in index[group]}
+    lines = out.decode("utf-8").split("\n")
+    expect("last line", lines.pop(), "")
+    expect("line count", len(lines), len(paths))
+    for line, path in zip(lines, paths):
+        shown = json.dumps(ref + "/" + path)
+        case = expected.get(path, {"expect": "IoError"})
+        if case["expect"] != "ok":
+            prefix = f"FAIL {shown}: {case['expect']}: "
+            if not line.startswith(prefix):
+                fail(f"line {line!r} does not start with {prefix!r}")
+        elif "tensor_count" in case:
+            count = case["tensor_count"]
+            expect("line", line, f"ok {shown} ({count} {'tensor' if count == 1 else 'tensors'})")
+        elif not line.startswith(f"ok {shown} ("):
+            fail(f"line {line!r} is not ok {shown}")
+
+
+# inspect --json of a file converted to TARGET from the file with MANIFEST: the same names,
+# shapes and metadata; F16, BF16, F32, F64 tensors now TARGET, every other dtype unchanged.
+def converted_header(manifest_path, target):
+    manifest = load_manifest(manifest_path)
+    expect("exit status", rc, 0)
+    got = one_json_object()
+    expect("metadata", got["metadata"], manifest["metadata"])
+    tensors = {t["name"]: t for t in got["tensors"]}
+    expect("names", sorted(tensors), sorted(t["name"] for t in manifest["tensors"]))
+    for want in manifest["tensors"]:
+        tensor = tensors[want["name"]]
+        dtype = target if want["dtype"] in ("F16", "BF16", "F32", "F64") else want["dtype"]
+        expect(f"{want['name']} dtype", tensor["dtype"], dtype)
+        expect(f"{want['name']} shape", tensor["shape"], want["shape"])
+
+
+# Every tensor of MANIFEST not converted (integers, BOOL, C64, F8, sub-byte) has the same
+# bytes in the file at PATH.
+def unchanged_bytes(manifest_path, path):
+    for want in load_manifest(manifest_path)["tensors"]:
+        if want["dtype"] in ("F16", "BF16", "F32", "F64"):
+            continue
+        digest = hashlib.sha256(tensor_bytes(path, want["name"])).hexdigest()
+        expect(f"sha256 of {want['name']}", digest, want["sha256"])
+
+
 modes = {"valid_json": valid_json, "error_json": error_json, "message": print_message,
-         "error_text": error_text, "table": table}
+         "error_text": error_text, "table": table, "stdout_is": stdout_is,
+         "bf16_round_trip": bf16_round_trip, "stats_of": stats_of, "validate_lines": validate_lines,
+         "converted_header": converted_header, "unchanged_bytes": unchanged_bytes}
+modes[mode](*args)
+PYTHON
+)
+
+# Checks that run the CLI many times (one Python process for a whole file's tensors), and a
+# generator of test files. Modes: first_values, all_bytes, make_f16, widened.
+corpus=$(
+  cat <<'PYTHON'
+import array
+import json
+import math
+import struct
+import subprocess
+import sys
+
+mode, args = sys.argv[1], sys.argv[2:]
+
+
+def fail(message):
+    print(message)
+    sys.exit(1)
+
+
+def same_value(got, want):
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(same_value, got, want))
+    if isinstance(want, float):
+        return type(got) is float and got == want and math.copysign(1, got) == math.copysign(1, want)
+    return type(got) is type(want) and got == want
+
+
+def unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        fail(f"duplicate key in {keys}")
+    return dict(pairs)
+
+
+# dump --json --limit LIMIT of tensor INDEX of the file, by name where a command line can
+# hold it, else by --index; checks the whole object against `values`.
+def check_dump(cli, path, index, tensor, limit, values):
+    name = tensor["name"]
+    selector = ["--index", str(index)] if "\0" in name else ["--", name] if name.startswith("-") else [name]
+    run = subprocess.run([cli, "dump", "--json", "--limit", str(limit), path] + selector, capture_output=True)
+    label = f"tensor {index} {name!r}"
+    if run.returncode != 0 or run.stderr:
+        fail(f"{label}: exit {run.returncode}, stderr {run.stderr[:300]!r}")
+    if not run.stdout.endswith(b"\n") or run.stdout.count(b"\n") != 1:
+        fail(f"{label}: stdout is not exactly one line: {run.stdout[:300]!r}")
+    got = json.loads(run.stdout.decode("utf-8"), object_pairs_hook=unique_keys)
+    want = {"name": name, "dtype": tensor["dtype"], "shape": tensor["shape"], "values": values}
+    if list(got) != list(want):
+        fail(f"{label}: keys {list(got)}, want {list(want)}")
+    for key in want:
+        if not same_value(got[key], want[key]):
+            fail(f"{label}: {key} {got[key]!r}, want {want[key]!r}")
+
+
+def load_manifest(ref, relative):
+    with open(f"{ref}/{relative}.json", encoding="utf-8") as f:
+        return json.load(f)["tensors"]
+
+
+# Every tensor with first_values (every 50th of many_tensors_5000): dump --json --limit 16
+# gives exactly those values, integers as integers, floats as floats with the sign of zero.
+def first_values(cli, ref, relative):
+    step = 50 if "many_tensors_5000" in relative else 1
+    checked = 0
+    for index, tensor in enumerate(load_manifest(ref, relative)):
+        if index % step == 0 and "first_values" in tensor:
+            check_dump(cli, f"{ref}/{relative}", index, tensor, 16, tensor["first_values"])
+            checked += 1
+    if checked == 0:
+        fail("no tensor has first_values")
+
+
+F8 = {"F8_E5M2": (2, 15, "ieee"), "F8_E4M3": (3, 7, "fn"), "F8_E4M3FNUZ": (3, 8, "fnuz"),
+      "F8_E5M2FNUZ": (2, 16, "fnuz")}
+
+
+# An 8-bit float's value as the CLI's JSON shows it, decoded here from its bits.
+def f8_value(byte, dtype):
+    if dtype == "F8_E8M0":
+        return "nan" if byte == 0xFF else math.ldexp(1.0, byte - 127)
+    mantissa_bits, bias, specials = F8[dtype]
+    exponent = (byte & 0x7F) >> mantissa_bits
+    mantissa = byte & ((1 << mantissa_bits) - 1)
+    sign = -1.0 if byte & 0x80 else 1.0
+    if specials == "fnuz" and byte == 0x80 or specials == "fn" and byte & 0x7F == 0x7F:
+        return "nan"
+    if specials == "ieee" and exponent == (0xFF >> (mantissa_bits + 1)):
+        return "nan" if mantissa else ("inf" if sign > 0 else "-inf")
+    if exponent == 0:
+        return math.copysign(math.ldexp(mantissa, 1 - bias - mantissa_bits), sign)
+    return math.copysign(math.ldexp((1 << mantissa_bits) + mantissa, exponent - bias - mantissa_bits), sign)
+
+
+# F8 tensors: every value, decoded here from the tensor's bytes (the 256 bit patterns of each
+# format in dtype_F8_*'s vector); F4 and F6 tensors: the bytes themselves. The manifests give no
+# first_values for either.
+def all_bytes(cli, ref, relative):
+    checked = 0
+    contents, _ = read_file(f"{ref}/{relative}")
+    for index, tensor in enumerate(load_manifest(ref, relative)):
+        raw = contents[tensor["name"]][2]
+        if tensor["dtype"].startswith("F8_"):
+            values = [f8_value(byte, tensor["dtype"]) for byte in raw]
+        elif tensor["dtype"] in ("F4", "F6_E2M3", "F6_E3M2"):
+            values = list(raw)
+        else:
+            continue
+        check_dump(cli, f"{ref}/{relative}", index, tensor, len(raw), values)
+        checked += 1
+    if checked == 0:
+        fail("no F8 or sub-byte tensor")
+
+
+def write_file(path, tensors, metadata):
+    header, data = {"__metadata__": metadata}, b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    metadata = header.pop("__metadata__", None)
+    tensors = {name: (entry["dtype"], entry["shape"],
+                      data[8 + length + entry["data_offsets"][0]:8 + length + entry["data_offsets"][1]])
+               for name, entry in header.items()}
+    return tensors, metadata
+
+
+# A file larger than the writer's 1 MiB pieces: "w", F16 [3, 200000] cycling through all
+# 65,536 bit patterns (NaNs with payloads, infinities, subnormals), and "ids", I32 [5].
+def make_f16(path):
+    w = array.array("H", (i * 7 % 65536 for i in range(600000)))
+    ids = array.array("i", [0, 1, -1, 2**31 - 1, -2**31])
+    if sys.byteorder == "big":
+        w.byteswap()
+        ids.byteswap()
+    # In the official writer's layout (I32 before F16), which this library's writer reproduces.
+    write_file(path, [("ids", "I32", [5], ids.tobytes()), ("w", "F16", [3, 200000], w.tobytes())], {"k": "v"})
+
+
+# F16 bits widened to F32 bits exactly, NaN payloads kept.
+def widen(bits):
+    sign = (bits & 0x8000) << 16
+    exponent = (bits >> 10) & 0x1F
+    fraction = bits & 0x3FF
+    if exponent == 0x1F:
+        return sign | 0x7F800000 | fraction << 13
+    if exponent:
+        return sign | (exponent - 15 + 127) << 23 | fraction << 13
+    return sign | struct.unpack("<I", struct.pack("<f", math.ldexp(fraction, -24)))[0]
+
+
+# The F32 file at WIDE holds "w" of the F16 file at NARROW widened exactly, the other tensors
+# and the metadata unchanged.
+def widened(narrow, wide):
+    (source, source_metadata), (result, result_metadata) = read_file(narrow), read_file(wide)
+    if result_metadata != source_metadata:
+        fail(f"metadata {result_metadata!r}, want {source_metadata!r}")
+    if sorted(result) != sorted(source):
+        fail(f"tensors {sorted(result)}, want {sorted(source)}")
+    dtype, shape, raw = result["w"]
+    if dtype != "F32" or shape != source["w"][1]:
+        fail(f"w is {dtype} {shape}")
+    want = array.array("I", (widen(bits) for (bits,) in struct.iter_unpack("<H", source["w"][2])))
+    got = array.array("I", (bits for (bits,) in struct.iter_unpack("<I", raw)))
+    if got != want:
+        first = next(i for i in range(len(want)) if i >= len(got) or got[i] != want[i])
+        fail(f"w[{first}]: got {got[first] if first < len(got) else None:#x}, want {want[first]:#x}")
+    if result["ids"] != source["ids"]:
+        fail("ids changed")
+
+
+modes = {"first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened}
 modes[mode](*args)
 PYTHON
 )
@@ -252,12 +581,150 @@ check "rewrite of an invalid file: nothing written" test ! -e "$work/bad.safeten
 run rewrite "$work/missing.safetensors" "$work/bad.safetensors"
 check "rewrite of a missing file: exit 2" exit_status 2
 
+# dump: every reference tensor with first_values gives exactly those; F8, F4 and F6 tensors their
+# bytes' values; the text form; a missing tensor.
+for path in "$ref"/valid/*.safetensors "$ref"/foreign/*.safetensors; do
+  file=${path#"$ref"/}
+  if grep -q '"first_values"' "$path.json"; then
+    check "dump --json --limit 16 $file: every tensor's first_values" \
+      python3 -c "$corpus" first_values "$cli" "$ref" "$file"
+  fi
+done
+for file in valid/dtype_F8_{E5M2,E4M3,E8M0,E4M3FNUZ,E5M2FNUZ}.safetensors valid/dtype_F4.safetensors \
+  valid/dtype_F6_E2M3.safetensors valid/mixed_all_dtypes.safetensors; do
+  check "dump --json $file: F8 values decoded here from their bytes, F4/F6 raw bytes" \
+    python3 -c "$corpus" all_bytes "$cli" "$ref" "$file"
+done
+run dump "$ref/valid/dtype_F32.safetensors" matrix
+check "dump matrix: a NAME DTYPE [shape] line, then the values 8 to a line" assert stdout_is 0 \
+  $'"matrix" F32 [4, 6]\n-3 -2.75 -2.5 -2.25 -2 -1.75 -1.5 -1.25\n-1 -0.75 -0.5 -0.25 0 0.25 0.5 0.75\n1 1.25 1.5 1.75 2 2.25 2.5 2.75\n'
+run dump "$ref/valid/dtype_F32.safetensors" vector --limit 10
+check "dump --limit 10 vector: -0, inf, -inf, nan, and how many more" assert stdout_is 0 \
+  $'"vector" F32 [37]\n0 -0 1 -1 0.10000000149011612 3.4028234663852886e+38 -3.4028234663852886e+38 inf\n-inf nan\n... 27 more values\n'
+run dump "$ref/valid/mixed_all_dtypes.safetensors" t_C64
+check "dump t_C64: [re, im] pairs" assert stdout_is 0 \
+  $'"t_C64" C64 [5]\n[0, -0] [1, -1] [inf, -inf] [nan, 0.5] [1.401298464324817e-45, 3.4028234663852886e+38]\n'
+run dump "$ref/valid/mixed_all_dtypes.safetensors" t_F4
+check "dump t_F4: its 3 bytes as unsigned integers" assert stdout_is 0 $'"t_F4" F4 [6] as 3 raw bytes\n7 38 69\n'
+run dump --json --limit 3 "$ref/valid/mixed_all_dtypes.safetensors" t_U64
+check "dump --json t_U64: 2^64 - 1 exactly" assert stdout_is 0 \
+  $'{"name":"t_U64","dtype":"U64","shape":[5],"values":[0,1,18446744073709551615]}\n'
+run dump --json --limit 0 "$ref/valid/dtype_F32.safetensors" vector
+check "dump --json --limit 0: no values" assert stdout_is 0 $'{"name":"vector","dtype":"F32","shape":[37],"values":[]}\n'
+run dump --json "$ref/valid/odd_names.safetensors" --index 20
+check "dump --index 20: the tensor whose name holds NUL" python3 -c \
+  'import json,sys; sys.exit(json.load(open(sys.argv[1]))["name"] != "nul\0char")' "$work/out"
+run dump --json "$ref/valid/dtype_F32.safetensors" missing
+check "dump --json of a missing tensor: exit 1, TensorNotFound" assert error_json TensorNotFound 1 '"missing"'
+run dump "$ref/valid/dtype_F32.safetensors" missing
+check "dump of a missing tensor: exit 1, one line on stderr" assert error_text 1 \
+  "safetensors-cli: \"$ref/valid/dtype_F32.safetensors\": TensorNotFound: no tensor named \"missing\""
+run dump --json "$ref/valid/dtype_F32.safetensors" --index 6
+check "dump --index past the last tensor: exit 1, TensorNotFound" assert error_json TensorNotFound 1 'index 6'
+run dump --json "$ref/invalid/offsets_overlap.safetensors" a
+check "dump of an invalid file: exit 1, InvalidOffset" assert error_json InvalidOffset 1 '"b"'
+run dump "$work/missing.safetensors" a
+check "dump of a missing file: exit 2" exit_status 2
+run dump "$ref/valid/dtype_F32.safetensors"
+check "dump without a tensor: a usage error" exit_status 100 255
+run dump "$ref/valid/dtype_F32.safetensors" vector --limit=-1
+check "dump --limit -1: a usage error" exit_status 100 255
+
+# stats: against statistics computed exactly here; NaN and infinities counted apart.
+f32=$ref/valid/dtype_F32.safetensors
+run stats --json "$f32"
+for tensor in matrix cube scalar vector; do
+  check "stats --json dtype_F32 $tensor: count, min, max, mean, std, nan, inf" assert stats_of "$f32" "$tensor" f
+done
+run stats --json "$ref/valid/dtype_I64.safetensors" vector
+check "stats --json dtype_I64 vector: exact 64-bit min and max" assert stats_of "$ref/valid/dtype_I64.safetensors" vector q
+run stats --json "$ref/valid/mixed_all_dtypes.safetensors" t_U64
+check "stats --json t_U64: max 2^64 - 1 exactly" python3 -c \
+  'import json,sys; sys.exit(json.load(open(sys.argv[1]))[0]["max"] != 2**64 - 1)' "$work/out"
+run stats --json "$ref/valid/mixed_all_dtypes.safetensors" t_C64
+check "stats --json t_C64: not summarised, with a note" python3 -c \
+  'import json,sys; t = json.load(open(sys.argv[1]))[0]; sys.exit((t["min"], t["nan"], t["note"]) != (None, None, "complex: not summarised"))' \
+  "$work/out"
+run stats "$f32" matrix
+check "stats matrix: a table" assert stdout_is 0 \
+  $'name      dtype  count  min   max    mean      std  nan  inf\n"matrix"  F32       24   -3  2.75  -0.125  1.73055    0    0\n'
+run stats "$ref/valid/mixed_all_dtypes.safetensors"
+check "stats: a row per tensor, sub-byte ones with a note" grep -q \
+  '^"t_F4" .*  -  sub-byte: not summarised$' "$work/out"
+run stats --json "$f32" missing
+check "stats --json of a missing tensor: exit 1, TensorNotFound" assert error_json TensorNotFound 1 '"missing"'
+run stats "$work/missing.safetensors"
+check "stats of a missing file: exit 2" exit_status 2
+
+# validate: one line per file, exit 1 when one is invalid, else 2 when one is unreadable.
+mapfile -t good < <(cd "$ref" && ls valid/*.safetensors foreign/*.safetensors)
+run validate "${good[@]/#/$ref/}"
+check "validate every valid and foreign file: exit 0, ok lines with tensor counts" \
+  assert validate_lines "$ref" 0 "${good[@]}"
+mix=(valid/ordering.safetensors invalid/offsets_overlap.safetensors foreign/safetensors_samples_overall.safetensors)
+run validate "${mix[@]/#/$ref/}"
+check "validate with one invalid file: exit 1, one FAIL line naming the kind" \
+  assert validate_lines "$ref" 1 "${mix[@]}"
+check "validate with one invalid file: exactly one FAIL line" test "$(grep -c '^FAIL ' "$work/out")" = 1
+mapfile -t cases < <(cd "$ref" && ls invalid/*.safetensors)
+run validate "${cases[@]/#/$ref/}"
+check "validate every invalid/ case: the kind index.json expects, or ok" \
+  assert validate_lines "$ref" 1 "${cases[@]}"
+run validate "$ref/valid/empty.safetensors" "$ref/missing.safetensors"
+check "validate with an unreadable file and no invalid one: exit 2" \
+  assert validate_lines "$ref" 2 valid/empty.safetensors missing.safetensors
+run validate "$ref/missing.safetensors" "$ref/invalid/offsets_overlap.safetensors"
+check "validate with an unreadable file and an invalid one: exit 1" exit_status 1
+
+# convert: F32 to BF16 and back rounds every value once; integers and other dtypes keep their
+# bytes; a file larger than the writer's 1 MiB pieces widens exactly and narrows back.
+run convert "$f32" "$work/bf16.safetensors" --dtype BF16
+check "convert dtype_F32 --dtype BF16: exit 0" exit_status 0
+run inspect --json "$work/bf16.safetensors"
+check "convert --dtype BF16: every tensor BF16, same names, shapes, metadata" \
+  assert converted_header "$f32.json" BF16
+run convert "$work/bf16.safetensors" "$work/f32.safetensors" --dtype F32
+check "convert back --dtype F32: exit 0" exit_status 0
+for tensor in vector matrix cube scalar; do
+  run dump --json "$work/f32.safetensors" "$tensor"
+  check "F32 -> BF16 -> F32 $tensor: each value rounded to BF16" assert bf16_round_trip "$f32" "$tensor"
+done
+mixed=$ref/valid/mixed_all_dtypes.safetensors
+run convert "$mixed" "$work/f16.safetensors" --dtype F16
+check "convert mixed_all_dtypes --dtype F16: exit 0" exit_status 0
+run inspect --json "$work/f16.safetensors"
+check "convert --dtype F16: floats F16, other dtypes unchanged" assert converted_header "$mixed.json" F16
+check "convert --dtype F16: integer, BOOL, C64, F8 and sub-byte tensors keep their sha256" \
+  assert unchanged_bytes "$mixed.json" "$work/f16.safetensors"
+python3 -c "$corpus" make_f16 "$work/big_f16.safetensors"
+run convert "$work/big_f16.safetensors" "$work/big_f32.safetensors" --dtype F32
+check "convert a 1.2 MB F16 tensor --dtype F32: exit 0" exit_status 0
+check "convert --dtype F32: every F16 bit pattern widened exactly, in 3 pieces" \
+  python3 -c "$corpus" widened "$work/big_f16.safetensors" "$work/big_f32.safetensors"
+run convert "$work/big_f32.safetensors" "$work/big_back.safetensors" --dtype F16
+check "convert back --dtype F16: the original file, byte for byte" \
+  cmp "$work/big_f16.safetensors" "$work/big_back.safetensors"
+run convert "$f32" "$work/bad.safetensors" --dtype F64
+check "convert --dtype F64: a usage error" exit_status 100 255
+check "convert --dtype F64: nothing written" test ! -e "$work/bad.safetensors"
+run convert "$ref/invalid/offsets_overlap.safetensors" "$work/bad.safetensors" --dtype F16
+check "convert of an invalid file: exit 1" exit_status 1
+check "convert of an invalid file: nothing written" test ! -e "$work/bad.safetensors"
+run convert "$work/missing.safetensors" "$work/bad.safetensors" --dtype F16
+check "convert of a missing file: exit 2" exit_status 2
+
 run --help
 check "--help: exit 0" exit_status 0
-check "--help lists inspect" grep -q '^ *inspect ' "$work/out"
+for command in inspect dump stats validate rewrite convert; do
+  run --help
+  check "--help lists $command" grep -q "^ *$command " "$work/out"
+  run "$command" --help
+  check "$command --help: exit 0" exit_status 0
+done
 run inspect --help
-check "inspect --help: exit 0" exit_status 0
 check "inspect --help lists --json" grep -q -- '--json' "$work/out"
+run dump --help
+check "dump --help says F4 and F6 print raw bytes" grep -q 'raw bytes' "$work/out"
 run
 check "no subcommand: a usage error, exit 100 or more (CLI11's codes)" exit_status 100 255
 
