@@ -275,6 +275,10 @@ TEST_CASE("writer: a stream takes tensors in file order only", "[writer]") {
   REQUIRE_FALSE(early);
   CHECK(early.error().kind() == st::error_kind::invalid_argument);
   CHECK_THAT(early.error().message(), Catch::Contains("\"a\" comes next"));
+  bool called = false;
+  auto early_producer = writer->produce("b", [&](st::span<std::byte>, std::uint64_t) { called = true; });
+  CHECK(test::outcome(early_producer) == "InvalidArgument");
+  CHECK_FALSE(called);  // refused before any work is asked for
   REQUIRE(writer->write("a", bytes_of("12")));
   REQUIRE(writer->write("a", bytes_of("34")));
   REQUIRE(writer->write("b", bytes_of("xy")));
@@ -304,6 +308,7 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
     REQUIRE(writer);
     REQUIRE(writer->write("a", bytes_of("ab")));
     CHECK_FALSE(writer->finish());
+    CHECK(temp_files_beside(target.path()).empty());  // removed at once, not when the writer goes
   }
   CHECK(temp_files_beside(target.path()).empty());
   CHECK(test::read_file(target.path()) == old_contents);

@@ -98,8 +98,9 @@ namespace safetensors {
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// What went wrong. Each value but the last six corresponds to the variant of the official
-/// reader's `SafeTensorError` with the same name (see error_kind_name).
+/// What went wrong. A kind with the name of a variant of the official reader's `SafeTensorError`
+/// (see error_kind_name) means what that variant means; invalid_conversion, invalid_argument and
+/// invalid_index are this library's own.
 enum class error_kind : std::uint8_t {
   header_too_small,                ///< fewer than 8 bytes
   header_too_large,                ///< header length over SAFETENSORS_MAX_HEADER_SIZE
@@ -346,7 +347,8 @@ class span {
 // Dtypes
 // ---------------------------------------------------------------------------------------------
 
-/// Element types, in the official crate's order (which is also ascending alignment order).
+/// Element types, in the official crate's order. The writer lays tensors out in descending order
+/// of it, which puts wider elements first and so keeps every tensor naturally aligned.
 enum class dtype : std::uint8_t {
   BOOL,
   F4,
@@ -697,7 +699,8 @@ inline std::uint32_t float16_to_float32_bits(std::uint16_t bits) noexcept {
 //
 // Each holds the raw bits of one element, in host order once loaded from the file's
 // little-endian bytes. Widening (to_float, to_double) is exact. Narrowing (from_float,
-// from_double) rounds to nearest, ties to even, straight from the argument: never through an
+// from_double) rounds to nearest, ties to even (float8_e8m0: ties up, see its comment), straight
+// from the argument: never through an
 // intermediate rounding. NaNs keep their sign where the format has one; IEEE-style NaNs also keep
 // the top of their payload and are not quieted (the quiet bit is set only when none of the payload
 // fits), so every bit pattern survives a round trip through float and double. The work is done on
@@ -867,7 +870,7 @@ struct float8_e8m0 {
 
 namespace detail {
 
-/// The kind of every conversion error: the one place to change once a dedicated kind exists.
+/// The kind of every error of a conversion itself (not of a buffer's size).
 inline constexpr error_kind conversion_error_kind = error_kind::invalid_conversion;
 
 /// One element between its source and destination: a float as the bits of the double it equals
@@ -1527,10 +1530,10 @@ struct read_options {
 
 /// Options for basic_reader::try_load_into.
 struct load_options {
-  /// Threads reading at once, the calling thread included. Several keep a network file system or
-  /// an NVMe queue busy.
+  /// Threads reading at once, the calling thread included (0 counts as 1). Several keep a network
+  /// file system or an NVMe queue busy.
   unsigned threads = 1;
-  /// Bytes per read.
+  /// Bytes per read (at least 4096 are used).
   std::size_t block_size = std::size_t{8} << 20;
   /// Read past the page cache with O_DIRECT (pread storage on Linux), for the blocks whose file
   /// offset, length and destination address are multiples of 4096 (write files with
@@ -3106,11 +3109,12 @@ class metadata_entries {
 /// Options for writing.
 struct write_options {
   /// The data buffer starts at a multiple of this many bytes from the start of the file: a power
-  /// of two, at least 8 (the official writer's, and the default). 64 or 4096 suit DMA and direct
-  /// I/O; the header is padded with spaces, which every reader accepts.
+  /// of two from 8 (the official writer's, and the default) to 2^30, else InvalidArgument. 64 or
+  /// 4096 suit DMA and direct I/O; the header is padded with spaces, which every reader accepts.
   std::uint64_t alignment = 8;
-  /// Flush the file and its directory to stable storage before renaming it into place (path
-  /// targets only). Slower; survives power loss, not only crashes.
+  /// Path targets: flush the file to stable storage before renaming it into place, and the
+  /// directory after (a failure to flush the directory is ignored: the file itself is safe).
+  /// Slower; survives power loss, not only crashes.
   bool sync = false;
 };
 
@@ -3308,6 +3312,7 @@ class file_layout {
 //   static constexpr bool positioned;       // accepts tensors in any order
 //   result<void> write_at(std::uint64_t offset, const std::byte* bytes, std::size_t count);
 //   result<void> commit();                  // every byte is written: make the file visible
+//   void discard() noexcept;                // the write failed: leave no trace
 // A sequential sink (positioned == false) is always written at increasing, contiguous offsets.
 
 /// A sink that fills a byte vector sized to the whole file.
@@ -3326,6 +3331,7 @@ class vector_sink {
     return {};
   }
   result<void> commit() { return {}; }
+  void discard() noexcept { bytes_->clear(); }
 
  private:
   explicit vector_sink(std::vector<std::byte>& bytes) : bytes_(&bytes) {}
@@ -3348,6 +3354,9 @@ class ostream_sink {
     if (!*stream_) return error(error_kind::io_error, "the output stream failed");
     return {};
   }
+
+  /// Bytes already in the stream stay there: a stream cannot be unwritten.
+  void discard() noexcept {}
 
  private:
   std::ostream* stream_;
@@ -3399,7 +3408,7 @@ class file_sink {
         sync_(other.sync_) {}
   file_sink& operator=(file_sink&& other) noexcept {
     if (this != &other) {
-      abandon();
+      discard();
       file_ = std::move(other.file_);
       path_ = std::move(other.path_);
       temp_path_ = std::exchange(other.temp_path_, std::string());
@@ -3409,7 +3418,7 @@ class file_sink {
   }
   file_sink(const file_sink&) = delete;
   file_sink& operator=(const file_sink&) = delete;
-  ~file_sink() { abandon(); }
+  ~file_sink() { discard(); }
 
   result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
     while (count > 0) {
@@ -3466,9 +3475,8 @@ class file_sink {
     return {};
   }
 
- private:
-  file_sink() = default;
-  void abandon() noexcept {
+  /// Closes and removes the temporary file, unless it was committed.
+  void discard() noexcept {
     if (temp_path_.empty()) return;
     file_ = detail::file_handle();
 #if defined(_WIN32)
@@ -3479,9 +3487,12 @@ class file_sink {
     temp_path_.clear();
   }
 
+ private:
+  file_sink() = default;
+
   detail::file_handle file_;
   std::string path_;
-  std::string temp_path_;  // empty once committed or abandoned
+  std::string temp_path_;  // empty once committed or discarded
   bool sync_ = false;
 };
 #endif  // SAFETENSORS_NO_FILESYSTEM
@@ -3522,10 +3533,12 @@ class basic_writer {
   /// tensor_offset)`, called with successive pieces of at most buffer_size bytes until the tensor
   /// is complete; `produce` fills all of `destination` and returns void or result<void> (an error
   /// stops the write). For data made on the fly (a conversion, a generator) without a full copy.
+  /// buffer_size is a multiple of every element size, so a piece always holds whole elements.
   template <class Producer>
   result<void> produce(std::string_view name, Producer&& produce) {
     auto index = index_of(name);
     if (!index) return index.error();
+    if (auto ordered = check_stream_order(*index); !ordered) return ordered;
     const auto& entry = layout_.entries()[*index];
     std::vector<std::byte> piece(static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size, entry.byte_size())));
     while (written_[*index] < entry.byte_size()) {
@@ -3542,10 +3555,20 @@ class basic_writer {
   }
 
   /// Checks that every tensor is complete, flushes, and commits the sink (for a path: renames the
-  /// temporary file over the target). The writer is done afterwards, whatever the outcome.
+  /// temporary file over the target). The writer is done afterwards, whatever the outcome; on a
+  /// failure nothing is left behind (for a path: the temporary file is removed at once).
   result<void> finish() {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
     finished_ = true;
+    result<void> outcome = complete_and_commit();
+    if (!outcome) sink_.discard();
+    return outcome;
+  }
+
+ private:
+  basic_writer(file_layout layout, Sink sink) : layout_(std::move(layout)), sink_(std::move(sink)) {}
+
+  result<void> complete_and_commit() {
     for (std::size_t i = 0; i < written_.size(); ++i) {
       const auto& entry = layout_.entries()[i];
       if (written_[i] != entry.byte_size())
@@ -3557,8 +3580,19 @@ class basic_writer {
     return sink_.commit();
   }
 
- private:
-  basic_writer(file_layout layout, Sink sink) : layout_(std::move(layout)), sink_(std::move(sink)) {}
+  // A stream takes bytes only at its end: the tensor must be the next one in file order.
+  result<void> check_stream_order(std::size_t index) const {
+    if constexpr (!Sink::positioned) {
+      const auto& entry = layout_.entries()[index];
+      if (layout_.data_start() + entry.data_offsets[0] + written_[index] != stream_position_)
+        return error(error_kind::invalid_argument,
+                     "tensor " + detail::quote(entry.declaration.name) +
+                         " is out of file order: a stream takes every tensor's bytes in file order, and " +
+                         detail::quote(next_in_file_order()) + " comes next");
+    }
+    (void)index;
+    return {};
+  }
 
   result<std::size_t> index_of(std::string_view name) const {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
@@ -3576,13 +3610,7 @@ class basic_writer {
                                                         std::to_string(done) + " are written and a chunk of " +
                                                         std::to_string(count) + " would overrun it");
     const std::uint64_t offset = layout_.data_start() + entry.data_offsets[0] + done;
-    if constexpr (!Sink::positioned) {
-      if (offset != stream_position_)
-        return error(error_kind::invalid_argument,
-                     "tensor " + detail::quote(entry.declaration.name) +
-                         " is out of file order: a stream takes every tensor's bytes in file order, and " +
-                         detail::quote(next_in_file_order()) + " comes next");
-    }
+    if (auto ordered = check_stream_order(index); !ordered) return ordered;
     if (count == 0) return {};
     // Contiguous small chunks are gathered so the sink sees few large writes.
     if (offset != buffered_start_ + buffer_.size() || buffer_.size() + count > buffer_size) {
@@ -3782,8 +3810,10 @@ inline error index_error(const std::string& index_path, const std::string& what)
 /// validate() opens every shard and also checks metadata.total_size.
 class model_reader {
  public:
-  /// Opens `path`: an index file, a directory holding one (model.safetensors.index.json, or the
-  /// only *.safetensors.index.json) or a single .safetensors file, or a single .safetensors file.
+  /// Opens `path`: an index (a path ending in .json); a directory holding one
+  /// (model.safetensors.index.json, or its only *.safetensors.index.json) or else exactly one
+  /// .safetensors file; or any other path, read as a single safetensors file. A missing shard,
+  /// or a directory with no single index or file, is an IoError; a malformed index InvalidIndex.
   static result<model_reader> open(const std::string& path, const read_options& options = {}) {
     std::error_code failure;
     const std::filesystem::path location(path);
@@ -3821,7 +3851,8 @@ class model_reader {
   /// True when a tensor is named `name`.
   bool contains(std::string_view name) const noexcept { return find(name) != nullptr; }
 
-  /// The reader of shard `index`, opened and checked against the index on first use.
+  /// The reader of shard `index`, opened and checked against the index on first use. A shard
+  /// that fails to open stays failed for this model_reader: open the model again to retry.
   result<const mapped_reader*> try_shard(std::size_t index) const {
     if (index >= shards_.size())
       return error(error_kind::invalid_argument, "there are " + std::to_string(shards_.size()) + " shards, not " +
