@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the library into a prefix, then builds and runs the consumer with find_package, with
-# add_subdirectory and with pkg-config; each must open the sample file and count its 42 tensors.
+# add_subdirectory, with a copied header and a bare g++, and with pkg-config; each must open the
+# sample file and count its 42 tensors.
 set -euo pipefail
 root=$1
 work=$2
@@ -31,6 +32,14 @@ cmake -S "$root/tests/package" -B "$work/subdirectory" -DCONSUMER_USE_SUBDIRECTO
   -DSAFETENSORS_SOURCE_DIR="$root" >/dev/null
 cmake --build "$work/subdirectory" >/dev/null
 check add_subdirectory "$work/subdirectory/consumer"
+
+# Vendored: the one header copied beside nlohmann's, and a bare compiler command.
+# (Debian's nlohmann_json is the multi-header layout: its whole folder is what a user copies.)
+mkdir -p "$work/vendored/safetensors"
+cp "$root/include/safetensors/safetensors.hpp" "$work/vendored/safetensors/"
+cp -r /usr/include/nlohmann "$work/vendored/"
+g++ -std=c++17 -I "$work/vendored" "$root/tests/package/consumer.cpp" -o "$work/vendored-consumer"
+check "a copied header and a bare g++ -std=c++17" "$work/vendored-consumer"
 
 flags=$(PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --cflags safetensors)
 # shellcheck disable=SC2086
