@@ -4,7 +4,11 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+// The s390x cross build (SAFETENSORS_TEST_NO_SHA256) has no libcrypto for its target: there, the
+// bytes are checked through first_bytes_hex and first_values, and their hashes by native builds.
+#ifndef SAFETENSORS_TEST_NO_SHA256
 #include <openssl/evp.h>
+#endif
 
 #include <cmath>
 #include <fstream>
@@ -22,6 +26,7 @@ json load_json(const std::string& path) {
   return json::parse(in);
 }
 
+#ifndef SAFETENSORS_TEST_NO_SHA256
 std::string sha256_hex(st::span<const std::byte> bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -34,6 +39,7 @@ std::string sha256_hex(st::span<const std::byte> bytes) {
   }
   return text;
 }
+#endif
 
 std::string hex_prefix(st::span<const std::byte> bytes, std::size_t count) {
   static const char hex[] = "0123456789abcdef";
@@ -161,7 +167,9 @@ void check_manifest(const Reader& reader, const json& manifest, BytesOf&& bytes_
     CHECK(got.byte_size() == want.at("byte_length").template get<std::uint64_t>());
     CHECK(reader.find(got.name) == &got);
     std::vector<std::byte> bytes = bytes_of(got);
+#ifndef SAFETENSORS_TEST_NO_SHA256
     CHECK(sha256_hex(bytes) == want.at("sha256").get<std::string>());
+#endif
     CHECK(hex_prefix(bytes, 32) == want.at("first_bytes_hex").template get<std::string>());
     if (want.contains("first_values")) check_first_values(got, bytes, want.at("first_values"));
   }
