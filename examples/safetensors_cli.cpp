@@ -1,11 +1,13 @@
-// safetensors-cli: look inside safetensors files.
+// safetensors-cli: look inside safetensors files and sharded models.
 //
-//   safetensors-cli inspect FILE [--json]
-//   safetensors-cli dump FILE (TENSOR | --index K) [--json] [--limit N]
-//   safetensors-cli stats FILE [TENSOR | --index K] [--json]
-//   safetensors-cli validate FILE...
+//   safetensors-cli inspect FILE|INDEX|DIR [--json]
+//   safetensors-cli dump FILE|INDEX|DIR (TENSOR | --index K) [--json] [--limit N]
+//   safetensors-cli stats FILE|INDEX|DIR [TENSOR | --index K] [--json]
+//   safetensors-cli validate (FILE|INDEX|DIR)...
 //   safetensors-cli rewrite IN OUT [--align N]
 //   safetensors-cli convert IN OUT --dtype BF16|F16|F32
+//   safetensors-cli split IN OUTDIR [--max-shard-size SIZE]
+//   safetensors-cli merge INDEX|DIR OUT
 //
 // Exit status: 0 success, 1 the file was rejected as invalid (or a tensor was not found, or a
 // value could not be converted), 2 the file could not be read or written, 100 or more (CLI11's
@@ -22,18 +24,33 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <utility>
 #include <vector>
+
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#endif
 
 namespace {
 
@@ -197,6 +214,169 @@ const CLI::Validator unsigned_decimal(
     },
     "");
 
+// A size on the command line: an integer and an optional unit, B, KB, MB, GB, TB (powers of
+// 1000, as the Hugging Face tools count: "5GB" is 5,000,000,000) or KiB, MiB, GiB, TiB (powers
+// of 1024), spelt exactly so: transformers reads a lower-case "b" as bits ("5Gb"), so a case
+// that could mean either is refused rather than guessed.
+struct parsed_size {
+  bool well_formed = false;           // digits, then nothing or one of the units
+  std::optional<std::uint64_t> bytes;  // empty when well formed but beyond 64 bits
+};
+
+parsed_size parse_size(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+      {"", 1},
+      {"B", 1},
+      {"KB", 1000ULL},
+      {"MB", 1000ULL * 1000},
+      {"GB", 1000ULL * 1000 * 1000},
+      {"TB", 1000ULL * 1000 * 1000 * 1000},
+      {"KiB", 1ULL << 10},
+      {"MiB", 1ULL << 20},
+      {"GiB", 1ULL << 30},
+      {"TiB", 1ULL << 40},
+  };
+  parsed_size out;
+  const std::size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
+  const std::string_view number = text.substr(0, digits);
+  const std::string_view unit = text.substr(digits);
+  const auto known = std::find_if(std::begin(units), std::end(units), [&](const auto& u) { return u.first == unit; });
+  if (number.empty() || known == std::end(units)) return out;
+  out.well_formed = true;
+  std::uint64_t count = 0;
+  const auto parsed = std::from_chars(number.data(), number.data() + number.size(), count);
+  if (parsed.ec == std::errc() && count <= std::numeric_limits<std::uint64_t>::max() / known->second)
+    out.bytes = count * known->second;
+  return out;
+}
+
+// The command-line check and conversion of a size: the option's text becomes its number of
+// bytes, which must be at least 1.
+const CLI::Validator byte_size(
+    [](std::string& text) -> std::string {
+      const parsed_size size = parse_size(text);
+      if (!size.well_formed)
+        return "'" + text +
+               "' is not a size: an integer with an optional unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, "
+               "GiB, TiB (powers of 1024), e.g. 2GB or 500MiB";
+      if (!size.bytes) return "'" + text + "' is more than 2^64 - 1 bytes";
+      if (*size.bytes == 0) return "'" + text + "' is less than 1 byte";
+      text = std::to_string(*size.bytes);
+      return std::string();
+    },
+    "");
+
+// "999 B", "1.5 KB", "12.3 MB", "4.9 GB": decimal units, as sizes are given.
+std::string byte_text(std::uint64_t bytes) {
+  static constexpr const char* units[] = {"KB", "MB", "GB", "TB", "PB", "EB"};
+  if (bytes < 1000) return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes) / 1000;
+  std::size_t unit = 0;
+  while (value >= 999.95 && unit + 1 < std::size(units)) {
+    value /= 1000;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+// ---------------------------------------------------------------------------------------------
+
+bool stderr_is_terminal() {
+#if defined(_WIN32)
+  return _isatty(_fileno(stderr)) != 0;
+#else
+  return isatty(STDERR_FILENO) == 1;
+#endif
+}
+
+// The width of the terminal on stderr, or 80 when it does not say (a pseudo-terminal that was
+// never sized reports 0).
+std::size_t terminal_columns() {
+#if !defined(_WIN32) && defined(TIOCGWINSZ)
+  winsize size{};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+#endif
+  return 80;
+}
+
+// A one-line bar on stderr for long work: "LABEL [#####-----]  12.3 MB / 45.6 MB  27%", drawn
+// when it starts and then at most ten times a second, erased by finish() or the destructor.
+// When stderr is not a terminal it does nothing at all, so redirected output and logs never see
+// it. At most one bar is on screen; report_error() erases it before writing a message.
+class progress_bar {
+ public:
+  progress_bar(std::string label, std::uint64_t total)
+      : label_(std::move(label)), total_(total), shown_(stderr_is_terminal()) {
+    if (!shown_) return;
+    current() = this;
+    draw();
+  }
+  ~progress_bar() { finish(); }
+  progress_bar(const progress_bar&) = delete;
+  progress_bar& operator=(const progress_bar&) = delete;
+
+  // Counts `bytes` more as done, and redraws if the last drawing is 100 ms old.
+  void advance(std::uint64_t bytes) {
+    done_ += bytes;
+    if (!shown_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - drawn_at_ >= std::chrono::milliseconds(100)) draw();
+  }
+
+  // Erases the bar for good; the line is left empty, the cursor at its start.
+  void finish() {
+    if (!shown_) return;
+    std::fputs("\r\x1b[K", stderr);
+    std::fflush(stderr);
+    shown_ = false;
+    if (current() == this) current() = nullptr;
+  }
+
+  // Erases the bar on screen, if there is one: before anything else is written to stderr.
+  static void finish_current() {
+    if (current() != nullptr) current()->finish();
+  }
+
+ private:
+  static progress_bar*& current() {
+    static progress_bar* bar = nullptr;
+    return bar;
+  }
+
+  void draw() {
+    const double fraction = total_ == 0 ? 1.0 : std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
+    char percent[8];
+    std::snprintf(percent, sizeof percent, "%3d%%", static_cast<int>(fraction * 100));
+    const std::string counts = "  " + byte_text(done_) + " / " + byte_text(total_) + "  " + percent;
+    // The line stays one column short of the width, so that it never wraps.
+    const std::size_t columns = terminal_columns();
+    const std::size_t fixed = label_.size() + 3 + counts.size();
+    const std::size_t width = columns > fixed + 1 ? std::min<std::size_t>(40, columns - fixed - 1) : 0;
+    std::string line = "\r" + label_;
+    if (width >= 10) {
+      const auto filled = static_cast<std::size_t>(fraction * static_cast<double>(width));
+      line += " [" + std::string(filled, '#') + std::string(width - filled, '-') + "]";
+    }
+    line += counts;
+    // Only on a terminal narrower than the counts: cut rather than wrap ("\r" takes no column).
+    if (line.size() > columns) line.resize(columns);
+    line += "\x1b[K";
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    drawn_at_ = std::chrono::steady_clock::now();
+  }
+
+  std::string label_;
+  std::uint64_t total_;
+  std::uint64_t done_ = 0;
+  bool shown_;
+  std::chrono::steady_clock::time_point drawn_at_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
@@ -212,6 +392,7 @@ int exit_code_for(const safetensors::error& error) {
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 int report_error(const std::string& path, const safetensors::error& error, bool as_json) {
+  progress_bar::finish_current();
   if (as_json) {
     json out;
     out["ok"] = false;
@@ -226,11 +407,106 @@ int report_error(const std::string& path, const safetensors::error& error, bool 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Sharded models
+// ---------------------------------------------------------------------------------------------
+
+// A path that names a model rather than one file: a directory, or an index (a path ending in
+// .json). Both are opened with model_reader, which finds the index (or the only file) in a
+// directory.
+bool is_model_path(const std::string& path) {
+  std::error_code failure;
+  if (std::filesystem::is_directory(path, failure)) return true;
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+}
+
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many) {
+  return std::to_string(count) + " " + std::string(count == 1 ? one : many);
+}
+
+// The positions of a model's shards in shard_paths(), in path order, model-00001-of-0000N
+// first: model_reader lists shards in the order the index first names them, by tensor name.
+std::vector<std::size_t> shards_by_path(const safetensors::model_reader& model) {
+  std::vector<std::size_t> order(model.shard_paths().size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return model.shard_paths()[a] < model.shard_paths()[b]; });
+  return order;
+}
+
+// One tensor of a model: where it is described, and the position of its shard.
+struct model_entry {
+  const safetensors::tensor_info* info;
+  std::size_t shard;
+};
+
+// Every tensor of a model, by name, each from its shard (opened and checked against the index).
+safetensors::result<std::vector<model_entry>> model_entries(const safetensors::model_reader& model) {
+  std::vector<model_entry> entries;
+  entries.reserve(model.size());
+  for (const auto& [name, shard] : model.tensor_names()) {
+    auto info = model.try_info(name);
+    if (!info) return info.error();
+    entries.push_back({*info, shard});
+  }
+  return entries;
+}
+
+// Every tensor's bytes, for a shard.
+std::uint64_t tensor_bytes(const safetensors::mapped_reader& reader) {
+  std::uint64_t sum = 0;
+  for (const safetensors::tensor_info& info : reader.tensors()) sum += info.byte_size();
+  return sum;
+}
+
+// What dump and stats read: one file, its tensors in data order, or a model (a directory or an
+// index), its tensors in name order; in either case the order of inspect's listing, which
+// --index counts in.
+class tensor_collection {
+ public:
+  static safetensors::result<tensor_collection> open(const std::string& path) {
+    tensor_collection out;
+    if (is_model_path(path)) {
+      auto model = safetensors::try_open_model(path);
+      if (!model) return model.error();
+      out.model_.emplace(std::move(*model));
+    } else {
+      auto file = safetensors::try_open(path);
+      if (!file) return file.error();
+      out.file_.emplace(std::move(*file));
+    }
+    return out;
+  }
+
+  std::size_t size() const { return file_ ? file_->size() : model_->size(); }
+  bool is_model() const { return model_.has_value(); }
+
+  // The tensor at `position` (less than size()) in listing order.
+  safetensors::result<safetensors::tensor_view> at(std::size_t position) const {
+    if (file_) return file_->view(file_->tensors()[position]);
+    return model_->try_view(model_->tensor_names()[position].first);
+  }
+
+  safetensors::result<safetensors::tensor_view> find(std::string_view name) const {
+    if (model_) return model_->try_view(name);
+    auto info = file_->try_info(name);
+    if (!info) return info.error();
+    return file_->view(**info);
+  }
+
+ private:
+  tensor_collection() = default;
+
+  std::optional<safetensors::mapped_reader> file_;
+  std::optional<safetensors::model_reader> model_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Tensors and their values
 // ---------------------------------------------------------------------------------------------
 
-// Which tensor a command works on: a name, or the position in the file's data order (the order
-// of inspect's listing), for names a command line cannot hold (NUL) or that read as options.
+// Which tensor a command works on: a name, or the position in inspect's listing (data order for
+// a file, name order for a model), for names a command line cannot hold (NUL) or that read as
+// options.
 struct tensor_choice {
   std::string name;
   std::uint64_t index = 0;
@@ -245,8 +521,8 @@ struct tensor_choice {
 void add_tensor_choice(CLI::App& command, tensor_choice& choice, const std::string& name_help) {
   CLI::Option* name = command.add_option("tensor", choice.name, name_help);
   CLI::Option* index = command.add_option("--index", choice.index,
-                                          "The tensor at position K (from 0) in data order, as inspect lists them; "
-                                          "instead of TENSOR")
+                                          "The tensor at position K (from 0) in inspect's order (data order for a "
+                                          "file, name order for a model); instead of TENSOR")
                            ->type_name("K")
                            ->check(unsigned_decimal);
   name->excludes(index);
@@ -254,14 +530,16 @@ void add_tensor_choice(CLI::App& command, tensor_choice& choice, const std::stri
   choice.index_option = index;
 }
 
-safetensors::result<const safetensors::tensor_info*> find_tensor(const safetensors::mapped_reader& reader,
-                                                                  const tensor_choice& choice) {
-  if (!choice.by_index()) return reader.try_info(choice.name);
-  if (choice.index >= reader.size())
+// The tensor `choice` names, by name or by position in listing order.
+safetensors::result<safetensors::tensor_view> find_tensor(const tensor_collection& tensors,
+                                                          const tensor_choice& choice) {
+  if (!choice.by_index()) return tensors.find(choice.name);
+  if (choice.index >= tensors.size())
     return safetensors::error(safetensors::error_kind::tensor_not_found,
-                              "no tensor at index " + std::to_string(choice.index) + ": the file has " +
-                                  std::to_string(reader.size()) + (reader.size() == 1 ? " tensor" : " tensors"));
-  return &reader.tensors()[static_cast<std::size_t>(choice.index)];
+                              "no tensor at index " + std::to_string(choice.index) + ": the " +
+                                  (tensors.is_model() ? "model" : "file") + " has " +
+                                  plural(tensors.size(), "tensor", "tensors"));
+  return tensors.at(static_cast<std::size_t>(choice.index));
 }
 
 // How a dtype's elements are shown and summarised.
@@ -407,7 +685,82 @@ void print_inspection(const std::string& path, const safetensors::mapped_reader&
   print_tensors(reader);
 }
 
+// A model as JSON: {"ok": true, "index": PATH or null, "total_size": N or null, "shards": [PATH,
+// ..] in path order, "tensors": [{"name", "dtype", "shape", "data_offsets", "shard"}, ..] by
+// name}, data_offsets within the tensor's shard and shard its path as in "shards".
+json model_json(const safetensors::model_reader& model, const std::vector<model_entry>& entries) {
+  json out;
+  out["ok"] = true;
+  out["index"] = model.index_path().empty() ? json(nullptr) : json(model.index_path());
+  out["total_size"] = model.total_size() ? json(*model.total_size()) : json(nullptr);
+  out["shards"] = json::array();
+  for (std::size_t shard : shards_by_path(model)) out["shards"].push_back(model.shard_paths()[shard]);
+  out["tensors"] = json::array();
+  for (const model_entry& entry : entries) {
+    json tensor;
+    tensor["name"] = entry.info->name;
+    tensor["dtype"] = safetensors::dtype_name(entry.info->dtype);
+    tensor["shape"] = std::vector<std::uint64_t>(entry.info->shape.begin(), entry.info->shape.end());
+    tensor["data_offsets"] = entry.info->data_offsets;
+    tensor["shard"] = model.shard_paths()[entry.shard];
+    out["tensors"].push_back(std::move(tensor));
+  }
+  return out;
+}
+
+// Layout: a summary line, the index line, "shards: N" and a line per shard (path order), then
+// a table with a heading row and one row per tensor, by name, whose last column is the shard's
+// file name.
+void print_model(const std::string& path, const safetensors::model_reader& model,
+                 const std::vector<model_entry>& entries) {
+  const std::vector<std::size_t> order = shards_by_path(model);
+  std::uint64_t bytes = 0;
+  for (const model_entry& entry : entries) bytes += entry.info->byte_size();
+  std::cout << display_string(path) << ": " << plural(entries.size(), "tensor", "tensors") << " in "
+            << plural(order.size(), "shard", "shards") << ", " << plural(bytes, "byte", "bytes") << '\n';
+  if (model.index_path().empty()) {
+    std::cout << "index: none\n";
+  } else {
+    std::cout << "index: " << display_string(model.index_path()) << ", total_size "
+              << (model.total_size() ? std::to_string(*model.total_size()) : std::string("none")) << '\n';
+  }
+  std::cout << "shards: " << order.size() << '\n';
+  for (std::size_t shard : order) {
+    // Every shard is open: validate() opened them.
+    const safetensors::mapped_reader& reader = **model.try_shard(shard);
+    std::cout << "  " << display_string(model.shard_paths()[shard]) << ": "
+              << plural(reader.size(), "tensor", "tensors") << ", " << plural(tensor_bytes(reader), "byte", "bytes")
+              << '\n';
+  }
+  std::vector<table_row> rows = {{"name", "dtype", "shape", "bytes", "offsets", "shard"}};
+  for (const model_entry& entry : entries) {
+    const safetensors::tensor_info& info = *entry.info;
+    rows.push_back({truncate_to_width(display_string(info.name), max_name_width),
+                    std::string(safetensors::dtype_name(info.dtype)), format_shape(info.shape),
+                    std::to_string(info.byte_size()), format_offsets(info.data_offsets),
+                    display_string(std::filesystem::path(model.shard_paths()[entry.shard]).filename().string())});
+  }
+  print_table(rows, {false, false, false, true, false, false});
+}
+
+// A model is validated whole (every shard against the index, and total_size) before it is
+// listed, as a single file is by opening it.
+int run_inspect_model(const inspect_options& options) {
+  auto model = safetensors::try_open_model(options.path);
+  if (!model) return report_error(options.path, model.error(), options.json);
+  if (auto valid = model->validate(); !valid) return report_error(options.path, valid.error(), options.json);
+  auto entries = model_entries(*model);
+  if (!entries) return report_error(options.path, entries.error(), options.json);
+  if (options.json) {
+    std::cout << dump(model_json(*model, *entries)) << '\n';
+  } else {
+    print_model(options.path, *model, *entries);
+  }
+  return 0;
+}
+
 int run_inspect(const inspect_options& options) {
+  if (is_model_path(options.path)) return run_inspect_model(options);
   auto reader = safetensors::try_open(options.path);
   if (!reader) return report_error(options.path, reader.error(), options.json);
   if (options.json) {
@@ -421,9 +774,23 @@ int run_inspect(const inspect_options& options) {
 void add_inspect_command(CLI::App& app, int& exit_code) {
   // CLI11 keeps references to the option variables until parsing ends, after this returns.
   auto options = std::make_shared<inspect_options>();
-  CLI::App* command = app.add_subcommand("inspect", "Validate a file and list its header, metadata and tensors");
-  command->add_option("file", options->path, "The .safetensors file")->required();
+  CLI::App* command =
+      app.add_subcommand("inspect", "Validate a file or a sharded model and list its header, metadata and tensors");
+  command->add_option("path", options->path, "A .safetensors file, or a sharded model: its index (*.json) or directory")
+      ->required();
   command->add_flag("--json", options->json, "Print one JSON object instead of a table");
+  command->footer(
+      "A file: a summary line (header_length, data_start, tensor count), the metadata, and a table of tensors\n"
+      "in data order (name, dtype, shape, bytes, offsets). --json: {\"ok\": true, \"header_length\",\n"
+      "\"data_start\", \"metadata\" (null when there is none), \"tensors\": [{\"name\", \"dtype\", \"shape\",\n"
+      "\"data_offsets\"}, ..]}.\n"
+      "A model (a directory, or a path ending in .json), validated whole first: a summary line, the index\n"
+      "and its total_size, the shards in path order, and a table of tensors by name with a shard column.\n"
+      "--json: {\"ok\": true, \"index\" (null for a directory holding one file and no index), \"total_size\"\n"
+      "(null when the index has none), \"shards\": [paths], \"tensors\": [{\"name\", \"dtype\", \"shape\",\n"
+      "\"data_offsets\" (within the shard), \"shard\" (its path)}, ..]}.\n"
+      "Errors: one line on stderr, or with --json {\"ok\": false, \"error\": KIND, \"message\"} on stdout.\n"
+      "Exit status: 0 listed, 1 invalid file or index, 2 unreadable file or missing shard.");
   command->callback([options, &exit_code] { exit_code = run_inspect(*options); });
 }
 
@@ -436,6 +803,16 @@ struct rewrite_options {
   std::string output;
   std::uint64_t alignment = 8;
 };
+
+// A producer's piece of a copied tensor: `piece` gets the bytes of `info` from `offset` on, read
+// from `reader` (pread or mapped), and counts as done.
+template <class Reader>
+safetensors::result<void> copy_piece(const Reader& reader, const safetensors::tensor_info& info,
+                                     safetensors::span<std::byte> piece, std::uint64_t offset, progress_bar& progress) {
+  if (auto read = reader.try_read_part(info, offset, piece); !read) return read;
+  progress.advance(piece.size());
+  return {};
+}
 
 // Reads with pread and writes through the streaming writer, one bounded piece at a time, so a
 // file of any size is rewritten in constant memory.
@@ -452,9 +829,10 @@ int run_rewrite(const rewrite_options& options) {
 
   auto writer = safetensors::try_make_file_writer(options.output, std::move(declarations), metadata, write_options);
   if (!writer) return report_error(options.output, writer.error(), false);
+  progress_bar progress("rewrite", writer->layout().data_size());
   for (const safetensors::tensor_info& info : reader->tensors()) {
     auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      return reader->try_read_part(info, offset, piece);
+      return copy_piece(*reader, info, piece, offset, progress);
     });
     if (!copied) return report_error(options.input, copied.error(), false);
   }
@@ -471,6 +849,11 @@ void add_rewrite_command(CLI::App& app, int& exit_code) {
   command->add_option("--align", options->alignment,
                       "Start the data section at a multiple of N bytes (a power of two, at least 8)")
       ->capture_default_str();
+  command->footer(
+      "The output has the same tensors (names, dtypes, shapes, bytes) and metadata, laid out as the official\n"
+      "writer lays them out, so a file it wrote with at most one metadata key comes back byte for byte.\n"
+      "Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 written, 1 invalid input file or --align, 2 unreadable input or unwritable output.");
   command->callback([options, &exit_code] { exit_code = run_rewrite(*options); });
 }
 
@@ -564,11 +947,11 @@ safetensors::result<void> write_values(const safetensors::tensor_view& tensor, s
 // inspect; a sub-byte tensor adds "as N raw bytes"), the values eight to a line, and when
 // --limit cut them short, a last line "... N more values" (or bytes).
 int run_dump(const dump_options& options) {
-  auto reader = safetensors::try_open(options.path);
-  if (!reader) return report_error(options.path, reader.error(), options.json);
-  auto info = find_tensor(*reader, options.tensor);
-  if (!info) return report_error(options.path, info.error(), options.json);
-  const safetensors::tensor_view tensor = reader->view(**info);
+  auto tensors = tensor_collection::open(options.path);
+  if (!tensors) return report_error(options.path, tensors.error(), options.json);
+  auto found = find_tensor(*tensors, options.tensor);
+  if (!found) return report_error(options.path, found.error(), options.json);
+  const safetensors::tensor_view tensor = *found;
   const bool bytes = kind_of(tensor.dtype()) == value_kind::raw_bytes;
   const std::uint64_t total = bytes ? tensor.bytes.size() : tensor.info->element_count;
   const std::uint64_t shown = std::min(total, options.limit);
@@ -600,7 +983,8 @@ int run_dump(const dump_options& options) {
 void add_dump_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<dump_options>();
   CLI::App* command = app.add_subcommand("dump", "Print the values of one tensor, row-major");
-  command->add_option("file", options->path, "The .safetensors file")->required();
+  command->add_option("path", options->path, "A .safetensors file, or a sharded model: its index (*.json) or directory")
+      ->required();
   add_tensor_choice(*command, options->tensor, "The tensor's name (put -- before a name that starts with -)");
   command->add_flag("--json", options->json,
                     "Print one JSON object {\"name\", \"dtype\", \"shape\", \"values\"} instead of text");
@@ -775,17 +1159,20 @@ struct integer_range {
 // One pass over the tensor's bytes, chunk_elements at a time. Floats are widened to double,
 // integers to int64_t or uint64_t (min and max exact, mean and deviation through double); NaN
 // and infinities are counted and left out of everything else.
-safetensors::result<summary> summarise(const safetensors::tensor_view& tensor) {
+safetensors::result<summary> summarise(const safetensors::tensor_view& tensor, progress_bar& progress) {
   summary out;
   const value_kind kind = kind_of(tensor.dtype());
   if (kind == value_kind::complex) {
     out.note = "complex: not summarised";
+    progress.advance(tensor.bytes.size());
     return out;
   }
   if (kind == value_kind::raw_bytes) {
     out.note = "sub-byte: not summarised";
+    progress.advance(tensor.bytes.size());
     return out;
   }
+  const std::size_t width = safetensors::dtype_bits(tensor.dtype()) / 8;
   const std::uint64_t total = tensor.info->element_count;
   std::vector<double> finite;
   std::vector<double> floats;
@@ -840,6 +1227,7 @@ safetensors::result<summary> summarise(const safetensors::tensor_view& tensor) {
       case value_kind::raw_bytes: break;
     }
     out.finite.merge(moments::of(finite));
+    progress.advance(count * width);
   }
   if (out.finite.count > 0) {
     out.mean = kind == value_kind::floating ? out.finite.value_mean()
@@ -908,38 +1296,48 @@ table_row summary_row(const safetensors::tensor_info& info, const summary& stats
           stats.note};
 }
 
-// Text form: a table with a heading row and one row per tensor, in data order; the note
-// column is there only when some tensor was not summarised. JSON: one array of objects.
+// Text form: a table with a heading row and one row per tensor, in inspect's order; the note
+// column is there only when some tensor was not summarised. JSON: one array of objects. Output
+// is printed once every tensor is read, after the progress bar is gone.
 int run_stats(const stats_options& options) {
-  auto reader = safetensors::try_open(options.path);
-  if (!reader) return report_error(options.path, reader.error(), options.json);
-  std::vector<const safetensors::tensor_info*> chosen;
+  auto tensors = tensor_collection::open(options.path);
+  if (!tensors) return report_error(options.path, tensors.error(), options.json);
+  std::vector<safetensors::tensor_view> chosen;
   if (options.tensor.any()) {
-    auto info = find_tensor(*reader, options.tensor);
-    if (!info) return report_error(options.path, info.error(), options.json);
-    chosen.push_back(*info);
+    auto found = find_tensor(*tensors, options.tensor);
+    if (!found) return report_error(options.path, found.error(), options.json);
+    chosen.push_back(*found);
   } else {
-    for (const safetensors::tensor_info& info : reader->tensors()) chosen.push_back(&info);
+    for (std::size_t i = 0; i < tensors->size(); ++i) {
+      auto view = tensors->at(i);
+      if (!view) return report_error(options.path, view.error(), options.json);
+      chosen.push_back(*view);
+    }
   }
+  std::uint64_t total = 0;
+  for (const safetensors::tensor_view& tensor : chosen) total += tensor.bytes.size();
 
   std::vector<table_row> rows = {{"name", "dtype", "count", "min", "max", "mean", "std", "nan", "inf", "note"}};
   bool any_note = false;
-  if (options.json) std::cout << '[';
+  std::string text = "[";
+  progress_bar progress("stats", total);
   for (std::size_t i = 0; i < chosen.size(); ++i) {
-    auto stats = summarise(reader->view(*chosen[i]));
+    auto stats = summarise(chosen[i], progress);
     if (!stats) {
-      if (options.json) std::cout << "]\n" << std::flush;
+      progress.finish();
+      if (options.json) std::cout << text << "]\n" << std::flush;
       return report_error(options.path, stats.error(), false);
     }
     if (options.json) {
-      std::cout << (i > 0 ? "," : "") << dump(summary_json(*chosen[i], *stats));
+      text += (i > 0 ? "," : "") + dump(summary_json(*chosen[i].info, *stats));
     } else {
       any_note = any_note || !stats->note.empty();
-      rows.push_back(summary_row(*chosen[i], *stats));
+      rows.push_back(summary_row(*chosen[i].info, *stats));
     }
   }
+  progress.finish();
   if (options.json) {
-    std::cout << "]\n";
+    std::cout << text << "]\n";
     return 0;
   }
   std::vector<bool> right_aligned = {false, false, true, true, true, true, true, true, true, false};
@@ -955,7 +1353,8 @@ void add_stats_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<stats_options>();
   CLI::App* command =
       app.add_subcommand("stats", "Summarise the values of every tensor, or of one: count, min, max, mean, std");
-  command->add_option("file", options->path, "The .safetensors file")->required();
+  command->add_option("path", options->path, "A .safetensors file, or a sharded model: its index (*.json) or directory")
+      ->required();
   add_tensor_choice(*command, options->tensor,
                     "Only this tensor (put -- before a name that starts with -); default: every tensor");
   command->add_flag("--json", options->json, "Print one JSON array of objects instead of a table");
@@ -966,7 +1365,9 @@ void add_stats_command(CLI::App& app, int& exit_code) {
       "C64 (\"complex: not summarised\") and F4, F6_* (\"sub-byte: not summarised\") are listed with a note.\n"
       "The table shows mean and std to 6 digits; --json gives {\"name\", \"dtype\", \"count\", \"min\", \"max\",\n"
       "\"mean\", \"std\", \"nan\", \"inf\", \"note\"} per tensor, null where there is nothing to report.\n"
-      "Exit status: 0 printed, 1 invalid file or no such tensor, 2 unreadable file.");
+      "Rows come in inspect's order: data order for a file, name order for a model. While reading, a progress\n"
+      "bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 printed, 1 invalid file or no such tensor, 2 unreadable file or missing shard.");
   command->callback([options, &exit_code] { exit_code = run_stats(*options); });
 }
 
@@ -978,20 +1379,34 @@ struct validate_options {
   std::vector<std::string> paths;
 };
 
-// One line per file, in the order given: `ok "PATH" (N tensors)` or
-// `FAIL "PATH": Kind: message` (paths as JSON string literals, as elsewhere). The exit status
-// is 1 when any file is invalid, else 2 when any could not be read, else 0.
+// What validate says of a valid path, "9 tensors" for a file or "5000 tensors in 6 shards" for a
+// model (a directory or an index: every shard opened and checked against the index, and the
+// index's total_size), or why the path is not valid.
+safetensors::result<std::string> validate_path(const std::string& path) {
+  if (!is_model_path(path)) {
+    auto reader = safetensors::try_open(path);
+    if (!reader) return reader.error();
+    return plural(reader->size(), "tensor", "tensors");
+  }
+  auto model = safetensors::try_open_model(path);
+  if (!model) return model.error();
+  if (auto valid = model->validate(); !valid) return valid.error();
+  return plural(model->size(), "tensor", "tensors") + " in " + plural(model->shard_paths().size(), "shard", "shards");
+}
+
+// One line per path, in the order given: `ok "PATH" (N tensors)`, `ok "PATH" (N tensors in K
+// shards)` or `FAIL "PATH": Kind: message` (paths as JSON string literals, as elsewhere). The
+// exit status is 1 when any is invalid, else 2 when any could not be read, else 0.
 int run_validate(const validate_options& options) {
   bool any_invalid = false;
   bool any_unreadable = false;
   for (const std::string& path : options.paths) {
-    auto reader = safetensors::try_open(path);
-    if (reader) {
-      std::cout << "ok " << display_string(path) << " (" << reader->size()
-                << (reader->size() == 1 ? " tensor)\n" : " tensors)\n");
+    auto checked = validate_path(path);
+    if (checked) {
+      std::cout << "ok " << display_string(path) << " (" << *checked << ")\n";
       continue;
     }
-    const safetensors::error& error = reader.error();
+    const safetensors::error& error = checked.error();
     (exit_code_for(error) == 2 ? any_unreadable : any_invalid) = true;
     std::cout << "FAIL " << display_string(path) << ": " << safetensors::error_kind_name(error.kind()) << ": "
               << error.message() << '\n';
@@ -1001,11 +1416,15 @@ int run_validate(const validate_options& options) {
 
 void add_validate_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<validate_options>();
-  CLI::App* command = app.add_subcommand("validate", "Check that files are valid safetensors files");
-  command->add_option("files", options->paths, "The .safetensors files")->required();
+  CLI::App* command = app.add_subcommand("validate", "Check that files and sharded models are valid");
+  command->add_option("paths", options->paths,
+                      "The .safetensors files, or sharded models: an index (*.json) or a directory")
+      ->required();
   command->footer(
-      "Prints one line per file: ok \"FILE\" (N tensors), or FAIL \"FILE\": Kind: message.\n"
-      "Exit status: 0 every file is valid, 1 some file is invalid, else 2 some file could not be read.");
+      "Prints one line per path: ok \"FILE\" (N tensors), ok \"MODEL\" (N tensors in K shards), or\n"
+      "FAIL \"PATH\": Kind: message. A model has every shard opened and checked against its index\n"
+      "(each tensor in the shard the index names), and the index's total_size checked.\n"
+      "Exit status: 0 every path is valid, 1 some is invalid, else 2 some could not be read.");
   command->callback([options, &exit_code] { exit_code = run_validate(*options); });
 }
 
@@ -1068,11 +1487,14 @@ int run_convert(const convert_options& options) {
   auto writer = safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
   if (!writer) return report_error(options.output, writer.error(), false);
   std::vector<std::byte> source;
+  progress_bar progress("convert", writer->layout().data_size());
   for (const safetensors::tensor_info& info : reader->tensors()) {
     const bool convert = is_converted(info.dtype) && info.dtype != target;
     auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      if (!convert) return reader->try_read_part(info, offset, piece);
-      return convert_piece(*reader, info, target, piece, offset, source);
+      if (!convert) return copy_piece(*reader, info, piece, offset, progress);
+      auto converted = convert_piece(*reader, info, target, piece, offset, source);
+      if (converted) progress.advance(piece.size());
+      return converted;
     });
     if (!copied) return report_error(options.input, copied.error(), false);
   }
@@ -1093,16 +1515,214 @@ void add_convert_command(CLI::App& app, int& exit_code) {
       "Floats are rounded to nearest, ties to even; values beyond the target's range become infinities,\n"
       "NaN stays NaN. Every other tensor (integers, BOOL, C64, F4, F6_*, and the F8 types, which hold\n"
       "quantized data whose scales are other tensors) is copied unchanged, and so are names, shapes and\n"
-      "metadata. Nothing is written unless the whole file is.\n"
+      "metadata. Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a\n"
+      "terminal.\n"
       "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output.");
   command->callback([options, &exit_code] { exit_code = run_convert(*options); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// split
+// ---------------------------------------------------------------------------------------------
+
+struct split_options {
+  std::string input;
+  std::string directory;
+  std::uint64_t max_shard_size = 5000000000ULL;
+};
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// `path` without trailing separators ("out/" and "out" name the same directory; "/" stays).
+std::string without_trailing_slashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+// Creates `directory` if it is missing. Refuses one that already holds a .safetensors file or
+// an index: new shards beside old ones would leave a directory that model_reader cannot open
+// (two indexes, or an index and a lone file) or an index beside stale shards.
+safetensors::result<void> prepare_directory(const std::string& directory) {
+  using safetensors::error;
+  using safetensors::error_kind;
+  std::error_code failure;
+  std::filesystem::create_directories(directory, failure);
+  if (failure || !std::filesystem::is_directory(directory, failure))
+    return error(error_kind::io_error, "cannot create the directory " + display_string(directory) +
+                                           (failure ? ": " + failure.message() : std::string(": not a directory")));
+  std::vector<std::string> found;
+  for (std::filesystem::directory_iterator it(directory, failure), end; !failure && it != end; it.increment(failure)) {
+    const std::string name = it->path().filename().string();
+    if (ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json")) found.push_back(name);
+  }
+  if (failure)
+    return error(error_kind::io_error, "cannot list " + display_string(directory) + ": " + failure.message());
+  if (!found.empty()) {
+    std::sort(found.begin(), found.end());
+    const std::string others = found.size() > 1 ? " and " + plural(found.size() - 1, "other", "others") : "";
+    return error(error_kind::io_error, "the directory already holds " + display_string(found.front()) + others +
+                                           ": split writes only where no model is");
+  }
+  return {};
+}
+
+// A sharded writer holds every shard's file open until it finishes. The usual soft limit on open
+// files (1024) is below the shard count of a large model split small, so it is raised to the
+// hard limit; if that fails, creating the shards reports "Too many open files".
+void raise_open_file_limit() {
+#if !defined(_WIN32)
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &limit);
+  }
+#endif
+}
+
+// Reads IN with pread and writes its tensors in its file order to shards of at most
+// --max-shard-size tensor bytes (a larger tensor alone in its shard), streaming, with IN's
+// metadata in every shard, or {"format": "pt"} (as transformers writes) if IN has none.
+int run_split(const split_options& options) {
+  auto reader = safetensors::try_open_pread(options.input);
+  if (!reader) return report_error(options.input, reader.error(), false);
+  const std::string directory = without_trailing_slashes(options.directory);
+  if (auto ready = prepare_directory(directory); !ready) return report_error(options.directory, ready.error(), false);
+
+  std::vector<safetensors::tensor_declaration> declarations;
+  declarations.reserve(reader->size());
+  std::uint64_t total = 0;
+  for (const safetensors::tensor_info& info : reader->tensors()) {
+    declarations.push_back(safetensors::tensor_declaration::from(info));
+    total += info.byte_size();
+  }
+  safetensors::shard_options shard_options;
+  shard_options.max_shard_size = options.max_shard_size;
+  shard_options.metadata = reader->has_metadata() ? safetensors::metadata_entries::from(*reader)
+                                                  : std::map<std::string, std::string>{{"format", "pt"}};
+  raise_open_file_limit();
+  auto writer = safetensors::try_make_sharded_writer(directory, std::move(declarations), shard_options);
+  if (!writer) return report_error(options.directory, writer.error(), false);
+
+  progress_bar progress("split", total);
+  for (const safetensors::tensor_info& info : reader->tensors()) {
+    auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+      return copy_piece(*reader, info, piece, offset, progress);
+    });
+    if (!copied) return report_error(options.input, copied.error(), false);
+  }
+  if (auto finished = writer->finish(); !finished) {
+    // Shards finished before the failure are already in place; without the index they are not
+    // a model, and the directory held none before.
+    std::error_code ignored;
+    for (const std::string& name : writer->file_names()) std::filesystem::remove(directory + "/" + name, ignored);
+    return report_error(options.directory, finished.error(), false);
+  }
+  return 0;
+}
+
+void add_split_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<split_options>();
+  CLI::App* command = app.add_subcommand(
+      "split", "Write the tensors of IN as a sharded model in OUTDIR, with its model.safetensors.index.json");
+  command->add_option("in", options->input, "The .safetensors file to read")->required();
+  command->add_option("outdir", options->directory, "The directory to write (created if missing; must hold no model)")
+      ->required();
+  command
+      ->add_option("--max-shard-size", options->max_shard_size,
+                   "Most tensor bytes per shard: an integer with an optional unit B, KB, MB, GB, TB (powers of "
+                   "1000) or KiB, MiB, GiB, TiB (powers of 1024); case matters")
+      ->type_name("SIZE")
+      ->transform(byte_size)
+      ->default_str("5GB");
+  command->footer(
+      "Tensors go to shards in IN's file order, each shard holding at most SIZE tensor bytes; a tensor larger\n"
+      "than SIZE gets a shard of its own. The shards are named model-00001-of-0000N.safetensors, each with\n"
+      "IN's metadata (or {\"format\": \"pt\"} when IN has none), and the index model.safetensors.index.json\n"
+      "is written as transformers writes it (2-space indentation, sorted keys, metadata.total_size, a final\n"
+      "newline). When every tensor fits in one shard, the output is one model.safetensors and no index.\n"
+      "Streaming: every shard stays open until the end, with up to 1 MiB of buffered data each; each file\n"
+      "appears only once complete. OUTDIR is created if missing and must not already hold a .safetensors\n"
+      "file or an index. A progress bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output (or OUTDIR\n"
+      "already holding a model), 100 or more a bad command line (such as an unknown size unit).");
+  command->callback([options, &exit_code] { exit_code = run_split(*options); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// merge
+// ---------------------------------------------------------------------------------------------
+
+struct merge_options {
+  std::string input;
+  std::string output;
+};
+
+// Checks the whole model first (every shard against the index, and total_size), then copies
+// every tensor into one file, shard by shard in path order and each shard in data order, so that
+// each shard is read front to back. The output's metadata is the first shard's (in path order,
+// model-00001-of-0000N), none if it has none.
+int run_merge(const merge_options& options) {
+  auto model = safetensors::try_open_model(options.input);
+  if (!model) return report_error(options.input, model.error(), false);
+  if (auto valid = model->validate(); !valid) return report_error(options.input, valid.error(), false);
+
+  std::vector<const safetensors::mapped_reader*> shards;
+  for (std::size_t shard : shards_by_path(*model)) {
+    auto reader = model->try_shard(shard);
+    if (!reader) return report_error(options.input, reader.error(), false);
+    shards.push_back(*reader);
+  }
+  std::vector<safetensors::tensor_declaration> declarations;
+  declarations.reserve(model->size());
+  for (const safetensors::mapped_reader* reader : shards) {
+    for (const safetensors::tensor_info& info : reader->tensors())
+      declarations.push_back(safetensors::tensor_declaration::from(info));
+  }
+  const auto metadata =
+      shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(*shards[0]);
+
+  auto writer = safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
+  if (!writer) return report_error(options.output, writer.error(), false);
+  progress_bar progress("merge", writer->layout().data_size());
+  for (const safetensors::mapped_reader* reader : shards) {
+    for (const safetensors::tensor_info& info : reader->tensors()) {
+      auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+        return copy_piece(*reader, info, piece, offset, progress);
+      });
+      if (!copied) return report_error(options.input, copied.error(), false);
+    }
+  }
+  if (auto finished = writer->finish(); !finished) return report_error(options.output, finished.error(), false);
+  return 0;
+}
+
+void add_merge_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<merge_options>();
+  CLI::App* command =
+      app.add_subcommand("merge", "Write every tensor of a sharded model into one .safetensors file, streaming");
+  command->add_option("model", options->input, "The model: its index (*.json) or its directory")->required();
+  command->add_option("out", options->output, "The file to write (replaced atomically)")->required();
+  command->footer(
+      "The model is checked whole first: every shard present, each holding exactly the tensors the index\n"
+      "places in it, and the index's total_size. OUT gets every tensor (names, dtypes, shapes, bytes) laid out\n"
+      "as the official writer lays them out, with the metadata of the first shard in path order\n"
+      "(model-00001-of-0000N.safetensors), none if it has none. Streaming, in bounded memory; nothing is\n"
+      "written unless the whole file is. A progress bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 written, 1 invalid shard or index (InvalidIndex), 2 missing or unreadable shard, or\n"
+      "unwritable output.");
+  command->callback([options, &exit_code] { exit_code = run_merge(*options); });
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Look inside safetensors files.", std::string(program_name)};
-  app.footer("Exit status: 0 success, 1 invalid file, 2 unreadable file, 100 or more: bad command line.");
+  CLI::App app{"Look inside safetensors files and sharded models; rewrite, convert, split and merge them.",
+               std::string(program_name)};
+  app.footer(
+      "Exit status: 0 success, 1 invalid file, 2 unreadable file, 100 or more: bad command line.\n"
+      "Long work (rewrite, convert, split, merge, stats) draws a progress bar on stderr when it is a terminal.");
   app.require_subcommand(1);
 
   int exit_code = 0;
@@ -1112,6 +1732,8 @@ int main(int argc, char** argv) {
   add_validate_command(app, exit_code);
   add_rewrite_command(app, exit_code);
   add_convert_command(app, exit_code);
+  add_split_command(app, exit_code);
+  add_merge_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

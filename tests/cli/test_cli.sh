@@ -2,7 +2,10 @@
 # Checks safetensors-cli against the reference corpus: JSON output field by field against the
 # manifests, error kinds and exit codes, and the layout of the human-readable table; dump's values
 # against the manifests' first_values and an F8 decoder here, stats against exact statistics,
-# validate against index.json, and convert's results bit for bit.
+# validate against index.json, and convert's results bit for bit; split's shards and index
+# against a plan computed here, the split model read back through its index (inspect, validate,
+# dump, stats, sha256 per tensor) and merged back into the original; size spellings; the
+# progress bar under a pseudo-terminal (script, from util-linux) and its absence elsewhere.
 #
 # Usage: test_cli.sh PATH/TO/safetensors-cli PATH/TO/tests/data/reference
 # Prints "ok - ..." or "not ok - ..." per check, then "N passed, M failed"; exits 1 on a failure.
@@ -26,6 +29,8 @@ import fractions
 import hashlib
 import json
 import math
+import os
+import re
 import struct
 import sys
 
@@ -294,10 +299,103 @@ def unchanged_bytes(manifest_path, path):
         expect(f"sha256 of {want['name']}", digest, want["sha256"])
 
 
+# The header of the safetensors file at PATH, as a dict.
+def read_header(path):
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(length))
+
+
+def read_index(directory):
+    with open(directory + "/model.safetensors.index.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+# inspect --json of a sharded model whose index is in DIRECTORY: the index path shown as INDEX,
+# shards as PREFIX/NAME in path order, every tensor by name with its shard and its entry in
+# that shard's header.
+def model_json(directory, index, prefix):
+    expect("exit status", rc, 0)
+    expect("stderr", err, b"")
+    got = one_json_object()
+    weight_map = read_index(directory)["weight_map"]
+    total_size = read_index(directory)["metadata"]["total_size"]
+    expect("keys", list(got), ["ok", "index", "total_size", "shards", "tensors"])
+    expect("ok", got["ok"], True)
+    expect("index", got["index"], index)
+    expect("total_size", got["total_size"], total_size)
+    expect("shards", got["shards"], [prefix + "/" + name for name in sorted(set(weight_map.values()))])
+    expect("names", [t["name"] for t in got["tensors"]], sorted(weight_map))
+    headers = {name: read_header(directory + "/" + name) for name in set(weight_map.values())}
+    for tensor in got["tensors"]:
+        name = tensor["name"]
+        expect(f"{name!r} keys", list(tensor), ["name", "dtype", "shape", "data_offsets", "shard"])
+        expect(f"{name!r} shard", tensor["shard"], prefix + "/" + weight_map[name])
+        entry = headers[weight_map[name]][name]
+        for field in ("dtype", "shape", "data_offsets"):
+            expect(f"{name!r} {field}", tensor[field], entry[field])
+
+
+# inspect of the model in DIRECTORY shown as SHOWN (shards under PREFIX): a summary line, the
+# index line, "shards: N", one line per shard, then the table by name with a shard column.
+def model_table(shown, directory, prefix):
+    expect("exit status", rc, 0)
+    expect("stderr", err, b"")
+    index = read_index(directory)
+    weight_map, total_size = index["weight_map"], index["metadata"]["total_size"]
+    shards = sorted(set(weight_map.values()))
+    headers = {name: read_header(directory + "/" + name) for name in shards}
+    lines = out.decode("utf-8").split("\n")
+    expect("last line", lines.pop(), "")
+    expect("line count", len(lines), 3 + len(shards) + 1 + len(weight_map))
+    expect("summary line", lines[0],
+           f"{json.dumps(shown)}: {len(weight_map)} tensors in {len(shards)} shards, {total_size} bytes")
+    expect("index line", lines[1],
+           f"index: {json.dumps(prefix + '/model.safetensors.index.json')}, total_size {total_size}")
+    expect("shards line", lines[2], f"shards: {len(shards)}")
+    for line, name in zip(lines[3:], shards):
+        entries = [e for key, e in headers[name].items() if key != "__metadata__"]
+        size = sum(e["data_offsets"][1] - e["data_offsets"][0] for e in entries)
+        expect("shard line", line, f"  {json.dumps(prefix + '/' + name)}: {len(entries)} tensors, {size} bytes")
+    rows = lines[3 + len(shards):]
+    expect("heading", rows[0].split(), ["name", "dtype", "shape", "bytes", "offsets", "shard"])
+    for row, name in zip(rows[1:], sorted(weight_map)):
+        shard = json.dumps(weight_map[name])
+        if not row.endswith("  " + shard):
+            fail(f"row {row!r} does not end with its shard {shard}")
+        entry = headers[weight_map[name]][name]
+        start, stop = entry["data_offsets"]
+        want = {"name": name, "dtype": entry["dtype"], "shape": entry["shape"], "data_offsets": [start, stop],
+                "byte_length": stop - start}
+        check_row(row[:-len(shard)].rstrip(" "), want)
+
+
+# What a pseudo-terminal showed while a command ran for SECONDS: the bar "\rLABEL [###---]  DONE /
+# TOTAL  P%" erased with ESC [K, drawn at most 10 times a second (plus the first drawing), and
+# erased at the end ("\r" ESC [K), with AFTER (a file, or "" for nothing) printed after it.
+def terminal_bar(label, seconds, after):
+    expect("exit status", rc, 0)
+    text = out.decode("utf-8", "replace")
+    size = r"[0-9.]+ [KMGTPE]?B"
+    bar = re.compile("\r" + re.escape(label) + r" \[[#-]{10,40}\]  " + size + " / " + size + r" +\d+%\x1b\[K")
+    draws = bar.findall(text)
+    if not draws:
+        fail(f"no progress bar in {text[:300]!r}")
+    if len(draws) > 2 + 10 * float(seconds):
+        fail(f"{len(draws)} drawings in {seconds} s: more than 10 a second")
+    erased = text.rfind("\r\x1b[K")
+    if erased < 0 or bar.search(text, erased):
+        fail(f"the bar is not erased at the end: {text[-200:]!r}")
+    rest = text[erased + 4:]
+    want = "" if not after else open(after, encoding="utf-8").read().replace("\n", "\r\n")
+    expect("after the bar", rest, want)
+
+
 modes = {"valid_json": valid_json, "error_json": error_json, "message": print_message,
          "error_text": error_text, "table": table, "stdout_is": stdout_is,
          "bf16_round_trip": bf16_round_trip, "stats_of": stats_of, "validate_lines": validate_lines,
-         "converted_header": converted_header, "unchanged_bytes": unchanged_bytes}
+         "converted_header": converted_header, "unchanged_bytes": unchanged_bytes, "model_json": model_json,
+         "model_table": model_table, "terminal_bar": terminal_bar}
 modes[mode](*args)
 PYTHON
 )
@@ -307,8 +405,10 @@ PYTHON
 corpus=$(
   cat <<'PYTHON'
 import array
+import hashlib
 import json
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -415,8 +515,9 @@ def all_bytes(cli, ref, relative):
         fail("no F8 or sub-byte tensor")
 
 
+# Writes a safetensors file; metadata None writes no __metadata__.
 def write_file(path, tensors, metadata):
-    header, data = {"__metadata__": metadata}, b""
+    header, data = ({} if metadata is None else {"__metadata__": metadata}), b""
     for name, dtype, shape, raw in tensors:
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
         data += raw
@@ -482,7 +583,115 @@ def widened(narrow, wide):
         fail("ids changed")
 
 
-modes = {"first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened}
+# The names of the file at PATH in data order (by data_offsets, ties by name).
+def file_order(path):
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    header.pop("__metadata__", None)
+    return sorted(header, key=lambda name: (header[name]["data_offsets"], name.encode()))
+
+
+# The shards split must make of ORIGINAL with at most MAX tensor bytes each: the tensors in file
+# order, a new shard when the next tensor would take the current one's bytes over MAX (unless it
+# has none yet, so a larger tensor is alone), named model-0000K-of-0000N.safetensors.
+def planned_shards(original, max_size):
+    tensors, _ = read_file(original)
+    groups, size = [], 0
+    for name in file_order(original):
+        n = len(tensors[name][2])
+        if not groups or (size > 0 and size + n > max_size):
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += n
+    count = len(groups)
+    return {f"model-{k + 1:05d}-of-{count:05d}.safetensors": names for k, names in enumerate(groups)}
+
+
+# DIRECTORY holds exactly the planned shards and the index: each shard the planned tensors with
+# the original's dtypes, shapes and bytes, and METADATA (JSON) as its metadata.
+def split_layout(original, directory, max_size, metadata):
+    plan = planned_shards(original, int(max_size))
+    tensors, _ = read_file(original)
+    files = sorted(os.listdir(directory))
+    want = sorted(list(plan) + ["model.safetensors.index.json"])
+    if files != want:
+        fail(f"files {files}, want {want}")
+    for shard, names in plan.items():
+        got, got_metadata = read_file(f"{directory}/{shard}")
+        if sorted(got) != sorted(names):
+            fail(f"{shard} holds {sorted(got)[:5]}..., want {sorted(names)[:5]}...")
+        if got_metadata != json.loads(metadata):
+            fail(f"{shard} metadata {got_metadata!r}, want {metadata}")
+        for name in names:
+            if got[name] != tensors[name]:
+                fail(f"{shard}: tensor {name!r} differs")
+
+
+# The index is the one transformers writes: json.dumps(index, indent=2, sort_keys=True) plus a
+# newline, with metadata.total_size the tensors' bytes and weight_map every tensor's shard.
+def index_text(original, directory, max_size):
+    with open(f"{directory}/model.safetensors.index.json", "rb") as f:
+        text = f.read().decode("ascii")
+    index = json.loads(text)
+    if text != json.dumps(index, indent=2, sort_keys=True) + "\n":
+        fail(f"not 2-space indented, sorted, with a final newline: {text[:200]!r}")
+    tensors, _ = read_file(original)
+    total = sum(len(raw) for _, _, raw in tensors.values())
+    weight_map = {name: shard for shard, names in planned_shards(original, int(max_size)).items() for name in names}
+    want = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    if index != want:
+        fail(f"index {str(index)[:300]}, want {str(want)[:300]}")
+
+
+# Every tensor of ORIGINAL, looked up through the index at INDEX, has the same dtype, shape and
+# bytes (by sha256) in its shard; the index lists no other tensor.
+def through_index(original, index_path):
+    with open(index_path, encoding="utf-8") as f:
+        weight_map = json.load(f)["weight_map"]
+    tensors, _ = read_file(original)
+    if sorted(weight_map) != sorted(tensors):
+        fail(f"index lists {len(weight_map)} tensors, the original has {len(tensors)}")
+    directory = os.path.dirname(index_path)
+    shards = {name: read_file(f"{directory}/{name}")[0] for name in set(weight_map.values())}
+    for name, (dtype, shape, raw) in tensors.items():
+        got_dtype, got_shape, got_raw = shards[weight_map[name]][name]
+        if (got_dtype, got_shape) != (dtype, shape):
+            fail(f"{name!r}: {got_dtype} {got_shape}, want {dtype} {shape}")
+        if hashlib.sha256(got_raw).digest() != hashlib.sha256(raw).digest():
+            fail(f"{name!r}: the bytes differ")
+
+
+# The files at A and B hold the same tensors (names, dtypes, shapes, bytes); B's metadata is
+# METADATA (JSON, null for none).
+def same_tensors(a, b, metadata):
+    (want, _), (got, got_metadata) = read_file(a), read_file(b)
+    if sorted(got) != sorted(want):
+        fail(f"tensors {sorted(got)[:5]}..., want {sorted(want)[:5]}...")
+    for name in want:
+        if got[name] != want[name]:
+            fail(f"tensor {name!r} differs")
+    if got_metadata != json.loads(metadata):
+        fail(f"metadata {got_metadata!r}, want {metadata}")
+
+
+# A file with a tensor larger than 100 KB between two small ones, and no metadata: "a" F32
+# [1000] (4,000 bytes), "big" F32 [250, 400] (400,000 bytes), "c" I32 [10] (40 bytes).
+def make_sharded(path):
+    a = array.array("f", (i / 8 for i in range(1000)))
+    big = array.array("f", (float(i % 977) for i in range(100000)))
+    c = array.array("i", range(-5, 5))
+    if sys.byteorder == "big":
+        for values in (a, big, c):
+            values.byteswap()
+    write_file(path, [("a", "F32", [1000], a.tobytes()), ("big", "F32", [250, 400], big.tobytes()),
+                      ("c", "I32", [10], c.tobytes())], None)
+
+
+modes = {"first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened,
+         "split_layout": split_layout, "index_text": index_text, "through_index": through_index,
+         "same_tensors": same_tensors, "make_sharded": make_sharded}
 modes[mode](*args)
 PYTHON
 )
@@ -555,7 +764,7 @@ check_valid_json valid/odd_names.safetensors
 check_error "$ref/invalid/offsets_overlap.safetensors" invalid/offsets_overlap.safetensors \
   InvalidOffset 1 '"b"'
 check_error "$work/missing.safetensors" "a missing file" IoError 2 "$work/missing.safetensors"
-check_error "$ref/valid" "a directory" IoError 2 "$ref/valid"
+check_error "$ref/valid" "a directory of many files and no index" IoError 2 "$ref/valid"
 
 check_table valid/odd_names.safetensors
 check_table valid/mixed_all_dtypes.safetensors
@@ -713,9 +922,242 @@ check "convert of an invalid file: nothing written" test ! -e "$work/bad.safeten
 run convert "$work/missing.safetensors" "$work/bad.safetensors" --dtype F16
 check "convert of a missing file: exit 2" exit_status 2
 
+# split and merge: a model split into shards and read back through its index gives the original
+# tensors byte for byte, and merged back gives the original file.
+many=$ref/valid/many_tensors_5000.safetensors
+many_metadata='{"count": "5000"}'
+for size in 10KB:10000 4KiB:4096; do
+  spelling=${size%%:*} bytes=${size#*:} out=$work/split_$spelling
+  run split "$many" "$out" --max-shard-size "$spelling"
+  check "split many_tensors_5000 --max-shard-size $spelling: exit 0, nothing on stdout or stderr" assert stdout_is 0 ""
+  check "split --max-shard-size $spelling: model-0000K-of-0000N shards of at most $bytes tensor bytes, in file order, \
+with the original's metadata" \
+    python3 -c "$corpus" split_layout "$many" "$out" "$bytes" "$many_metadata"
+  check "split --max-shard-size $spelling: the index as transformers writes it (2-space indent, sorted keys, \
+final newline, total_size)" \
+    python3 -c "$corpus" index_text "$many" "$out" "$bytes"
+  check "split --max-shard-size $spelling: every tensor through the index has the original's dtype, shape and sha256" \
+    python3 -c "$corpus" through_index "$many" "$out/model.safetensors.index.json"
+  run inspect --json "$out"
+  check "inspect --json of the split directory: index, total_size, shards, tensors by name with their shard" \
+    assert model_json "$out" "$out/model.safetensors.index.json" "$out"
+  run inspect --json "$out/model.safetensors.index.json"
+  check "inspect --json of the index: the same model" \
+    assert model_json "$out" "$out/model.safetensors.index.json" "$out"
+  run inspect "$out"
+  check "inspect of the split directory: summary, index, shard lines, then a table by name with a shard column" \
+    assert model_table "$out" "$out" "$out"
+  shards=$(find "$out" -name 'model-*.safetensors' | wc -l)
+  run validate "$out" "$out/model.safetensors.index.json"
+  line="(5000 tensors in $shards shards)"$'\n'
+  check "validate the directory and the index: exit 0, ok (5000 tensors in $shards shards)" assert stdout_is 0 \
+    "ok \"$out\" $line""ok \"$out/model.safetensors.index.json\" $line"
+  run merge "$out" "$work/merged.safetensors"
+  check "merge of the $spelling split: exit 0, nothing on stdout or stderr" assert stdout_is 0 ""
+  check "merge of the $spelling split: the original file, byte for byte (one metadata key, canonical layout)" \
+    cmp "$many" "$work/merged.safetensors"
+done
+check "split --max-shard-size 10KB makes 6 shards, 4KiB 15" \
+  test "$(find "$work/split_10KB" -name "model-*" | wc -l):$(find "$work/split_4KiB" -name "model-*" | wc -l)" = 6:15
+run merge "$work/split_4KiB/model.safetensors.index.json" "$work/merged.safetensors"
+check "merge of the index: the original file, byte for byte" cmp "$many" "$work/merged.safetensors"
+
+# dump and stats read a model like a file; --index counts in name order there.
+run dump --json "$many" '#1759'
+cp "$work/out" "$work/dump_file"
+run dump --json "$work/split_4KiB" '#1759'
+check "dump --json of a tensor of the split model: as from the original" cmp "$work/dump_file" "$work/out"
+run dump --json "$work/split_4KiB" --index 0
+check "dump --index 0 of a model: the first tensor by name" python3 -c \
+  'import json,sys; sys.exit(json.load(open(sys.argv[1]))["name"] != " leading space#110")' "$work/out"
+run dump --json "$work/split_4KiB" --index 5000
+check "dump --index 5000 of a 5000-tensor model: exit 1, TensorNotFound" \
+  assert error_json TensorNotFound 1 'the model has 5000 tensors'
+run stats --json "$many"
+cp "$work/out" "$work/stats_file"
+run stats --json "$work/split_4KiB/model.safetensors.index.json"
+check "stats --json of the split model: the original's objects, by name" python3 -c '
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+sys.exit([t["name"] for t in b] != sorted(t["name"] for t in a) or sorted(a, key=lambda t: t["name"]) != b)' \
+  "$work/stats_file" "$work/out"
+
+# A tensor larger than the limit gets a shard of its own; a file with no metadata gets
+# {"format": "pt"} in each shard, which merge keeps.
+python3 -c "$corpus" make_sharded "$work/three.safetensors"
+run split "$work/three.safetensors" "$work/three" --max-shard-size 100KB
+check "split with a 400 KB tensor and --max-shard-size 100KB: exit 0" exit_status 0
+check "split: the 400 KB tensor alone in model-00002-of-00003, each shard with {\"format\": \"pt\"}" \
+  python3 -c "$corpus" split_layout "$work/three.safetensors" "$work/three" 100000 '{"format": "pt"}'
+check "split: a (4,000 bytes) in shard 1, big in shard 2, c in shard 3" python3 -c '
+import json, sys
+sys.exit(json.load(open(sys.argv[1]))["weight_map"] != {"a": "model-00001-of-00003.safetensors",
+         "big": "model-00002-of-00003.safetensors", "c": "model-00003-of-00003.safetensors"})' \
+  "$work/three/model.safetensors.index.json"
+run merge "$work/three" "$work/three_merged.safetensors"
+check "merge of it: exit 0" exit_status 0
+check "merge of it: the same tensors, with the first shard's metadata {\"format\": \"pt\"}" \
+  python3 -c "$corpus" same_tensors "$work/three.safetensors" "$work/three_merged.safetensors" '{"format": "pt"}'
+
+# Every dtype (sub-byte ones too) and seven metadata keys survive split and merge.
+mixed_metadata=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["metadata"]))' "$mixed.json")
+run split "$mixed" "$work/mixed" --max-shard-size 100B
+check "split mixed_all_dtypes --max-shard-size 100B: exit 0" exit_status 0
+check "split mixed_all_dtypes: shards of at most 100 bytes, each with the 7 metadata keys" \
+  python3 -c "$corpus" split_layout "$mixed" "$work/mixed" 100 "$mixed_metadata"
+run merge "$work/mixed" "$work/mixed_merged.safetensors"
+check "merge of it: every tensor's name, dtype, shape and bytes, and the metadata" \
+  python3 -c "$corpus" same_tensors "$mixed" "$work/mixed_merged.safetensors" "$mixed_metadata"
+
+# Everything fits: one model.safetensors and no index.
+run split "$ref/valid/ordering.safetensors" "$work/single"
+check "split of a small file with the default 5GB: exit 0" exit_status 0
+check "split of a small file: one model.safetensors, no index" test "$(ls "$work/single")" = model.safetensors
+check "split of a small file: its tensors, with {\"format\": \"pt\"}" python3 -c "$corpus" same_tensors \
+  "$ref/valid/ordering.safetensors" "$work/single/model.safetensors" '{"format": "pt"}'
+run inspect --json "$work/single"
+check "inspect --json of a directory with one file: index and total_size null" python3 -c '
+import json, sys
+got = json.load(open(sys.argv[1]))
+sys.exit((got["index"], got["total_size"], got["shards"], len(got["tensors"])) != (None, None, [sys.argv[2]], 9))' \
+  "$work/out" "$work/single/model.safetensors"
+
+# More shards than the soft limit on open files: split raises it to the hard limit.
+run_with_soft_limit() { (ulimit -Sn 32 && run "$@"); }
+run_with_soft_limit split "$many" "$work/split_1KB" --max-shard-size 1KB
+check "split into 61 shards with a soft limit of 32 open files: exit 0" exit_status 0
+check "split into 61 shards: model-000KK-of-00061.safetensors, K = 1..61" \
+  test "$(find "$work/split_1KB" -name 'model-*-of-00061.safetensors' | wc -l)" = 61
+check "split into 61 shards: every tensor through the index" \
+  python3 -c "$corpus" through_index "$many" "$work/split_1KB/model.safetensors.index.json"
+
+# Sizes: an integer and B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+run split "$many" "$work/split_bytes" --max-shard-size 10000
+check "--max-shard-size 10000 and 10KB: the same index" \
+  cmp "$work/split_10KB/model.safetensors.index.json" "$work/split_bytes/model.safetensors.index.json"
+run split "$many" "$work/split_bytes_b" --max-shard-size=4096B
+check "--max-shard-size=4096B and 4KiB: the same index" \
+  cmp "$work/split_4KiB/model.safetensors.index.json" "$work/split_bytes_b/model.safetensors.index.json"
+for size in 1MB 1MiB 1GB 1GiB 1TB 1TiB 18446744073709551615 16777215TiB; do
+  rm -rf "$work/sized"
+  run split "$ref/valid/ordering.safetensors" "$work/sized" --max-shard-size "$size"
+  check "--max-shard-size $size: accepted, one shard" test "$(<"$work/rc")$(ls "$work/sized")" = 0model.safetensors
+done
+for size in 10kb 10Kb 10kB 10gb 10K 10KIB 1.5GB -1 +1 0x10 '10 KB' ' 10KB' KB '' 0 0GB \
+  18446744073709551616 18446744073709551615B1 16777216TiB; do
+  run split "$ref/valid/ordering.safetensors" "$work/unsized" --max-shard-size "$size"
+  check "--max-shard-size '$size': a usage error naming the option, nothing written" \
+    test "$(<"$work/rc"):$(grep -c -- '--max-shard-size' "$work/err"):$([[ -e $work/unsized ]] && echo written)" \
+    = 105:1:
+done
+
+# split's errors: an unreadable or invalid input, an output directory that holds a model or is
+# a file.
+run split "$work/missing.safetensors" "$work/unsplit"
+check "split of a missing file: exit 2, nothing created" \
+  test "$(<"$work/rc")$([[ -e $work/unsplit ]] && echo created)" = 2
+run split "$ref/invalid/offsets_overlap.safetensors" "$work/unsplit"
+check "split of an invalid file: exit 1, InvalidOffset, nothing created" \
+  test "$(<"$work/rc")$(grep -c InvalidOffset "$work/err")$([[ -e $work/unsplit ]] && echo created)" = 11
+cp -r "$work/split_10KB" "$work/occupied"
+run split "$many" "$work/occupied" --max-shard-size 4KiB
+check "split into a directory holding a model: exit 2, an error naming a file there" assert error_text 2 \
+  "safetensors-cli: \"$work/occupied\": IoError: the directory already holds \"model-00001-of-00006.safetensors\" \
+and 6 others: split writes only where no model is"
+check "split into a directory holding a model: the model untouched" \
+  diff -r "$work/split_10KB" "$work/occupied"
+run split "$many" "$ref/valid/empty.safetensors/sub"
+check "split into a path under a file: exit 2" exit_status 2
+
+# merge's errors: a missing shard (IoError naming it), a tensor in the wrong shard or a wrong
+# total_size (InvalidIndex), a missing model; nothing written.
+cp -r "$work/split_10KB" "$work/broken"
+rm "$work/broken/model-00003-of-00006.safetensors"
+run merge "$work/broken" "$work/unmerged.safetensors"
+check "merge with a missing shard: exit 2, IoError naming the shard" test \
+  "$(<"$work/rc"):$(grep -c 'IoError: .*"model-00003-of-00006.safetensors", which is missing' "$work/err")" = 2:1
+check "merge with a missing shard: nothing written" test ! -e "$work/unmerged.safetensors"
+run validate "$work/broken"
+check "validate with a missing shard: exit 2, FAIL IoError" \
+  test "$(<"$work/rc"):$(grep -c '^FAIL .*: IoError: .*model-00003-of-00006' "$work/out")" = 2:1
+rm -rf "$work/broken" && cp -r "$work/split_10KB" "$work/broken"
+python3 - "$work/broken/model.safetensors.index.json" <<'PYTHON'
+import json, sys
+with open(sys.argv[1]) as f:
+    index = json.load(f)
+# "#1759" is not in shard 5 (the check below fails otherwise).
+assert index["weight_map"]["#1759"] != "model-00005-of-00006.safetensors"
+index["weight_map"]["#1759"] = "model-00005-of-00006.safetensors"
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+PYTHON
+run merge "$work/broken/model.safetensors.index.json" "$work/unmerged.safetensors"
+check "merge of an index listing a tensor in the wrong shard: exit 1, InvalidIndex naming it" \
+  test "$(<"$work/rc"):$(grep -c 'InvalidIndex: .*"#1759"' "$work/err")" = 1:1
+check "merge of that index: nothing written" test ! -e "$work/unmerged.safetensors"
+run validate "$work/broken"
+check "validate of that model: exit 1, FAIL InvalidIndex" \
+  test "$(<"$work/rc"):$(grep -c '^FAIL .*: InvalidIndex: ' "$work/out")" = 1:1
+run inspect --json "$work/broken"
+check "inspect --json of that model: exit 1, InvalidIndex" assert error_json InvalidIndex 1 '"#1759"'
+rm -rf "$work/broken" && cp -r "$work/split_10KB" "$work/broken"
+sed -i 's/"total_size": 59403/"total_size": 59404/' "$work/broken/model.safetensors.index.json"
+run merge "$work/broken" "$work/unmerged.safetensors"
+check "merge with a wrong total_size: exit 1, InvalidIndex" \
+  test "$(<"$work/rc"):$(grep -c 'InvalidIndex: .*total_size is 59404' "$work/err")" = 1:1
+run merge "$work/missing" "$work/unmerged.safetensors"
+check "merge of a missing model: exit 2" exit_status 2
+check "merge failures: nothing written" test ! -e "$work/unmerged.safetensors"
+
+# Progress: nothing on stderr when it is not a terminal (every run above checks an empty stderr
+# too); under a pseudo-terminal, a bar drawn at most 10 times a second and erased at the end.
+for command in "rewrite $many $work/quiet.safetensors" "convert $f32 $work/quiet.safetensors --dtype BF16" \
+  "stats $many" "split $many $work/quiet --max-shard-size 4KiB" "merge $work/quiet $work/quiet.safetensors"; do
+  # shellcheck disable=SC2086  # the words of the command
+  run $command
+  check "${command%% *} with stderr not a terminal: exit 0, nothing on stderr" \
+    test "$(<"$work/rc"):$(wc -c <"$work/err")" = 0:0
+done
+if command -v script >/dev/null; then
+  # Runs the CLI under a pseudo-terminal (stdin, stdout and stderr), keeping what the terminal
+  # showed in $work/out and how long it took in $work/seconds; SUFFIX is shell text appended to
+  # the command line, such as a redirection.
+  run_tty() {
+    local suffix=$1 line start end
+    shift
+    printf -v line '%q ' "$cli" "$@"
+    start=$(date +%s.%N)
+    script -qec "$line$suffix" /dev/null </dev/null >"$work/out" 2>"$work/err"
+    echo $? >"$work/rc"
+    end=$(date +%s.%N)
+    awk -v start="$start" -v end="$end" 'BEGIN { print end - start }' >"$work/seconds"
+  }
+  run_tty "" split "$many" "$work/tty_split" --max-shard-size 4KiB
+  check "split under a terminal: a bar 'split [---]  0 B / 59.4 KB  0%', at most 10 a second, erased at the end" \
+    assert terminal_bar split "$(<"$work/seconds")" ""
+  check "split under a terminal: the same index" \
+    cmp "$work/split_4KiB/model.safetensors.index.json" "$work/tty_split/model.safetensors.index.json"
+  run_tty "" merge "$work/tty_split" "$work/tty_merged.safetensors"
+  check "merge under a terminal: a bar, erased at the end" assert terminal_bar merge "$(<"$work/seconds")" ""
+  run_tty "" rewrite "$many" "$work/tty_rewritten.safetensors"
+  check "rewrite under a terminal: a bar, erased at the end" assert terminal_bar rewrite "$(<"$work/seconds")" ""
+  run_tty "" convert "$work/big_f16.safetensors" "$work/tty_f32.safetensors" --dtype F32
+  check "convert under a terminal: a bar, erased at the end" assert terminal_bar convert "$(<"$work/seconds")" ""
+  run stats "$f32"
+  cp "$work/out" "$work/stats_table"
+  run_tty "" stats "$f32"
+  check "stats under a terminal: the bar erased, then the table" \
+    assert terminal_bar stats "$(<"$work/seconds")" "$work/stats_table"
+  run_tty " 2>/dev/null" split "$many" "$work/tty_quiet" --max-shard-size 4KiB
+  check "split under a terminal with stderr redirected: exit 0, no bar" \
+    test "$(<"$work/rc"):$(wc -c <"$work/out")" = 0:0
+else
+  echo "ok - # SKIP progress bars under a pseudo-terminal: script (util-linux) is not installed"
+fi
+
 run --help
 check "--help: exit 0" exit_status 0
-for command in inspect dump stats validate rewrite convert; do
+for command in inspect dump stats validate rewrite convert split merge; do
   run --help
   check "--help lists $command" grep -q "^ *$command " "$work/out"
   run "$command" --help
@@ -725,6 +1167,13 @@ run inspect --help
 check "inspect --help lists --json" grep -q -- '--json' "$work/out"
 run dump --help
 check "dump --help says F4 and F6 print raw bytes" grep -q 'raw bytes' "$work/out"
+run split --help
+check "split --help lists --max-shard-size and its units" \
+  grep -q -- '--max-shard-size SIZE=5GB .*KiB, MiB, GiB, TiB' "$work/out"
+run merge --help
+check "merge --help says whose metadata the file gets" grep -q 'metadata of the first shard' "$work/out"
+run inspect --help
+check "inspect --help describes a model's JSON" grep -q '"shard" (its path)' "$work/out"
 run
 check "no subcommand: a usage error, exit 100 or more (CLI11's codes)" exit_status 100 255
 
