@@ -48,7 +48,6 @@
 #include <io.h>
 #else
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
@@ -423,16 +422,6 @@ std::string plural(std::uint64_t count, std::string_view one, std::string_view m
   return std::to_string(count) + " " + std::string(count == 1 ? one : many);
 }
 
-// The positions of a model's shards in shard_paths(), in path order, model-00001-of-0000N
-// first: model_reader lists shards in the order the index first names them, by tensor name.
-std::vector<std::size_t> shards_by_path(const safetensors::model_reader& model) {
-  std::vector<std::size_t> order(model.shard_paths().size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return model.shard_paths()[a] < model.shard_paths()[b]; });
-  return order;
-}
-
 // One tensor of a model: where it is described, and the position of its shard.
 struct model_entry {
   const safetensors::tensor_info* info;
@@ -694,7 +683,7 @@ json model_json(const safetensors::model_reader& model, const std::vector<model_
   out["index"] = model.index_path().empty() ? json(nullptr) : json(model.index_path());
   out["total_size"] = model.total_size() ? json(*model.total_size()) : json(nullptr);
   out["shards"] = json::array();
-  for (std::size_t shard : shards_by_path(model)) out["shards"].push_back(model.shard_paths()[shard]);
+  for (const std::string& shard_path : model.shard_paths()) out["shards"].push_back(shard_path);
   out["tensors"] = json::array();
   for (const model_entry& entry : entries) {
     json tensor;
@@ -713,19 +702,19 @@ json model_json(const safetensors::model_reader& model, const std::vector<model_
 // file name.
 void print_model(const std::string& path, const safetensors::model_reader& model,
                  const std::vector<model_entry>& entries) {
-  const std::vector<std::size_t> order = shards_by_path(model);
+  const std::size_t shard_count = model.shard_paths().size();
   std::uint64_t bytes = 0;
   for (const model_entry& entry : entries) bytes += entry.info->byte_size();
   std::cout << display_string(path) << ": " << plural(entries.size(), "tensor", "tensors") << " in "
-            << plural(order.size(), "shard", "shards") << ", " << plural(bytes, "byte", "bytes") << '\n';
+            << plural(shard_count, "shard", "shards") << ", " << plural(bytes, "byte", "bytes") << '\n';
   if (model.index_path().empty()) {
     std::cout << "index: none\n";
   } else {
     std::cout << "index: " << display_string(model.index_path()) << ", total_size "
               << (model.total_size() ? std::to_string(*model.total_size()) : std::string("none")) << '\n';
   }
-  std::cout << "shards: " << order.size() << '\n';
-  for (std::size_t shard : order) {
+  std::cout << "shards: " << shard_count << '\n';
+  for (std::size_t shard = 0; shard < shard_count; ++shard) {
     // Every shard is open: validate() opened them.
     const safetensors::mapped_reader& reader = **model.try_shard(shard);
     std::cout << "  " << display_string(model.shard_paths()[shard]) << ": "
@@ -1568,19 +1557,6 @@ safetensors::result<void> prepare_directory(const std::string& directory) {
   return {};
 }
 
-// A sharded writer holds every shard's file open until it finishes. The usual soft limit on open
-// files (1024) is below the shard count of a large model split small, so it is raised to the
-// hard limit; if that fails, creating the shards reports "Too many open files".
-void raise_open_file_limit() {
-#if !defined(_WIN32)
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    (void)setrlimit(RLIMIT_NOFILE, &limit);
-  }
-#endif
-}
-
 // Reads IN with pread and writes its tensors in its file order to shards of at most
 // --max-shard-size tensor bytes (a larger tensor alone in its shard), streaming, with IN's
 // metadata in every shard, or {"format": "pt"} (as transformers writes) if IN has none.
@@ -1601,7 +1577,6 @@ int run_split(const split_options& options) {
   shard_options.max_shard_size = options.max_shard_size;
   shard_options.metadata = reader->has_metadata() ? safetensors::metadata_entries::from(*reader)
                                                   : std::map<std::string, std::string>{{"format", "pt"}};
-  raise_open_file_limit();
   auto writer = safetensors::try_make_sharded_writer(directory, std::move(declarations), shard_options);
   if (!writer) return report_error(options.directory, writer.error(), false);
 
@@ -1669,7 +1644,7 @@ int run_merge(const merge_options& options) {
   if (auto valid = model->validate(); !valid) return report_error(options.input, valid.error(), false);
 
   std::vector<const safetensors::mapped_reader*> shards;
-  for (std::size_t shard : shards_by_path(*model)) {
+  for (std::size_t shard = 0; shard < model->shard_paths().size(); ++shard) {
     auto reader = model->try_shard(shard);
     if (!reader) return report_error(options.input, reader.error(), false);
     shards.push_back(*reader);

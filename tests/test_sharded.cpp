@@ -188,6 +188,31 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   CHECK(test::outcome(st::try_open_model(dir.file("nothing.safetensors.index.json"))) == "IoError");
 }
 
+TEST_CASE("sharded writer: each shard is finished as soon as its tensors are complete", "[sharded]") {
+  temp_directory dir;
+  st::shard_options options;
+  options.max_shard_size = 10;
+  auto writer = st::make_sharded_writer(dir.path + "/made/by/the/writer",
+                                        {{"a", st::dtype::U8, {8}}, {"z", st::dtype::U8, {0}}, {"b", st::dtype::U8, {8}}}, options);
+  const std::string eight(8, 'x');
+  const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(eight.data()), 8);
+  REQUIRE(writer.write("a", bytes));  // shard 1 holds a and the empty z: complete, renamed into place
+  CHECK(fs::exists(dir.path + "/made/by/the/writer/model-00001-of-00002.safetensors"));
+  CHECK_FALSE(fs::exists(dir.path + "/made/by/the/writer/model-00002-of-00002.safetensors"));
+  CHECK(writer.write("z", {}));
+  CHECK(writer.produce("z", [](st::span<std::byte>, std::uint64_t) {}));
+  auto overrun = writer.write("a", bytes);
+  REQUIRE_FALSE(overrun);
+  CHECK(overrun.error().message() == "tensor \"a\" is complete: a chunk of 8 bytes would overrun it");
+  REQUIRE(writer.write("b", bytes));
+  REQUIRE(writer.finish());
+  auto model = st::try_open_model(dir.path + "/made/by/the/writer");
+  REQUIRE(model);
+  CHECK(model->shard_paths() == std::vector<std::string>{dir.path + "/made/by/the/writer/model-00001-of-00002.safetensors",
+                                                        dir.path + "/made/by/the/writer/model-00002-of-00002.safetensors"});
+  CHECK(model->validate());
+}
+
 TEST_CASE("sharded writer: declarations are checked across shards before anything is written", "[sharded]") {
   temp_directory dir;
   st::shard_options options;

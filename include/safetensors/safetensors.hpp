@@ -3520,6 +3520,15 @@ class basic_writer {
 
   /// The layout being written.
   const file_layout& layout() const noexcept { return layout_; }
+  /// True when every tensor has all its bytes (finish() can succeed).
+  bool complete() const noexcept {
+    for (std::size_t i = 0; i < written_.size(); ++i) {
+      if (written_[i] != layout_.entries()[i].byte_size()) return false;
+    }
+    return true;
+  }
+  /// True once finish() was called.
+  bool finished() const noexcept { return finished_; }
 
   /// Appends `chunk` to the bytes written so far of the tensor named `name`. Refuses a chunk that
   /// would overrun the tensor, and on a stream, a tensor out of file order.
@@ -3562,6 +3571,7 @@ class basic_writer {
     finished_ = true;
     result<void> outcome = complete_and_commit();
     if (!outcome) sink_.discard();
+    buffer_ = std::vector<std::byte>();
     return outcome;
   }
 
@@ -3842,7 +3852,7 @@ class model_reader {
   std::size_t size() const noexcept { return weight_map_.size(); }
   /// Every tensor's name with the position of its shard in shard_paths(), sorted by name.
   const std::vector<std::pair<std::string, std::size_t>>& tensor_names() const noexcept { return weight_map_; }
-  /// The shards' paths (one for a single file).
+  /// The shards' paths, in file-name order (one for a single file).
   const std::vector<std::string>& shard_paths() const noexcept { return shard_paths_; }
   /// The index's path, empty for a single file.
   const std::string& index_path() const noexcept { return index_path_; }
@@ -3997,7 +4007,7 @@ class model_reader {
       return detail::index_error(path, "weight_map is missing or not an object");
 
     const std::string directory = detail::split_path(path).first;
-    std::map<std::string, std::size_t> shard_numbers;
+    std::map<std::string, std::size_t> shard_numbers;  // shards in file-name order
     for (const auto& [name, file] : weight_map->items()) {
       if (!file.is_string())
         return detail::index_error(path, "the shard of tensor " + detail::quote(name) + " is not a string");
@@ -4005,18 +4015,20 @@ class model_reader {
       if (!detail::is_plain_file_name(file_name))
         return detail::index_error(path, "shard " + detail::quote(file_name) + " of tensor " + detail::quote(name) +
                                              " is not a plain file name in the index's directory");
-      auto [it, added] = shard_numbers.emplace(file_name, shard_paths_.size());
-      if (added) {
-        std::string shard_path = directory + "/" + file_name;
-        std::error_code failure;
-        if (!std::filesystem::is_regular_file(shard_path, failure))
-          return error(error_kind::io_error, "index " + detail::quote(path) + " lists shard " + detail::quote(file_name) +
-                                                 ", which is missing");
-        shard_paths_.push_back(std::move(shard_path));
-        shards_.push_back(std::make_unique<shard>());
-      }
-      weight_map_.emplace_back(name, it->second);
+      shard_numbers.emplace(file_name, 0);
     }
+    for (auto& [file_name, number] : shard_numbers) {
+      std::string shard_path = directory + "/" + file_name;
+      std::error_code failure;
+      if (!std::filesystem::is_regular_file(shard_path, failure))
+        return error(error_kind::io_error, "index " + detail::quote(path) + " lists shard " + detail::quote(file_name) +
+                                               ", which is missing");
+      number = shard_paths_.size();
+      shard_paths_.push_back(std::move(shard_path));
+      shards_.push_back(std::make_unique<shard>());
+    }
+    for (const auto& [name, file] : weight_map->items())
+      weight_map_.emplace_back(name, shard_numbers[file.get_ref<const std::string&>()]);
     std::sort(weight_map_.begin(), weight_map_.end());
     return {};
   }
@@ -4076,9 +4088,11 @@ struct shard_options {
 
 /// Writes a model as shards of at most max_shard_size tensor bytes, split in declaration order,
 /// with the index written as transformers writes it (2-space indentation, sorted keys, a final
-/// newline); one shard and no index when everything fits. Streaming and crash-safe like
-/// file_writer: each file is written under a temporary name and renamed by finish(), the index
-/// last, so an index never names a shard that is not complete.
+/// newline); one shard and no index when everything fits. The directory is created if needed.
+/// Streaming and crash-safe like file_writer: each shard's file is created on its first write,
+/// under a temporary name, and renamed into place once all its tensors are complete (or by
+/// finish()), the index last, so an index never names a shard that is not complete. Written
+/// shard by shard, a model keeps one file open at a time.
 class sharded_writer {
  public:
   /// Plans the shards and starts writing each one in `directory`.
@@ -4086,6 +4100,9 @@ class sharded_writer {
                                        const shard_options& options = {}) {
     auto checked = file_layout::make(declarations, {}, options.write);
     if (!checked) return checked.error();
+    std::error_code failure;
+    std::filesystem::create_directories(directory, failure);
+    if (failure) return error(error_kind::io_error, "cannot create " + detail::quote(directory) + ": " + failure.message());
     sharded_writer writer;
     std::vector<std::vector<tensor_declaration>> groups;
     std::uint64_t group_size = 0;
@@ -4110,12 +4127,13 @@ class sharded_writer {
       std::string file_name = count == 1 ? options.base_name + ".safetensors"
                                          : options.base_name + "-" + number(i + 1) + "-of-" + number(count) + ".safetensors";
       for (const tensor_declaration& d : groups[i]) writer.shard_of_.emplace_back(d.name, i);
-      auto shard = try_make_file_writer(directory + "/" + file_name, std::move(groups[i]), options.metadata, options.write);
-      if (!shard) return shard.error();
-      writer.shards_.push_back(std::move(*shard));
+      auto layout = file_layout::make(std::move(groups[i]), options.metadata, options.write);
+      if (!layout) return layout.error();
+      writer.shards_.push_back({std::move(*layout), std::nullopt});
       writer.file_names_.push_back(std::move(file_name));
     }
     std::sort(writer.shard_of_.begin(), writer.shard_of_.end());
+    writer.directory_ = directory;
     if (count > 1) writer.index_path_ = directory + "/" + options.base_name + ".safetensors.index.json";
     writer.sync_ = options.write.sync;
     return writer;
@@ -4126,25 +4144,39 @@ class sharded_writer {
   /// The index's path, empty when there is one shard.
   const std::string& index_path() const noexcept { return index_path_; }
 
-  /// Appends `chunk` to the tensor named `name` (see basic_writer::write).
+  /// Appends `chunk` to the tensor named `name` (see basic_writer::write). A shard whose
+  /// tensors are all complete is finished at once, closing its file.
   result<void> write(std::string_view name, span<const std::byte> chunk) {
     auto shard = shard_for(name);
     if (!shard) return shard.error();
-    return (*shard)->write(name, chunk);
+    if ((*shard)->finished()) {
+      // Finished early with every byte in place: only an empty chunk still fits.
+      if (chunk.empty()) return {};
+      return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(name) +
+                                                        " is complete: a chunk of " + std::to_string(chunk.size()) +
+                                                        " bytes would overrun it");
+    }
+    if (auto wrote = (*shard)->write(name, chunk); !wrote) return wrote;
+    return finish_if_complete(**shard);
   }
   /// Fills the tensor named `name` from a producer (see basic_writer::produce).
   template <class Producer>
   result<void> produce(std::string_view name, Producer&& producer) {
     auto shard = shard_for(name);
     if (!shard) return shard.error();
-    return (*shard)->produce(name, std::forward<Producer>(producer));
+    if ((*shard)->finished()) return {};  // finished early: the tensor has all its bytes already
+    if (auto produced = (*shard)->produce(name, std::forward<Producer>(producer)); !produced) return produced;
+    return finish_if_complete(**shard);
   }
 
-  /// Finishes every shard, then writes the index. Shards renamed into place stay if a later one
-  /// fails; the index is written only when all are.
+  /// Finishes every shard not yet finished, then writes the index. Shards renamed into place stay
+  /// if a later one fails; the index is written only when all are.
   result<void> finish() {
-    for (file_writer& shard : shards_) {
-      if (auto finished = shard.finish(); !finished) return finished;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      auto shard = writer_of(i);
+      if (!shard) return shard.error();
+      if ((*shard)->finished()) continue;
+      if (auto finished = (*shard)->finish(); !finished) return finished;
     }
     if (index_path_.empty()) return {};
     nlohmann::json index;
@@ -4162,15 +4194,41 @@ class sharded_writer {
  private:
   sharded_writer() = default;
 
+  // Writing shard by shard, as most callers do, keeps one file open at a time.
+  static result<void> finish_if_complete(file_writer& shard) {
+    if (shard.finished() || !shard.complete()) return {};
+    return shard.finish();
+  }
+
   result<file_writer*> shard_for(std::string_view name) {
     auto it = std::lower_bound(shard_of_.begin(), shard_of_.end(), name,
                                [](const auto& entry, std::string_view n) { return entry.first < n; });
     if (it == shard_of_.end() || it->first != name)
       return error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name) + " was declared");
-    return &shards_[it->second];
+    return writer_of(it->second);
   }
 
-  std::vector<file_writer> shards_;
+  // A shard's file is created on its first write, so that a model written shard by shard keeps
+  // one file open at a time, however many shards it has.
+  result<file_writer*> writer_of(std::size_t index) {
+    shard& s = shards_[index];
+    if (!s.writer) {
+      auto sink = file_sink::create(directory_ + "/" + file_names_[index], sync_);
+      if (!sink) return sink.error();
+      auto started = file_writer::start(s.layout, std::move(*sink));
+      if (!started) return started.error();
+      s.writer.emplace(std::move(*started));
+    }
+    return &*s.writer;
+  }
+
+  struct shard {
+    file_layout layout;
+    std::optional<file_writer> writer;
+  };
+
+  std::vector<shard> shards_;
+  std::string directory_;
   std::vector<std::string> file_names_;
   std::vector<std::pair<std::string, std::size_t>> shard_of_;
   std::string index_path_;

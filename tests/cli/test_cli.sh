@@ -1022,7 +1022,7 @@ got = json.load(open(sys.argv[1]))
 sys.exit((got["index"], got["total_size"], got["shards"], len(got["tensors"])) != (None, None, [sys.argv[2]], 9))' \
   "$work/out" "$work/single/model.safetensors"
 
-# More shards than the soft limit on open files: split raises it to the hard limit.
+# More shards than the soft limit on open files: shards are written one at a time, one file open.
 run_with_soft_limit() { (ulimit -Sn 32 && run "$@"); }
 run_with_soft_limit split "$many" "$work/split_1KB" --max-shard-size 1KB
 check "split into 61 shards with a soft limit of 32 open files: exit 0" exit_status 0
