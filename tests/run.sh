@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs from Debian's packages, then builds
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors), with -fno-exceptions,
-# under AddressSanitizer + UndefinedBehaviorSanitizer, and checks the installed CMake package.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests under
+# ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 60), and checks the installed CMake package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
-          libssl-dev python3 pkg-config)
+          libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user)
 if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
@@ -43,7 +44,29 @@ sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame
 run_config clang-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON \
   -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
 
-echo "=== package: install, then find_package, add_subdirectory and pkg-config consumers"
+# ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
+tsan="-fsanitize=thread -fno-omit-frame-pointer"
+echo "=== clang-tsan: clang++, C++17, [concurrency] tests under ThreadSanitizer"
+cmake -S "$root" -B "$build/clang-tsan" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug \
+  -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" \
+  -DCMAKE_EXE_LINKER_FLAGS="$tsan" >/dev/null
+cmake --build "$build/clang-tsan" -j"$jobs" --target safetensors_concurrency_tests
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$build/clang-tsan/tests/safetensors_concurrency_tests" "[concurrency]"
+
+# libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (60) each.
+echo "=== fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target"
+bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-60}"
+
+# Big-endian: the suite cross-compiled for s390x and run under qemu-user. qemu does not pass
+# madvise hints to the kernel, so the [residency] tests, which observe them, stay native.
+echo "=== s390x: g++-s390x-linux-gnu, C++17, big-endian, under qemu-s390x"
+cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=s390x \
+  -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 \
+  -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
+cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests
+qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
+
+echo "=== package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
 bash "$root/tests/package/run.sh" "$root" "$build/package"
 
 echo "all test configurations passed"

@@ -1,7 +1,7 @@
 // The library's scanner against the independent nlohmann reading (reference_parser.hpp): the
 // whole reference corpus, and thousands of deterministic mutations of it, must give the same
 // kind, and when valid the same tensors and metadata.
-#include "reference_parser.hpp"
+#include "differential.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,30 +12,6 @@
 namespace st = safetensors;
 
 namespace {
-
-// Compares both readings of `bytes`; returns a description of the first difference, or "".
-std::string difference(const std::vector<std::byte>& bytes) {
-  const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
-  const reference::outcome want = reference::parse(raw, bytes.size());
-  auto got = st::try_open_memory(bytes.data(), bytes.size());
-  const std::string got_kind = test::outcome(got);
-  if (got_kind != want.kind) return "library says " + got_kind + ", reference says " + want.kind;
-  if (!got) return "";
-  if (got->size() != want.tensors.size()) return "tensor counts differ";
-  for (std::size_t i = 0; i < want.tensors.size(); ++i) {
-    const st::tensor_info& t = got->tensors()[i];
-    const reference::tensor& w = want.tensors[i];
-    if (t.name != w.name || st::dtype_name(t.dtype) != w.dtype || t.data_offsets[0] != w.begin ||
-        t.data_offsets[1] != w.end || !std::equal(t.shape.begin(), t.shape.end(), w.shape.begin(), w.shape.end()))
-      return "tensor " + st::detail::quote(w.name) + " differs";
-  }
-  if (got->has_metadata() != want.metadata.has_value()) return "metadata presence differs";
-  if (want.metadata) {
-    std::map<std::string, std::string> got_metadata(got->metadata().begin(), got->metadata().end());
-    if (got_metadata != *want.metadata) return "metadata differs";
-  }
-  return "";
-}
 
 std::vector<std::string> corpus_files() {
   std::vector<std::string> files;
@@ -52,7 +28,8 @@ std::vector<std::string> corpus_files() {
 TEST_CASE("differential: every corpus file reads the same through both parsers", "[differential]") {
   for (const std::string& path : corpus_files()) {
     INFO(path);
-    CHECK(difference(test::read_file(path)) == "");
+    const std::vector<std::byte> bytes = test::read_file(path);
+    CHECK(differential::difference(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()) == "");
   }
 }
 
@@ -76,7 +53,7 @@ TEST_CASE("differential: mutated corpus files read the same through both parsers
           default: bytes.resize(at); break;
         }
       }
-      const std::string found = difference(bytes);
+      const std::string found = differential::difference(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
       if (!found.empty()) {
         INFO(path << " round " << round);
         CHECK(found == "");

@@ -1367,7 +1367,8 @@ class tensor_slice {
         if (want.start > stop)
           return error(error_kind::invalid_argument,
                        where + "start " + std::to_string(want.start) + " is after stop " + std::to_string(stop));
-        t = {want.start, (stop - want.start + want.step - 1) / want.step, want.step};
+        // Counted so that no step, however close to 2^64, wraps around.
+        t = {want.start, stop > want.start ? (stop - want.start - 1) / want.step + 1 : 0, want.step};
         slice.shape_.push_back(t.count);
       }
       slice.taken_.push_back(t);
@@ -1619,9 +1620,23 @@ inline std::size_t utf8_invalid_at(const unsigned char* text, std::size_t size) 
   return size;
 }
 
-/// 64-bit hash of a name, eight bytes at a time.
-inline std::uint64_t hash_name(std::string_view name) noexcept {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ name.size();
+/// A seed for hash_name, different in every process: the name table cannot be flooded by a file
+/// whose names were chosen offline to collide, as an unseeded hash could be.
+inline std::uint64_t hash_seed() noexcept {
+  static const std::uint64_t seed = [] {
+    static const int anchor = 0;  // its address moves with address-space layout randomisation
+    std::uint64_t mixed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                          (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&anchor)) << 17);
+    mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebULL;
+    return mixed ^ (mixed >> 31);
+  }();
+  return seed;
+}
+
+/// 64-bit hash of a name under `seed`, eight bytes at a time.
+inline std::uint64_t hash_name(std::string_view name, std::uint64_t seed) noexcept {
+  std::uint64_t h = seed ^ 0x9e3779b97f4a7c15ULL ^ name.size();
   std::size_t i = 0;
   for (; i + 8 <= name.size(); i += 8) {
     std::uint64_t word;
@@ -1652,7 +1667,7 @@ struct header_index {
   const tensor_info* find(std::string_view name) const noexcept {
     if (slots.empty()) return nullptr;
     std::size_t mask = slots.size() - 1;
-    for (std::size_t slot = hash_name(name) & mask;; slot = (slot + 1) & mask) {
+    for (std::size_t slot = hash_name(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
       std::uint32_t entry = slots[slot];
       if (entry == 0) return nullptr;
       if (tensors[entry - 1].name == name) return &tensors[entry - 1];
@@ -2252,7 +2267,7 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   // Inserts position `at`; returns the position already holding that name, or `at` itself.
   auto insert = [&](std::size_t at) -> std::size_t {
     std::string_view name = tensors[at].name;
-    for (std::size_t slot = hash_name(name) & mask;; slot = (slot + 1) & mask) {
+    for (std::size_t slot = hash_name(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
       std::uint32_t entry = slots[slot];
       if (entry == 0 || tensors[entry - 1].name == name) {
         slots[slot] = static_cast<std::uint32_t>(at + 1);
@@ -3672,20 +3687,29 @@ inline result<file_layout> layout_of(const std::vector<tensor_source>& tensors, 
   return file_layout::make(std::move(declarations), metadata, options);
 }
 
-// Writes every tensor of `tensors` through a writer over `sink`, in file order (which every sink takes).
-template <class Sink>
-result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_source>& tensors) {
-  std::vector<const tensor_source*> in_file_order(tensors.size(), nullptr);
+// The layout of `tensors`, whose data must match their declarations: checked before any sink is
+// made, so that nothing is allocated or created for a size the data does not have.
+inline result<file_layout> checked_layout(const std::vector<tensor_source>& tensors, const metadata_entries& metadata,
+                                          const write_options& options) {
+  auto layout = layout_of(tensors, metadata, options);
+  if (!layout) return layout.error();
   for (const tensor_source& t : tensors) {
-    const std::size_t index = *layout.find(t.declaration.name);
-    const auto& entry = layout.entries()[index];
+    const auto& entry = layout->entries()[*layout->find(t.declaration.name)];
     if (t.bytes.size() != entry.byte_size())
       return error(error_kind::tensor_invalid_info,
                    "tensor " + quote(t.declaration.name) + " has " + std::to_string(t.bytes.size()) + " bytes of data but " +
                        std::string(dtype_name(t.declaration.dtype)) + " of its shape needs " +
                        std::to_string(entry.byte_size()));
-    in_file_order[index] = &t;
   }
+  return layout;
+}
+
+// Writes every tensor of `tensors` (checked by checked_layout) through a writer over `sink`, in
+// file order, which every sink takes.
+template <class Sink>
+result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_source>& tensors) {
+  std::vector<const tensor_source*> in_file_order(tensors.size(), nullptr);
+  for (const tensor_source& t : tensors) in_file_order[*layout.find(t.declaration.name)] = &t;
   auto writer = basic_writer<Sink>::start(std::move(layout), std::move(sink));
   if (!writer) return writer.error();
   for (const tensor_source* t : in_file_order) {
@@ -3704,7 +3728,7 @@ using stream_writer = basic_writer<ostream_sink>;
 inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_source>& tensors,
                                                     const metadata_entries& metadata = {},
                                                     const write_options& options = {}) {
-  auto layout = detail::layout_of(tensors, metadata, options);
+  auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
   std::vector<std::byte> bytes;
   auto sink = vector_sink::create(bytes, layout->file_size());
@@ -3721,7 +3745,7 @@ inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensor
 /// Writes a file holding `tensors` and `metadata` to `stream`.
 inline result<void> try_serialize(std::ostream& stream, const std::vector<tensor_source>& tensors,
                                   const metadata_entries& metadata = {}, const write_options& options = {}) {
-  auto layout = detail::layout_of(tensors, metadata, options);
+  auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
   return detail::write_all(std::move(*layout), ostream_sink(stream), tensors);
 }
@@ -3771,7 +3795,7 @@ inline file_writer make_file_writer(const std::string& path, std::vector<tensor_
 /// under its name, or not at all.
 inline result<void> try_save(const std::string& path, const std::vector<tensor_source>& tensors,
                              const metadata_entries& metadata = {}, const write_options& options = {}) {
-  auto layout = detail::layout_of(tensors, metadata, options);
+  auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
   auto sink = file_sink::create(path, options.sync);
   if (!sink) return sink.error();
