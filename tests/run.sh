@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what it needs from Debian's packages, then builds
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors), with -fno-exceptions,
 # under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests under
-# ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 60), and checks the installed CMake package.
+# ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 60), the suite on big-endian s390x
+# under qemu, and the installed CMake package with each way of consuming it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,30 +24,49 @@ fi
 build=$root/build/ci
 rm -rf "$build"
 
-# configure NAME COMPILER STANDARD [extra cmake arguments...], then build and run its tests.
+step() { echo "=== $1 (at ${SECONDS}s)"; }
+
+# Unoptimised builds without debug information (it only slows the build), except where a
+# sanitizer's report should point to lines: those set debug_flags=-g.
+debug_flags=-O0
+
+# configure NAME COMPILER STANDARD [extra cmake arguments...], then build everything and run CTest.
 run_config() {
   local name=$1 compiler=$2 standard=$3
   shift 3
-  echo "=== $name: $compiler, C++$standard $*"
+  step "$name: $compiler, C++$standard $*"
   cmake -S "$root" -B "$build/$name" -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_STANDARD="$standard" \
-    -DCMAKE_BUILD_TYPE=Debug "$@" >/dev/null
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$debug_flags" "$@" >/dev/null
   cmake --build "$build/$name" -j"$jobs"
   (cd "$build/$name" && ctest --output-on-failure -j"$jobs")
 }
 
+# The same for the unit tests alone: the other compiler and standard, without rebuilding the
+# command-line tool, examples and benchmarks that run_config builds once per compiler.
+run_unit_config() {
+  local name=$1 compiler=$2 standard=$3
+  shift 3
+  step "$name: $compiler, C++$standard $* (unit tests)"
+  cmake -S "$root" -B "$build/$name" -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_STANDARD="$standard" \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$debug_flags" -DSAFETENSORS_BUILD_BENCH=OFF \
+    -DSAFETENSORS_BUILD_EXAMPLES=OFF "$@" >/dev/null
+  cmake --build "$build/$name" -j"$jobs" --target safetensors_tests
+  "$build/$name/tests/safetensors_tests"
+}
+
+# gcc and clang, C++17 and C++20, all with -Wall -Wextra -Wpedantic -Werror: gcc C++17 builds
+# everything; clang C++17 is the sanitizer build below, which builds everything too.
 run_config gcc-cxx17 g++ 17 -DSAFETENSORS_BUILD_BENCH=ON -DSAFETENSORS_BUILD_EXAMPLES=ON
-run_config gcc-cxx20 g++ 20 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF
-run_config clang-cxx17 clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON
-run_config clang-cxx20 clang++ 20 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF
-run_config gcc-no-exceptions g++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF \
-  -DSAFETENSORS_TEST_NO_EXCEPTIONS=ON
+run_unit_config gcc-cxx20-no-exceptions g++ 20 -DSAFETENSORS_TEST_NO_EXCEPTIONS=ON
+run_unit_config clang-cxx20 clang++ 20
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-run_config clang-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON \
+debug_flags=-g
+run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON \
   -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
 
 # ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
 tsan="-fsanitize=thread -fno-omit-frame-pointer"
-echo "=== clang-tsan: clang++, C++17, [concurrency] tests under ThreadSanitizer"
+step "clang-tsan: clang++, C++17, [concurrency] tests under ThreadSanitizer"
 cmake -S "$root" -B "$build/clang-tsan" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug \
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="$tsan" \
   -DCMAKE_EXE_LINKER_FLAGS="$tsan" >/dev/null
@@ -54,19 +74,19 @@ cmake --build "$build/clang-tsan" -j"$jobs" --target safetensors_concurrency_tes
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$build/clang-tsan/tests/safetensors_concurrency_tests" "[concurrency]"
 
 # libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (60) each.
-echo "=== fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target"
+step "fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-60} s per target"
 bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-60}"
 
 # Big-endian: the suite cross-compiled for s390x and run under qemu-user. qemu does not pass
 # madvise hints to the kernel, so the [residency] tests, which observe them, stay native.
-echo "=== s390x: g++-s390x-linux-gnu, C++17, big-endian, under qemu-s390x"
+step "s390x: g++-s390x-linux-gnu, C++17, big-endian, under qemu-s390x"
 cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=s390x \
-  -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 \
+  -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1 \
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
 cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
 
-echo "=== package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
+step "package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
 bash "$root/tests/package/run.sh" "$root" "$build/package"
 
-echo "all test configurations passed"
+echo "all test configurations passed in ${SECONDS}s"

@@ -26,10 +26,13 @@ read -r -a extra_flags <<<"${FUZZ_FLAGS:-}"
 flags+=("${extra_flags[@]}")
 targets=(reader writer differential)
 
+declare -A builds
 for target in "${targets[@]}"; do
   echo "--- fuzz_$target: building"
-  "$cxx" "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" -o "$build/fuzz_$target"
+  "$cxx" "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" -o "$build/fuzz_$target" &
+  builds[$target]=$!
 done
+for target in "${targets[@]}"; do wait "${builds[$target]}"; done
 
 # Seeds: every file of the reference corpus and every regression input, for both targets (any
 # bytes are a valid writer input too), plus a few writer programs written by hand. Names are
