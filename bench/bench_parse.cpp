@@ -31,7 +31,7 @@ const std::vector<std::byte>& model_file(std::size_t count) {
 }
 
 std::string_view header_of(const std::vector<std::byte>& file) {
-  std::uint64_t length = safetensors::detail::load_le64(reinterpret_cast<const unsigned char*>(file.data()));
+  const auto length = safetensors::detail::load_le<std::uint64_t>(file.data());
   return {reinterpret_cast<const char*>(file.data()) + 8, static_cast<std::size_t>(length)};
 }
 

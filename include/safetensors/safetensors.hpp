@@ -1551,17 +1551,10 @@ struct load_request {
 };
 
 // ---------------------------------------------------------------------------------------------
-// detail: little-endian loads, checked arithmetic, UTF-8, the header scanner
+// detail: checked arithmetic, UTF-8, the header scanner
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-
-/// Reads a little-endian u64 from 8 bytes at `bytes`, on any host.
-inline std::uint64_t load_le64(const unsigned char* bytes) noexcept {
-  std::uint64_t value = 0;
-  for (int i = 7; i >= 0; --i) value = (value << 8) | bytes[i];
-  return value;
-}
 
 /// a * b, or false when it overflows.
 inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) noexcept {
@@ -2794,9 +2787,9 @@ class basic_reader {
     const std::uint64_t size = storage.size();
     if (size < 8) return error(error_kind::header_too_small, "the file holds " + std::to_string(size) +
                                                                  " bytes, fewer than the 8-byte header length");
-    unsigned char prefix[8];
-    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix), 8); !read) return read.error();
-    const std::uint64_t header_length = detail::load_le64(prefix);
+    std::byte prefix[8];
+    if (auto read = storage.read_at(0, prefix, 8); !read) return read.error();
+    const auto header_length = detail::load_le<std::uint64_t>(prefix);
     if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
       return error(error_kind::header_too_large, "header length " + std::to_string(header_length) + " exceeds the limit of " +
                                                      std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
