@@ -1627,20 +1627,45 @@ inline std::uint64_t hash_seed() noexcept {
   return seed;
 }
 
-/// 64-bit hash of a name under `seed`, eight bytes at a time.
+/// The 128-bit product of `a` and `b` from 32-bit halves, its two halves xor-ed: fold_multiply
+/// where the compiler has no 128-bit integer (MSVC), and what the tests compare it with.
+inline std::uint64_t fold_multiply_by_halves(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t a_lo = a & 0xffffffffu, a_hi = a >> 32, b_lo = b & 0xffffffffu, b_hi = b >> 32;
+  const std::uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi, hi_hi = a_hi * b_hi;
+  const std::uint64_t middle = (lo_lo >> 32) + (hi_lo & 0xffffffffu) + lo_hi;  // < 2^64: no carry lost
+  const std::uint64_t low = (middle << 32) | (lo_lo & 0xffffffffu);
+  const std::uint64_t high = hi_hi + (hi_lo >> 32) + (middle >> 32);
+  return low ^ high;
+}
+
+/// The 128-bit product of `a` and `b`, its two halves xor-ed: every bit of the result depends on
+/// every bit of both operands, which a 64-bit product (low bits from low bits only) cannot give.
+inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
+#if defined(__SIZEOF_INT128__)
+  __extension__ typedef unsigned __int128 u128;
+  const u128 product = static_cast<u128>(a) * b;
+  return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+#else
+  return fold_multiply_by_halves(a, b);
+#endif
+}
+
+/// 64-bit hash of a name under `seed`, eight bytes at a time. The seed enters every round through
+/// a folded 128-bit product, so which names share the low bits of their hashes (the table slot)
+/// changes with the seed: names cannot be chosen offline to collide under a seed they do not know.
 inline std::uint64_t hash_name(std::string_view name, std::uint64_t seed) noexcept {
-  std::uint64_t h = seed ^ 0x9e3779b97f4a7c15ULL ^ name.size();
+  constexpr std::uint64_t word_key = 0xa0761d6478bd642fULL, state_key = 0xe7037ed1a0b428dbULL;
+  std::uint64_t h = fold_multiply(seed ^ word_key, name.size() ^ state_key);
   std::size_t i = 0;
   for (; i + 8 <= name.size(); i += 8) {
     std::uint64_t word;
     std::memcpy(&word, name.data() + i, 8);
-    h = (h ^ word) * 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 31;
+    h = fold_multiply(word ^ seed ^ word_key, h ^ state_key);
   }
   std::uint64_t tail = 0;
   std::memcpy(&tail, name.data() + i, name.size() - i);
-  h = (h ^ tail) * 0x94d049bb133111ebULL;
-  return h ^ (h >> 29);
+  h = fold_multiply(tail ^ seed ^ word_key, h ^ state_key);
+  return fold_multiply(h ^ word_key, seed ^ state_key);
 }
 
 /// Everything a header holds once scanned and validated. Names point into the header bytes (kept
