@@ -709,79 +709,25 @@ inline std::uint32_t float16_to_float32_bits(std::uint16_t bits) noexcept {
 // 8-bit floating point specification (v1.0).
 // ---------------------------------------------------------------------------------------------
 
-/// bfloat16 (BF16): the top half of an IEEE binary32, with 8 exponent and 7 fraction bits, bias
-/// 127, infinities, NaNs, subnormals and signed zeros. As in IEEE 754, values beyond the largest
-/// finite one (about 3.3895e38) after rounding become infinity.
-struct bfloat16 {
-  /// The raw bits.
-  std::uint16_t bits = 0;
-
-  /// The number whose encoding is `raw`.
-  static constexpr bfloat16 from_bits(std::uint16_t raw) noexcept { return bfloat16{raw}; }
-  /// The bfloat16 nearest to `value`, ties to even.
-  static bfloat16 from_float(float value) noexcept {
-    return from_double_bits(detail::decode_float(detail::float32_format, detail::float_to_bits(value)));
-  }
-  /// The bfloat16 nearest to `value`, ties to even.
-  static bfloat16 from_double(double value) noexcept { return from_double_bits(detail::double_to_bits(value)); }
-  /// The value, exactly.
-  float to_float() const noexcept { return detail::bits_to_float(static_cast<std::uint32_t>(bits) << 16); }
-  /// The value, exactly.
-  double to_double() const noexcept { return detail::bits_to_double(detail::decode_float(detail::bfloat16_format, bits)); }
-
-  /// Same bits: +0 and -0 differ, and a NaN equals itself.
-  friend constexpr bool operator==(bfloat16 a, bfloat16 b) noexcept { return a.bits == b.bits; }
-  /// Different bits.
-  friend constexpr bool operator!=(bfloat16 a, bfloat16 b) noexcept { return a.bits != b.bits; }
-
- private:
-  /// The nearest bfloat16 to the double with bits `value`.
-  static bfloat16 from_double_bits(std::uint64_t value) noexcept {
-    return {static_cast<std::uint16_t>(detail::encode_float(detail::bfloat16_format, value))};
-  }
-};
-
-/// IEEE 754 binary16 (F16): 5 exponent and 10 fraction bits, bias 15, infinities, NaNs,
-/// subnormals and signed zeros. As in IEEE 754, values of 65520 and beyond (the midpoint between
-/// the largest finite value, 65504, and 65536) become infinity.
-struct float16 {
-  /// The raw bits.
-  std::uint16_t bits = 0;
-
-  /// The number whose encoding is `raw`.
-  static constexpr float16 from_bits(std::uint16_t raw) noexcept { return float16{raw}; }
-  /// The float16 nearest to `value`, ties to even.
-  static float16 from_float(float value) noexcept {
-    return from_double_bits(detail::decode_float(detail::float32_format, detail::float_to_bits(value)));
-  }
-  /// The float16 nearest to `value`, ties to even.
-  static float16 from_double(double value) noexcept { return from_double_bits(detail::double_to_bits(value)); }
-  /// The value, exactly.
-  float to_float() const noexcept { return detail::bits_to_float(detail::float16_to_float32_bits(bits)); }
-  /// The value, exactly.
-  double to_double() const noexcept { return detail::bits_to_double(detail::decode_float(detail::float16_format, bits)); }
-
-  /// Same bits: +0 and -0 differ, and a NaN equals itself.
-  friend constexpr bool operator==(float16 a, float16 b) noexcept { return a.bits == b.bits; }
-  /// Different bits.
-  friend constexpr bool operator!=(float16 a, float16 b) noexcept { return a.bits != b.bits; }
-
- private:
-  /// The nearest float16 to the double with bits `value`.
-  static float16 from_double_bits(std::uint64_t value) noexcept {
-    return {static_cast<std::uint16_t>(detail::encode_float(detail::float16_format, value))};
-  }
-};
-
 namespace detail {
-/// The shared body of the signed 8-bit float types, whose differences are all in `Format`.
-template <class Derived, const float_format& Format>
-struct float8_base {
+/// The float with the bits of the narrow float `bits` in `Format`, by the general path.
+template <const float_format& Format, class Bits>
+std::uint32_t narrow_to_float32_bits(Bits bits) noexcept {
+  return encode_float(float32_format, decode_float(Format, bits));
+}
+
+/// The float with the bits of the BF16 `bits`: its top half.
+inline std::uint32_t bfloat16_to_float32_bits(std::uint16_t bits) noexcept { return static_cast<std::uint32_t>(bits) << 16; }
+
+/// The shared body of the narrow float types with a sign, whose differences are all in `Format`
+/// (and, for speed, in `ToFloat32Bits`, which widens to float's bits).
+template <class Derived, class Bits, const float_format& Format, std::uint32_t (*ToFloat32Bits)(Bits) noexcept>
+struct narrow_float {
   /// The raw bits.
-  std::uint8_t bits = 0;
+  Bits bits = 0;
 
   /// The number whose encoding is `raw`.
-  static constexpr Derived from_bits(std::uint8_t raw) noexcept { return Derived{{raw}}; }
+  static constexpr Derived from_bits(Bits raw) noexcept { return Derived{{raw}}; }
   /// The nearest value to `value`, ties to even; the type's comment says what happens at the edges.
   static Derived from_float(float value) noexcept {
     return from_double_bits(decode_float(float32_format, float_to_bits(value)));
@@ -789,7 +735,7 @@ struct float8_base {
   /// The nearest value to `value`, ties to even; the type's comment says what happens at the edges.
   static Derived from_double(double value) noexcept { return from_double_bits(double_to_bits(value)); }
   /// The value, exactly.
-  float to_float() const noexcept { return bits_to_float(encode_float(float32_format, decode_float(Format, bits))); }
+  float to_float() const noexcept { return bits_to_float(ToFloat32Bits(bits)); }
   /// The value, exactly.
   double to_double() const noexcept { return bits_to_double(decode_float(Format, bits)); }
 
@@ -801,10 +747,25 @@ struct float8_base {
  private:
   /// The nearest value to the double with bits `value`.
   static Derived from_double_bits(std::uint64_t value) noexcept {
-    return from_bits(static_cast<std::uint8_t>(encode_float(Format, value)));
+    return from_bits(static_cast<Bits>(encode_float(Format, value)));
   }
 };
+
+/// narrow_float for an 8-bit format, widened by the general path.
+template <class Derived, const float_format& Format>
+using float8_base = narrow_float<Derived, std::uint8_t, Format, narrow_to_float32_bits<Format, std::uint8_t>>;
 }  // namespace detail
+
+/// bfloat16 (BF16): the top half of an IEEE binary32, with 8 exponent and 7 fraction bits, bias
+/// 127, infinities, NaNs, subnormals and signed zeros. As in IEEE 754, values beyond the largest
+/// finite one (about 3.3895e38) after rounding become infinity.
+struct bfloat16
+    : detail::narrow_float<bfloat16, std::uint16_t, detail::bfloat16_format, detail::bfloat16_to_float32_bits> {};
+
+/// IEEE 754 binary16 (F16): 5 exponent and 10 fraction bits, bias 15, infinities, NaNs,
+/// subnormals and signed zeros. As in IEEE 754, values of 65520 and beyond (the midpoint between
+/// the largest finite value, 65504, and 65536) become infinity.
+struct float16 : detail::narrow_float<float16, std::uint16_t, detail::float16_format, detail::float16_to_float32_bits> {};
 
 /// OCP E5M2 (F8_E5M2): 5 exponent and 2 fraction bits, bias 15, IEEE-style infinities (S.11111.00),
 /// NaNs (S.11111.{01,10,11}), subnormals and signed zeros; largest finite value 57344. Saturating:
