@@ -6,16 +6,15 @@
 // writer only ever writes a temporary file beside it (`<target>.tmp.<pid>.<n>.<stamp>`) and
 // renames that over the target in finish(). A killed writer cannot remove its temporary file:
 // it is left behind, named after the dead process, and nothing else cleans it up.
+#include "child_process.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <cerrno>
 #include <csignal>
 #include <dirent.h>
 #include <random>
 #include <string>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,56 +35,6 @@ std::vector<std::string> temp_files_beside(const std::string& path) {
   }
   return found;
 }
-
-/// A forked child, killed and reaped when this goes out of scope if it still runs.
-class child_process {
- public:
-  /// Forks; the child runs `body` and exits with its result. It dies with its parent.
-  template <class Body>
-  explicit child_process(Body body) {
-    std::fflush(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int code = 126;  // the body threw: never let the child return into Catch
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-      try {
-        code = body();
-      } catch (...) {
-      }
-#else
-      code = body();
-#endif
-      ::_exit(code);
-    }
-  }
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-  ~child_process() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-  pid_t pid() const { return pid_; }
-  /// Kills it with SIGKILL (it may have exited already) and reaps it.
-  int kill_and_wait() {
-    ::kill(pid_, SIGKILL);
-    return wait();
-  }
-
- private:
-  int wait() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0) {
-      if (errno != EINTR) break;
-    }
-    reaped_ = true;
-    return status;
-  }
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-};
 
 /// A small valid file: the target's contents before any write.
 std::vector<std::byte> old_file() {
@@ -127,7 +76,7 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   int pipe_ends[2];
   REQUIRE(::pipe(pipe_ends) == 0);
   const std::size_t chunks = 256;
-  child_process child([&] {
+  test::child_process child([&] {
     ::close(pipe_ends[0]);
     auto writer = st::try_make_file_writer(target.path(), {{"big", st::dtype::U8, {chunks * mib}}, {"small", st::dtype::F32, {4}}});
     if (!writer) return 2;
@@ -200,7 +149,7 @@ TEST_CASE("crash: killed at any moment of a write, the target is the old file or
     }
     int pipe_ends[2];
     REQUIRE(::pipe(pipe_ends) == 0);
-    child_process child([&] {
+    test::child_process child([&] {
       ::close(pipe_ends[0]);
       if (::write(pipe_ends[1], "s", 1) != 1) return 4;
       auto writer = st::try_make_file_writer(target.path(), {{"new", st::dtype::U8, {size}}});

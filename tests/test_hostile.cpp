@@ -1,12 +1,12 @@
 // Hostile inputs: files that broke other readers, built in memory by each test. Every one must
 // give a clear error (the exact kind, and the message where it matters) or a correct result, in
 // bounded memory (nothing allocated for a size the file only claims) and bounded time.
+#include "child_process.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <array>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -93,10 +93,7 @@ std::string message_of(const Result& result) {
 /// `headroom` bytes, so a body that allocates for a size a file merely claims dies instead of
 /// passing. The body must not use Catch: it reports through its exit code.
 int run_in_child(const std::function<int()>& body, std::size_t headroom) {
-  std::fflush(nullptr);
-  const pid_t child = ::fork();
-  if (child < 0) return -1;
-  if (child == 0) {
+  test::child_process child([&] {
     if (!TEST_SANITIZED_ALLOCATOR) {
       unsigned long pages = 0;
       if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
@@ -105,25 +102,13 @@ int run_in_child(const std::function<int()>& body, std::size_t headroom) {
       }
       const rlim_t limit = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + headroom;
       const struct rlimit cap = {limit, limit};
-      if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0) ::_exit(125);
+      if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0) return 125;
     }
-    int code = 126;  // the body threw: never let the child return into Catch
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-    try {
-      code = body();
-    } catch (...) {
-    }
-#else
-    code = body();
-#endif
-    ::_exit(code);
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
+    return body();
+  });
+  if (child.pid() < 0) return -1;
+  const int status = child.wait();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 const std::uint64_t two_to_61 = std::uint64_t{1} << 61;
