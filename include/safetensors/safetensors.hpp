@@ -483,33 +483,15 @@ inline void store_le(std::byte* bytes, T value) noexcept {
   std::memcpy(bytes, &value, sizeof(T));
 }
 
-/// The bits of a double. Conversions work on bits so that NaN payloads survive (an FPU quiets a
-/// signaling NaN it converts) and results do not depend on the rounding mode or flush-to-zero.
-inline std::uint64_t double_to_bits(double value) noexcept {
-  std::uint64_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-}
-
-/// The double with bits `bits`.
-inline double bits_to_double(std::uint64_t bits) noexcept {
-  double value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-/// The bits of a float.
-inline std::uint32_t float_to_bits(float value) noexcept {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-}
-
-/// The float with bits `bits`.
-inline float bits_to_float(std::uint32_t bits) noexcept {
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
+/// The object of type `To` with the bytes of `from`: std::bit_cast for C++17. Conversions work on
+/// bits so that NaN payloads survive (an FPU quiets a signaling NaN it converts) and results do
+/// not depend on the rounding mode or flush-to-zero.
+template <class To, class From>
+inline To bit_cast(const From& from) noexcept {
+  static_assert(sizeof(To) == sizeof(From) && std::is_trivially_copyable_v<To> && std::is_trivially_copyable_v<From>);
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
 }
 
 /// Bits of a double's sign.
@@ -593,8 +575,8 @@ inline std::uint64_t decode_float(const float_format& format, std::uint32_t bits
   if (exponent_field == 0) {
     // A subnormal counts multiples of the smallest one, 2^(1 - bias - mantissa_bits): a normal
     // double for every format here, so the product is exact whatever the FPU's modes.
-    const double smallest = bits_to_double(static_cast<std::uint64_t>(1023 + 1 - format.bias - mantissa_bits) << 52);
-    return sign | double_to_bits(static_cast<double>(fraction) * smallest);
+    const double smallest = bit_cast<double>(static_cast<std::uint64_t>(1023 + 1 - format.bias - mantissa_bits) << 52);
+    return sign | bit_cast<std::uint64_t>(static_cast<double>(fraction) * smallest);
   }
   return sign | (static_cast<std::uint64_t>(static_cast<int>(exponent_field) - format.bias + 1023) << 52) |
          (fraction << (52 - mantissa_bits));
@@ -683,8 +665,8 @@ inline std::uint32_t float16_to_float32_bits(std::uint16_t bits) noexcept {
   const std::uint32_t special = shifted + 0x70000000u;   // exponent field 31 becomes 255
   // A subnormal m * 2^-24 is (2^-14 + m * 2^-24) - 2^-14: both operands and the result are
   // normal floats, so the subtraction is exact even under flush-to-zero.
-  const float biased = bits_to_float(shifted + 0x38800000u) - bits_to_float(0x38800000u);
-  const std::uint32_t subnormal = float_to_bits(biased);
+  const float biased = bit_cast<float>(shifted + 0x38800000u) - bit_cast<float>(0x38800000u);
+  const std::uint32_t subnormal = bit_cast<std::uint32_t>(biased);
   // Masks rather than conditionals: GCC leaves a conditional next to floating-point code a branch.
   const std::uint32_t is_special = 0u - static_cast<std::uint32_t>(exponent == 0x0f800000u);
   const std::uint32_t is_subnormal = 0u - static_cast<std::uint32_t>(exponent == 0);
@@ -730,14 +712,14 @@ struct narrow_float {
   static constexpr Derived from_bits(Bits raw) noexcept { return Derived{{raw}}; }
   /// The nearest value to `value`, ties to even; the type's comment says what happens at the edges.
   static Derived from_float(float value) noexcept {
-    return from_double_bits(decode_float(float32_format, float_to_bits(value)));
+    return from_double_bits(decode_float(float32_format, bit_cast<std::uint32_t>(value)));
   }
   /// The nearest value to `value`, ties to even; the type's comment says what happens at the edges.
-  static Derived from_double(double value) noexcept { return from_double_bits(double_to_bits(value)); }
+  static Derived from_double(double value) noexcept { return from_double_bits(bit_cast<std::uint64_t>(value)); }
   /// The value, exactly.
-  float to_float() const noexcept { return bits_to_float(ToFloat32Bits(bits)); }
+  float to_float() const noexcept { return bit_cast<float>(ToFloat32Bits(bits)); }
   /// The value, exactly.
-  double to_double() const noexcept { return bits_to_double(decode_float(Format, bits)); }
+  double to_double() const noexcept { return bit_cast<double>(decode_float(Format, bits)); }
 
   /// Same bits: where the format has them, +0 and -0 differ; a NaN equals itself.
   friend constexpr bool operator==(Derived a, Derived b) noexcept { return a.bits == b.bits; }
@@ -807,17 +789,17 @@ struct float8_e8m0 {
   static constexpr float8_e8m0 from_bits(std::uint8_t raw) noexcept { return float8_e8m0{raw}; }
   /// The power of two nearest to `value`, within the rules above.
   static float8_e8m0 from_float(float value) noexcept {
-    return {detail::encode_e8m0(detail::decode_float(detail::float32_format, detail::float_to_bits(value)))};
+    return {detail::encode_e8m0(detail::decode_float(detail::float32_format, detail::bit_cast<std::uint32_t>(value)))};
   }
   /// The power of two nearest to `value`, within the rules above.
-  static float8_e8m0 from_double(double value) noexcept { return {detail::encode_e8m0(detail::double_to_bits(value))}; }
+  static float8_e8m0 from_double(double value) noexcept { return {detail::encode_e8m0(detail::bit_cast<std::uint64_t>(value))}; }
   /// The value, exactly (2^-127 is a float subnormal, built from bits so flush-to-zero cannot lose it).
   float to_float() const noexcept {
-    if (bits == 0xff) return detail::bits_to_float(0x7fc00000u);
-    return detail::bits_to_float(bits == 0 ? 0x00400000u : static_cast<std::uint32_t>(bits) << 23);
+    if (bits == 0xff) return detail::bit_cast<float>(0x7fc00000u);
+    return detail::bit_cast<float>(bits == 0 ? 0x00400000u : static_cast<std::uint32_t>(bits) << 23);
   }
   /// The value, exactly.
-  double to_double() const noexcept { return detail::bits_to_double(detail::decode_e8m0(bits)); }
+  double to_double() const noexcept { return detail::bit_cast<double>(detail::decode_e8m0(bits)); }
 
   /// Same bits.
   friend constexpr bool operator==(float8_e8m0 a, float8_e8m0 b) noexcept { return a.bits == b.bits; }
@@ -901,7 +883,7 @@ inline std::uint64_t integer_to_double_bits(bool negative, std::uint64_t magnitu
   }
   // kept <= 2^53 (below it before a rounding step up) and the scale is a power of two: both
   // conversions and the product are exact.
-  return sign | double_to_bits(static_cast<double>(kept) * static_cast<double>(std::uint64_t{1} << shift));
+  return sign | bit_cast<std::uint64_t>(static_cast<double>(kept) * static_cast<double>(std::uint64_t{1} << shift));
 }
 
 /// `value` as double bits: exact for floats, rounded for integers as integer_to_double_bits says.
@@ -931,7 +913,7 @@ inline write_status store_integer(std::byte* bytes, element value) noexcept {
   switch (value.type) {
     case element::kind::floating: {
       if ((value.bits & ~double_sign) > double_infinity) return write_status::nan;
-      const double number = bits_to_double(value.bits);
+      const double number = bit_cast<double>(value.bits);
       if (!is_integral(number)) return write_status::fraction;
       // 2^digits is T's max + 1, and -2^digits its min for a signed T: both exact doubles.
       const double limit = 2.0 * static_cast<double>(std::uint64_t{1} << (limits::digits - 1));
@@ -1033,7 +1015,7 @@ inline std::string number_text(double value) {
 /// An element's value for a message.
 inline std::string element_text(element value) {
   switch (value.type) {
-    case element::kind::floating: return number_text(bits_to_double(value.bits));
+    case element::kind::floating: return number_text(bit_cast<double>(value.bits));
     case element::kind::signed_integer: return std::to_string(static_cast<std::int64_t>(value.bits));
     case element::kind::unsigned_integer: return std::to_string(value.bits);
   }
