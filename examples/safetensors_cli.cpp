@@ -803,30 +803,43 @@ safetensors::result<void> copy_piece(const Reader& reader, const safetensors::te
   return {};
 }
 
+// Writes every tensor of `readers`, reader by reader and each in data order, into a new file at
+// `output` with `metadata`, one producer piece at a time: constant memory for any size, and
+// nothing under `output` unless the whole file is written. Errors name `input` when reading
+// fails and `output` when writing does; the result is the exit status.
+template <class Reader>
+int copy_into_file(const char* command, const std::vector<const Reader*>& readers, const std::string& input,
+                   const std::string& output, const safetensors::metadata_entries& metadata,
+                   const safetensors::write_options& write_options) {
+  std::vector<safetensors::tensor_declaration> declarations;
+  for (const Reader* reader : readers) {
+    for (const safetensors::tensor_info& info : reader->tensors())
+      declarations.push_back(safetensors::tensor_declaration::from(info));
+  }
+  auto writer = safetensors::try_make_file_writer(output, std::move(declarations), metadata, write_options);
+  if (!writer) return report_error(output, writer.error(), false);
+  progress_bar progress(command, writer->layout().data_size());
+  for (const Reader* reader : readers) {
+    for (const safetensors::tensor_info& info : reader->tensors()) {
+      auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+        return copy_piece(*reader, info, piece, offset, progress);
+      });
+      if (!copied) return report_error(input, copied.error(), false);
+    }
+  }
+  if (auto finished = writer->finish(); !finished) return report_error(output, finished.error(), false);
+  return 0;
+}
+
 // Reads with pread and writes through the streaming writer, one bounded piece at a time, so a
 // file of any size is rewritten in constant memory.
 int run_rewrite(const rewrite_options& options) {
   auto reader = safetensors::try_open_pread(options.input);
   if (!reader) return report_error(options.input, reader.error(), false);
-  std::vector<safetensors::tensor_declaration> declarations;
-  declarations.reserve(reader->size());
-  for (const safetensors::tensor_info& info : reader->tensors())
-    declarations.push_back(safetensors::tensor_declaration::from(info));
-  const auto metadata = safetensors::metadata_entries::from(*reader);
   safetensors::write_options write_options;
   write_options.alignment = options.alignment;
-
-  auto writer = safetensors::try_make_file_writer(options.output, std::move(declarations), metadata, write_options);
-  if (!writer) return report_error(options.output, writer.error(), false);
-  progress_bar progress("rewrite", writer->layout().data_size());
-  for (const safetensors::tensor_info& info : reader->tensors()) {
-    auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      return copy_piece(*reader, info, piece, offset, progress);
-    });
-    if (!copied) return report_error(options.input, copied.error(), false);
-  }
-  if (auto finished = writer->finish(); !finished) return report_error(options.output, finished.error(), false);
-  return 0;
+  return copy_into_file("rewrite", std::vector<const safetensors::pread_reader*>{&*reader}, options.input, options.output,
+                        safetensors::metadata_entries::from(*reader), write_options);
 }
 
 void add_rewrite_command(CLI::App& app, int& exit_code) {
@@ -1649,28 +1662,9 @@ int run_merge(const merge_options& options) {
     if (!reader) return report_error(options.input, reader.error(), false);
     shards.push_back(*reader);
   }
-  std::vector<safetensors::tensor_declaration> declarations;
-  declarations.reserve(model->size());
-  for (const safetensors::mapped_reader* reader : shards) {
-    for (const safetensors::tensor_info& info : reader->tensors())
-      declarations.push_back(safetensors::tensor_declaration::from(info));
-  }
   const auto metadata =
       shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(*shards[0]);
-
-  auto writer = safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
-  if (!writer) return report_error(options.output, writer.error(), false);
-  progress_bar progress("merge", writer->layout().data_size());
-  for (const safetensors::mapped_reader* reader : shards) {
-    for (const safetensors::tensor_info& info : reader->tensors()) {
-      auto copied = writer->produce(info.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-        return copy_piece(*reader, info, piece, offset, progress);
-      });
-      if (!copied) return report_error(options.input, copied.error(), false);
-    }
-  }
-  if (auto finished = writer->finish(); !finished) return report_error(options.output, finished.error(), false);
-  return 0;
+  return copy_into_file("merge", shards, options.input, options.output, metadata, {});
 }
 
 void add_merge_command(CLI::App& app, int& exit_code) {
