@@ -20,681 +20,10 @@ cli=$1
 ref=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# Assertions on the last run's output (in $work: out, err, rc). Each mode exits 0 when every
-# assertion holds, else prints the first one that failed and exits 1.
-checker=$(
-  cat <<'PYTHON'
-import fractions
-import hashlib
-import json
-import math
-import os
-import re
-import struct
-import sys
-
-work, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-with open(work + "/out", "rb") as f:
-    out = f.read()
-with open(work + "/err", "rb") as f:
-    err = f.read()
-with open(work + "/rc") as f:
-    rc = int(f.read())
-
-
-def fail(message):
-    print(message)
-    sys.exit(1)
-
-
-def expect(label, got, want):
-    # type() too: True == 1 and 1 == 1.0 in Python, but not in the JSON the CLI promises.
-    if got != want or type(got) is not type(want):
-        fail(f"{label}: got {got!r}, want {want!r}")
-
-
-def unique_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        fail(f"duplicate key in {keys}")
-    return dict(pairs)
-
-
-def one_json_object():
-    if not out.endswith(b"\n") or out.count(b"\n") != 1:
-        fail(f"stdout is not exactly one line: {out[:300]!r}")
-    value = json.loads(out.decode("utf-8"), object_pairs_hook=unique_keys)
-    if not isinstance(value, dict):
-        fail(f"stdout is not a JSON object: {value!r}")
-    return value
-
-
-def load_manifest(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def valid_json(manifest_path):
-    manifest = load_manifest(manifest_path)
-    expect("exit status", rc, 0)
-    expect("stderr", err, b"")
-    got = one_json_object()
-    expect("keys", list(got), ["ok", "header_length", "data_start", "metadata", "tensors"])
-    expect("ok", got["ok"], True)
-    expect("header_length", got["header_length"], manifest["header_length"])
-    expect("data_start", got["data_start"], manifest["data_start"])
-    expect("metadata", got["metadata"], manifest["metadata"])
-    expect("tensor count", len(got["tensors"]), manifest["tensor_count"])
-    for i, (tensor, want) in enumerate(zip(got["tensors"], manifest["tensors"])):
-        expect(f"tensors[{i}] keys", list(tensor), ["name", "dtype", "shape", "data_offsets"])
-        for field in ("name", "dtype", "shape", "data_offsets"):
-            expect(f"tensors[{i}].{field}", tensor[field], want[field])
-
-
-def error_json(kind, status, needle):
-    expect("exit status", rc, int(status))
-    expect("stderr", err, b"")
-    got = one_json_object()
-    expect("keys", list(got), ["ok", "error", "message"])
-    expect("ok", got["ok"], False)
-    expect("error", got["error"], kind)
-    if not isinstance(got["message"], str) or needle not in got["message"]:
-        fail(f"message {got['message']!r} does not contain {needle!r}")
-
-
-def print_message():
-    print(one_json_object()["message"], end="")
-
-
-def error_text(status, expected):
-    expect("exit status", rc, int(status))
-    expect("stdout", out, b"")
-    expect("stderr", err.decode("utf-8"), expected + "\n")
-
-
-# Layout: summary line, "metadata: ..." line, one line per metadata entry, heading row, one
-# row per tensor. Names are JSON string literals, cut to 60 columns with "...".
-def table(manifest_path, shown_path):
-    manifest = load_manifest(manifest_path)
-    expect("exit status", rc, 0)
-    expect("stderr", err, b"")
-    text = out.decode("utf-8")
-    if any((ord(c) < 0x20 and c != "\n") or ord(c) == 0x7F for c in text):
-        fail("the table holds a raw control character")
-    if not text.endswith("\n"):
-        fail("the table does not end with a newline")
-    lines = text[:-1].split("\n")
-    metadata = manifest["metadata"]
-    count = manifest["tensor_count"]
-    expect("line count", len(lines), count + 3 + len(metadata or {}))
-    plural = "tensor" if count == 1 else "tensors"
-    summary = (f"{json.dumps(shown_path)}: header_length {manifest['header_length']}, "
-               f"data_start {manifest['data_start']}, {count} {plural}")
-    expect("summary line", lines[0], summary)
-    if metadata is None:
-        expect("metadata line", lines[1], "metadata: none")
-    rows = lines[2 + len(metadata or {}):]
-    expect("heading", rows[0].split(), ["name", "dtype", "shape", "bytes", "offsets"])
-    for row, want in zip(rows[1:], manifest["tensors"]):
-        check_row(row, want)
-
-
-def check_row(row, want):
-    try:
-        name, end = json.JSONDecoder().raw_decode(row)
-    except json.JSONDecodeError:
-        name, end = None, 60
-    if name is not None:
-        expect("name", name, want["name"])
-    else:
-        cell = row[:end]
-        if not cell.endswith("..."):
-            fail(f"row {row!r} starts with neither a name nor a name cut to 60 columns")
-        prefix = json.loads(cell[:-3] + '"')
-        if not want["name"].startswith(prefix):
-            fail(f"cut name {cell!r} is not a prefix of {want['name']!r}")
-    if end > 60 or row[end:end + 2] != "  ":
-        fail(f"name column of {row!r} is wider than 60 columns")
-    shape = "[" + ", ".join(str(d) for d in want["shape"]) + "]"
-    start, stop = want["data_offsets"]
-    tail = f"{want['byte_length']}  [{start}, {stop})"
-    if not row.endswith(tail) or f"  {want['dtype']} " not in row or f"  {shape} " not in row:
-        fail(f"row {row!r} does not show {want['dtype']} {shape} {tail}")
-
-
-def stdout_is(status, expected):
-    expect("exit status", rc, int(status))
-    expect("stderr", err, b"")
-    expect("stdout", out.decode("utf-8"), expected)
-
-
-# The raw bytes of tensor `name` of the safetensors file at `path`, read without the CLI.
-def tensor_bytes(path, name):
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    begin, end = json.loads(data[8:8 + length])[name]["data_offsets"]
-    return data[8 + length + begin:8 + length + end]
-
-
-# The elements of a tensor as Python numbers, by struct format ("f", "q", ...).
-def tensor_values(path, name, code):
-    return [value for (value,) in struct.iter_unpack("<" + code, tensor_bytes(path, name))]
-
-
-# How the CLI's JSON writes a double: a float, or "nan", "inf", "-inf".
-def json_number(value):
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def same_value(got, want):
-    if isinstance(want, list):
-        return isinstance(got, list) and len(got) == len(want) and all(map(same_value, got, want))
-    if isinstance(want, float):
-        return type(got) is float and got == want and math.copysign(1, got) == math.copysign(1, want)
-    return type(got) is type(want) and got == want
-
-
-# An F32 value rounded to BF16 (nearest, ties to even; NaN stays NaN) and widened back.
-def through_bf16(value):
-    if math.isnan(value):
-        return value
-    (bits,) = struct.unpack("<I", struct.pack("<f", value))
-    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]
-
-
-# dump --json of F32 tensor NAME of the round-tripped file: every value of the original
-# tensor in SOURCE, rounded to BF16.
-def bf16_round_trip(source, name):
-    expect("exit status", rc, 0)
-    got = one_json_object()
-    want = [json_number(through_bf16(v)) for v in tensor_values(source, name, "f")]
-    if not same_value(got["values"], want):
-        fail(f"values {got['values']!r}, want {want!r}")
-
-
-def close(label, got, want, tolerance=1e-14):
-    if type(got) is not float or abs(got - want) > tolerance * abs(want):
-        fail(f"{label}: got {got!r}, want {want!r}")
-
-
-# stats --json of the file at PATH: the object of tensor NAME against statistics computed
-# here, exactly (fractions) from the tensor's bytes read with struct format CODE.
-def stats_of(path, name, code):
-    expect("exit status", rc, 0)
-    expect("stderr", err, b"")
-    if not out.endswith(b"\n") or out.count(b"\n") != 1:
-        fail(f"stdout is not exactly one line: {out[:300]!r}")
-    objects = {item["name"]: item for item in json.loads(out)}
-    got = objects[name]
-    expect("keys", list(got), ["name", "dtype", "count", "min", "max", "mean", "std", "nan", "inf", "note"])
-    values = tensor_values(path, name, code)
-    finite = [v for v in values if not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))]
-    expect("count", got["count"], len(values))
-    expect("nan", got["nan"], sum(1 for v in values if isinstance(v, float) and math.isnan(v)))
-    expect("inf", got["inf"], sum(1 for v in values if isinstance(v, float) and math.isinf(v)))
-    expect("min", got["min"], min(finite))
-    expect("max", got["max"], max(finite))
-    exact = [fractions.Fraction(v) for v in finite]
-    mean = sum(exact) / len(exact)
-    variance = sum((v - mean) ** 2 for v in exact) / len(exact)
-    close("mean", got["mean"], float(mean))
-    close("std", got["std"], math.sqrt(variance))
-    expect("note", got["note"], None)
-
-
-# validate's lines for PATHS (relative to REF, in order): "ok" or the kind index.json expects.
-def validate_lines(ref, status, *paths):
-    expect("exit status", rc, int(status))
-    expect("stderr", err, b"")
-    with open(ref + "/index.json", encoding="utf-8") as f:
-        index = json.load(f)
-    expected = {case["file"]: case for group in ("valid", "invalid", "foreign") for case in index[group]}
-    lines = out.decode("utf-8").split("\n")
-    expect("last line", lines.pop(), "")
-    expect("line count", len(lines), len(paths))
-    for line, path in zip(lines, paths):
-        shown = json.dumps(ref + "/" + path)
-        case = expected.get(path, {"expect": "IoError"})
-        if case["expect"] != "ok":
-            prefix = f"FAIL {shown}: {case['expect']}: "
-            if not line.startswith(prefix):
-                fail(f"line {line!r} does not start with {prefix!r}")
-        elif "tensor_count" in case:
-            count = case["tensor_count"]
-            expect("line", line, f"ok {shown} ({count} {'tensor' if count == 1 else 'tensors'})")
-        elif not line.startswith(f"ok {shown} ("):
-            fail(f"line {line!r} is not ok {shown}")
-
-
-# inspect --json of a file converted to TARGET from the file with MANIFEST: the same names,
-# shapes and metadata; F16, BF16, F32, F64 tensors now TARGET, every other dtype unchanged.
-def converted_header(manifest_path, target):
-    manifest = load_manifest(manifest_path)
-    expect("exit status", rc, 0)
-    got = one_json_object()
-    expect("metadata", got["metadata"], manifest["metadata"])
-    tensors = {t["name"]: t for t in got["tensors"]}
-    expect("names", sorted(tensors), sorted(t["name"] for t in manifest["tensors"]))
-    for want in manifest["tensors"]:
-        tensor = tensors[want["name"]]
-        dtype = target if want["dtype"] in ("F16", "BF16", "F32", "F64") else want["dtype"]
-        expect(f"{want['name']} dtype", tensor["dtype"], dtype)
-        expect(f"{want['name']} shape", tensor["shape"], want["shape"])
-
-
-# Every tensor of MANIFEST not converted (integers, BOOL, C64, F8, sub-byte) has the same
-# bytes in the file at PATH.
-def unchanged_bytes(manifest_path, path):
-    for want in load_manifest(manifest_path)["tensors"]:
-        if want["dtype"] in ("F16", "BF16", "F32", "F64"):
-            continue
-        digest = hashlib.sha256(tensor_bytes(path, want["name"])).hexdigest()
-        expect(f"sha256 of {want['name']}", digest, want["sha256"])
-
-
-# The header of the safetensors file at PATH, as a dict.
-def read_header(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(length))
-
-
-def read_index(directory):
-    with open(directory + "/model.safetensors.index.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
-# inspect --json of a sharded model whose index is in DIRECTORY: the index path shown as INDEX,
-# shards as PREFIX/NAME in path order, every tensor by name with its shard and its entry in
-# that shard's header.
-def model_json(directory, index, prefix):
-    expect("exit status", rc, 0)
-    expect("stderr", err, b"")
-    got = one_json_object()
-    weight_map = read_index(directory)["weight_map"]
-    total_size = read_index(directory)["metadata"]["total_size"]
-    expect("keys", list(got), ["ok", "index", "total_size", "shards", "tensors"])
-    expect("ok", got["ok"], True)
-    expect("index", got["index"], index)
-    expect("total_size", got["total_size"], total_size)
-    expect("shards", got["shards"], [prefix + "/" + name for name in sorted(set(weight_map.values()))])
-    expect("names", [t["name"] for t in got["tensors"]], sorted(weight_map))
-    headers = {name: read_header(directory + "/" + name) for name in set(weight_map.values())}
-    for tensor in got["tensors"]:
-        name = tensor["name"]
-        expect(f"{name!r} keys", list(tensor), ["name", "dtype", "shape", "data_offsets", "shard"])
-        expect(f"{name!r} shard", tensor["shard"], prefix + "/" + weight_map[name])
-        entry = headers[weight_map[name]][name]
-        for field in ("dtype", "shape", "data_offsets"):
-            expect(f"{name!r} {field}", tensor[field], entry[field])
-
-
-# inspect of the model in DIRECTORY shown as SHOWN (shards under PREFIX): a summary line, the
-# index line, "shards: N", one line per shard, then the table by name with a shard column.
-def model_table(shown, directory, prefix):
-    expect("exit status", rc, 0)
-    expect("stderr", err, b"")
-    index = read_index(directory)
-    weight_map, total_size = index["weight_map"], index["metadata"]["total_size"]
-    shards = sorted(set(weight_map.values()))
-    headers = {name: read_header(directory + "/" + name) for name in shards}
-    lines = out.decode("utf-8").split("\n")
-    expect("last line", lines.pop(), "")
-    expect("line count", len(lines), 3 + len(shards) + 1 + len(weight_map))
-    expect("summary line", lines[0],
-           f"{json.dumps(shown)}: {len(weight_map)} tensors in {len(shards)} shards, {total_size} bytes")
-    expect("index line", lines[1],
-           f"index: {json.dumps(prefix + '/model.safetensors.index.json')}, total_size {total_size}")
-    expect("shards line", lines[2], f"shards: {len(shards)}")
-    for line, name in zip(lines[3:], shards):
-        entries = [e for key, e in headers[name].items() if key != "__metadata__"]
-        size = sum(e["data_offsets"][1] - e["data_offsets"][0] for e in entries)
-        expect("shard line", line, f"  {json.dumps(prefix + '/' + name)}: {len(entries)} tensors, {size} bytes")
-    rows = lines[3 + len(shards):]
-    expect("heading", rows[0].split(), ["name", "dtype", "shape", "bytes", "offsets", "shard"])
-    for row, name in zip(rows[1:], sorted(weight_map)):
-        shard = json.dumps(weight_map[name])
-        if not row.endswith("  " + shard):
-            fail(f"row {row!r} does not end with its shard {shard}")
-        entry = headers[weight_map[name]][name]
-        start, stop = entry["data_offsets"]
-        want = {"name": name, "dtype": entry["dtype"], "shape": entry["shape"], "data_offsets": [start, stop],
-                "byte_length": stop - start}
-        check_row(row[:-len(shard)].rstrip(" "), want)
-
-
-# What a pseudo-terminal showed while a command ran for SECONDS: the bar "\rLABEL [###---]  DONE /
-# TOTAL  P%" erased with ESC [K, drawn at most 10 times a second (plus the first drawing), and
-# erased at the end ("\r" ESC [K), with AFTER (a file, or "" for nothing) printed after it.
-def terminal_bar(label, seconds, after):
-    expect("exit status", rc, 0)
-    text = out.decode("utf-8", "replace")
-    size = r"[0-9.]+ [KMGTPE]?B"
-    bar = re.compile("\r" + re.escape(label) + r" \[[#-]{10,40}\]  " + size + " / " + size + r" +\d+%\x1b\[K")
-    draws = bar.findall(text)
-    if not draws:
-        fail(f"no progress bar in {text[:300]!r}")
-    if len(draws) > 2 + 10 * float(seconds):
-        fail(f"{len(draws)} drawings in {seconds} s: more than 10 a second")
-    erased = text.rfind("\r\x1b[K")
-    if erased < 0 or bar.search(text, erased):
-        fail(f"the bar is not erased at the end: {text[-200:]!r}")
-    rest = text[erased + 4:]
-    want = "" if not after else open(after, encoding="utf-8").read().replace("\n", "\r\n")
-    expect("after the bar", rest, want)
-
-
-modes = {"valid_json": valid_json, "error_json": error_json, "message": print_message,
-         "error_text": error_text, "table": table, "stdout_is": stdout_is,
-         "bf16_round_trip": bf16_round_trip, "stats_of": stats_of, "validate_lines": validate_lines,
-         "converted_header": converted_header, "unchanged_bytes": unchanged_bytes, "model_json": model_json,
-         "model_table": model_table, "terminal_bar": terminal_bar}
-modes[mode](*args)
-PYTHON
-)
-
-# Checks that run the CLI many times (one Python process for a whole file's tensors), and a
-# generator of test files. Modes: first_values, all_bytes, make_f16, widened.
-corpus=$(
-  cat <<'PYTHON'
-import array
-import hashlib
-import json
-import math
-import os
-import struct
-import subprocess
-import sys
-
-mode, args = sys.argv[1], sys.argv[2:]
-
-
-def fail(message):
-    print(message)
-    sys.exit(1)
-
-
-def same_value(got, want):
-    if isinstance(want, list):
-        return isinstance(got, list) and len(got) == len(want) and all(map(same_value, got, want))
-    if isinstance(want, float):
-        return type(got) is float and got == want and math.copysign(1, got) == math.copysign(1, want)
-    return type(got) is type(want) and got == want
-
-
-def unique_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        fail(f"duplicate key in {keys}")
-    return dict(pairs)
-
-
-# dump --json --limit LIMIT of tensor INDEX of the file, by name where a command line can
-# hold it, else by --index; checks the whole object against `values`.
-def check_dump(cli, path, index, tensor, limit, values):
-    name = tensor["name"]
-    selector = ["--index", str(index)] if "\0" in name else ["--", name] if name.startswith("-") else [name]
-    run = subprocess.run([cli, "dump", "--json", "--limit", str(limit), path] + selector, capture_output=True)
-    label = f"tensor {index} {name!r}"
-    if run.returncode != 0 or run.stderr:
-        fail(f"{label}: exit {run.returncode}, stderr {run.stderr[:300]!r}")
-    if not run.stdout.endswith(b"\n") or run.stdout.count(b"\n") != 1:
-        fail(f"{label}: stdout is not exactly one line: {run.stdout[:300]!r}")
-    got = json.loads(run.stdout.decode("utf-8"), object_pairs_hook=unique_keys)
-    want = {"name": name, "dtype": tensor["dtype"], "shape": tensor["shape"], "values": values}
-    if list(got) != list(want):
-        fail(f"{label}: keys {list(got)}, want {list(want)}")
-    for key in want:
-        if not same_value(got[key], want[key]):
-            fail(f"{label}: {key} {got[key]!r}, want {want[key]!r}")
-
-
-def load_manifest(ref, relative):
-    with open(f"{ref}/{relative}.json", encoding="utf-8") as f:
-        return json.load(f)["tensors"]
-
-
-# Every tensor with first_values (every 50th of many_tensors_5000): dump --json --limit 16
-# gives exactly those values, integers as integers, floats as floats with the sign of zero.
-def first_values(cli, ref, relative):
-    step = 50 if "many_tensors_5000" in relative else 1
-    checked = 0
-    for index, tensor in enumerate(load_manifest(ref, relative)):
-        if index % step == 0 and "first_values" in tensor:
-            check_dump(cli, f"{ref}/{relative}", index, tensor, 16, tensor["first_values"])
-            checked += 1
-    if checked == 0:
-        fail("no tensor has first_values")
-
-
-F8 = {"F8_E5M2": (2, 15, "ieee"), "F8_E4M3": (3, 7, "fn"), "F8_E4M3FNUZ": (3, 8, "fnuz"),
-      "F8_E5M2FNUZ": (2, 16, "fnuz")}
-
-
-# An 8-bit float's value as the CLI's JSON shows it, decoded here from its bits.
-def f8_value(byte, dtype):
-    if dtype == "F8_E8M0":
-        return "nan" if byte == 0xFF else math.ldexp(1.0, byte - 127)
-    mantissa_bits, bias, specials = F8[dtype]
-    exponent = (byte & 0x7F) >> mantissa_bits
-    mantissa = byte & ((1 << mantissa_bits) - 1)
-    sign = -1.0 if byte & 0x80 else 1.0
-    if specials == "fnuz" and byte == 0x80 or specials == "fn" and byte & 0x7F == 0x7F:
-        return "nan"
-    if specials == "ieee" and exponent == (0xFF >> (mantissa_bits + 1)):
-        return "nan" if mantissa else ("inf" if sign > 0 else "-inf")
-    if exponent == 0:
-        return math.copysign(math.ldexp(mantissa, 1 - bias - mantissa_bits), sign)
-    return math.copysign(math.ldexp((1 << mantissa_bits) + mantissa, exponent - bias - mantissa_bits), sign)
-
-
-# F8 tensors: every value, decoded here from the tensor's bytes (the 256 bit patterns of each
-# format in dtype_F8_*'s vector); F4 and F6 tensors: the bytes themselves. The manifests give no
-# first_values for either.
-def all_bytes(cli, ref, relative):
-    checked = 0
-    contents, _ = read_file(f"{ref}/{relative}")
-    for index, tensor in enumerate(load_manifest(ref, relative)):
-        raw = contents[tensor["name"]][2]
-        if tensor["dtype"].startswith("F8_"):
-            values = [f8_value(byte, tensor["dtype"]) for byte in raw]
-        elif tensor["dtype"] in ("F4", "F6_E2M3", "F6_E3M2"):
-            values = list(raw)
-        else:
-            continue
-        check_dump(cli, f"{ref}/{relative}", index, tensor, len(raw), values)
-        checked += 1
-    if checked == 0:
-        fail("no F8 or sub-byte tensor")
-
-
-# Writes a safetensors file; metadata None writes no __metadata__.
-def write_file(path, tensors, metadata):
-    header, data = ({} if metadata is None else {"__metadata__": metadata}), b""
-    for name, dtype, shape, raw in tensors:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    metadata = header.pop("__metadata__", None)
-    tensors = {name: (entry["dtype"], entry["shape"],
-                      data[8 + length + entry["data_offsets"][0]:8 + length + entry["data_offsets"][1]])
-               for name, entry in header.items()}
-    return tensors, metadata
-
-
-# A file larger than the writer's 1 MiB pieces: "w", F16 [3, 200000] cycling through all
-# 65,536 bit patterns (NaNs with payloads, infinities, subnormals), and "ids", I32 [5].
-def make_f16(path):
-    w = array.array("H", (i * 7 % 65536 for i in range(600000)))
-    ids = array.array("i", [0, 1, -1, 2**31 - 1, -2**31])
-    if sys.byteorder == "big":
-        w.byteswap()
-        ids.byteswap()
-    # In the official writer's layout (I32 before F16), which this library's writer reproduces.
-    write_file(path, [("ids", "I32", [5], ids.tobytes()), ("w", "F16", [3, 200000], w.tobytes())], {"k": "v"})
-
-
-# F16 bits widened to F32 bits exactly, NaN payloads kept.
-def widen(bits):
-    sign = (bits & 0x8000) << 16
-    exponent = (bits >> 10) & 0x1F
-    fraction = bits & 0x3FF
-    if exponent == 0x1F:
-        return sign | 0x7F800000 | fraction << 13
-    if exponent:
-        return sign | (exponent - 15 + 127) << 23 | fraction << 13
-    return sign | struct.unpack("<I", struct.pack("<f", math.ldexp(fraction, -24)))[0]
-
-
-# The F32 file at WIDE holds "w" of the F16 file at NARROW widened exactly, the other tensors
-# and the metadata unchanged.
-def widened(narrow, wide):
-    (source, source_metadata), (result, result_metadata) = read_file(narrow), read_file(wide)
-    if result_metadata != source_metadata:
-        fail(f"metadata {result_metadata!r}, want {source_metadata!r}")
-    if sorted(result) != sorted(source):
-        fail(f"tensors {sorted(result)}, want {sorted(source)}")
-    dtype, shape, raw = result["w"]
-    if dtype != "F32" or shape != source["w"][1]:
-        fail(f"w is {dtype} {shape}")
-    want = array.array("I", (widen(bits) for (bits,) in struct.iter_unpack("<H", source["w"][2])))
-    got = array.array("I", (bits for (bits,) in struct.iter_unpack("<I", raw)))
-    if got != want:
-        first = next(i for i in range(len(want)) if i >= len(got) or got[i] != want[i])
-        fail(f"w[{first}]: got {got[first] if first < len(got) else None:#x}, want {want[first]:#x}")
-    if result["ids"] != source["ids"]:
-        fail("ids changed")
-
-
-# The names of the file at PATH in data order (by data_offsets, ties by name).
-def file_order(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    header.pop("__metadata__", None)
-    return sorted(header, key=lambda name: (header[name]["data_offsets"], name.encode()))
-
-
-# The shards split must make of ORIGINAL with at most MAX tensor bytes each: the tensors in file
-# order, a new shard when the next tensor would take the current one's bytes over MAX (unless it
-# has none yet, so a larger tensor is alone), named model-0000K-of-0000N.safetensors.
-def planned_shards(original, max_size):
-    tensors, _ = read_file(original)
-    groups, size = [], 0
-    for name in file_order(original):
-        n = len(tensors[name][2])
-        if not groups or (size > 0 and size + n > max_size):
-            groups.append([])
-            size = 0
-        groups[-1].append(name)
-        size += n
-    count = len(groups)
-    return {f"model-{k + 1:05d}-of-{count:05d}.safetensors": names for k, names in enumerate(groups)}
-
-
-# DIRECTORY holds exactly the planned shards and the index: each shard the planned tensors with
-# the original's dtypes, shapes and bytes, and METADATA (JSON) as its metadata.
-def split_layout(original, directory, max_size, metadata):
-    plan = planned_shards(original, int(max_size))
-    tensors, _ = read_file(original)
-    files = sorted(os.listdir(directory))
-    want = sorted(list(plan) + ["model.safetensors.index.json"])
-    if files != want:
-        fail(f"files {files}, want {want}")
-    for shard, names in plan.items():
-        got, got_metadata = read_file(f"{directory}/{shard}")
-        if sorted(got) != sorted(names):
-            fail(f"{shard} holds {sorted(got)[:5]}..., want {sorted(names)[:5]}...")
-        if got_metadata != json.loads(metadata):
-            fail(f"{shard} metadata {got_metadata!r}, want {metadata}")
-        for name in names:
-            if got[name] != tensors[name]:
-                fail(f"{shard}: tensor {name!r} differs")
-
-
-# The index is the one transformers writes: json.dumps(index, indent=2, sort_keys=True) plus a
-# newline, with metadata.total_size the tensors' bytes and weight_map every tensor's shard.
-def index_text(original, directory, max_size):
-    with open(f"{directory}/model.safetensors.index.json", "rb") as f:
-        text = f.read().decode("ascii")
-    index = json.loads(text)
-    if text != json.dumps(index, indent=2, sort_keys=True) + "\n":
-        fail(f"not 2-space indented, sorted, with a final newline: {text[:200]!r}")
-    tensors, _ = read_file(original)
-    total = sum(len(raw) for _, _, raw in tensors.values())
-    weight_map = {name: shard for shard, names in planned_shards(original, int(max_size)).items() for name in names}
-    want = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    if index != want:
-        fail(f"index {str(index)[:300]}, want {str(want)[:300]}")
-
-
-# Every tensor of ORIGINAL, looked up through the index at INDEX, has the same dtype, shape and
-# bytes (by sha256) in its shard; the index lists no other tensor.
-def through_index(original, index_path):
-    with open(index_path, encoding="utf-8") as f:
-        weight_map = json.load(f)["weight_map"]
-    tensors, _ = read_file(original)
-    if sorted(weight_map) != sorted(tensors):
-        fail(f"index lists {len(weight_map)} tensors, the original has {len(tensors)}")
-    directory = os.path.dirname(index_path)
-    shards = {name: read_file(f"{directory}/{name}")[0] for name in set(weight_map.values())}
-    for name, (dtype, shape, raw) in tensors.items():
-        got_dtype, got_shape, got_raw = shards[weight_map[name]][name]
-        if (got_dtype, got_shape) != (dtype, shape):
-            fail(f"{name!r}: {got_dtype} {got_shape}, want {dtype} {shape}")
-        if hashlib.sha256(got_raw).digest() != hashlib.sha256(raw).digest():
-            fail(f"{name!r}: the bytes differ")
-
-
-# The files at A and B hold the same tensors (names, dtypes, shapes, bytes); B's metadata is
-# METADATA (JSON, null for none).
-def same_tensors(a, b, metadata):
-    (want, _), (got, got_metadata) = read_file(a), read_file(b)
-    if sorted(got) != sorted(want):
-        fail(f"tensors {sorted(got)[:5]}..., want {sorted(want)[:5]}...")
-    for name in want:
-        if got[name] != want[name]:
-            fail(f"tensor {name!r} differs")
-    if got_metadata != json.loads(metadata):
-        fail(f"metadata {got_metadata!r}, want {metadata}")
-
-
-# A file with a tensor larger than 100 KB between two small ones, and no metadata: "a" F32
-# [1000] (4,000 bytes), "big" F32 [250, 400] (400,000 bytes), "c" I32 [10] (40 bytes).
-def make_sharded(path):
-    a = array.array("f", (i / 8 for i in range(1000)))
-    big = array.array("f", (float(i % 977) for i in range(100000)))
-    c = array.array("i", range(-5, 5))
-    if sys.byteorder == "big":
-        for values in (a, big, c):
-            values.byteswap()
-    write_file(path, [("a", "F32", [1000], a.tobytes()), ("big", "F32", [250, 400], big.tobytes()),
-                      ("c", "I32", [10], c.tobytes())], None)
-
-
-modes = {"first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened,
-         "split_layout": split_layout, "index_text": index_text, "through_index": through_index,
-         "same_tensors": same_tensors, "make_sharded": make_sharded}
-modes[mode](*args)
-PYTHON
-)
+# The Python halves: checker.py (assertions on one run's output), corpus.py (checks over many
+# runs, and test-file generators), common.py (what both use).
+here=$(cd "$(dirname "$0")" && pwd)
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 passed=0
 failed=0
@@ -719,7 +48,7 @@ run() {
   echo $? >"$work/rc"
 }
 
-assert() { python3 -c "$checker" "$work" "$@"; }
+assert() { python3 "$here/checker.py" "$work" "$@"; }
 
 # exit_status LOW [HIGH]: the last run's exit status is LOW, or within LOW..HIGH.
 exit_status() {
@@ -796,13 +125,13 @@ for path in "$ref"/valid/*.safetensors "$ref"/foreign/*.safetensors; do
   file=${path#"$ref"/}
   if grep -q '"first_values"' "$path.json"; then
     check "dump --json --limit 16 $file: every tensor's first_values" \
-      python3 -c "$corpus" first_values "$cli" "$ref" "$file"
+      python3 "$here/corpus.py" first_values "$cli" "$ref" "$file"
   fi
 done
 for file in valid/dtype_F8_{E5M2,E4M3,E8M0,E4M3FNUZ,E5M2FNUZ}.safetensors valid/dtype_F4.safetensors \
   valid/dtype_F6_E2M3.safetensors valid/mixed_all_dtypes.safetensors; do
   check "dump --json $file: F8 values decoded here from their bytes, F4/F6 raw bytes" \
-    python3 -c "$corpus" all_bytes "$cli" "$ref" "$file"
+    python3 "$here/corpus.py" all_bytes "$cli" "$ref" "$file"
 done
 run dump "$ref/valid/dtype_F32.safetensors" matrix
 check "dump matrix: a NAME DTYPE [shape] line, then the values 8 to a line" assert stdout_is 0 \
@@ -905,11 +234,11 @@ run inspect --json "$work/f16.safetensors"
 check "convert --dtype F16: floats F16, other dtypes unchanged" assert converted_header "$mixed.json" F16
 check "convert --dtype F16: integer, BOOL, C64, F8 and sub-byte tensors keep their sha256" \
   assert unchanged_bytes "$mixed.json" "$work/f16.safetensors"
-python3 -c "$corpus" make_f16 "$work/big_f16.safetensors"
+python3 "$here/corpus.py" make_f16 "$work/big_f16.safetensors"
 run convert "$work/big_f16.safetensors" "$work/big_f32.safetensors" --dtype F32
 check "convert a 1.2 MB F16 tensor --dtype F32: exit 0" exit_status 0
 check "convert --dtype F32: every F16 bit pattern widened exactly, in 3 pieces" \
-  python3 -c "$corpus" widened "$work/big_f16.safetensors" "$work/big_f32.safetensors"
+  python3 "$here/corpus.py" widened "$work/big_f16.safetensors" "$work/big_f32.safetensors"
 run convert "$work/big_f32.safetensors" "$work/big_back.safetensors" --dtype F16
 check "convert back --dtype F16: the original file, byte for byte" \
   cmp "$work/big_f16.safetensors" "$work/big_back.safetensors"
@@ -932,12 +261,12 @@ for size in 10KB:10000 4KiB:4096; do
   check "split many_tensors_5000 --max-shard-size $spelling: exit 0, nothing on stdout or stderr" assert stdout_is 0 ""
   check "split --max-shard-size $spelling: model-0000K-of-0000N shards of at most $bytes tensor bytes, in file order, \
 with the original's metadata" \
-    python3 -c "$corpus" split_layout "$many" "$out" "$bytes" "$many_metadata"
+    python3 "$here/corpus.py" split_layout "$many" "$out" "$bytes" "$many_metadata"
   check "split --max-shard-size $spelling: the index as transformers writes it (2-space indent, sorted keys, \
 final newline, total_size)" \
-    python3 -c "$corpus" index_text "$many" "$out" "$bytes"
+    python3 "$here/corpus.py" index_text "$many" "$out" "$bytes"
   check "split --max-shard-size $spelling: every tensor through the index has the original's dtype, shape and sha256" \
-    python3 -c "$corpus" through_index "$many" "$out/model.safetensors.index.json"
+    python3 "$here/corpus.py" through_index "$many" "$out/model.safetensors.index.json"
   run inspect --json "$out"
   check "inspect --json of the split directory: index, total_size, shards, tensors by name with their shard" \
     assert model_json "$out" "$out/model.safetensors.index.json" "$out"
@@ -984,11 +313,11 @@ sys.exit([t["name"] for t in b] != sorted(t["name"] for t in a) or sorted(a, key
 
 # A tensor larger than the limit gets a shard of its own; a file with no metadata gets
 # {"format": "pt"} in each shard, which merge keeps.
-python3 -c "$corpus" make_sharded "$work/three.safetensors"
+python3 "$here/corpus.py" make_sharded "$work/three.safetensors"
 run split "$work/three.safetensors" "$work/three" --max-shard-size 100KB
 check "split with a 400 KB tensor and --max-shard-size 100KB: exit 0" exit_status 0
 check "split: the 400 KB tensor alone in model-00002-of-00003, each shard with {\"format\": \"pt\"}" \
-  python3 -c "$corpus" split_layout "$work/three.safetensors" "$work/three" 100000 '{"format": "pt"}'
+  python3 "$here/corpus.py" split_layout "$work/three.safetensors" "$work/three" 100000 '{"format": "pt"}'
 check "split: a (4,000 bytes) in shard 1, big in shard 2, c in shard 3" python3 -c '
 import json, sys
 sys.exit(json.load(open(sys.argv[1]))["weight_map"] != {"a": "model-00001-of-00003.safetensors",
@@ -997,23 +326,23 @@ sys.exit(json.load(open(sys.argv[1]))["weight_map"] != {"a": "model-00001-of-000
 run merge "$work/three" "$work/three_merged.safetensors"
 check "merge of it: exit 0" exit_status 0
 check "merge of it: the same tensors, with the first shard's metadata {\"format\": \"pt\"}" \
-  python3 -c "$corpus" same_tensors "$work/three.safetensors" "$work/three_merged.safetensors" '{"format": "pt"}'
+  python3 "$here/corpus.py" same_tensors "$work/three.safetensors" "$work/three_merged.safetensors" '{"format": "pt"}'
 
 # Every dtype (sub-byte ones too) and seven metadata keys survive split and merge.
 mixed_metadata=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["metadata"]))' "$mixed.json")
 run split "$mixed" "$work/mixed" --max-shard-size 100B
 check "split mixed_all_dtypes --max-shard-size 100B: exit 0" exit_status 0
 check "split mixed_all_dtypes: shards of at most 100 bytes, each with the 7 metadata keys" \
-  python3 -c "$corpus" split_layout "$mixed" "$work/mixed" 100 "$mixed_metadata"
+  python3 "$here/corpus.py" split_layout "$mixed" "$work/mixed" 100 "$mixed_metadata"
 run merge "$work/mixed" "$work/mixed_merged.safetensors"
 check "merge of it: every tensor's name, dtype, shape and bytes, and the metadata" \
-  python3 -c "$corpus" same_tensors "$mixed" "$work/mixed_merged.safetensors" "$mixed_metadata"
+  python3 "$here/corpus.py" same_tensors "$mixed" "$work/mixed_merged.safetensors" "$mixed_metadata"
 
 # Everything fits: one model.safetensors and no index.
 run split "$ref/valid/ordering.safetensors" "$work/single"
 check "split of a small file with the default 5GB: exit 0" exit_status 0
 check "split of a small file: one model.safetensors, no index" test "$(ls "$work/single")" = model.safetensors
-check "split of a small file: its tensors, with {\"format\": \"pt\"}" python3 -c "$corpus" same_tensors \
+check "split of a small file: its tensors, with {\"format\": \"pt\"}" python3 "$here/corpus.py" same_tensors \
   "$ref/valid/ordering.safetensors" "$work/single/model.safetensors" '{"format": "pt"}'
 run inspect --json "$work/single"
 check "inspect --json of a directory with one file: index and total_size null" python3 -c '
@@ -1029,7 +358,7 @@ check "split into 61 shards with a soft limit of 32 open files: exit 0" exit_sta
 check "split into 61 shards: model-000KK-of-00061.safetensors, K = 1..61" \
   test "$(find "$work/split_1KB" -name 'model-*-of-00061.safetensors' | wc -l)" = 61
 check "split into 61 shards: every tensor through the index" \
-  python3 -c "$corpus" through_index "$many" "$work/split_1KB/model.safetensors.index.json"
+  python3 "$here/corpus.py" through_index "$many" "$work/split_1KB/model.safetensors.index.json"
 
 # Sizes: an integer and B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
 run split "$many" "$work/split_bytes" --max-shard-size 10000
