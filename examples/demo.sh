@@ -5,13 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake make g++ nlohmann-json3-dev libcli11-dev libbenchmark-dev)
-if [ "$(id -u)" = 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-elif command -v sudo >/dev/null; then
-  sudo apt-get update -qq
-  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-fi
+bash cmake/install-debian-packages.sh "${packages[@]}"
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSAFETENSORS_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j2 --target safetensors-cli safetensors-bench

@@ -11,15 +11,7 @@ jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
           libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user)
-if [ "$(id -u)" = 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-elif command -v sudo >/dev/null; then
-  sudo apt-get update -qq
-  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-else
-  echo "not root: assuming these are installed: ${packages[*]}"
-fi
+bash cmake/install-debian-packages.sh "${packages[@]}"
 
 build=$root/build/ci
 rm -rf "$build"
