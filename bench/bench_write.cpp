@@ -67,41 +67,45 @@ void raw_write(benchmark::State& state) {
   report(state, layout.file_size());
 }
 
-// The streaming writer, each tensor handed over whole (it goes straight to pwrite).
-void stream_write(benchmark::State& state) {
-  const auto& data = tensor_data();
+// Writes the file through the streaming writer, each tensor by `write_tensor(writer, name)`.
+// A failure ends the benchmark with an error rather than timing a broken writer.
+template <class WriteTensor>
+void streaming_write(benchmark::State& state, WriteTensor write_tensor) {
   std::uint64_t file_size = 0;
   for (auto _ : state) {
     auto writer = safetensors::try_make_file_writer(target_path(), declarations());
-    if (!writer) state.SkipWithError(writer.error().to_string().c_str());
-    for (const auto& entry : writer->layout().entries()) {
-      if (!writer->write(entry.declaration.name, data)) state.SkipWithError("write failed");
+    if (!writer) {
+      state.SkipWithError(writer.error().to_string().c_str());
+      break;
     }
-    if (!writer->finish()) state.SkipWithError("finish failed");
+    bool written = true;
+    for (const auto& entry : writer->layout().entries())
+      written = written && write_tensor(*writer, entry.declaration.name);
+    if (!written || !writer->finish()) {
+      state.SkipWithError("write failed");
+      break;
+    }
     file_size = writer->layout().file_size();
     finish_iteration(state);
   }
   report(state, file_size);
 }
 
+// The streaming writer, each tensor handed over whole (it goes straight to pwrite).
+void stream_write(benchmark::State& state) {
+  streaming_write(state, [](safetensors::file_writer& writer, const std::string& name) {
+    return static_cast<bool>(writer.write(name, tensor_data()));
+  });
+}
+
 // The streaming writer fed by a producer callback, 1 MiB at a time: data made on the fly.
 void produce_write(benchmark::State& state) {
-  const auto& data = tensor_data();
-  std::uint64_t file_size = 0;
-  for (auto _ : state) {
-    auto writer = safetensors::try_make_file_writer(target_path(), declarations());
-    if (!writer) state.SkipWithError(writer.error().to_string().c_str());
-    for (const auto& entry : writer->layout().entries()) {
-      auto produced = writer->produce(entry.declaration.name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-        std::memcpy(piece.data(), data.data() + offset, piece.size());
-      });
-      if (!produced) state.SkipWithError("produce failed");
-    }
-    if (!writer->finish()) state.SkipWithError("finish failed");
-    file_size = writer->layout().file_size();
-    finish_iteration(state);
-  }
-  report(state, file_size);
+  streaming_write(state, [](safetensors::file_writer& writer, const std::string& name) {
+    const auto& data = tensor_data();
+    return static_cast<bool>(writer.produce(name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+      std::memcpy(piece.data(), data.data() + offset, piece.size());
+    }));
+  });
 }
 
 }  // namespace
