@@ -126,7 +126,9 @@ TEST_CASE("model reader: shards open on first use", "[sharded]") {
   temp_directory dir;
   write_model(dir.path, {60, 30, 50, 250, 10}, 100);
   // Break shard 4: opening the model and reading shards 1-3 still work; t4 names the failure.
-  write_text(dir.file("model-00004-of-00004.safetensors"), "not a safetensors file");
+  const std::string last_shard = dir.file("model-00004-of-00004.safetensors");
+  const std::string last_shard_bytes = read_text(last_shard);
+  write_text(last_shard, "not a safetensors file");
   auto model = st::try_open_model(dir.path);
   REQUIRE(model);
   CHECK(model->try_view("t0"));
@@ -135,6 +137,14 @@ TEST_CASE("model reader: shards open on first use", "[sharded]") {
   REQUIRE_FALSE(broken);
   CHECK(broken.error().kind() == st::error_kind::header_too_large);  // "not a sa" read as a length
   CHECK_FALSE(model->validate());
+
+  // A failure is not remembered: once the shard is whole, the same model_reader opens it.
+  write_text(last_shard, last_shard_bytes);
+  auto repaired = model->try_view("t4");
+  REQUIRE(repaired);
+  CHECK(repaired->bytes.size() == 10);
+  CHECK(repaired->bytes[9] == fill(4, 9));
+  CHECK(model->validate());
 }
 
 TEST_CASE("model reader: an index that disagrees with its shards is refused, naming shard and tensor", "[sharded]") {

@@ -3846,25 +3846,21 @@ class model_reader {
   /// True when a tensor is named `name`.
   bool contains(std::string_view name) const noexcept { return find(name) != nullptr; }
 
-  /// The reader of shard `index`, opened and checked against the index on first use. A shard
-  /// that fails to open stays failed for this model_reader: open the model again to retry.
+  /// The reader of shard `index`, opened and checked against the index on first use and kept.
+  /// A failure is not kept: the next call tries again, so a shard that was still being copied
+  /// or briefly unreadable (too many open files, say) opens once it is whole.
   result<const mapped_reader*> try_shard(std::size_t index) const {
     if (index >= shards_.size())
       return error(error_kind::invalid_argument, "there are " + std::to_string(shards_.size()) + " shards, not " +
                                                      std::to_string(index + 1));
     shard& slot = *shards_[index];
     std::lock_guard<std::mutex> lock(slot.lock);
-    if (!slot.reader && !slot.failure) {
+    if (!slot.reader) {
       auto opened = safetensors::try_open(shard_paths_[index], options_);
-      if (!opened) {
-        slot.failure = opened.error();
-      } else if (auto agrees = check_shard(index, *opened); !agrees) {
-        slot.failure = agrees.error();
-      } else {
-        slot.reader = std::make_unique<mapped_reader>(std::move(*opened));
-      }
+      if (!opened) return opened.error();
+      if (auto agrees = check_shard(index, *opened); !agrees) return agrees.error();
+      slot.reader = std::make_unique<mapped_reader>(std::move(*opened));
     }
-    if (slot.failure) return *slot.failure;
     return static_cast<const mapped_reader*>(slot.reader.get());
   }
 
@@ -3908,7 +3904,6 @@ class model_reader {
   struct shard {
     std::mutex lock;
     std::unique_ptr<mapped_reader> reader;
-    std::optional<safetensors::error> failure;
   };
 
   model_reader() = default;
