@@ -426,10 +426,14 @@ constexpr std::string_view dtype_name(dtype type) noexcept {
 
 /// The dtype spelled `name` (exact, case-sensitive), or nullopt.
 constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
-  // Every spelling is 2 to 11 bytes: most names are refused or found by their length alone.
+  // Every spelling is 2 to 11 bytes. Length, first and last byte leave at most one candidate to
+  // compare whole, so a header of many tensors makes one short compare per tensor, not ten.
   if (name.size() < 2 || name.size() > 11) return std::nullopt;
   for (std::size_t i = 0; i < dtype_count; ++i) {
-    if (dtype_names[i].size() == name.size() && dtype_names[i] == name) return static_cast<dtype>(i);
+    const std::string_view candidate = dtype_names[i];
+    if (candidate.size() == name.size() && candidate.front() == name.front() && candidate.back() == name.back() &&
+        candidate == name)
+      return static_cast<dtype>(i);
   }
   return std::nullopt;
 }
@@ -1611,6 +1615,27 @@ inline std::uint64_t hash_name(std::string_view name, std::uint64_t seed) noexce
   return fold_multiply(h ^ word_key, seed ^ state_key);
 }
 
+/// Asks the cache for the line at `address`, soon to be written; a no-op where the compiler has
+/// no way to say it.
+inline void prefetch_for_write(const void* address) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(address, 1);
+#else
+  (void)address;
+#endif
+}
+
+/// A name-table entry: the top 32 bits of the name's hash (the tag), then the tensor's position
+/// + 1 (so that 0 means empty). Probes compare tags first and touch a tensor's name only when they
+/// match: names that merely share a slot cost no cache miss and no memcmp.
+inline std::uint64_t name_slot(std::uint64_t hash, std::size_t position) noexcept {
+  return (hash & 0xffffffff00000000ULL) | (static_cast<std::uint64_t>(position) + 1);
+}
+/// The tag of a name-table entry or of a hash.
+inline std::uint32_t name_slot_tag(std::uint64_t entry_or_hash) noexcept { return static_cast<std::uint32_t>(entry_or_hash >> 32); }
+/// The tensor position of a non-empty name-table entry.
+inline std::size_t name_slot_position(std::uint64_t entry) noexcept { return static_cast<std::size_t>(entry & 0xffffffffu) - 1; }
+
 /// Everything a header holds once scanned and validated. Names point into the header bytes (kept
 /// by the storage, or in `owned_header`) or, when escaped, into `unescaped_names`; shapes into
 /// `dims`. None of these move once built, so the views in `tensors` survive moving the index.
@@ -1619,7 +1644,7 @@ struct header_index {
   std::unique_ptr<char[]> owned_header;          // the header bytes, when the storage does not keep them
   std::unique_ptr<char[]> unescaped_names;       // names that had escapes, unescaped, back to back
   std::vector<std::uint64_t> dims;               // every shape, back to back
-  std::vector<std::uint32_t> slots;              // open-addressing table: position + 1, 0 = empty
+  std::vector<std::uint64_t> slots;              // open-addressing table of name_slot entries, 0 = empty
   metadata_map metadata;
   bool has_metadata = false;
   std::uint64_t header_length = 0;
@@ -1627,11 +1652,13 @@ struct header_index {
 
   const tensor_info* find(std::string_view name) const noexcept {
     if (slots.empty()) return nullptr;
-    std::size_t mask = slots.size() - 1;
-    for (std::size_t slot = hash_name(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
-      std::uint32_t entry = slots[slot];
+    const std::size_t mask = slots.size() - 1;
+    const std::uint64_t hash = hash_name(name, hash_seed());
+    for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+      const std::uint64_t entry = slots[slot];
       if (entry == 0) return nullptr;
-      if (tensors[entry - 1].name == name) return &tensors[entry - 1];
+      const tensor_info& candidate = tensors[name_slot_position(entry)];
+      if (name_slot_tag(entry) == name_slot_tag(hash) && candidate.name == name) return &candidate;
     }
   }
 };
@@ -2105,13 +2132,28 @@ class header_scanner {
     return (static_cast<std::uint64_t>(offset) << 32) | static_cast<std::uint64_t>(count);
   }
 
-  // The length is a constant, so the comparison compiles to a few word compares.
+  // Compared in 8-byte words (the last one overlapping the one before) rather than by memcmp,
+  // which GCC calls for literals over 16 bytes: a call per literal per tensor.
   template <std::size_t N>
   bool match(const char (&literal)[N]) noexcept {
     constexpr std::size_t length = N - 1;
-    if (static_cast<std::size_t>(end_ - cur_) < length || std::memcmp(cur_, literal, length) != 0) return false;
+    if (static_cast<std::size_t>(end_ - cur_) < length) return false;
+    std::uint64_t difference = 0;
+    if constexpr (length >= 8) {
+      for (std::size_t i = 0; i + 8 < length; i += 8) difference |= load_word(cur_ + i) ^ load_word(literal + i);
+      difference |= load_word(cur_ + length - 8) ^ load_word(literal + length - 8);
+    } else {
+      for (std::size_t i = 0; i < length; ++i) difference |= static_cast<unsigned char>(cur_[i] ^ literal[i]);
+    }
+    if (difference != 0) return false;
     cur_ += length;
     return true;
+  }
+
+  static std::uint64_t load_word(const char* bytes) noexcept {
+    std::uint64_t word;
+    std::memcpy(&word, bytes, sizeof word);
+    return word;
   }
 
   // Up to 19 digits without a leading zero: a number that cannot overflow. Anything else is left
@@ -2224,25 +2266,42 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   std::size_t table_size = 4;
   while (table_size < tensors.size() * 2) table_size *= 2;
   const std::size_t mask = table_size - 1;
-  std::vector<std::uint32_t> slots(table_size, 0);
-  // Inserts position `at`; returns the position already holding that name, or `at` itself.
-  auto insert = [&](std::size_t at) -> std::size_t {
-    std::string_view name = tensors[at].name;
-    for (std::size_t slot = hash_name(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
-      std::uint32_t entry = slots[slot];
-      if (entry == 0 || tensors[entry - 1].name == name) {
-        slots[slot] = static_cast<std::uint32_t>(at + 1);
-        return entry == 0 ? at : entry - 1;
+  std::vector<std::uint64_t> slots(table_size, 0);
+  const std::uint64_t seed = hash_seed();
+  auto hash_of = [&](std::size_t at) { return hash_name(tensors[at].name, seed); };
+  // Inserts position `at`, whose name hashes to `hash`; returns the position already holding
+  // that name, or `at` itself.
+  auto insert = [&](std::size_t at, std::uint64_t hash) -> std::size_t {
+    const std::string_view name = tensors[at].name;
+    for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+      const std::uint64_t entry = slots[slot];
+      if (entry == 0 || (name_slot_tag(entry) == name_slot_tag(hash) && tensors[name_slot_position(entry)].name == name)) {
+        slots[slot] = name_slot(hash, at);
+        return entry == 0 ? at : name_slot_position(entry);
       }
     }
   };
 
   // A name seen twice keeps its last entry, as the official reader does; the repetition is
   // reported once the offsets have been checked.
+  // Names hash `lookahead` tensors ahead of their insertion, and their slots are prefetched:
+  // once the table outgrows the L2 cache (some 100,000 tensors), waiting for each slot in turn
+  // made the time per tensor half as much again as for 10,000.
+  constexpr std::size_t lookahead = 16;
+  std::uint64_t upcoming[lookahead];
+  for (std::size_t at = 0; at < lookahead && at < tensors.size(); ++at) {
+    upcoming[at] = hash_of(at);
+    prefetch_for_write(&slots[upcoming[at] & mask]);
+  }
   std::vector<bool> replaced;
   std::string repeated_name;
   for (std::size_t at = 0; at < tensors.size(); ++at) {
-    const std::size_t earlier = insert(at);
+    const std::uint64_t hash = upcoming[at % lookahead];
+    if (at + lookahead < tensors.size()) {
+      upcoming[at % lookahead] = hash_of(at + lookahead);
+      prefetch_for_write(&slots[upcoming[at % lookahead] & mask]);
+    }
+    const std::size_t earlier = insert(at, hash);
     if (earlier == at) continue;
     if (replaced.empty()) {
       replaced.assign(tensors.size(), false);
@@ -2259,8 +2318,10 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
     tensors.resize(kept);
   }
 
+  // Offsets compared one by one: std::array's operators call memcmp, once per tensor.
   auto before = [](const tensor_info& x, const tensor_info& y) {
-    if (x.data_offsets != y.data_offsets) return x.data_offsets < y.data_offsets;
+    if (x.data_offsets[0] != y.data_offsets[0]) return x.data_offsets[0] < y.data_offsets[0];
+    if (x.data_offsets[1] != y.data_offsets[1]) return x.data_offsets[1] < y.data_offsets[1];
     return x.name < y.name;
   };
   // Writers emit tensors in data order, so the table built above usually stands as it is.
@@ -2268,7 +2329,7 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   if (!sorted) std::sort(tensors.begin(), tensors.end(), before);
   if (!sorted || has_repeat) {
     std::fill(slots.begin(), slots.end(), 0);
-    for (std::size_t at = 0; at < tensors.size(); ++at) insert(at);
+    for (std::size_t at = 0; at < tensors.size(); ++at) insert(at, hash_of(at));
   }
 
   std::string repeat_note;
