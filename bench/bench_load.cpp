@@ -91,7 +91,10 @@ void mapped_touch(benchmark::State& state, bool cold) {
   for (auto _ : state) {
     if (cold) evict(state);
     auto reader = safetensors::try_open(model_path());
-    if (!reader) state.SkipWithError("open failed");
+    if (!reader) {
+      state.SkipWithError("open failed");
+      break;
+    }
     std::uint64_t sum = 0;
     for (const auto& info : reader->tensors()) {
       auto bytes = reader->view(info).bytes;
@@ -129,7 +132,10 @@ void load_into(benchmark::State& state, bool cold) {
   for (auto _ : state) {
     if (cold) evict(state);
     auto reader = safetensors::try_open_pread(model_path());
-    if (!reader) state.SkipWithError("open failed");
+    if (!reader) {
+      state.SkipWithError("open failed");
+      break;
+    }
     std::vector<safetensors::load_request> requests;
     for (const auto& info : reader->tensors())
       requests.push_back({&info, safetensors::span<std::byte>(buffer.data() + info.data_offsets[0], info.byte_size())});
