@@ -33,7 +33,8 @@ run_config() {
   (cd "$build/$name" && ctest --output-on-failure -j"$jobs")
 }
 
-# The same for the unit tests alone: the other compiler and standard, without rebuilding the
+# The same for the unit tests and the builds without optional parts (SAFETENSORS_NO_FILESYSTEM,
+# SAFETENSORS_NO_SHARDS) alone: the other compiler and standard, without rebuilding the
 # command-line tool, examples and benchmarks that run_config builds once per compiler.
 run_unit_config() {
   local name=$1 compiler=$2 standard=$3
@@ -42,8 +43,11 @@ run_unit_config() {
   cmake -S "$root" -B "$build/$name" -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_STANDARD="$standard" \
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$debug_flags" -DSAFETENSORS_BUILD_BENCH=OFF \
     -DSAFETENSORS_BUILD_EXAMPLES=OFF "$@" >/dev/null
-  cmake --build "$build/$name" -j"$jobs" --target safetensors_tests
+  cmake --build "$build/$name" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests \
+    safetensors_no_shards_tests
   "$build/$name/tests/safetensors_tests"
+  "$build/$name/tests/safetensors_no_filesystem_tests"
+  "$build/$name/tests/safetensors_no_shards_tests"
 }
 
 # gcc and clang, C++17 and C++20, all with -Wall -Wextra -Wpedantic -Werror: gcc C++17 builds

@@ -91,6 +91,9 @@
 #include <unistd.h>
 #endif
 #endif
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
 
 namespace safetensors {
 
@@ -1560,16 +1563,22 @@ inline std::size_t utf8_invalid_at(const unsigned char* text, std::size_t size) 
   return size;
 }
 
-/// A seed for hash_name, different in every process: the name table cannot be flooded by a file
-/// whose names were chosen offline to collide, as an unseeded hash could be.
+/// A seed for hash_name, different in every process and unknown outside it: the name table
+/// cannot be flooded by a file whose names were chosen offline to collide. From the kernel's
+/// random source where there is one (getrandom on Linux); else from the clock and an address that
+/// moves with address-space layout randomisation.
 inline std::uint64_t hash_seed() noexcept {
   static const std::uint64_t seed = [] {
-    static const int anchor = 0;  // its address moves with address-space layout randomisation
-    std::uint64_t mixed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                          (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&anchor)) << 17);
-    mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebULL;
-    return mixed ^ (mixed >> 31);
+    std::uint64_t random = 0;
+#if defined(__linux__)
+    if (::getrandom(&random, sizeof random, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof random)) return random;
+#endif
+    static const int anchor = 0;
+    random = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+             (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&anchor)) << 17);
+    random = (random ^ (random >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    random = (random ^ (random >> 27)) * 0x94d049bb133111ebULL;
+    return random ^ (random >> 31);
   }();
   return seed;
 }
@@ -2955,6 +2964,7 @@ class basic_reader {
       }
     }
 
+#ifndef SAFETENSORS_NO_FILESYSTEM
     std::optional<detail::file_handle> direct;
     if constexpr (detail::has_direct_io<Storage>::value) {
       // Where direct I/O cannot be had (a file system without it), reads go through the cache.
@@ -2962,12 +2972,15 @@ class basic_reader {
         if (auto handle = storage_.open_direct()) direct = std::move(*handle);
       }
     }
+#endif
     auto read_block = [&](const block& b) -> result<void> {
+#ifndef SAFETENSORS_NO_FILESYSTEM
       if constexpr (detail::has_direct_io<Storage>::value) {
         const auto address = reinterpret_cast<std::uintptr_t>(b.destination);
         if (direct && b.offset % 4096 == 0 && b.size % 4096 == 0 && address % 4096 == 0)
           return detail::read_fully(*direct, storage_.path(), b.offset, b.destination, b.size);
       }
+#endif
       return storage_.read_at(b.offset, b.destination, b.size);
     };
 
