@@ -44,8 +44,9 @@ class child_process {
   /// The child's process id; negative if fork failed.
   pid_t pid() const { return pid_; }
 
-  /// Waits for the child to end and reaps it; its status as waitpid gives it.
+  /// Waits for the child to end and reaps it; its status as waitpid gives it, or -1 if fork failed.
   int wait() {
+    if (pid_ <= 0) return -1;  // no child: never wait for, or below kill, "any process"
     int status = 0;
     while (::waitpid(pid_, &status, 0) < 0) {
       if (errno != EINTR) break;
@@ -56,6 +57,7 @@ class child_process {
 
   /// Kills the child with SIGKILL (it may have exited already) and reaps it; as wait().
   int kill_and_wait() {
+    if (pid_ <= 0) return -1;
     ::kill(pid_, SIGKILL);
     return wait();
   }

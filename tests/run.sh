@@ -79,8 +79,11 @@ step "s390x: g++-s390x-linux-gnu, C++17, big-endian, under qemu-s390x"
 cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=s390x \
   -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1 \
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
-cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests
+cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests \
+  safetensors_no_shards_tests
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
+qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_filesystem_tests"
+qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_shards_tests"
 
 step "package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
 bash "$root/tests/package/run.sh" "$root" "$build/package"

@@ -89,10 +89,14 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#endif
-#endif
-#if defined(__linux__)
+// getrandom for the name-hash seed: glibc 2.25 and later, musl, Android from API 28.
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<sys/random.h>) && (!defined(__ANDROID__) || __ANDROID_API__ >= 28)
 #include <sys/random.h>
+#define SAFETENSORS_DETAIL_HAS_GETRANDOM 1
+#endif
+#endif
+#endif
 #endif
 
 namespace safetensors {
@@ -1564,14 +1568,18 @@ inline std::size_t utf8_invalid_at(const unsigned char* text, std::size_t size) 
 }
 
 /// A seed for hash_name, different in every process and unknown outside it: the name table
-/// cannot be flooded by a file whose names were chosen offline to collide. From the kernel's
-/// random source where there is one (getrandom on Linux); else from the clock and an address that
-/// moves with address-space layout randomisation.
+/// cannot be flooded by a file whose names were chosen offline to collide. From the system's
+/// random source where the library knows one (getrandom on Linux, arc4random_buf on Apple's
+/// systems and the BSDs); else, as on Windows or with SAFETENSORS_NO_FILESYSTEM, from the clock
+/// and an address that moves with address-space layout randomisation.
 inline std::uint64_t hash_seed() noexcept {
   static const std::uint64_t seed = [] {
     std::uint64_t random = 0;
-#if defined(__linux__)
+#if defined(SAFETENSORS_DETAIL_HAS_GETRANDOM)
     if (::getrandom(&random, sizeof random, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof random)) return random;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+    ::arc4random_buf(&random, sizeof random);
+    return random;
 #endif
     static const int anchor = 0;
     random = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
@@ -2297,7 +2305,7 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   // once the table outgrows the L2 cache (some 100,000 tensors), waiting for each slot in turn
   // made the time per tensor half as much again as for 10,000.
   constexpr std::size_t lookahead = 16;
-  std::uint64_t upcoming[lookahead];
+  std::uint64_t upcoming[lookahead] = {};
   for (std::size_t at = 0; at < lookahead && at < tensors.size(); ++at) {
     upcoming[at] = hash_of(at);
     prefetch_for_write(&slots[upcoming[at] & mask]);
@@ -3922,7 +3930,8 @@ class model_reader {
 
   /// The reader of shard `index`, opened and checked against the index on first use and kept.
   /// A failure is not kept: the next call tries again, so a shard that was still being copied
-  /// or briefly unreadable (too many open files, say) opens once it is whole.
+  /// or briefly unreadable (too many open files, say) opens once it is whole. A shard that stays
+  /// broken is therefore opened and parsed again by every lookup that reaches it.
   result<const mapped_reader*> try_shard(std::size_t index) const {
     if (index >= shards_.size())
       return error(error_kind::invalid_argument, "there are " + std::to_string(shards_.size()) + " shards, not " +
