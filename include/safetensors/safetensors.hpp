@@ -190,9 +190,16 @@ class exception : public std::runtime_error {
 #endif
 
 namespace detail {
+/// Appends the JSON escape \u00XX (lowercase hex, as serde_json writes it) of `byte`.
+inline void append_unicode_escape(std::string& out, unsigned char byte) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += "\\u00";
+  out += hex[byte >> 4];
+  out += hex[byte & 15];
+}
+
 /// `text` as a JSON string literal, for messages: names may hold quotes, newlines or NUL.
 inline std::string quote(std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   out.reserve(text.size() + 2);
   out += '"';
@@ -202,9 +209,7 @@ inline std::string quote(std::string_view text) {
       out += '\\';
       out += c;
     } else if (byte < 0x20 || byte == 0x7f) {
-      out += "\\u00";
-      out += hex[byte >> 4];
-      out += hex[byte & 15];
+      append_unicode_escape(out, byte);
     } else {
       out += c;
     }
@@ -3181,7 +3186,6 @@ namespace detail {
 /// Appends `text` as a JSON string literal escaped exactly as the official writer (serde_json)
 /// does: `"` and `\`, short forms for \b \f \n \r \t, \u00XX (lowercase) for other controls.
 inline void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
@@ -3195,9 +3199,7 @@ inline void append_json_string(std::string& out, std::string_view text) {
       case '\t': out += "\\t"; break;
       default:
         if (byte < 0x20) {
-          out += "\\u00";
-          out += hex[byte >> 4];
-          out += hex[byte & 15];
+          append_unicode_escape(out, byte);
         } else {
           out += c;
         }
