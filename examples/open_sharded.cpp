@@ -2,7 +2,7 @@
 // file), checks every shard against the index, and prints where each tensor lives.
 // Usage: example_open_sharded MODEL_DIR_OR_INDEX
 
-#include <safetensors/safetensors.hpp>
+#include <safetensors/model.hpp>
 
 #include <iostream>
 

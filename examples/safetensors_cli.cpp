@@ -16,7 +16,7 @@
 // Each subcommand is one add_<name>_command function that registers its options and the code
 // to run; main() only parses the command line.
 
-#include <safetensors/safetensors.hpp>
+#include <safetensors/model.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

@@ -33,8 +33,8 @@ run_config() {
   (cd "$build/$name" && ctest --output-on-failure -j"$jobs")
 }
 
-# The same for the unit tests and the builds without optional parts (SAFETENSORS_NO_FILESYSTEM,
-# SAFETENSORS_NO_SHARDS) alone: the other compiler and standard, without rebuilding the
+# The same for the unit tests and the build without the optional file storages
+# (SAFETENSORS_NO_FILESYSTEM) alone: the other compiler and standard, without rebuilding the
 # command-line tool, examples and benchmarks that run_config builds once per compiler.
 run_unit_config() {
   local name=$1 compiler=$2 standard=$3
@@ -43,11 +43,9 @@ run_unit_config() {
   cmake -S "$root" -B "$build/$name" -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_STANDARD="$standard" \
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$debug_flags" -DSAFETENSORS_BUILD_BENCH=OFF \
     -DSAFETENSORS_BUILD_EXAMPLES=OFF "$@" >/dev/null
-  cmake --build "$build/$name" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests \
-    safetensors_no_shards_tests
+  cmake --build "$build/$name" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests
   "$build/$name/tests/safetensors_tests"
   "$build/$name/tests/safetensors_no_filesystem_tests"
-  "$build/$name/tests/safetensors_no_shards_tests"
 }
 
 # gcc and clang, C++17 and C++20, all with -Wall -Wextra -Wpedantic -Werror: gcc C++17 builds
@@ -79,11 +77,9 @@ step "s390x: g++-s390x-linux-gnu, C++17, big-endian, under qemu-s390x"
 cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=s390x \
   -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=17 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1 \
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
-cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests \
-  safetensors_no_shards_tests
+cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_filesystem_tests"
-qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_shards_tests"
 
 step "package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
 bash "$root/tests/package/run.sh" "$root" "$build/package"

@@ -1,6 +1,6 @@
-// The library as built with its optional parts left out: this file is compiled once with
-// SAFETENSORS_NO_FILESYSTEM (no file storages, no OS includes) and once with SAFETENSORS_NO_SHARDS
-// (no sharded checkpoints), and checks that everything those builds keep still works. It includes
+// The library as built with its optional part left out: this file is compiled with
+// SAFETENSORS_NO_FILESYSTEM (no file storages, no OS includes), and checks that everything that
+// build keeps still works. It includes
 // nothing but the library and Catch, so it compiles exactly as a user's file would.
 #include <safetensors/safetensors.hpp>
 

@@ -2,6 +2,8 @@
 // and every way an index can disagree with its shards.
 #include "test_support.hpp"
 
+#include <safetensors/model.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
