@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <random>
+#include <tuple>
 
 namespace st = safetensors;
 
@@ -109,8 +111,10 @@ std::vector<std::int32_t> naive_gather(const std::vector<std::uint64_t>& shape, 
       const std::uint64_t i = rest % shape[d];
       rest /= shape[d];
       const st::slice_dim want = d < dims.size() ? dims[d] : st::all();
-      const std::uint64_t stop = want.stop == st::to_end ? shape[d] : want.stop;
-      taken = taken && i >= want.start && i < stop && (i - want.start) % want.step == 0;
+      // The random selections have no negative bounds.
+      const auto start = static_cast<std::uint64_t>(want.start);
+      const std::uint64_t stop = want.single ? start + 1 : want.stop == st::to_end ? shape[d] : static_cast<std::uint64_t>(want.stop);
+      taken = taken && i >= start && i < stop && (i - start) % want.step == 0;
     }
     if (taken) out.push_back(static_cast<std::int32_t>(flat));
   }
@@ -212,4 +216,77 @@ TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[v
   CHECK(message("q", {st::range(0, 2)}) ==
         "MisalignedSlice: slice of tensor \"q\": F4 elements are smaller than a byte; read the tensor's bytes instead");
   CHECK(message("x", {}) == "TensorNotFound: no tensor named \"x\"");
+}
+
+TEST_CASE("slices: negative indices and bounds count from the end, as in Python", "[views][slices]") {
+  std::string data;
+  for (std::int32_t i = 0; i < 8 * 6; ++i) data += le_bytes<std::int32_t>({i});
+  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}});
+  auto reader = st::try_open_buffer(bytes);
+  REQUIRE(reader);
+  auto values = [&](std::vector<st::slice_dim> dims) {
+    st::tensor_slice slice = reader->slice("w", std::move(dims));
+    std::vector<std::int32_t> out(static_cast<std::size_t>(slice.element_count()));
+    REQUIRE(slice.copy_to(st::span<std::int32_t>(out)));
+    return out;
+  };
+  CHECK(values({st::at(-1), st::at(-6)}) == std::vector<std::int32_t>{42});
+  CHECK(values({st::range(-2), st::range(-2)}) == std::vector<std::int32_t>{40, 41, 46, 47});
+  CHECK(values({st::range(1, -5), st::range(0, -4)}) == std::vector<std::int32_t>{6, 7, 12, 13});
+  CHECK(values({st::range(-8, -7), st::range(-6, st::to_end, 4)}) == std::vector<std::int32_t>{0, 4});
+  CHECK(reader->slice("w", {st::range(-1, -1)}).element_count() == 0);
+
+  auto message = [&](std::vector<st::slice_dim> dims) {
+    auto slice = reader->try_slice("w", std::move(dims));
+    REQUIRE_FALSE(slice);
+    return test::outcome(slice) + ": " + slice.error().message();
+  };
+  CHECK(message({st::at(-9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index -9 is out of range");
+  CHECK(message({st::all(), st::range(-7)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 1 (size 6): start -7 is out of range");
+  CHECK(message({st::range(0, -9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): stop -9 is out of range");
+  CHECK(message({st::range(-1, -2)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start -1 is after stop -2");
+}
+
+TEST_CASE("slices: made from a description, a slice knows the byte runs of the tensor it covers", "[views][slices]") {
+  const std::uint64_t shape[] = {8, 6};
+  st::tensor_info info;
+  info.name = "w";
+  info.dtype = st::dtype::F32;
+  info.shape = st::span<const std::uint64_t>(shape, 2);
+  info.data_offsets = {0, 8 * 6 * 4};
+  info.element_count = 48;
+  auto groups = [&](std::vector<st::slice_dim> dims) {
+    auto slice = st::tensor_slice::make(info, std::move(dims));
+    REQUIRE(slice);
+    std::vector<std::array<std::uint64_t, 3>> out;
+    slice->for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t count) {
+      out.push_back({first, stride, count});
+      return true;
+    });
+    return std::make_tuple(slice->run_bytes(), slice->run_count(), out);
+  };
+  using runs = std::vector<std::array<std::uint64_t, 3>>;
+  // Whole tensor and row blocks: one run.
+  CHECK(groups({}) == std::make_tuple(std::uint64_t{192}, std::uint64_t{1}, runs{{0, 192, 1}}));
+  CHECK(groups({st::range(2, 4)}) == std::make_tuple(std::uint64_t{48}, std::uint64_t{1}, runs{{48, 48, 1}}));
+  // A column block: 8 runs of 3 elements, a row (24 bytes) apart.
+  CHECK(groups({st::all(), st::range(1, 4)}) == std::make_tuple(std::uint64_t{12}, std::uint64_t{8}, runs{{4, 24, 8}}));
+  // Every other column of rows 6 and 7: single elements 8 bytes apart, a group per row.
+  CHECK(groups({st::range(6), st::range(1, st::to_end, 2)}) ==
+        std::make_tuple(std::uint64_t{4}, std::uint64_t{6}, runs{{148, 8, 3}, {172, 8, 3}}));
+  CHECK(groups({st::at(3), st::at(-1)}) == std::make_tuple(std::uint64_t{4}, std::uint64_t{1}, runs{{92, 24, 1}}));
+  CHECK(groups({st::range(3, 3)}) == std::make_tuple(std::uint64_t{0}, std::uint64_t{0}, runs{}));
+
+  auto slice = st::tensor_slice::make(info, {st::range(2, 4)});
+  REQUIRE(slice);
+  CHECK(slice->byte_size() == 48);
+  CHECK(&slice->info() == &info);
+  auto bytes = slice->try_bytes();
+  REQUIRE_FALSE(bytes);
+  CHECK(test::outcome(bytes) + ": " + bytes.error().message() ==
+        "InvalidTensorView: slice of tensor \"w\" was made from its description, without its bytes: read it through its reader");
+  std::vector<float> out(12);
+  CHECK(test::outcome(slice->copy_to(st::span<float>(out))) == "InvalidTensorView");
 }

@@ -1258,25 +1258,28 @@ result<void> copy_to(const tensor_view& tensor, span<T> destination) {
 }
 
 /// Stands for "to the end of the dimension" as a range's stop.
-inline constexpr std::uint64_t to_end = std::numeric_limits<std::uint64_t>::max();
+inline constexpr std::int64_t to_end = std::numeric_limits<std::int64_t>::max();
 
 /// What a slice takes of one dimension: a single index (the dimension is dropped from the
 /// result) or the range [start, stop) every step-th element. Made by at(), range() and all().
+/// Indices and bounds below zero count from the end, as in Python: -1 is the last element.
 struct slice_dim {
   /// True for a single index (in start).
   bool single = false;
-  /// The index, or the first element of the range.
-  std::uint64_t start = 0;
-  /// One past the range's last element; to_end for the dimension's size.
-  std::uint64_t stop = to_end;
+  /// The index, or the first element of the range; negative counts from the end.
+  std::int64_t start = 0;
+  /// One past the range's last element; negative counts from the end; to_end for the size.
+  std::int64_t stop = to_end;
   /// Distance between taken elements, at least 1.
   std::uint64_t step = 1;
 };
 
-/// The element at `index` of a dimension; the dimension is dropped, as x[i] does in Python.
-constexpr slice_dim at(std::uint64_t index) noexcept { return {true, index, index + 1, 1}; }
-/// The elements [start, stop) of a dimension, every step-th, as x[start:stop:step] in Python.
-constexpr slice_dim range(std::uint64_t start, std::uint64_t stop = to_end, std::uint64_t step = 1) noexcept {
+/// The element at `index` of a dimension (-1 is the last); the dimension is dropped, as x[i] does
+/// in Python.
+constexpr slice_dim at(std::int64_t index) noexcept { return {true, index, to_end, 1}; }
+/// The elements [start, stop) of a dimension, every step-th, as x[start:stop:step] in Python;
+/// negative bounds count from the end.
+constexpr slice_dim range(std::int64_t start, std::int64_t stop = to_end, std::uint64_t step = 1) noexcept {
   return {false, start, stop, step};
 }
 /// The whole dimension, as x[:] in Python.
@@ -1284,11 +1287,21 @@ constexpr slice_dim all() noexcept { return range(0); }
 
 /// A selection of a tensor's elements, per dimension an index or a range (leading dimensions
 /// first; dimensions not given are taken whole), as tensor parallelism loads its part of each
-/// weight. One contiguous run of bytes is viewed without a copy; any selection can be copied.
+/// weight. Made from a tensor's description (any storage: the selection's byte ranges are what a
+/// reader reads) or from a view (the selection can also be viewed, when contiguous, or copied).
+///
+/// The selection is a sequence of runs: run_count() pieces of the tensor, run_bytes() each, that
+/// follow one another in the selection's row-major order. Runs come in groups whose runs are
+/// equally spaced in the tensor (for_each_run_group), which is how a column block of a matrix is
+/// described without a list as long as its rows.
 class tensor_slice {
  public:
-  /// Checks `dims` against the tensor's shape; an InvalidArgument names the dimension at fault,
-  /// a MisalignedSlice refuses sub-byte dtypes (their elements do not fall on byte boundaries).
+  /// Checks `dims` against the tensor's shape: an InvalidArgument names the dimension at fault, a
+  /// MisalignedSlice refuses sub-byte dtypes (their elements do not fall on byte boundaries).
+  static result<tensor_slice> make(const tensor_info& info, std::vector<slice_dim> dims) {
+    return make(tensor_view{&info, {}}, std::move(dims));
+  }
+  /// As the other form, keeping the view's bytes for try_bytes() and copy_to().
   static result<tensor_slice> make(const tensor_view& tensor, std::vector<slice_dim> dims) {
     const span<const std::uint64_t> shape = tensor.shape();
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
@@ -1305,53 +1318,94 @@ class tensor_slice {
       const slice_dim want = d < dims.size() ? dims[d] : all();
       const std::uint64_t size = shape[d];
       const std::string where = subject + ", dimension " + std::to_string(d) + " (size " + std::to_string(size) + "): ";
+      std::uint64_t start = 0;
+      if (!resolve(want.start, size, start))
+        return error(error_kind::invalid_argument,
+                     where + (want.single ? "index " : "start ") + std::to_string(want.start) + " is out of range");
       taken t{};
       if (want.single) {
-        if (want.start >= size)
+        if (start >= size)
           return error(error_kind::invalid_argument, where + "index " + std::to_string(want.start) + " is out of range");
-        t = {want.start, 1, 1};
+        t = {start, 1, 1};
       } else {
-        const std::uint64_t stop = want.stop == to_end ? size : want.stop;
+        std::uint64_t stop = size;
+        if (want.stop != to_end && !resolve(want.stop, size, stop))
+          return error(error_kind::invalid_argument, where + "stop " + std::to_string(want.stop) + " is out of range");
         if (want.step == 0) return error(error_kind::invalid_argument, where + "the step must be at least 1");
         if (stop > size)
-          return error(error_kind::invalid_argument, where + "stop " + std::to_string(stop) + " is past the end");
-        if (want.start > stop)
+          return error(error_kind::invalid_argument, where + "stop " + std::to_string(want.stop) + " is past the end");
+        if (start > stop)
           return error(error_kind::invalid_argument,
-                       where + "start " + std::to_string(want.start) + " is after stop " + std::to_string(stop));
+                       where + "start " + std::to_string(want.start) + " is after stop " + std::to_string(want.stop));
         // Counted so that no step, however close to 2^64, wraps around.
-        t = {want.start, stop > want.start ? (stop - want.start - 1) / want.step + 1 : 0, want.step};
+        t = {start, stop > start ? (stop - start - 1) / want.step + 1 : 0, want.step};
         slice.shape_.push_back(t.count);
       }
       slice.taken_.push_back(t);
       slice.count_ *= t.count;  // at most the tensor's element count, which fits
     }
-    slice.find_run();
+    slice.find_runs();
     return slice;
   }
 
-  /// The tensor sliced.
+  /// The tensor sliced: its description, and its bytes when the slice was made from a view.
   const tensor_view& tensor() const noexcept { return tensor_; }
+  /// The tensor's description.
+  const tensor_info& info() const noexcept { return *tensor_.info; }
   /// The selection's shape: one entry per range, none for single indices.
   const std::vector<std::uint64_t>& shape() const noexcept { return shape_; }
   /// Number of elements selected.
   std::uint64_t element_count() const noexcept { return count_; }
+  /// Number of bytes selected: element_count() elements of the tensor's dtype.
+  std::uint64_t byte_size() const noexcept { return count_ * width(); }
   /// True when the selection is one run of bytes: try_bytes() views it without a copy.
   bool contiguous() const noexcept { return contiguous_; }
 
+  /// Bytes in each run; 0 when nothing is selected.
+  std::uint64_t run_bytes() const noexcept { return count_ == 0 ? 0 : run_length_ * width(); }
+  /// Number of runs; 0 when nothing is selected.
+  std::uint64_t run_count() const noexcept { return count_ == 0 ? 0 : count_ / run_length_; }
+  /// Calls `visit(first, stride, count)` for each group of runs, in selection order: `count` runs
+  /// of run_bytes() whose first starts `first` bytes into the tensor and each next `stride`
+  /// bytes after the one before. Stops early when `visit` returns false.
+  template <class Visit>
+  void for_each_run_group(Visit&& visit) const {
+    if (count_ == 0) return;
+    const std::uint64_t w = width();
+    if (run_dim_ == 0) {
+      visit(run_base_ * w, run_length_ * w, std::uint64_t{1});
+      return;
+    }
+    // The innermost walked dimension makes a group; the dimensions before it are walked like an
+    // odometer.
+    const std::size_t inner = run_dim_ - 1;
+    const std::uint64_t stride = taken_[inner].step * strides_[inner] * w;
+    std::vector<std::uint64_t> position(inner, 0);
+    for (;;) {
+      std::uint64_t element = run_base_ + taken_[inner].start * strides_[inner];
+      for (std::size_t d = 0; d < inner; ++d) element += (taken_[d].start + position[d] * taken_[d].step) * strides_[d];
+      if (!visit(element * w, stride, taken_[inner].count)) return;
+      std::size_t d = inner;
+      while (d > 0 && ++position[d - 1] == taken_[d - 1].count) position[--d] = 0;
+      if (d == 0) return;
+    }
+  }
+
   /// The selection's bytes without a copy (little-endian, in the tensor's dtype) when it is
-  /// contiguous; otherwise an InvalidTensorView pointing to copy_to.
+  /// contiguous and the slice was made from a view; otherwise an InvalidTensorView saying why.
   result<span<const std::byte>> try_bytes() const {
+    if (auto viewable = check_viewable(); !viewable) return viewable.error();
     if (!contiguous_)
       return error(error_kind::invalid_tensor_view, "slice of tensor " + detail::quote(tensor_.name()) +
                                                         " is not one contiguous run of bytes: use copy_to to gather it");
-    const std::size_t width = dtype_bits(tensor_.dtype()) / 8;
-    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_) * width, static_cast<std::size_t>(count_) * width);
+    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * width()), static_cast<std::size_t>(byte_size()));
   }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
   /// host byte order (converted as convert() does); `destination` holds exactly element_count().
+  /// Slices made from a view only (a reader reads the others: read_slice_into, load_into).
   result<void> copy_to(span<std::byte> destination, dtype target) const {
-    const std::size_t source_width = dtype_bits(tensor_.dtype()) / 8;
+    if (auto viewable = check_viewable(); !viewable) return viewable;
     const std::size_t target_width = dtype_bits(target) / 8;
     if (dtype_bits(target) % 8 != 0 || destination.size() / std::max<std::size_t>(target_width, 1) != count_ ||
         destination.size() % std::max<std::size_t>(target_width, 1) != 0)
@@ -1359,26 +1413,23 @@ class tensor_slice {
                    "slice of tensor " + detail::quote(tensor_.name()) + " has " + std::to_string(count_) +
                        " elements; the destination holds " + std::to_string(destination.size()) + " bytes, not " +
                        std::to_string(count_) + " " + std::string(dtype_name(target)) + " elements");
-    if (count_ == 0) return {};
-    // Rows of run_length elements are contiguous in the tensor; the outer dimensions are walked
-    // like an odometer.
-    const std::size_t outer = run_dim_;
-    std::vector<std::uint64_t> position(outer, 0);
     std::size_t written = 0;
-    for (;;) {
-      std::uint64_t element = run_base_;
-      for (std::size_t d = 0; d < outer; ++d) element += (taken_[d].start + position[d] * taken_[d].step) * strides_[d];
-      const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(element) * source_width,
-                                                                 static_cast<std::size_t>(run_length_) * source_width);
-      const span<std::byte> into = destination.subspan(written, static_cast<std::size_t>(run_length_) * target_width);
-      if (auto converted = convert(source, tensor_.dtype(), into, target); !converted)
-        return error(converted.error().kind(), "slice of tensor " + detail::quote(tensor_.name()) + ": " +
-                                                   converted.error().message());
-      written += into.size();
-      std::size_t d = outer;
-      while (d > 0 && ++position[d - 1] == taken_[d - 1].count) position[--d] = 0;
-      if (d == 0) break;
-    }
+    const auto run_size = static_cast<std::size_t>(run_bytes());
+    const std::size_t run_out = static_cast<std::size_t>(run_length_) * target_width;
+    result<void> outcome;
+    for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
+      for (std::uint64_t r = 0; r < runs; ++r) {
+        const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
+        if (auto converted = convert(source, tensor_.dtype(), destination.subspan(written, run_out), target); !converted) {
+          outcome = error(converted.error().kind(),
+                          "slice of tensor " + detail::quote(tensor_.name()) + ": " + converted.error().message());
+          return false;
+        }
+        written += run_out;
+      }
+      return true;
+    });
+    if (!outcome) return outcome;
     detail::to_host_order(destination, target);
     return {};
   }
@@ -1397,10 +1448,33 @@ class tensor_slice {
     std::uint64_t step;
   };
 
-  // Splits the selection into a run of elements contiguous in memory (the trailing dimensions
+  // `value` as a position in a dimension of `size`: negative counts from the end. False when it
+  // stays below zero.
+  static bool resolve(std::int64_t value, std::uint64_t size, std::uint64_t& out) noexcept {
+    if (value >= 0) {
+      out = static_cast<std::uint64_t>(value);
+      return true;
+    }
+    const std::uint64_t back = 0 - static_cast<std::uint64_t>(value);
+    if (back > size) return false;
+    out = size - back;
+    return true;
+  }
+
+  std::size_t width() const noexcept { return dtype_bits(tensor_.dtype()) / 8; }
+
+  result<void> check_viewable() const {
+    if (tensor_.bytes.size() != tensor_.info->byte_size())
+      return error(error_kind::invalid_tensor_view,
+                   "slice of tensor " + detail::quote(tensor_.name()) +
+                       " was made from its description, without its bytes: read it through its reader");
+    return {};
+  }
+
+  // Splits the selection into runs of elements contiguous in the tensor (the trailing dimensions
   // taken whole, plus the one before them when its step is 1) and the outer dimensions before
-  // it, walked one position at a time.
-  void find_run() {
+  // them, walked one position at a time.
+  void find_runs() {
     const std::size_t rank = taken_.size();
     const span<const std::uint64_t> shape = tensor_.shape();
     strides_.assign(rank, 0);
@@ -1436,7 +1510,7 @@ class tensor_slice {
   std::vector<std::uint64_t> strides_;  // elements between neighbours of each dimension
   std::uint64_t count_ = 0;
   std::size_t run_dim_ = 0;             // dimensions before this one are walked
-  std::uint64_t run_length_ = 0;        // elements copied at once
+  std::uint64_t run_length_ = 0;        // elements in each run
   std::uint64_t run_base_ = 0;          // element offset of the run within its row
   std::uint64_t run_start_ = 0;         // first element, when contiguous
   bool contiguous_ = false;

@@ -144,7 +144,7 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
   std::vector<st::slice_dim> dims;
   std::vector<taken> want;
   if (first > 0) {
-    dims.push_back(st::at(first / 2));
+    dims.push_back(st::at(static_cast<std::int64_t>(first / 2)));
     want.push_back({first / 2, 1, 1});
   } else {
     dims.push_back(st::all());
@@ -152,12 +152,12 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
   }
   for (std::size_t d = 1; d < rank; ++d) {
     const std::uint64_t size = t.shape[d], start = std::min<std::uint64_t>(1, size);
-    dims.push_back(st::range(start, st::to_end, 2));
+    dims.push_back(st::range(static_cast<std::int64_t>(start), st::to_end, 2));
     want.push_back({start, size > start ? (size - start - 1) / 2 + 1 : 0, 2});
   }
   check_slice(reader, t, bytes, dims, want);
   // The last two thirds of the first dimension, the others whole: one contiguous run.
-  dims.assign({st::range(first / 3)});
+  dims.assign({st::range(static_cast<std::int64_t>(first / 3))});
   want.assign({{first / 3, first - first / 3, 1}});
   for (std::size_t d = 1; d < rank; ++d) want.push_back({0, t.shape[d], 1});
   check_slice(reader, t, bytes, dims, want);
@@ -169,8 +169,12 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
   check_slice(reader, t, bytes, dims, want);
 
   // Selections that do not fit.
-  std::vector<st::slice_dim> bad = {st::at(first), st::range(0, st::to_end, 0), st::range(2, 1)};
-  if (first < UINT64_MAX) bad.push_back(st::range(0, first + 1));
+  // Indices are signed (negative ones count from the end): sizes past INT64_MAX have no index past
+  // their end.
+  std::vector<st::slice_dim> bad = {st::range(0, st::to_end, 0), st::range(2, 1)};
+  constexpr auto largest_index = static_cast<std::uint64_t>(INT64_MAX);
+  if (first <= largest_index) bad.push_back(st::at(static_cast<std::int64_t>(first)));
+  if (first < largest_index) bad.push_back(st::range(0, static_cast<std::int64_t>(first + 1)));
   for (const st::slice_dim& dim : bad) {
     auto out_of_range = reader.try_slice(t.name, {dim});
     FUZZ_CHECK(!out_of_range && out_of_range.error().kind() == st::error_kind::invalid_argument);
