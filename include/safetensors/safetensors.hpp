@@ -37,17 +37,22 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <complex>
 #include <chrono>
+#include <complex>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -325,6 +330,13 @@ class span {
                 !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container>>, span> &&
                 std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
   constexpr span(Container& container) noexcept : data_(container.data()), size_(container.size()) {}
+  /// A view of a container of const elements, temporaries included, as std::span allows: the
+  /// span must not outlive the full expression it is made in.
+  template <class Container,
+            class = std::enable_if_t<
+                std::is_const_v<T> && !std::is_same_v<std::remove_cv_t<Container>, span> &&
+                std::is_convertible_v<decltype(std::declval<const Container&>().data()), T*>>>
+  constexpr span(const Container& container) noexcept : data_(container.data()), size_(container.size()) {}
   /// A span of const T from a span of T.
   template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]>>>
   constexpr span(const span<U>& other) noexcept : data_(other.data()), size_(other.size()) {}
@@ -1554,27 +1566,6 @@ struct read_options {
   bool random_access = false;
 };
 
-/// Options for basic_reader::try_load_into.
-struct load_options {
-  /// Threads reading at once, the calling thread included (0 counts as 1). Several keep a network
-  /// file system or an NVMe queue busy.
-  unsigned threads = 1;
-  /// Bytes per read (at least 4096 are used).
-  std::size_t block_size = std::size_t{8} << 20;
-  /// Read past the page cache with O_DIRECT (pread storage on Linux), for the blocks whose file
-  /// offset, length and destination address are multiples of 4096 (write files with
-  /// write_options::alignment = 4096 and use aligned buffers); other blocks are read normally.
-  bool direct_io = false;
-};
-
-/// A tensor to load and the caller's memory to load it into (exactly its byte_size()).
-struct load_request {
-  /// The tensor, from the reader that loads it.
-  const tensor_info* tensor = nullptr;
-  /// Where its bytes go.
-  span<std::byte> destination;
-};
-
 // ---------------------------------------------------------------------------------------------
 // detail: checked arithmetic, UTF-8, the header scanner
 // ---------------------------------------------------------------------------------------------
@@ -1703,26 +1694,72 @@ inline std::uint64_t hash_name(std::string_view name, std::uint64_t seed) noexce
   return fold_multiply(h ^ word_key, seed ^ state_key);
 }
 
-/// Asks the cache for the line at `address`, soon to be written; a no-op where the compiler has
-/// no way to say it.
-inline void prefetch_for_write(const void* address) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(address, 1);
-#else
-  (void)address;
-#endif
-}
+/// Tensor names to positions in an array, by open addressing with linear probing. A slot holds
+/// the top 32 bits of the name's hash (its tag) and the position + 1 (0 marks an empty slot):
+/// probes compare tags first and read a name only when they match, so names that merely share a
+/// slot cost no cache miss and no compare. Names hash under the process's seed (hash_seed), so
+/// no file can be made offline whose names collide. The names themselves stay where they are:
+/// every call takes `name_at(position)`, which gives the name at a position.
+class name_table {
+ public:
+  /// What find() gives for a name that is not there.
+  static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
-/// A name-table entry: the top 32 bits of the name's hash (the tag), then the tensor's position
-/// + 1 (so that 0 means empty). Probes compare tags first and touch a tensor's name only when they
-/// match: names that merely share a slot cost no cache miss and no memcmp.
-inline std::uint64_t name_slot(std::uint64_t hash, std::size_t position) noexcept {
-  return (hash & 0xffffffff00000000ULL) | (static_cast<std::uint64_t>(position) + 1);
-}
-/// The tag of a name-table entry or of a hash.
-inline std::uint32_t name_slot_tag(std::uint64_t entry_or_hash) noexcept { return static_cast<std::uint32_t>(entry_or_hash >> 32); }
-/// The tensor position of a non-empty name-table entry.
-inline std::size_t name_slot_position(std::uint64_t entry) noexcept { return static_cast<std::size_t>(entry & 0xffffffffu) - 1; }
+  /// The hash of `name` under the process's seed.
+  static std::uint64_t hash(std::string_view name) noexcept { return hash_name(name, hash_seed()); }
+
+  /// Empties the table and sizes it for `count` names (fewer than 2^32), at most half full.
+  void reset(std::size_t count) {
+    std::size_t size = 4;
+    while (size < count * 2) size *= 2;
+    slots_.assign(size, 0);
+  }
+
+  /// Asks the cache for the slot where a name hashed to `hash` starts probing, soon to be written:
+  /// a caller inserting many names prefetches some ahead, since once the table outgrows the cache
+  /// each insertion would otherwise wait for memory.
+  void prefetch(std::uint64_t hash) const noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(&slots_[hash & (slots_.size() - 1)], 1);
+#else
+    (void)hash;
+#endif
+  }
+
+  /// The position of `name` (hashed to `hash`), or npos.
+  template <class NameAt>
+  std::size_t find(std::string_view name, std::uint64_t hash, NameAt&& name_at) const {
+    if (slots_.empty()) return npos;
+    const std::uint64_t entry = slots_[probe(name, hash, name_at)];
+    return entry == 0 ? npos : position_of(entry);
+  }
+
+  /// Inserts `position`, whose name `name` hashes to `hash`. Returns the position that already
+  /// held that name (which `position` replaces), or `position` itself.
+  template <class NameAt>
+  std::size_t insert(std::size_t position, std::string_view name, std::uint64_t hash, NameAt&& name_at) {
+    std::uint64_t& slot = slots_[probe(name, hash, name_at)];
+    const std::size_t earlier = slot == 0 ? position : position_of(slot);
+    slot = (hash & 0xffffffff00000000ULL) | (static_cast<std::uint64_t>(position) + 1);
+    return earlier;
+  }
+
+ private:
+  // The slot holding `name`, or the empty slot where it would go.
+  template <class NameAt>
+  std::size_t probe(std::string_view name, std::uint64_t hash, NameAt& name_at) const {
+    const std::size_t mask = slots_.size() - 1;
+    const auto tag = static_cast<std::uint32_t>(hash >> 32);
+    for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+      const std::uint64_t entry = slots_[slot];
+      if (entry == 0 || (static_cast<std::uint32_t>(entry >> 32) == tag && name_at(position_of(entry)) == name)) return slot;
+    }
+  }
+
+  static std::size_t position_of(std::uint64_t entry) noexcept { return static_cast<std::size_t>(entry & 0xffffffffu) - 1; }
+
+  std::vector<std::uint64_t> slots_;
+};
 
 /// Everything a header holds once scanned and validated. Names point into the header bytes (kept
 /// by the storage, or in `owned_header`) or, when escaped, into `unescaped_names`; shapes into
@@ -1732,22 +1769,15 @@ struct header_index {
   std::unique_ptr<char[]> owned_header;          // the header bytes, when the storage does not keep them
   std::unique_ptr<char[]> unescaped_names;       // names that had escapes, unescaped, back to back
   std::vector<std::uint64_t> dims;               // every shape, back to back
-  std::vector<std::uint64_t> slots;              // open-addressing table of name_slot entries, 0 = empty
+  name_table names;                              // positions in `tensors`
   metadata_map metadata;
   bool has_metadata = false;
   std::uint64_t header_length = 0;
   std::uint64_t data_size = 0;
 
-  const tensor_info* find(std::string_view name) const noexcept {
-    if (slots.empty()) return nullptr;
-    const std::size_t mask = slots.size() - 1;
-    const std::uint64_t hash = hash_name(name, hash_seed());
-    for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-      const std::uint64_t entry = slots[slot];
-      if (entry == 0) return nullptr;
-      const tensor_info& candidate = tensors[name_slot_position(entry)];
-      if (name_slot_tag(entry) == name_slot_tag(hash) && candidate.name == name) return &candidate;
-    }
+  const tensor_info* find(std::string_view name) const {
+    const std::size_t at = names.find(name, name_table::hash(name), [&](std::size_t i) { return tensors[i].name; });
+    return at == name_table::npos ? nullptr : &tensors[at];
   }
 };
 
@@ -2351,24 +2381,9 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   if (tensors.size() >= std::numeric_limits<std::uint32_t>::max())
     return error(error_kind::invalid_header_deserialization, "too many tensors");
 
-  std::size_t table_size = 4;
-  while (table_size < tensors.size() * 2) table_size *= 2;
-  const std::size_t mask = table_size - 1;
-  std::vector<std::uint64_t> slots(table_size, 0);
-  const std::uint64_t seed = hash_seed();
-  auto hash_of = [&](std::size_t at) { return hash_name(tensors[at].name, seed); };
-  // Inserts position `at`, whose name hashes to `hash`; returns the position already holding
-  // that name, or `at` itself.
-  auto insert = [&](std::size_t at, std::uint64_t hash) -> std::size_t {
-    const std::string_view name = tensors[at].name;
-    for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-      const std::uint64_t entry = slots[slot];
-      if (entry == 0 || (name_slot_tag(entry) == name_slot_tag(hash) && tensors[name_slot_position(entry)].name == name)) {
-        slots[slot] = name_slot(hash, at);
-        return entry == 0 ? at : name_slot_position(entry);
-      }
-    }
-  };
+  name_table& names = index.names;
+  names.reset(tensors.size());
+  auto name_at = [&](std::size_t at) { return tensors[at].name; };
 
   // A name seen twice keeps its last entry, as the official reader does; the repetition is
   // reported once the offsets have been checked.
@@ -2378,18 +2393,18 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   constexpr std::size_t lookahead = 16;
   std::uint64_t upcoming[lookahead] = {};
   for (std::size_t at = 0; at < lookahead && at < tensors.size(); ++at) {
-    upcoming[at] = hash_of(at);
-    prefetch_for_write(&slots[upcoming[at] & mask]);
+    upcoming[at] = name_table::hash(tensors[at].name);
+    names.prefetch(upcoming[at]);
   }
   std::vector<bool> replaced;
   std::string repeated_name;
   for (std::size_t at = 0; at < tensors.size(); ++at) {
     const std::uint64_t hash = upcoming[at % lookahead];
     if (at + lookahead < tensors.size()) {
-      upcoming[at % lookahead] = hash_of(at + lookahead);
-      prefetch_for_write(&slots[upcoming[at % lookahead] & mask]);
+      upcoming[at % lookahead] = name_table::hash(tensors[at + lookahead].name);
+      names.prefetch(upcoming[at % lookahead]);
     }
-    const std::size_t earlier = insert(at, hash);
+    const std::size_t earlier = names.insert(at, tensors[at].name, hash, name_at);
     if (earlier == at) continue;
     if (replaced.empty()) {
       replaced.assign(tensors.size(), false);
@@ -2416,8 +2431,8 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   const bool sorted = std::is_sorted(tensors.begin(), tensors.end(), before);
   if (!sorted) std::sort(tensors.begin(), tensors.end(), before);
   if (!sorted || has_repeat) {
-    std::fill(slots.begin(), slots.end(), 0);
-    for (std::size_t at = 0; at < tensors.size(); ++at) insert(at, hash_of(at));
+    names.reset(tensors.size());
+    for (std::size_t at = 0; at < tensors.size(); ++at) names.insert(at, tensors[at].name, name_table::hash(tensors[at].name), name_at);
   }
 
   std::string repeat_note;
@@ -2469,7 +2484,6 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
   if (has_repeat)
     return error(error_kind::invalid_header_deserialization,
                  "duplicate key " + quote(repeated_name) + ": two tensors have the same name");
-  index.slots = std::move(slots);
   return {};
 }
 
@@ -2499,7 +2513,19 @@ inline result<header_index> parse_header(const char* text, std::size_t size, std
 // A storage holds a file's bytes or reaches them. Every storage has
 //   std::uint64_t size() const;
 //   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const;
-// and the in-memory ones also `const std::byte* data() const`, which enables zero-copy views.
+// and read_at must be safe to call from many threads at once: a reader promises thread safety
+// and its loads read with several threads. A storage may also offer (each found at compile time):
+//   const std::byte* data() const;              the bytes are in memory: zero-copy views
+//   const std::string& path() const;            where the bytes come from: every error names it
+//   std::size_t first_read_size() const;        bytes worth reading at once when opening (the
+//                                               header is read in one go when it fits)
+//   result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const;
+//                                               reads past the page cache (offset, count and
+//                                               destination multiples of direct_io_alignment;
+//                                               fewer bytes only at the end of the file)
+//   void set_random_access(bool) const;         residency advice: read-around off or on
+//   result<void> prefetch(std::uint64_t offset, std::uint64_t count) const;   read ahead
+//   result<void> release(std::uint64_t offset, std::uint64_t count) const;    give memory back
 // ---------------------------------------------------------------------------------------------
 
 /// Bytes the caller owns and keeps alive (and unchanged) for as long as the reader.
@@ -2545,18 +2571,28 @@ class owned_bytes {
   std::vector<std::byte> bytes_;
 };
 
-#ifndef SAFETENSORS_NO_FILESYSTEM
-
-/// Offsets, lengths and addresses of O_DIRECT reads are multiples of this (the largest logical
-/// block size in common use).
+/// Offsets, lengths and addresses of direct reads (O_DIRECT) are multiples of this: the largest
+/// logical block size in common use.
 inline constexpr std::size_t direct_io_alignment = 4096;
 
 namespace detail {
+/// `err` with `name` (a path or URL) in front of its message, as every error about a file reads:
+/// `"model.safetensors": ...`. Unchanged when `name` is empty (bytes in memory have none).
+inline error about(std::string_view name, const error& err) {
+  if (name.empty()) return err;
+  return error(err.kind(), quote(name) + ": " + err.message());
+}
+}  // namespace detail
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+
+namespace detail {
+/// `"path": what: the system's reason`.
 inline std::string system_error_text(const std::string& what, const std::string& path) {
 #if defined(_WIN32)
-  return what + " " + quote(path) + ": Windows error " + std::to_string(GetLastError());
+  return quote(path) + ": " + what + ": Windows error " + std::to_string(GetLastError());
 #else
-  return what + " " + quote(path) + ": " + std::strerror(errno);
+  return quote(path) + ": " + what + ": " + std::strerror(errno);
 #endif
 }
 
@@ -2613,6 +2649,8 @@ class file_handle {
   ~file_handle() { close(); }
 
   native_type get() const noexcept { return handle_; }
+  /// True when a file is open.
+  explicit operator bool() const noexcept { return handle_ != invalid(); }
   /// Gives up ownership: the caller closes the handle.
   native_type release() noexcept { return std::exchange(handle_, invalid()); }
 
@@ -2636,7 +2674,7 @@ class file_handle {
     file_handle file(fd);
     struct stat status;
     if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
-    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, "not a regular file: " + quote(path));
+    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, quote(path) + ": not a regular file");
     size = static_cast<std::uint64_t>(status.st_size);
     return file;
 #endif
@@ -2654,13 +2692,13 @@ class file_handle {
   }
   native_type handle_ = invalid();
 };
-}  // namespace detail
 
-namespace detail {
 /// Reads `count` bytes at `offset` of `file` into `destination`, with as many positioned reads as
-/// it takes; an IoError when the file ends first (it shrank after it was opened).
-inline result<void> read_fully(const file_handle& file, const std::string& path, std::uint64_t offset,
-                               std::byte* destination, std::size_t count) {
+/// it takes. The file ending first is an IoError (it shrank after it was opened), unless
+/// `end_ok`, when the bytes up to the end are read and their number returned.
+inline result<std::size_t> read_fully(const file_handle& file, const std::string& path, std::uint64_t offset,
+                                      std::byte* destination, std::size_t count, bool end_ok = false) {
+  std::size_t total = 0;
   while (count > 0) {
 #if defined(_WIN32)
     OVERLAPPED position{};
@@ -2680,14 +2718,17 @@ inline result<void> read_fully(const file_handle& file, const std::string& path,
     }
     std::size_t done = static_cast<std::size_t>(got);
 #endif
-    if (done == 0)
+    if (done == 0) {
+      if (end_ok) break;
       return error(error_kind::io_error,
-                   "file " + quote(path) + " ended at byte " + std::to_string(offset) + ": it shrank after it was opened");
+                   quote(path) + ": ended at byte " + std::to_string(offset) + ": it shrank after it was opened");
+    }
     destination += done;
     offset += done;
     count -= done;
+    total += done;
   }
-  return {};
+  return total;
 }
 }  // namespace detail
 
@@ -2703,9 +2744,10 @@ class mapped_file {
     auto file = detail::file_handle::open_read(path, size);
     if (!file) return file.error();
     mapped_file mapped;
+    mapped.path_ = path;
     if (size == 0) return mapped;
     if (size > std::numeric_limits<std::size_t>::max())
-      return error(error_kind::io_error, "file too large to map: " + detail::quote(path));
+      return error(error_kind::io_error, detail::quote(path) + ": too large to map");
 #if defined(_WIN32)
     HANDLE mapping = CreateFileMappingW(file->get(), nullptr, PAGE_READONLY, 0, 0, nullptr);
     if (mapping == nullptr) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
@@ -2723,13 +2765,17 @@ class mapped_file {
   }
 
   mapped_file(mapped_file&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), file_(std::move(other.file_)) {}
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        file_(std::move(other.file_)),
+        path_(std::move(other.path_)) {}
   mapped_file& operator=(mapped_file&& other) noexcept {
     if (this != &other) {
       unmap();
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
       file_ = std::move(other.file_);
+      path_ = std::move(other.path_);
     }
     return *this;
   }
@@ -2741,9 +2787,13 @@ class mapped_file {
   const std::byte* data() const noexcept { return data_; }
   /// Number of bytes.
   std::uint64_t size() const noexcept { return size_; }
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
   /// Copies `count` bytes at `offset` to `destination`.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    return borrowed_bytes(data_, size_).read_at(offset, destination, count);
+    if (auto read = borrowed_bytes(data_, size_).read_at(offset, destination, count); !read)
+      return detail::about(path_, read.error());
+    return {};
   }
 
   /// Turns the kernel's read-around of touched pages off (random) or back on (madvise RANDOM or
@@ -2768,7 +2818,7 @@ class mapped_file {
 #endif
 #else
     if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_WILLNEED) != 0)
-      return error(error_kind::io_error, std::string("madvise WILLNEED failed: ") + std::strerror(errno));
+      return error(error_kind::io_error, detail::system_error_text("madvise WILLNEED failed", path_));
 #endif
     return {};
   }
@@ -2784,7 +2834,7 @@ class mapped_file {
     VirtualUnlock(const_cast<std::byte*>(data_) + start, length);
 #else
     if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_DONTNEED) != 0)
-      return error(error_kind::io_error, std::string("madvise DONTNEED failed: ") + std::strerror(errno));
+      return error(error_kind::io_error, detail::system_error_text("madvise DONTNEED failed", path_));
 #if defined(POSIX_FADV_DONTNEED)
     ::posix_fadvise(file_.get(), static_cast<off_t>(start), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
 #endif
@@ -2817,12 +2867,14 @@ class mapped_file {
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   detail::file_handle file_;
+  std::string path_;
 };
 
 /// A file read with positioned reads (pread) on demand: only the header is read at open; tensor
 /// bytes are copied into memory the caller provides. The choice for network file systems where
-/// mapping is slow, and for files that may change while open (a file that shrank is an IoError,
-/// never a crash).
+/// mapping is slow, for loads into the engine's own memory (a mapped file's pages would count
+/// twice in the process's memory), and for files that may change while open (a file that shrank
+/// is an IoError, never a crash).
 class pread_file {
  public:
   /// Opens the file at `path`. An IoError names the path and the system's reason.
@@ -2832,46 +2884,96 @@ class pread_file {
     if (!handle) return handle.error();
     file.handle_ = std::move(*handle);
     file.path_ = path;
+    file.direct_ = std::make_unique<direct_handle>();
     return file;
   }
 
   /// The file's size when it was opened.
   std::uint64_t size() const noexcept { return size_; }
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
+  /// Opening reads this much at once: the length prefix and, in most files, the whole header, in
+  /// one read instead of two.
+  static constexpr std::size_t first_read_size() noexcept { return 64 * 1024; }
 
   /// Reads `count` bytes at `offset` into `destination`; an IoError when the file has fewer.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    return detail::read_fully(handle_, path_, offset, destination, count);
+    if (auto read = detail::read_fully(handle_, path_, offset, destination, count); !read) return read.error();
+    return {};
   }
 
-  /// A second handle on the file that bypasses the page cache (O_DIRECT), for reads whose
-  /// offset, length and destination are multiples of direct_io_alignment. Linux only.
-  result<detail::file_handle> open_direct() const {
+  /// Reads `count` bytes at `offset` past the page cache (O_DIRECT, Linux), into `destination`:
+  /// all three multiples of direct_io_alignment. Fewer bytes only where the file ends. The
+  /// direct handle is opened on first use; where the file system refuses O_DIRECT, or on other
+  /// systems, the read goes through the cache instead.
+  result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
 #if defined(O_DIRECT)
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (fd < 0) return error(error_kind::io_error, detail::system_error_text("cannot open for direct I/O", path_));
-    return detail::file_handle(fd);
-#else
-    return error(error_kind::io_error, "direct I/O is not available on this system");
+    std::call_once(direct_->opened, [&] {
+      int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+      if (fd >= 0) direct_->file = detail::file_handle(fd);
+    });
+    if (direct_->file) {
+      auto read = detail::read_fully(direct_->file, path_, offset, destination, count, true);
+      if (!read) return read.error();
+      if (*read < wanted)
+        return error(error_kind::io_error, detail::quote(path_) + ": ended at byte " + std::to_string(offset + *read) +
+                                               ": it shrank after it was opened");
+      return {};
+    }
 #endif
+    return read_at(offset, destination, wanted);
   }
-
-  /// The file's path.
-  const std::string& path() const noexcept { return path_; }
 
  private:
+  // The O_DIRECT descriptor, opened by the first direct read. Held by pointer so that the file
+  // stays movable (a once_flag is not).
+  struct direct_handle {
+    std::once_flag opened;
+    detail::file_handle file;
+  };
+
   pread_file() = default;
   detail::file_handle handle_;
   std::string path_;
   std::uint64_t size_ = 0;
+  std::unique_ptr<direct_handle> direct_;
 };
 
 #endif  // SAFETENSORS_NO_FILESYSTEM
 
 namespace detail {
 template <class Storage, class = void>
+struct is_storage : std::false_type {};
+template <class Storage>
+struct is_storage<Storage,
+                  std::enable_if_t<std::is_convertible_v<decltype(std::declval<const Storage&>().size()), std::uint64_t> &&
+                                   std::is_same_v<decltype(std::declval<const Storage&>().read_at(
+                                                      std::uint64_t{}, std::declval<std::byte*>(), std::size_t{})),
+                                                  result<void>>>> : std::true_type {};
+
+template <class Storage, class = void>
+struct has_data : std::false_type {};
+template <class Storage>
+struct has_data<Storage, std::void_t<decltype(std::declval<const Storage&>().data())>> : std::true_type {};
+
+template <class Storage, class = void>
+struct has_path : std::false_type {};
+template <class Storage>
+struct has_path<Storage, std::void_t<decltype(std::string_view(std::declval<const Storage&>().path()))>>
+    : std::true_type {};
+
+template <class Storage, class = void>
+struct has_first_read_size : std::false_type {};
+template <class Storage>
+struct has_first_read_size<Storage, std::void_t<decltype(std::declval<const Storage&>().first_read_size())>>
+    : std::true_type {};
+
+template <class Storage, class = void>
 struct has_direct_io : std::false_type {};
 template <class Storage>
-struct has_direct_io<Storage, std::void_t<decltype(std::declval<const Storage&>().open_direct())>> : std::true_type {};
+struct has_direct_io<Storage, std::void_t<decltype(std::declval<const Storage&>().read_direct_at(
+                                  std::uint64_t{}, std::declval<std::byte*>(), std::size_t{}))>> : std::true_type {};
 
 template <class Storage, class = void>
 struct has_access_advice : std::false_type {};
@@ -2880,9 +2982,864 @@ struct has_access_advice<Storage, std::void_t<decltype(std::declval<const Storag
     : std::true_type {};
 
 template <class Storage, class = void>
-struct has_data : std::false_type {};
+struct has_residency_control : std::false_type {};
 template <class Storage>
-struct has_data<Storage, std::void_t<decltype(std::declval<const Storage&>().data())>> : std::true_type {};
+struct has_residency_control<Storage, std::void_t<decltype(std::declval<const Storage&>().prefetch(0, 0)),
+                                                  decltype(std::declval<const Storage&>().release(0, 0))>>
+    : std::true_type {};
+
+/// Where a storage's bytes come from, for messages: its path, or nothing for bytes in memory.
+template <class Storage>
+std::string_view storage_name(const Storage& storage) noexcept {
+  if constexpr (has_path<Storage>::value) {
+    return storage.path();
+  } else {
+    (void)storage;
+    return {};
+  }
+}
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Loading: plans of reads over one file or many shards, run by a pool of threads
+// ---------------------------------------------------------------------------------------------
+
+/// Threads that load plans run on. A load without a pool starts its threads and joins them
+/// before it returns; an engine that loads often keeps one pool and passes it in
+/// load_options::pool. Its threads wait on a condition variable between jobs.
+class thread_pool {
+ public:
+  /// The size a pool gets by default: the machine's cores, at least 2.
+  static unsigned default_size() noexcept {
+    const unsigned cores = std::thread::hardware_concurrency();
+    return cores < 2 ? 2 : cores;
+  }
+
+  /// A pool in which `size` threads work on each job, the calling thread included: size - 1
+  /// threads are started now.
+  explicit thread_pool(unsigned size = default_size()) {
+    const unsigned helpers = size > 1 ? size - 1 : 0;
+    threads_.reserve(helpers);
+    for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+  /// Waits for the pool's threads to end.
+  ~thread_pool() {
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  /// Threads that work on a job, the caller included.
+  unsigned size() const noexcept { return static_cast<unsigned>(threads_.size()) + 1; }
+
+  /// Calls task(worker) for every worker from 0 to workers - 1 at once (worker 0 on the calling
+  /// thread; `workers` is capped at size()) and returns when every call has returned. One job at
+  /// a time: a second caller waits for the first job to end. `task` must not throw.
+  template <class Task>
+  void run(unsigned workers, Task& task) {
+    std::lock_guard<std::mutex> one_job(job_lock_);
+    workers = std::max(1u, std::min(workers, size()));
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      job_ = &task;
+      call_ = [](void* job, unsigned worker) { (*static_cast<Task*>(job))(worker); };
+      job_workers_ = workers;
+      pending_ = workers - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    task(0u);
+    std::unique_lock<std::mutex> lock(lock_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+  }
+
+ private:
+  void serve(unsigned worker) {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(lock_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (worker >= job_workers_) continue;
+      void* job = job_;
+      void (*call)(void*, unsigned) = call_;
+      lock.unlock();
+      call(job, worker);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+
+  std::mutex job_lock_;  // held by run() for a whole job
+  std::mutex lock_;      // guards the fields below
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  void* job_ = nullptr;
+  void (*call_)(void*, unsigned) = nullptr;
+  unsigned job_workers_ = 0;
+  unsigned pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+/// How a load reads: threads, block size, merging, direct I/O, and for consumers the memory
+/// budget and where the consumer runs.
+struct load_options {
+  /// Reading threads (the calling thread is one of them). 0: the pool's size, or without a pool
+  /// thread_pool::default_size() (the machine's cores, at least 2). Several keep an NVMe queue,
+  /// a network file system or an HTTP server busy.
+  unsigned threads = 0;
+  /// Most bytes in one read (at least 4096 are used). Reads of a range larger than this are cut
+  /// into blocks of it, which threads read at once.
+  std::size_t block_size = std::size_t{8} << 20;
+  /// Byte runs no further apart than this in a file are read as one range, the bytes between
+  /// them read and dropped (counted in load_plan::bytes_read()): one read instead of two is
+  /// cheaper than skipping a page. Raise it for remote storages, where a request costs a round
+  /// trip.
+  std::uint64_t merge_gap = 4096;
+  /// Read past the page cache where the storage can (pread_file on Linux: O_DIRECT): reads are
+  /// widened to multiples of direct_io_alignment, and blocks are read into aligned staging memory
+  /// (or straight into a destination whose address, file offset and size are all aligned).
+  bool direct_io = false;
+  /// Consumers: the staging memory, in bytes, that blocks are read into before the consumer sees
+  /// them; at least one block (a smaller budget makes the blocks smaller). Memory stays at this
+  /// whatever the model's size.
+  std::uint64_t budget = std::uint64_t{256} << 20;
+  /// Consumers: call the consumer on one thread of its own (the calling thread), one piece at a
+  /// time, while `threads` other threads read; otherwise each reading thread calls it for the
+  /// blocks it read, so calls come from several threads at once.
+  bool consumer_thread = false;
+  /// Threads to run on; nullptr starts threads for this load alone.
+  thread_pool* pool = nullptr;
+};
+
+/// A tensor, or a slice of one, to load, and where its bytes go.
+struct load_request {
+  /// No tensor: fill in the fields.
+  load_request() = default;
+  /// The tensor `of` (or the `selection` of it) into `into`, from shard `in_shard` of a model.
+  load_request(const tensor_info* of, span<std::byte> into = {}, std::vector<slice_dim> selection = {},
+               std::size_t in_shard = 0)
+      : tensor(of), destination(into), slice(std::move(selection)), shard(in_shard) {}
+
+  /// The tensor, from the reader (or model) that loads it.
+  const tensor_info* tensor = nullptr;
+  /// Where its bytes go (load_into): exactly the bytes delivered. Unused by consumers.
+  span<std::byte> destination;
+  /// Per dimension at(), range() or all(), as for slices; empty for the whole tensor. The bytes
+  /// delivered are the selection's, in row-major order.
+  std::vector<slice_dim> slice;
+  /// Models: the shard holding `tensor` (model_reader::request fills it in). 0 for one file.
+  std::size_t shard = 0;
+};
+
+/// Bytes of one request delivered to a consumer: `bytes` are the request's bytes from `offset`
+/// on. They are valid until the consumer returns.
+struct load_piece {
+  /// The request's position in the list the plan was made from.
+  std::size_t request = 0;
+  /// Where `bytes` go in the request's bytes.
+  std::uint64_t offset = 0;
+  /// The bytes, little-endian as in the file.
+  span<const std::byte> bytes;
+};
+
+namespace detail {
+/// A storage as a plan sees it: its file's facts and its operations, type-erased so that one
+/// plan spans shards and one executor serves every storage.
+struct plan_source {
+  const void* storage = nullptr;
+  /// Path or URL for messages (the storage's own, which outlives the plan); empty in memory.
+  std::string_view name;
+  /// The file's bytes, for in-memory storages: copied from directly.
+  const std::byte* memory = nullptr;
+  std::uint64_t size = 0;
+  std::uint64_t data_start = 0;
+  /// The reader's tensors: a request's tensor must be one of them.
+  span<const tensor_info> tensors;
+  result<void> (*read)(const void*, std::uint64_t, std::byte*, std::size_t) = nullptr;
+  result<void> (*read_direct)(const void*, std::uint64_t, std::byte*, std::size_t) = nullptr;
+  result<void> (*prefetch)(const void*, std::uint64_t, std::uint64_t) = nullptr;
+  result<void> (*release)(const void*, std::uint64_t, std::uint64_t) = nullptr;
+};
+
+/// The plan_source of a reader's storage.
+template <class Storage>
+plan_source make_plan_source(const Storage& storage, std::uint64_t data_start, span<const tensor_info> tensors) {
+  plan_source source;
+  source.storage = &storage;
+  source.name = storage_name(storage);
+  if constexpr (has_data<Storage>::value) source.memory = storage.data();
+  source.size = storage.size();
+  source.data_start = data_start;
+  source.tensors = tensors;
+  source.read = [](const void* s, std::uint64_t offset, std::byte* destination, std::size_t count) {
+    return static_cast<const Storage*>(s)->read_at(offset, destination, count);
+  };
+  if constexpr (has_direct_io<Storage>::value) {
+    source.read_direct = [](const void* s, std::uint64_t offset, std::byte* destination, std::size_t count) {
+      return static_cast<const Storage*>(s)->read_direct_at(offset, destination, count);
+    };
+  }
+  if constexpr (has_residency_control<Storage>::value) {
+    source.prefetch = [](const void* s, std::uint64_t offset, std::uint64_t count) {
+      return static_cast<const Storage*>(s)->prefetch(offset, count);
+    };
+    source.release = [](const void* s, std::uint64_t offset, std::uint64_t count) {
+      return static_cast<const Storage*>(s)->release(offset, count);
+    };
+  }
+  return source;
+}
+
+/// Memory aligned for direct I/O, freed on destruction; allocation failure leaves it empty.
+class aligned_bytes {
+ public:
+  aligned_bytes() noexcept = default;
+  explicit aligned_bytes(std::size_t size) noexcept
+      : data_(static_cast<std::byte*>(::operator new(size, std::align_val_t(direct_io_alignment), std::nothrow))) {}
+  aligned_bytes(aligned_bytes&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
+  aligned_bytes& operator=(aligned_bytes&& other) noexcept {
+    std::swap(data_, other.data_);
+    return *this;
+  }
+  aligned_bytes(const aligned_bytes&) = delete;
+  aligned_bytes& operator=(const aligned_bytes&) = delete;
+  ~aligned_bytes() {
+    if (data_ != nullptr) ::operator delete(data_, std::align_val_t(direct_io_alignment));
+  }
+  std::byte* get() const noexcept { return data_; }
+
+ private:
+  std::byte* data_ = nullptr;
+};
+
+class plan_builder;
+}  // namespace detail
+
+/// Reads planned across every file of a load at once: the requests' byte ranges, sorted, merged
+/// where adjacent (or at most load_options::merge_gap apart), cut into blocks. Executing it reads
+/// the blocks with a pool of threads, several files and several blocks in flight together, into
+/// the requests' destinations (try_execute_into) or into bounded staging memory handed to a
+/// consumer (try_execute). Made by a reader's or a model's try_plan, try_load_into and try_load;
+/// it refers to the readers and destinations it was made with, which must outlive it.
+///
+/// Blocks are taken in turn from each file (the first block of every file, then the second...).
+/// A failed read, a consumer's error or an exception stops the plan cleanly: no new block is
+/// started, every thread is joined and every buffer freed, and the first error is returned,
+/// naming the file and the tensor. Destinations then hold a mix of old and new bytes.
+class load_plan {
+ public:
+  /// Number of requests.
+  std::size_t size() const noexcept { return requests_.size(); }
+  /// Bytes delivered: the requests' (whole tensors' or slices') bytes.
+  std::uint64_t bytes() const noexcept { return bytes_; }
+  /// Bytes read from the files: the merged ranges, gaps between runs included, and with direct
+  /// I/O the widening to aligned offsets.
+  std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+  /// Number of ranges read after merging.
+  std::size_t read_count() const noexcept { return read_count_; }
+  /// Number of blocks.
+  std::size_t block_count() const noexcept { return blocks_.size(); }
+  /// The blocks' largest size.
+  std::size_t block_size() const noexcept { return block_size_; }
+
+  /// Reads every request's bytes into its destination, which must hold exactly them
+  /// (InvalidTensorView otherwise, before anything is read).
+  result<void> try_execute_into(const load_options& options = {}) const {
+    for (const request& r : requests_) {
+      if (r.destination.size() != r.bytes)
+        return detail::about(sources_[r.source].name,
+                             error(error_kind::invalid_tensor_view, describe(r) + " has " + std::to_string(r.bytes) +
+                                                                        " bytes but the destination holds " +
+                                                                        std::to_string(r.destination.size())));
+    }
+    execution run(*this, options, nullptr);
+    return run.go();
+  }
+  /// Reads every request's bytes into its destination; throws on an error.
+  void execute_into(const load_options& options = {}) const { try_execute_into(options).value(); }
+
+  /// Reads the blocks into staging buffers of at most options.budget bytes in all and calls
+  /// `consumer(const load_piece&)` for each piece of each request as it arrives, in no set
+  /// order; a buffer is reused once the consumer returns. `consumer` returns void or
+  /// result<void> (an error stops the plan); see load_options::consumer_thread for the thread it
+  /// runs on. From in-memory storages (mapped files) pieces point into the storage itself and no
+  /// staging is used. A strided slice arrives run by run.
+  template <class Consumer>
+  result<void> try_execute(Consumer&& consumer, const load_options& options = {}) const {
+    using consumer_type = std::remove_reference_t<Consumer>;
+    piece_sink sink;
+    sink.context = const_cast<void*>(static_cast<const void*>(std::addressof(consumer)));
+    sink.call = [](void* context, const load_piece& piece) -> result<void> {
+      auto& call = *static_cast<consumer_type*>(context);
+      if constexpr (std::is_void_v<decltype(call(piece))>) {
+        call(piece);
+        return {};
+      } else {
+        return call(piece);
+      }
+    };
+    execution run(*this, options, &sink);
+    return run.go();
+  }
+  /// Calls `consumer` for every piece (see try_execute); throws on an error.
+  template <class Consumer>
+  void execute(Consumer&& consumer, const load_options& options = {}) const {
+    try_execute(std::forward<Consumer>(consumer), options).value();
+  }
+
+  /// Asks the kernel to read the plan's ranges ahead, in the order the plan reads them (storages
+  /// that can: mapped files); for engines that stay on mapped views.
+  result<void> prefetch() const { return advise(false); }
+  /// Gives back the memory of the plan's ranges (mapped files), e.g. once copied to a device.
+  result<void> release() const { return advise(true); }
+
+ private:
+  friend class detail::plan_builder;
+
+  struct request {
+    const tensor_info* tensor;
+    span<std::byte> destination;
+    std::uint64_t bytes;
+    std::size_t source;
+    bool sliced;
+  };
+  // Runs of a block that go to one request: `runs` runs of `run_bytes`, `stride` apart in the
+  // block from `block_offset`, delivered back to back from `request_offset`.
+  struct copy {
+    std::size_t request;
+    std::uint64_t request_offset;
+    std::uint64_t block_offset;
+    std::uint64_t run_bytes;
+    std::uint64_t stride;
+    std::uint64_t runs;
+  };
+  struct block {
+    std::size_t source;
+    std::uint64_t offset;
+    std::uint64_t size;   // bytes read (a direct read's widening included)
+    std::uint64_t valid;  // of them, the bytes before the end of the file
+    std::size_t first_copy;
+    std::size_t copy_count;
+  };
+  struct piece_sink {
+    void* context = nullptr;
+    result<void> (*call)(void*, const load_piece&) = nullptr;
+  };
+
+  std::string describe(const request& r) const {
+    return std::string(r.sliced ? "slice of tensor " : "tensor ") + detail::quote(r.tensor->name);
+  }
+
+  result<void> advise(bool release_pages) const {
+    for (const block& b : blocks_) {
+      const detail::plan_source& s = sources_[b.source];
+      auto call = release_pages ? s.release : s.prefetch;
+      if (call == nullptr) continue;
+      if (auto advised = call(s.storage, b.offset, b.valid); !advised) return advised;
+    }
+    return {};
+  }
+
+  // One run of a plan: its threads, staging memory and first error.
+  class execution {
+   public:
+    execution(const load_plan& plan, const load_options& options, const piece_sink* sink)
+        : plan_(plan), options_(options), sink_(sink) {}
+
+    result<void> go() {
+      const std::size_t block_count = plan_.blocks_.size();
+      if (block_count == 0) return {};
+      unsigned threads = options_.threads != 0 ? options_.threads
+                                               : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
+      if (options_.pool != nullptr) threads = std::min(threads, options_.pool->size());
+      readers_ = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), block_count));
+      // A consumer thread of its own is the calling thread, beside the readers, when the pool has
+      // room for both.
+      consumer_thread_ = sink_ != nullptr && options_.consumer_thread &&
+                         (options_.pool == nullptr || options_.pool->size() >= 2);
+      if (consumer_thread_ && options_.pool != nullptr) readers_ = std::min(readers_, options_.pool->size() - 1);
+      if (sink_ != nullptr) {
+        if (auto staged = allocate_staging(); !staged) return staged;
+      }
+      remaining_readers_ = readers_;
+      const unsigned workers = readers_ + (consumer_thread_ ? 1u : 0u);
+      auto task = [this](unsigned worker) { work(worker); };
+      if (workers == 1) {
+        task(0u);
+      } else if (options_.pool != nullptr) {
+        options_.pool->run(workers, task);
+      } else {
+        thread_pool own(workers);
+        own.run(workers, task);
+      }
+#if SAFETENSORS_EXCEPTIONS
+      if (exception_) std::rethrow_exception(exception_);
+#endif
+      if (first_error_) return *first_error_;
+      return {};
+    }
+
+   private:
+    result<void> allocate_staging() {
+      // In-memory storages deliver from their own bytes: they need no staging.
+      bool needs_staging = false;
+      for (const block& b : plan_.blocks_) needs_staging = needs_staging || plan_.sources_[b.source].memory == nullptr;
+      if (!needs_staging) return {};
+      const std::uint64_t size = plan_.block_size_;
+      if (options_.budget < size)
+        return error(error_kind::invalid_argument, "a budget of " + std::to_string(options_.budget) +
+                                                       " bytes holds no block of " + std::to_string(size) +
+                                                       " bytes: plan with a smaller block_size");
+      const std::uint64_t count = std::min<std::uint64_t>(options_.budget / size, plan_.blocks_.size());
+      for (std::uint64_t i = 0; i < count; ++i) {
+        detail::aligned_bytes buffer(static_cast<std::size_t>(size));
+        if (buffer.get() == nullptr)
+          return error(error_kind::io_error, "cannot allocate a staging buffer of " + std::to_string(size) + " bytes");
+        free_buffers_.push_back(buffer.get());
+        staging_.push_back(std::move(buffer));
+      }
+      return {};
+    }
+
+    void work(unsigned worker) {
+#if SAFETENSORS_EXCEPTIONS
+      try {
+#endif
+        if (consumer_thread_ && worker == 0) {
+          consume_queue();
+        } else {
+          read_blocks();
+        }
+#if SAFETENSORS_EXCEPTIONS
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(lock_);
+        if (!exception_ && !first_error_) exception_ = std::current_exception();
+        stop_locked();
+      }
+#endif
+      if (!(consumer_thread_ && worker == 0)) {
+        std::lock_guard<std::mutex> lock(lock_);
+        if (--remaining_readers_ == 0) ready_.notify_all();
+      }
+    }
+
+    void read_blocks() {
+      detail::aligned_bytes own_staging;  // load_into: blocks that are not read in place
+      for (;;) {
+        if (stopped_.load(std::memory_order_acquire)) return;
+        const std::size_t index = next_block_.fetch_add(1, std::memory_order_relaxed);
+        if (index >= plan_.blocks_.size()) return;
+        const block& b = plan_.blocks_[index];
+        const detail::plan_source& source = plan_.sources_[b.source];
+        if (sink_ == nullptr) {
+          if (!fill_destinations(b, source, own_staging)) return;
+          continue;
+        }
+        if (source.memory != nullptr) {
+          if (!deliver(b, source.memory + b.offset)) return;
+          continue;
+        }
+        std::byte* buffer = take_buffer();
+        if (buffer == nullptr) return;
+        if (auto read = read_block(b, source, buffer); !read) {
+          fail(read.error(), b);
+          give_back(buffer);
+          return;
+        }
+        if (consumer_thread_) {
+          std::lock_guard<std::mutex> lock(lock_);
+          filled_.push_back({index, buffer});
+          ready_.notify_one();
+        } else {
+          const bool delivered = deliver(b, buffer);
+          give_back(buffer);
+          if (!delivered) return;
+        }
+      }
+    }
+
+    // load_into: a block that is one run of one destination is read straight into it; others go
+    // through staging memory and are copied out run by run.
+    bool fill_destinations(const block& b, const detail::plan_source& source, detail::aligned_bytes& staging) {
+      const copy* first = plan_.copies_.data() + b.first_copy;
+      if (source.memory != nullptr) {
+        for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], source.memory + b.offset);
+        return true;
+      }
+      if (b.copy_count == 1 && first->runs == 1 && first->block_offset == 0 && first->run_bytes == b.size) {
+        std::byte* into = plan_.requests_[first->request].destination.data() + first->request_offset;
+        const bool aligned = reinterpret_cast<std::uintptr_t>(into) % direct_io_alignment == 0 &&
+                             b.offset % direct_io_alignment == 0 && b.size % direct_io_alignment == 0;
+        auto read = options_.direct_io && source.read_direct != nullptr && aligned
+                        ? source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size))
+                        : source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
+        if (!read) fail(read.error(), b);
+        return static_cast<bool>(read);
+      }
+      if (staging.get() == nullptr) {
+        staging = detail::aligned_bytes(plan_.block_size_);
+        if (staging.get() == nullptr) {
+          fail(error(error_kind::io_error,
+                     "cannot allocate a staging buffer of " + std::to_string(plan_.block_size_) + " bytes"),
+               b);
+          return false;
+        }
+      }
+      if (auto read = read_block(b, source, staging.get()); !read) {
+        fail(read.error(), b);
+        return false;
+      }
+      for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], staging.get());
+      return true;
+    }
+
+    result<void> read_block(const block& b, const detail::plan_source& source, std::byte* into) const {
+      if (options_.direct_io && source.read_direct != nullptr)
+        return source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size));
+      return source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
+    }
+
+    void copy_out(const copy& c, const std::byte* block_bytes) const {
+      std::byte* to = plan_.requests_[c.request].destination.data() + c.request_offset;
+      const std::byte* from = block_bytes + c.block_offset;
+      const auto run = static_cast<std::size_t>(c.run_bytes);
+      for (std::uint64_t r = 0; r < c.runs; ++r) {
+        std::memcpy(to, from, run);
+        to += run;
+        from += c.stride;
+      }
+    }
+
+    bool deliver(const block& b, const std::byte* block_bytes) {
+      const copy* first = plan_.copies_.data() + b.first_copy;
+      for (std::size_t c = 0; c < b.copy_count; ++c) {
+        const copy& piece = first[c];
+        for (std::uint64_t r = 0; r < piece.runs; ++r) {
+          if (stopped_.load(std::memory_order_acquire)) return false;
+          load_piece delivered;
+          delivered.request = piece.request;
+          delivered.offset = piece.request_offset + r * piece.run_bytes;
+          delivered.bytes = span<const std::byte>(block_bytes + piece.block_offset + r * piece.stride,
+                                                  static_cast<std::size_t>(piece.run_bytes));
+          if (auto consumed = sink_->call(sink_->context, delivered); !consumed) {
+            const request& target = plan_.requests_[piece.request];
+            fail(error(consumed.error().kind(), plan_.describe(target) + ": the consumer failed at byte " +
+                                                    std::to_string(delivered.offset) + ": " + consumed.error().message()),
+                 b, false);
+            return false;
+          }
+        }
+      }
+      return true;
+    }
+
+    void consume_queue() {
+      std::unique_lock<std::mutex> lock(lock_);
+      for (;;) {
+        ready_.wait(lock, [&] { return !filled_.empty() || remaining_readers_ == 0 || stopped_.load(); });
+        if (stopped_.load() || filled_.empty()) return;
+        const std::pair<std::size_t, std::byte*> next = filled_.front();
+        filled_.pop_front();
+        lock.unlock();
+        const bool delivered = deliver(plan_.blocks_[next.first], next.second);
+        give_back(next.second);
+        lock.lock();
+        if (!delivered) return;
+      }
+    }
+
+    std::byte* take_buffer() {
+      std::unique_lock<std::mutex> lock(lock_);
+      returned_.wait(lock, [&] { return !free_buffers_.empty() || stopped_.load(); });
+      if (stopped_.load()) return nullptr;
+      std::byte* buffer = free_buffers_.back();
+      free_buffers_.pop_back();
+      return buffer;
+    }
+
+    void give_back(std::byte* buffer) {
+      std::lock_guard<std::mutex> lock(lock_);
+      free_buffers_.push_back(buffer);
+      returned_.notify_one();
+    }
+
+    // Records the first error, naming the file (storage errors already do) and the tensor the
+    // block was read for, and stops the plan.
+    void fail(const error& err, const block& b, bool name_file = true) {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (!first_error_ && !exception_) {
+        const detail::plan_source& source = plan_.sources_[b.source];
+        std::string message = err.message();
+        if (name_file && b.copy_count > 0)
+          message += " (reading bytes [" + std::to_string(b.offset) + ", " + std::to_string(b.offset + b.valid) +
+                     ") for " + plan_.describe(plan_.requests_[plan_.copies_[b.first_copy].request]) + ")";
+        const std::string prefix = detail::quote(source.name);
+        const bool named = !source.name.empty() && message.compare(0, prefix.size(), prefix) == 0;
+        first_error_ = named ? error(err.kind(), message) : detail::about(source.name, error(err.kind(), message));
+      }
+      stop_locked();
+    }
+
+    void stop_locked() {
+      stopped_.store(true, std::memory_order_release);
+      returned_.notify_all();
+      ready_.notify_all();
+    }
+
+    const load_plan& plan_;
+    const load_options& options_;
+    const piece_sink* sink_;
+    unsigned readers_ = 1;
+    bool consumer_thread_ = false;
+    std::atomic<std::size_t> next_block_{0};
+    std::atomic<bool> stopped_{false};
+    std::mutex lock_;  // guards everything below
+    std::condition_variable returned_;  // a staging buffer is free
+    std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
+    std::vector<detail::aligned_bytes> staging_;
+    std::vector<std::byte*> free_buffers_;
+    std::deque<std::pair<std::size_t, std::byte*>> filled_;
+    unsigned remaining_readers_ = 0;
+    std::optional<error> first_error_;
+#if SAFETENSORS_EXCEPTIONS
+    std::exception_ptr exception_;
+#else
+    bool exception_ = false;
+#endif
+  };
+
+  std::vector<detail::plan_source> sources_;
+  std::vector<request> requests_;
+  std::vector<copy> copies_;
+  std::vector<block> blocks_;  // in the order they are read
+  std::uint64_t bytes_ = 0;
+  std::uint64_t bytes_read_ = 0;
+  std::size_t read_count_ = 0;
+  std::size_t block_size_ = 0;
+};
+
+namespace detail {
+/// Turns load requests into a load_plan (see load_plan for what it does).
+class plan_builder {
+ public:
+  static result<load_plan> build(std::vector<plan_source> sources, span<const load_request> requests,
+                                 const load_options& options) {
+    plan_builder builder(std::move(sources), options);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const load_request& r = requests[i];
+      if (auto checked = builder.check(i, r.tensor, r.shard); !checked) return checked.error();
+      if (r.slice.empty()) {
+        builder.add(i, r.shard, *r.tensor, nullptr, r.destination);
+        continue;
+      }
+      auto slice = tensor_slice::make(*r.tensor, r.slice);
+      if (!slice) return about(builder.plan_.sources_[r.shard].name, slice.error());
+      builder.add(i, r.shard, *r.tensor, &*slice, r.destination);
+    }
+    builder.lay_out();
+    return std::move(builder.plan_);
+  }
+
+  /// The plan that reads one slice of a tensor of `sources`' first file into `destination`.
+  static result<load_plan> build(std::vector<plan_source> sources, const tensor_slice& slice, span<std::byte> destination,
+                                 const load_options& options) {
+    plan_builder builder(std::move(sources), options);
+    if (auto checked = builder.check(0, &slice.info(), 0); !checked) return checked.error();
+    builder.add(0, 0, slice.info(), &slice, destination);
+    builder.lay_out();
+    return std::move(builder.plan_);
+  }
+
+ private:
+  // Equally spaced runs of one request in one file.
+  struct group {
+    std::size_t source;
+    std::uint64_t start;  // file offset of the first run
+    std::uint64_t stride;
+    std::uint64_t run_bytes;
+    std::uint64_t runs;
+    std::size_t request;
+    std::uint64_t request_offset;
+    std::uint64_t end() const noexcept { return start + (runs - 1) * stride + run_bytes; }
+  };
+
+  plan_builder(std::vector<plan_source> sources, const load_options& options)
+      : block_size_(std::max<std::size_t>(options.block_size / direct_io_alignment * direct_io_alignment,
+                                          direct_io_alignment)),
+        merge_gap_(options.merge_gap),
+        direct_(options.direct_io) {
+    plan_.sources_ = std::move(sources);
+  }
+
+  // Request `index` names a tensor of shard `shard`.
+  result<void> check(std::size_t index, const tensor_info* tensor, std::size_t shard) const {
+    const std::string which = "load request " + std::to_string(index);
+    if (tensor == nullptr) return error(error_kind::invalid_tensor_view, which + " names no tensor");
+    if (shard >= plan_.sources_.size())
+      return error(error_kind::invalid_argument, which + " names shard " + std::to_string(shard) + " of " +
+                                                     std::to_string(plan_.sources_.size()));
+    const plan_source& source = plan_.sources_[shard];
+    // Pointers into one array compare with std::less, which is a total order even across arrays.
+    const std::less<const tensor_info*> before;
+    if (before(tensor, source.tensors.data()) || !before(tensor, source.tensors.data() + source.tensors.size()))
+      return about(source.name, error(error_kind::invalid_argument,
+                                      which + ": tensor " + quote(tensor->name) + " is not one of this file's tensors"));
+    return {};
+  }
+
+  // The runs of `tensor` (or of `slice` of it) for request `index`: one group for a whole tensor,
+  // a group per run group of a slice, or a group per run where runs are further apart than a
+  // merge (a column block of a wide matrix).
+  void add(std::size_t index, std::size_t shard, const tensor_info& tensor, const tensor_slice* slice,
+           span<std::byte> destination) {
+    const std::uint64_t base = plan_.sources_[shard].data_start + tensor.data_offsets[0];
+    std::uint64_t delivered = tensor.byte_size();
+    if (slice == nullptr) {
+      if (delivered != 0) groups_.push_back({shard, base, delivered, delivered, 1, index, 0});
+    } else {
+      delivered = slice->byte_size();
+      const std::uint64_t run_bytes = slice->run_bytes();
+      std::uint64_t request_offset = 0;
+      slice->for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
+        if (runs > 1 && stride - run_bytes > merge_gap_) {
+          for (std::uint64_t k = 0; k < runs; ++k, request_offset += run_bytes)
+            groups_.push_back({shard, base + first + k * stride, run_bytes, run_bytes, 1, index, request_offset});
+        } else {
+          groups_.push_back({shard, base + first, stride, run_bytes, runs, index, request_offset});
+          request_offset += runs * run_bytes;
+        }
+        return true;
+      });
+    }
+    plan_.requests_.push_back({&tensor, destination, delivered, shard, slice != nullptr});
+    plan_.bytes_ += delivered;
+  }
+
+  bool direct_for(std::size_t source) const { return direct_ && plan_.sources_[source].read_direct != nullptr; }
+
+  // Sorts the groups, merges them into ranges, cuts the ranges into blocks with their copies, and
+  // orders the blocks file by file in turn.
+  void lay_out() {
+    std::sort(groups_.begin(), groups_.end(), [](const group& a, const group& b) {
+      if (a.source != b.source) return a.source < b.source;
+      if (a.start != b.start) return a.start < b.start;
+      return a.request < b.request;
+    });
+    std::vector<std::vector<load_plan::block>> per_source(plan_.sources_.size());
+    std::size_t first = 0;
+    while (first < groups_.size()) {
+      const std::size_t source = groups_[first].source;
+      std::uint64_t low = widen_down(source, groups_[first].start);
+      std::uint64_t high = widen_up(source, groups_[first].end());
+      std::size_t last = first + 1;
+      while (last < groups_.size() && groups_[last].source == source &&
+             widen_down(source, groups_[last].start) <= high + std::min(merge_gap_, ~high)) {
+        high = std::max(high, widen_up(source, groups_[last].end()));
+        ++last;
+      }
+      cut(source, low, high, first, last, per_source[source]);
+      ++plan_.read_count_;
+      first = last;
+    }
+    plan_.block_size_ = block_size_;
+    for (std::size_t round = 0;; ++round) {
+      bool any = false;
+      for (const auto& blocks : per_source) {
+        if (round >= blocks.size()) continue;
+        plan_.blocks_.push_back(blocks[round]);
+        any = true;
+      }
+      if (!any) break;
+    }
+  }
+
+  std::uint64_t widen_down(std::size_t source, std::uint64_t offset) const {
+    return direct_for(source) ? offset / direct_io_alignment * direct_io_alignment : offset;
+  }
+  std::uint64_t widen_up(std::size_t source, std::uint64_t offset) const {
+    if (!direct_for(source) || offset > std::numeric_limits<std::uint64_t>::max() - direct_io_alignment) return offset;
+    return (offset + direct_io_alignment - 1) / direct_io_alignment * direct_io_alignment;
+  }
+
+  // Cuts the range [low, high) of `source`, which covers groups [first, last), into blocks and
+  // gives each the copies of the runs (or parts of runs) inside it.
+  void cut(std::size_t source, std::uint64_t low, std::uint64_t high, std::size_t first, std::size_t last,
+           std::vector<load_plan::block>& blocks) {
+    const std::uint64_t file_size = plan_.sources_[source].size;
+    std::vector<std::size_t> active;  // groups that reach into the current block or beyond
+    std::size_t next = first;
+    for (std::uint64_t begin = low; begin < high;) {
+      std::uint64_t end = high - begin > block_size_ ? begin + block_size_ : high;
+      while (next < last && groups_[next].start < end) active.push_back(next++);
+      // A block that ends where a request's bytes end, rather than a little past it, is read
+      // straight into that request's destination instead of through staging memory. Direct
+      // reads keep their aligned cuts.
+      if (!direct_for(source)) {
+        for (std::size_t g : active) {
+          const std::uint64_t group_end = groups_[g].end();
+          if (group_end > begin + block_size_ / 4 && group_end < end) end = group_end;
+        }
+      }
+      const std::size_t first_copy = plan_.copies_.size();
+      std::size_t kept = 0;
+      for (std::size_t g : active) {
+        add_copies(groups_[g], begin, end);
+        if (groups_[g].end() > end) active[kept++] = g;
+      }
+      active.resize(kept);
+      // A block inside a gap wider than a block (merge_gap above block_size) holds nothing asked for.
+      if (plan_.copies_.size() != first_copy) {
+        load_plan::block b{source, begin, end - begin, std::min(end, file_size) - begin, first_copy,
+                           plan_.copies_.size() - first_copy};
+        plan_.bytes_read_ += b.valid;
+        blocks.push_back(b);
+      }
+      begin = end;
+    }
+  }
+
+  // The copies of group g's runs that lie in the block [begin, end).
+  void add_copies(const group& g, std::uint64_t begin, std::uint64_t end) {
+    if (g.end() <= begin || g.start >= end) return;
+    auto emit = [&](std::uint64_t run, std::uint64_t from, std::uint64_t to, std::uint64_t runs) {
+      // Runs [run, run + runs), or for one run the part [from, to) of the file.
+      const std::uint64_t run_start = g.start + run * g.stride;
+      plan_.copies_.push_back({g.request, g.request_offset + run * g.run_bytes + (from - run_start), from - begin,
+                               runs == 1 ? to - from : g.run_bytes, g.stride, runs});
+    };
+    // Runs that end after `begin`, and start before `end`.
+    std::uint64_t run = begin <= g.start ? 0 : (begin - g.start) / g.stride;
+    if (g.start + run * g.stride + g.run_bytes <= begin) ++run;
+    const std::uint64_t stop = std::min(g.runs, (end - 1 - g.start) / g.stride + 1);
+    if (run >= stop) return;
+    auto run_start = [&](std::uint64_t k) { return g.start + k * g.stride; };
+    // A run cut by the block's start or end is copied in part, on its own.
+    if (run_start(run) < begin || run_start(run) + g.run_bytes > end) {
+      emit(run, std::max(run_start(run), begin), std::min(run_start(run) + g.run_bytes, end), 1);
+      ++run;
+    }
+    if (run >= stop) return;
+    std::uint64_t whole_stop = stop;
+    if (run_start(stop - 1) + g.run_bytes > end) --whole_stop;
+    if (whole_stop > run) emit(run, run_start(run), run_start(run) + g.run_bytes, whole_stop - run);
+    if (whole_stop < stop) emit(whole_stop, run_start(whole_stop), end, 1);
+  }
+
+  load_plan plan_;
+  std::vector<group> groups_;
+  std::size_t block_size_;
+  std::uint64_t merge_gap_;
+  bool direct_;
+};
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -2890,44 +3847,67 @@ struct has_data<Storage, std::void_t<decltype(std::declval<const Storage&>().dat
 // ---------------------------------------------------------------------------------------------
 
 /// A validated safetensors file over a storage policy. Immutable after opening: any number of
-/// threads may use one reader at once.
+/// threads may use one reader at once. Errors about a file with a path name it first:
+/// `"model.safetensors": tensor "b": ...`.
 template <class Storage>
 class basic_reader {
+  static_assert(detail::is_storage<Storage>::value,
+                "a storage needs `std::uint64_t size() const` and `result<void> read_at(std::uint64_t offset, "
+                "std::byte* destination, std::size_t count) const`, safe to call from many threads at once");
+
  public:
   /// True when the storage is in memory and views are zero-copy.
   static constexpr bool has_views = detail::has_data<Storage>::value;
 
   /// Validates the file held by `storage` (every rule of the format) and indexes its tensors.
+  /// The header is read in one read when it fits in the storage's first_read_size(), else in two.
   static result<basic_reader> open(Storage storage, const read_options& options = {}) {
+    const std::string_view name = detail::storage_name(storage);
+    auto fail = [&](error_kind kind, std::string message) { return detail::about(name, error(kind, std::move(message))); };
     // Reading the header must not read around it: the kernel would load megabytes of tensor data.
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(true);
     const std::uint64_t size = storage.size();
-    if (size < 8) return error(error_kind::header_too_small, "the file holds " + std::to_string(size) +
-                                                                 " bytes, fewer than the 8-byte header length");
-    std::byte prefix[8];
-    if (auto read = storage.read_at(0, prefix, 8); !read) return read.error();
-    const auto header_length = detail::load_le<std::uint64_t>(prefix);
+    if (size < 8)
+      return fail(error_kind::header_too_small,
+                  "the file holds " + std::to_string(size) + " bytes, fewer than the 8-byte header length");
+    std::size_t first_read = 8;
+    if constexpr (!has_views && detail::has_first_read_size<Storage>::value)
+      first_read = static_cast<std::size_t>(std::clamp<std::uint64_t>(storage.first_read_size(), 8, size));
+    std::unique_ptr<char[]> prefix(new char[first_read]);
+    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read) return read.error();
+    const auto header_length = detail::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(prefix.get()));
     if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
-      return error(error_kind::header_too_large, "header length " + std::to_string(header_length) + " exceeds the limit of " +
-                                                     std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
+      return fail(error_kind::header_too_large, "header length " + std::to_string(header_length) +
+                                                    " exceeds the limit of " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) +
+                                                    " bytes");
     if (header_length > size - 8)
-      return error(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
-                                                          " runs past the end of the file (" + std::to_string(size) +
-                                                          " bytes)");
+      return fail(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
+                                                         " runs past the end of the file (" + std::to_string(size) +
+                                                         " bytes)");
     const std::uint64_t data_size = size - 8 - header_length;
     const auto header_bytes = static_cast<std::size_t>(header_length);
     result<detail::header_index> index = [&]() -> result<detail::header_index> {
       if constexpr (has_views) {
         return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options);
       } else {
-        std::unique_ptr<char[]> header(new char[header_bytes + 1]);
+        // Names point into the header: the buffer that holds it goes to the index.
+        if (8 + header_bytes <= first_read) {
+          const char* text = prefix.get() + 8;
+          return detail::parse_header(text, header_bytes, data_size, options, std::move(prefix));
+        }
+        std::unique_ptr<char[]> header(new char[header_bytes]);
         if (auto read = storage.read_at(8, reinterpret_cast<std::byte*>(header.get()), header_bytes); !read)
           return read.error();
         const char* text = header.get();
         return detail::parse_header(text, header_bytes, data_size, options, std::move(header));
       }
     }();
-    if (!index) return index.error();
+    if (!index) {
+      // The storage's own errors already name the file.
+      const std::string named = detail::quote(name);
+      if (!name.empty() && index.error().message().compare(0, named.size(), named) == 0) return index.error();
+      return detail::about(name, index.error());
+    }
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
     return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)));
   }
@@ -2944,7 +3924,7 @@ class basic_reader {
   /// The tensor named `name`, or TensorNotFound.
   result<const tensor_info*> try_info(std::string_view name) const {
     if (const tensor_info* info = find(name)) return info;
-    return error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name));
+    return named(error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name)));
   }
   /// The tensor named `name`; throws TensorNotFound.
   const tensor_info& info(std::string_view name) const { return *try_info(name).value(); }
@@ -2969,15 +3949,22 @@ class basic_reader {
   }
 
   /// A slice of the tensor named `name`: per dimension at(i), range(start, stop, step) or all(),
-  /// leading dimensions first. In-memory storages only.
-  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
+  /// leading dimensions first. On in-memory storages it can be viewed and copied directly; on
+  /// every storage, read_into() and load requests read its bytes and no others.
   result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const {
-    auto tensor = try_view(name);
-    if (!tensor) return tensor.error();
-    return tensor_slice::make(*tensor, std::move(dims));
+    auto info = try_info(name);
+    if (!info) return info.error();
+    result<tensor_slice> slice = [&] {
+      if constexpr (has_views) {
+        return tensor_slice::make(view(**info), std::move(dims));
+      } else {
+        return tensor_slice::make(**info, std::move(dims));
+      }
+    }();
+    if (!slice) return named(slice.error());
+    return slice;
   }
   /// A slice of the tensor named `name`; throws on TensorNotFound or a slice that does not fit.
-  template <bool enabled = has_views, std::enable_if_t<enabled, int> = 0>
   tensor_slice slice(std::string_view name, std::vector<slice_dim> dims) const {
     return try_slice(name, std::move(dims)).value();
   }
@@ -2985,104 +3972,73 @@ class basic_reader {
   /// Copies a tensor's bytes into `destination`, which must be exactly byte_size() long.
   result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
     if (destination.size() != info.byte_size())
-      return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                        std::to_string(info.byte_size()) + " bytes but the destination holds " +
-                                                        std::to_string(destination.size()));
+      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
+                                                              std::to_string(info.byte_size()) +
+                                                              " bytes but the destination holds " +
+                                                              std::to_string(destination.size())));
     return storage_.read_at(data_start() + info.data_offsets[0], destination.data(), destination.size());
   }
   /// Copies a tensor's bytes into `destination`; throws on a size mismatch or an I/O error.
   void read_into(const tensor_info& info, span<std::byte> destination) const {
     try_read_into(info, destination).value();
   }
+  /// Copies the bytes a slice of one of this reader's tensors selects (in the tensor's dtype,
+  /// little-endian, row-major) into `destination`, exactly slice.byte_size() long, reading those
+  /// bytes and no others (runs a page or less apart are read as one).
+  result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    load_options one_thread;
+    one_thread.threads = 1;
+    auto plan = detail::plan_builder::build(sources(), slice, destination, one_thread);
+    if (!plan) return plan.error();
+    return plan->try_execute_into(one_thread);
+  }
+  /// Copies the bytes a slice selects into `destination`; throws on an error.
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    try_read_into(slice, destination).value();
+  }
   /// Copies the destination.size() bytes of a tensor that start `offset` bytes into it: a tensor
   /// read piece by piece in bounded memory.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     if (offset > info.byte_size() || destination.size() > info.byte_size() - offset)
-      return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                        std::to_string(info.byte_size()) + " bytes; cannot read " +
-                                                        std::to_string(destination.size()) + " at offset " +
-                                                        std::to_string(offset));
+      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
+                                                              std::to_string(info.byte_size()) + " bytes; cannot read " +
+                                                              std::to_string(destination.size()) + " at offset " +
+                                                              std::to_string(offset)));
     return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
   }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const {
     auto info = try_info(name);
     if (!info) return info.error();
-    if ((*info)->byte_size() > std::numeric_limits<std::size_t>::max())
-      return error(error_kind::io_error, "tensor " + detail::quote(name) + " does not fit in memory");
-    std::vector<std::byte> bytes(static_cast<std::size_t>((*info)->byte_size()));
-    if (auto read = try_read_into(**info, bytes); !read) return read.error();
+    auto bytes = allocate((*info)->byte_size(), (*info)->name);
+    if (!bytes) return bytes.error();
+    if (auto read = try_read_into(**info, *bytes); !read) return read.error();
     return bytes;
   }
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+  /// A copy of the bytes a slice selects (see try_read_into for slices).
+  result<std::vector<std::byte>> try_read(const tensor_slice& slice) const {
+    auto bytes = allocate(slice.byte_size(), slice.info().name);
+    if (!bytes) return bytes.error();
+    if (auto read = try_read_into(slice, *bytes); !read) return read.error();
+    return bytes;
+  }
+  /// A copy of the bytes a slice selects; throws on an error.
+  std::vector<std::byte> read(const tensor_slice& slice) const { return try_read(slice).value(); }
 
-  /// Copies tensors into memory the engine owns (pinned staging buffers, an arena), in blocks of
-  /// options.block_size read by options.threads threads, optionally with direct I/O. On an error
-  /// the destinations hold a mix of old and new bytes.
+  /// Plans the reads of `requests` (see load_plan): for inspection (bytes, bytes_read), for
+  /// prefetch(), or to execute later, while this reader and the destinations live.
+  result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
+    return detail::plan_builder::build(sources(), requests, options);
+  }
+  /// Copies tensors, or slices of them, into memory the engine owns (pinned staging buffers, an
+  /// arena), through a plan read by options.threads threads. Each destination holds exactly the
+  /// bytes its request delivers. On an error the destinations hold a mix of old and new bytes.
   result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    struct block {
-      std::uint64_t offset;
-      std::byte* destination;
-      std::size_t size;
-    };
-    std::vector<block> blocks;
-    const std::size_t block_size = std::max<std::size_t>(options.block_size, 4096);
-    for (const load_request& request : requests) {
-      if (request.tensor == nullptr || request.destination.size() != request.tensor->byte_size())
-        return error(error_kind::invalid_tensor_view,
-                     request.tensor == nullptr
-                         ? std::string("a load request names no tensor")
-                         : "tensor " + detail::quote(request.tensor->name) + " has " +
-                               std::to_string(request.tensor->byte_size()) + " bytes but the destination holds " +
-                               std::to_string(request.destination.size()));
-      const std::uint64_t start = data_start() + request.tensor->data_offsets[0];
-      for (std::size_t done = 0; done < request.destination.size(); done += block_size) {
-        blocks.push_back({start + done, request.destination.data() + done,
-                          std::min(block_size, request.destination.size() - done)});
-      }
-    }
-
-#ifndef SAFETENSORS_NO_FILESYSTEM
-    std::optional<detail::file_handle> direct;
-    if constexpr (detail::has_direct_io<Storage>::value) {
-      // Where direct I/O cannot be had (a file system without it), reads go through the cache.
-      if (options.direct_io) {
-        if (auto handle = storage_.open_direct()) direct = std::move(*handle);
-      }
-    }
-#endif
-    auto read_block = [&](const block& b) -> result<void> {
-#ifndef SAFETENSORS_NO_FILESYSTEM
-      if constexpr (detail::has_direct_io<Storage>::value) {
-        const auto address = reinterpret_cast<std::uintptr_t>(b.destination);
-        if (direct && b.offset % 4096 == 0 && b.size % 4096 == 0 && address % 4096 == 0)
-          return detail::read_fully(*direct, storage_.path(), b.offset, b.destination, b.size);
-      }
-#endif
-      return storage_.read_at(b.offset, b.destination, b.size);
-    };
-
-    std::atomic<std::size_t> next{0};
-    std::atomic<bool> failed{false};
-    std::optional<safetensors::error> first_error;
-    std::mutex error_lock;
-    auto work = [&] {
-      for (std::size_t i = next++; i < blocks.size() && !failed; i = next++) {
-        if (auto done = read_block(blocks[i]); !done) {
-          std::lock_guard<std::mutex> lock(error_lock);
-          if (!first_error) first_error = done.error();
-          failed = true;
-        }
-      }
-    };
-    const std::size_t thread_count = std::min<std::size_t>(std::max(options.threads, 1u), std::max<std::size_t>(blocks.size(), 1));
-    std::vector<std::thread> helpers;
-    for (std::size_t t = 1; t < thread_count; ++t) helpers.emplace_back(work);
-    work();
-    for (std::thread& helper : helpers) helper.join();
-    if (first_error) return *first_error;
-    return {};
+    auto plan = try_plan(requests, options);
+    if (!plan) return plan.error();
+    return plan->try_execute_into(options);
   }
   /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
   result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
@@ -3097,16 +4053,31 @@ class basic_reader {
   void load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
     try_load_into(info, destination, options).value();
   }
+  /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
+  /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
+  /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
+  /// made no larger than the budget.
+  template <class Consumer>
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    auto plan = try_plan(requests, within_budget(options));
+    if (!plan) return plan.error();
+    return plan->try_execute(std::forward<Consumer>(consumer), options);
+  }
+  /// Reads `requests` and hands them to `consumer` (see try_load); throws on an error.
+  template <class Consumer>
+  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    try_load(requests, std::forward<Consumer>(consumer), options).value();
+  }
 
   /// Starts reading a tensor's pages in ahead of use (mapped files only).
-  template <class S = Storage, class = decltype(std::declval<const S&>().prefetch(0, 0))>
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
   result<void> prefetch(const tensor_info& info) const {
     return storage_.prefetch(data_start() + info.data_offsets[0], info.byte_size());
   }
   /// Gives back the memory of a tensor's pages, e.g. once it has been copied to a device (mapped
   /// files only). Pages shared with a neighbouring tensor are released too; they read back in
   /// from the file when touched.
-  template <class S = Storage, class = decltype(std::declval<const S&>().release(0, 0))>
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
   result<void> release(const tensor_info& info) const {
     return storage_.release(data_start() + info.data_offsets[0], info.byte_size());
   }
@@ -3123,10 +4094,32 @@ class basic_reader {
   std::uint64_t data_size() const noexcept { return index_->data_size; }
   /// The storage the reader reads from.
   const Storage& storage() const noexcept { return storage_; }
+  /// The storage's path (or URL), empty for bytes in memory: what errors name.
+  std::string_view name() const noexcept { return detail::storage_name(storage_); }
+
+  /// This reader as one source of a plan: for models, which plan over many readers.
+  detail::plan_source plan_source() const { return detail::make_plan_source(storage_, data_start(), tensors()); }
 
  private:
   basic_reader(Storage storage, std::unique_ptr<detail::header_index> index)
       : storage_(std::move(storage)), index_(std::move(index)) {}
+
+  error named(const error& err) const { return detail::about(name(), err); }
+
+  std::vector<detail::plan_source> sources() const { return {plan_source()}; }
+
+  static load_options within_budget(load_options options) {
+    const std::uint64_t most = std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment,
+                                                       direct_io_alignment);
+    if (options.block_size > most) options.block_size = static_cast<std::size_t>(most);
+    return options;
+  }
+
+  result<std::vector<std::byte>> allocate(std::uint64_t size, std::string_view tensor) const {
+    if (size > std::numeric_limits<std::size_t>::max())
+      return named(error(error_kind::io_error, "tensor " + detail::quote(tensor) + " does not fit in memory"));
+    return std::vector<std::byte>(static_cast<std::size_t>(size));
+  }
 
   Storage storage_;
   std::unique_ptr<detail::header_index> index_;
@@ -3170,7 +4163,8 @@ inline result<mapped_reader> try_open(const std::string& path, const read_option
 inline mapped_reader open(const std::string& path, const read_options& options = {}) {
   return try_open(path, options).value();
 }
-/// Opens and validates the file at `path`, reading only its header.
+/// Opens and validates the file at `path`, reading only its header (in one read when it is
+/// under 64 KiB).
 inline result<pread_reader> try_open_pread(const std::string& path, const read_options& options = {}) {
   auto file = pread_file::open(path);
   if (!file) return file.error();
