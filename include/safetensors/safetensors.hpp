@@ -1790,83 +1790,29 @@ struct detail_access {
 
 namespace detail {
 
-/// Scans header JSON with the grammar of a safetensors header, enforcing SPEC rules 5 and 6:
-/// strict JSON (RFC 8259), root object, typed tensor entries, metadata of strings, unique keys,
-/// nesting below 128 levels. Numbers in shape and data_offsets must be plain unsigned integers.
-class header_scanner {
- public:
-  header_scanner(const char* text, std::size_t size) : start_(text), cur_(text), end_(text + size) {}
+/// A cursor over JSON text with the strict grammar this library's documents need (RFC 8259: no
+/// trailing commas or comments, exact escapes, valid surrogate pairs, keys unique at every depth,
+/// nesting below 128 levels). The header scanner and the index parser of sharded models are
+/// built on it. A failing step records its message, with the position in the document, e.g.
+/// "(at header byte 12)", and returns false.
+class json_scanner {
+ protected:
+  json_scanner(const char* text, std::size_t size, const char* document) noexcept
+      : start_(text), cur_(text), end_(text + size), document_(document) {}
 
-  /// Scans the whole header into `index`: tensors in parse order, their shapes and the metadata.
-  /// Each tensor's element_count holds, until index_tensors, its dims offset << 32 | dims count.
-  result<void> scan(header_index& index) {
-    index_ = &index;
-    // An entry takes at least 49 bytes ("":{"dtype":"F4","shape":[],"data_offsets":[0,0]}), which
-    // bounds the count: reserving for it avoids copies and touches only the pages used.
-    const std::size_t most_tensors = static_cast<std::size_t>(end_ - start_) / 49 + 1;
-    index.tensors.reserve(most_tensors);
-    index.dims.reserve(most_tensors * 4);
-    skip_whitespace();
-    if (cur_ == end_) return fail("the header is empty, expected a JSON object");
-    if (*cur_ != '{') return fail("the header must be a JSON object");
-    ++cur_;
-    skip_whitespace();
-    bool seen_metadata = false;
-    if (cur_ < end_ && *cur_ == '}') {
-      ++cur_;
-    } else {
-      for (;;) {
-        std::string_view key;
-        if (!scan_name(key)) return failure();
-        if (!expect_colon()) return failure();
-        if (key == "__metadata__") {
-          if (seen_metadata) return fail("duplicate key \"__metadata__\"");
-          seen_metadata = true;
-          if (!scan_metadata(index)) return failure();
-        } else {
-          tensor_info& tensor = index.tensors.emplace_back();
-          tensor.name = key;
-          if (!scan_tensor_entry(key, tensor, index.dims)) return failure();
-        }
-        skip_whitespace();
-        if (cur_ == end_) return fail("unexpected end of header, expected ',' or '}'");
-        if (*cur_ == ',') {
-          ++cur_;
-          skip_whitespace();
-          continue;
-        }
-        if (*cur_ == '}') {
-          ++cur_;
-          break;
-        }
-        return fail("expected ',' or '}' after an entry");
-      }
-    }
-    skip_whitespace();
-    if (cur_ != end_) return fail("unexpected bytes after the header's closing '}'");
-    return {};
-  }
-
- private:
   static constexpr int max_depth = 127;  // the root object is level 1; 128 levels are refused
 
   const char* start_;
   const char* cur_;
   const char* end_;
-  header_index* index_ = nullptr;
-  std::size_t unescaped_used_ = 0;
+  const char* document_;  // "header" or "index", for messages
   std::string scratch_;
   std::string error_;
 
   std::size_t position() const noexcept { return static_cast<std::size_t>(cur_ - start_); }
 
-  result<void> failure() { return safetensors::error(error_kind::invalid_header_deserialization, error_); }
-  result<void> fail(const std::string& what) {
-    set_error(what);
-    return failure();
-  }
   bool set_error(const std::string& what) {
-    error_ = what + " (at header byte " + std::to_string(position()) + ")";
+    error_ = what + " (at " + document_ + " byte " + std::to_string(position()) + ")";
     return false;
   }
 
@@ -1995,29 +1941,6 @@ class header_scanner {
     }
   }
 
-  // A tensor name: a view of the header bytes when it has no escape (nearly always), else of its
-  // unescaped copy. Unescaped text never outgrows its JSON spelling, so the copies' arena, sized to
-  // the whole header, never overflows or moves.
-  bool scan_name(std::string_view& out) {
-    if (cur_ < end_ && *cur_ == '"') {
-      const char* stop = find_run_end(cur_ + 1);
-      if (stop < end_ && *stop == '"') {
-        out = std::string_view(cur_ + 1, static_cast<std::size_t>(stop - cur_ - 1));
-        cur_ = stop + 1;
-        return true;
-      }
-    }
-    if (!index_->unescaped_names) index_->unescaped_names.reset(new char[static_cast<std::size_t>(end_ - start_)]);
-    char* arena = index_->unescaped_names.get();
-    const std::size_t first = unescaped_used_;
-    bool scanned = scan_string([&](const char* bytes, std::size_t count) {
-      std::memcpy(arena + unescaped_used_, bytes, count);
-      unescaped_used_ += count;
-    });
-    out = std::string_view(arena + first, unescaped_used_ - first);
-    return scanned;
-  }
-
   // A short string (a field name, a dtype) as a view: of the header bytes themselves when the
   // string has no escape, else of its unescaped copy in scratch_, valid until the next call.
   bool scan_key(std::string_view& out) {
@@ -2040,12 +1963,11 @@ class header_scanner {
   }
 
   // A plain unsigned decimal integer that fits 64 bits: no sign, fraction, exponent or leading
-  // zero. `what` and `name` only feed the message: "a shape dimension" of tensor "x".
-  bool scan_unsigned(std::uint64_t& out, const char* what, std::string_view name) {
-    auto refuse = [&](const char* rule) {
-      return set_error(std::string(what) + " of tensor " + quote(name) + " " + rule);
-    };
-    if (cur_ == end_) return refuse("is missing: the header ends");
+  // zero. `subject()` names it in a message, e.g. `a shape dimension of tensor "x"`.
+  template <class Subject>
+  bool scan_unsigned(std::uint64_t& out, Subject&& subject) {
+    auto refuse = [&](const char* rule) { return set_error(subject() + " " + rule); };
+    if (cur_ == end_) return refuse((std::string("is missing: the ") + document_ + " ends").c_str());
     if (*cur_ == '-') return refuse("must not be negative");
     if (*cur_ < '0' || *cur_ > '9') return refuse("must be an unsigned integer");
     const char* first = cur_;
@@ -2100,7 +2022,7 @@ class header_scanner {
   // Any JSON value at nesting level `depth` (the level a container opened here would have),
   // validated and skipped. Object keys must be unique here too.
   bool skip_value(int depth) {
-    if (cur_ == end_) return set_error("unexpected end of header, expected a value");
+    if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + ", expected a value");
     switch (*cur_) {
       case '"': return scan_string([](const char*, std::size_t) {});
       case 't': return skip_literal("true");
@@ -2117,7 +2039,7 @@ class header_scanner {
         for (;;) {
           if (!skip_value(depth + 1)) return false;
           skip_whitespace();
-          if (cur_ == end_) return set_error("unexpected end of header in an array");
+          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an array");
           if (*cur_ == ']') {
             ++cur_;
             return true;
@@ -2143,7 +2065,7 @@ class header_scanner {
           if (!expect_colon()) return false;
           if (!skip_value(depth + 1)) return false;
           skip_whitespace();
-          if (cur_ == end_) return set_error("unexpected end of header in an object");
+          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an object");
           if (*cur_ == '}') {
             ++cur_;
             break;
@@ -2159,6 +2081,136 @@ class header_scanner {
       }
       default: return skip_number();
     }
+  }
+
+  // Compared in 8-byte words (the last one overlapping the one before) rather than by memcmp,
+  // which GCC calls for literals over 16 bytes: a call per literal per tensor.
+  template <std::size_t N>
+  bool match(const char (&literal)[N]) noexcept {
+    constexpr std::size_t length = N - 1;
+    if (static_cast<std::size_t>(end_ - cur_) < length) return false;
+    std::uint64_t difference = 0;
+    if constexpr (length >= 8) {
+      for (std::size_t i = 0; i + 8 < length; i += 8) difference |= load_word(cur_ + i) ^ load_word(literal + i);
+      difference |= load_word(cur_ + length - 8) ^ load_word(literal + length - 8);
+    } else {
+      for (std::size_t i = 0; i < length; ++i) difference |= static_cast<unsigned char>(cur_[i] ^ literal[i]);
+    }
+    if (difference != 0) return false;
+    cur_ += length;
+    return true;
+  }
+
+  static std::uint64_t load_word(const char* bytes) noexcept {
+    std::uint64_t word;
+    std::memcpy(&word, bytes, sizeof word);
+    return word;
+  }
+
+  // Up to 19 digits without a leading zero: a number that cannot overflow. Anything else is left
+  // to scan_unsigned, which also explains what is wrong.
+  bool match_small_unsigned(std::uint64_t& out) noexcept {
+    const char* first = cur_;
+    std::uint64_t value = 0;
+    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9' && cur_ - first < 19) {
+      value = value * 10 + static_cast<std::uint64_t>(*cur_ - '0');
+      ++cur_;
+    }
+    if (cur_ == first || (*first == '0' && cur_ - first > 1)) return false;
+    out = value;
+    return true;
+  }
+
+};
+
+/// Scans header JSON with the grammar of a safetensors header, enforcing SPEC rules 5 and 6:
+/// strict JSON (json_scanner), root object, typed tensor entries, metadata of strings, unique
+/// keys, nesting below 128 levels. Numbers in shape and data_offsets must be plain unsigned
+/// integers.
+class header_scanner : private json_scanner {
+ public:
+  header_scanner(const char* text, std::size_t size) noexcept : json_scanner(text, size, "header") {}
+
+  /// Scans the whole header into `index`: tensors in parse order, their shapes and the metadata.
+  /// Each tensor's element_count holds, until index_tensors, its dims offset << 32 | dims count.
+  result<void> scan(header_index& index) {
+    index_ = &index;
+    // An entry takes at least 49 bytes ("":{"dtype":"F4","shape":[],"data_offsets":[0,0]}), which
+    // bounds the count: reserving for it avoids copies and touches only the pages used.
+    const std::size_t most_tensors = static_cast<std::size_t>(end_ - start_) / 49 + 1;
+    index.tensors.reserve(most_tensors);
+    index.dims.reserve(most_tensors * 4);
+    skip_whitespace();
+    if (cur_ == end_) return fail("the header is empty, expected a JSON object");
+    if (*cur_ != '{') return fail("the header must be a JSON object");
+    ++cur_;
+    skip_whitespace();
+    bool seen_metadata = false;
+    if (cur_ < end_ && *cur_ == '}') {
+      ++cur_;
+    } else {
+      for (;;) {
+        std::string_view key;
+        if (!scan_name(key)) return failure();
+        if (!expect_colon()) return failure();
+        if (key == "__metadata__") {
+          if (seen_metadata) return fail("duplicate key \"__metadata__\"");
+          seen_metadata = true;
+          if (!scan_metadata(index)) return failure();
+        } else {
+          tensor_info& tensor = index.tensors.emplace_back();
+          tensor.name = key;
+          if (!scan_tensor_entry(key, tensor, index.dims)) return failure();
+        }
+        skip_whitespace();
+        if (cur_ == end_) return fail("unexpected end of header, expected ',' or '}'");
+        if (*cur_ == ',') {
+          ++cur_;
+          skip_whitespace();
+          continue;
+        }
+        if (*cur_ == '}') {
+          ++cur_;
+          break;
+        }
+        return fail("expected ',' or '}' after an entry");
+      }
+    }
+    skip_whitespace();
+    if (cur_ != end_) return fail("unexpected bytes after the header's closing '}'");
+    return {};
+  }
+
+ private:
+  header_index* index_ = nullptr;
+  std::size_t unescaped_used_ = 0;
+
+  result<void> failure() { return safetensors::error(error_kind::invalid_header_deserialization, error_); }
+  result<void> fail(const std::string& what) {
+    set_error(what);
+    return failure();
+  }
+  // A tensor name: a view of the header bytes when it has no escape (nearly always), else of its
+  // unescaped copy. Unescaped text never outgrows its JSON spelling, so the copies' arena, sized to
+  // the whole header, never overflows or moves.
+  bool scan_name(std::string_view& out) {
+    if (cur_ < end_ && *cur_ == '"') {
+      const char* stop = find_run_end(cur_ + 1);
+      if (stop < end_ && *stop == '"') {
+        out = std::string_view(cur_ + 1, static_cast<std::size_t>(stop - cur_ - 1));
+        cur_ = stop + 1;
+        return true;
+      }
+    }
+    if (!index_->unescaped_names) index_->unescaped_names.reset(new char[static_cast<std::size_t>(end_ - start_)]);
+    char* arena = index_->unescaped_names.get();
+    const std::size_t first = unescaped_used_;
+    bool scanned = scan_string([&](const char* bytes, std::size_t count) {
+      std::memcpy(arena + unescaped_used_, bytes, count);
+      unescaped_used_ += count;
+    });
+    out = std::string_view(arena + first, unescaped_used_ - first);
+    return scanned;
   }
 
   bool scan_metadata(header_index& index) {
@@ -2212,7 +2264,7 @@ class header_scanner {
     }
     for (;;) {
       std::uint64_t dim = 0;
-      if (!scan_unsigned(dim, "a shape dimension", name)) return false;
+      if (!scan_unsigned(dim, [&] { return "a shape dimension of tensor " + quote(name); })) return false;
       dims.push_back(dim);
       tensor.element_count = pack_dims(first_dim, dims.size() - first_dim);
       skip_whitespace();
@@ -2234,7 +2286,7 @@ class header_scanner {
     std::uint64_t values[2];
     for (int i = 0; i < 2; ++i) {
       skip_whitespace();
-      if (!scan_unsigned(values[i], "a data offset", name)) return false;
+      if (!scan_unsigned(values[i], [&] { return "a data offset of tensor " + quote(name); })) return false;
       skip_whitespace();
       char want = i == 0 ? ',' : ']';
       if (cur_ == end_ || *cur_ != want) return set_error(std::string(rule) + " in tensor " + quote(name));
@@ -2248,44 +2300,6 @@ class header_scanner {
   // the header is at most 100,000,000 bytes.
   static std::uint64_t pack_dims(std::size_t offset, std::size_t count) noexcept {
     return (static_cast<std::uint64_t>(offset) << 32) | static_cast<std::uint64_t>(count);
-  }
-
-  // Compared in 8-byte words (the last one overlapping the one before) rather than by memcmp,
-  // which GCC calls for literals over 16 bytes: a call per literal per tensor.
-  template <std::size_t N>
-  bool match(const char (&literal)[N]) noexcept {
-    constexpr std::size_t length = N - 1;
-    if (static_cast<std::size_t>(end_ - cur_) < length) return false;
-    std::uint64_t difference = 0;
-    if constexpr (length >= 8) {
-      for (std::size_t i = 0; i + 8 < length; i += 8) difference |= load_word(cur_ + i) ^ load_word(literal + i);
-      difference |= load_word(cur_ + length - 8) ^ load_word(literal + length - 8);
-    } else {
-      for (std::size_t i = 0; i < length; ++i) difference |= static_cast<unsigned char>(cur_[i] ^ literal[i]);
-    }
-    if (difference != 0) return false;
-    cur_ += length;
-    return true;
-  }
-
-  static std::uint64_t load_word(const char* bytes) noexcept {
-    std::uint64_t word;
-    std::memcpy(&word, bytes, sizeof word);
-    return word;
-  }
-
-  // Up to 19 digits without a leading zero: a number that cannot overflow. Anything else is left
-  // to scan_unsigned, which also explains what is wrong.
-  bool match_small_unsigned(std::uint64_t& out) noexcept {
-    const char* first = cur_;
-    std::uint64_t value = 0;
-    while (cur_ < end_ && *cur_ >= '0' && *cur_ <= '9' && cur_ - first < 19) {
-      value = value * 10 + static_cast<std::uint64_t>(*cur_ - '0');
-      ++cur_;
-    }
-    if (cur_ == first || (*first == '0' && cur_ - first > 1)) return false;
-    out = value;
-    return true;
   }
 
   // The entry exactly as writers produce it, {"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}:
