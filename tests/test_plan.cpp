@@ -31,30 +31,6 @@ std::vector<std::byte> pattern_file(std::uint64_t alignment = 8) {
   return bytes;
 }
 
-// The bytes `dims` select from `tensor` (non-negative dims), element by element in row-major
-// order: the naive answer.
-std::vector<std::byte> naive_slice(st::span<const std::byte> tensor, const st::tensor_info& info,
-                                   const std::vector<st::slice_dim>& dims) {
-  const std::size_t width = st::dtype_bits(info.dtype) / 8;
-  std::vector<std::byte> out;
-  for (std::uint64_t flat = 0; flat < info.element_count; ++flat) {
-    std::uint64_t rest = flat;
-    bool taken = true;
-    for (std::size_t d = info.shape.size(); d-- > 0;) {
-      const std::uint64_t i = rest % info.shape[d];
-      rest /= info.shape[d];
-      if (d >= dims.size()) continue;
-      const st::slice_dim& want = dims[d];
-      const auto start = static_cast<std::uint64_t>(want.start);
-      const std::uint64_t stop =
-          want.single ? start + 1 : (want.stop == st::to_end ? info.shape[d] : static_cast<std::uint64_t>(want.stop));
-      taken = taken && i >= start && i < stop && (i - start) % want.step == 0;
-    }
-    if (taken) out.insert(out.end(), tensor.data() + flat * width, tensor.data() + (flat + 1) * width);
-  }
-  return out;
-}
-
 struct wanted {
   std::string name;
   std::vector<st::slice_dim> dims;
@@ -86,7 +62,7 @@ void check_loads(const Reader& reader, const std::vector<std::byte>& file, const
     const st::tensor_info& info = reader.info(w.name);
     const st::span<const std::byte> tensor(file.data() + reader.data_start() + info.data_offsets[0],
                                            static_cast<std::size_t>(info.byte_size()));
-    expected.push_back(naive_slice(tensor, info, w.dims));
+    expected.push_back(test::naive_slice(tensor, info, w.dims));
     destinations.emplace_back(expected.back().size(), std::byte{0xee});
   }
   for (std::size_t i = 0; i < requests.size(); ++i)
@@ -216,7 +192,7 @@ TEST_CASE("plans: slices are read from every storage, and from pread readers wit
   CHECK(slice->shape() == std::vector<std::uint64_t>{9, 10});
   auto bytes = reader->try_read(*slice);
   REQUIRE(bytes);
-  CHECK(*bytes == naive_slice(tensor, a, {st::range(1, 60, 7), st::range(38)}));
+  CHECK(*bytes == test::naive_slice(tensor, a, {st::range(1, 60, 7), st::range(38)}));
   std::vector<std::byte> small(10);
   auto mismatch = reader->try_read_into(*slice, small);
   REQUIRE_FALSE(mismatch);

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 namespace st = safetensors;
 namespace fs = std::filesystem;
@@ -53,6 +54,24 @@ std::string read_text(const std::string& path) {
 }
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+// Files in `directory`.
+std::size_t files_in(const std::string& directory) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator(directory)) count += entry.is_regular_file() ? 1 : 0;
+  return count;
+}
+
+// This process's open file descriptors on files under `directory`.
+std::size_t open_descriptors_under(const std::string& directory) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ignored;
+    const std::string target = fs::read_symlink(entry.path(), ignored).string();
+    count += target.compare(0, directory.size() + 1, directory + "/") == 0 ? 1 : 0;
+  }
+  return count;
+}
 
 }  // namespace
 
@@ -161,14 +180,15 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   auto message = [](const auto& outcome) { return test::outcome(outcome) + ": " + outcome.error().message(); };
 
   auto missing_shard = with_map(R"({"t0": "model-00009-of-00009.safetensors"})");
-  CHECK(message(missing_shard) == "IoError: index \"" + index + "\" lists shard \"model-00009-of-00009.safetensors\", which is missing");
+  CHECK(message(missing_shard) == "IoError: \"" + index + "\": lists shard \"" + dir.file("model-00009-of-00009.safetensors") +
+                                     "\", which is missing");
 
   auto escaping = with_map(R"({"t0": "../model-00001-of-00002.safetensors"})");
   CHECK(test::outcome(escaping) == "InvalidIndex");
   CHECK_THAT(escaping.error().message(), Catch::Contains("not a plain file name"));
 
   auto twice = with_map(R"({"t0": ")" + shard1 + R"(", "t0": ")" + shard2 + R"("})");
-  CHECK(message(twice) == "InvalidIndex: index \"" + index + "\": the key \"t0\" appears twice");
+  CHECK(message(twice) == "InvalidIndex: \"" + index + "\": the key \"t0\" appears twice in weight_map");
 
   auto wrong_shard = with_map(R"({"t0": ")" + shard2 + R"(", "t1": ")" + shard1 + R"(", "t2": ")" + shard2 + R"("})");
   REQUIRE(wrong_shard);
@@ -191,16 +211,16 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   auto wrong_total = with_map(good_map, R"({"total_size": 141})");
   REQUIRE(wrong_total);
   CHECK(message(wrong_total->validate()) ==
-        "InvalidIndex: index \"" + index + "\": metadata.total_size is 141 but the tensors hold 140 bytes");
+        "InvalidIndex: \"" + index + "\": metadata.total_size is 141 but the tensors hold 140 bytes");
   CHECK(with_map(good_map)->validate());
   CHECK(test::outcome(with_map(good_map, R"({"total_size": -1})")) == "InvalidIndex");
   CHECK(test::outcome(with_map(R"([])")) == "InvalidIndex");
   write_text(index, "{");
-  CHECK(message(st::try_open_model(index)) == "InvalidIndex: index \"" + index + "\": not valid JSON");
+  CHECK(message(st::try_open_model(index)) == "InvalidIndex: \"" + index + "\": unexpected end of index, expected a key (at index byte 1)");
   CHECK(test::outcome(st::try_open_model(dir.file("nothing.safetensors.index.json"))) == "IoError");
 }
 
-TEST_CASE("sharded writer: each shard is finished as soon as its tensors are complete", "[sharded]") {
+TEST_CASE("sharded writer: each shard is closed as soon as its tensors are complete", "[sharded]") {
   temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 10;
@@ -208,9 +228,12 @@ TEST_CASE("sharded writer: each shard is finished as soon as its tensors are com
                                         {{"a", st::dtype::U8, {8}}, {"z", st::dtype::U8, {0}}, {"b", st::dtype::U8, {8}}}, options);
   const std::string eight(8, 'x');
   const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(eight.data()), 8);
-  REQUIRE(writer.write("a", bytes));  // shard 1 holds a and the empty z: complete, renamed into place
-  CHECK(fs::exists(dir.path + "/made/by/the/writer/model-00001-of-00002.safetensors"));
-  CHECK_FALSE(fs::exists(dir.path + "/made/by/the/writer/model-00002-of-00002.safetensors"));
+  const std::string made = dir.path + "/made/by/the/writer";
+  REQUIRE(writer.write("a", bytes));  // shard 1 holds a and the empty z: complete, closed
+  // Closed under its temporary name: shards are renamed into place together, by finish().
+  CHECK(open_descriptors_under(made) == 0);
+  CHECK(files_in(made) == 1);
+  CHECK_FALSE(fs::exists(made + "/model-00001-of-00002.safetensors"));
   CHECK(writer.write("z", {}));
   CHECK(writer.produce("z", [](st::span<std::byte>, std::uint64_t) {}));
   auto overrun = writer.write("a", bytes);
@@ -218,10 +241,10 @@ TEST_CASE("sharded writer: each shard is finished as soon as its tensors are com
   CHECK(overrun.error().message() == "tensor \"a\" is complete: a chunk of 8 bytes would overrun it");
   REQUIRE(writer.write("b", bytes));
   REQUIRE(writer.finish());
-  auto model = st::try_open_model(dir.path + "/made/by/the/writer");
+  auto model = st::try_open_model(made);
   REQUIRE(model);
-  CHECK(model->shard_paths() == std::vector<std::string>{dir.path + "/made/by/the/writer/model-00001-of-00002.safetensors",
-                                                        dir.path + "/made/by/the/writer/model-00002-of-00002.safetensors"});
+  CHECK(model->shard_paths() ==
+        std::vector<std::string>{made + "/model-00001-of-00002.safetensors", made + "/model-00002-of-00002.safetensors"});
   CHECK(model->validate());
 }
 
@@ -235,4 +258,249 @@ TEST_CASE("sharded writer: declarations are checked across shards before anythin
   auto writer = st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"b", st::dtype::U8, {8}}}, options);
   REQUIRE(writer);
   CHECK(test::outcome(writer->write("c", {})) == "TensorNotFound");
+}
+
+TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in file-name order", "[sharded][index]") {
+  auto index = st::model_index::parse(
+      R"( {"metadata": {"total_size": 12, "total_parameters": {"nested": [1, 2.5, null]}}, "extra": [true],
+           "weight_map": {"z.w": "b.safetensors", "caf\u00e9": "a.safetensors", "y": "b.safetensors",
+                          "line\nbreak": "\u0061.safetensors"}} )");
+  REQUIRE(index);
+  CHECK(index->total_size() == 12);
+  CHECK(index->shard_files() == std::vector<std::string>{"a.safetensors", "b.safetensors"});
+  std::vector<std::pair<std::string, std::size_t>> entries;
+  for (const st::model_entry& e : index->entries()) entries.emplace_back(std::string(e.name), e.shard);
+  CHECK(entries == std::vector<std::pair<std::string, std::size_t>>{
+                       {"caf\xc3\xa9", 0}, {"line\nbreak", 0}, {"y", 1}, {"z.w", 1}});
+  REQUIRE(index->find("line\nbreak") != nullptr);
+  CHECK(index->find("line\nbreak")->shard == 0);
+  CHECK(index->find("z") == nullptr);
+
+  auto message = [](std::string text) {
+    auto parsed = st::model_index::parse(std::move(text));
+    REQUIRE_FALSE(parsed);
+    return test::outcome(parsed) + ": " + parsed.error().message();
+  };
+  CHECK(message(R"({"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}})") ==
+        "InvalidIndex: the key \"a\" appears twice in weight_map");
+  CHECK(message(R"({"weight_map": {}, "weight_map": {}})") == "InvalidIndex: the key \"weight_map\" appears twice");
+  CHECK(message(R"({"metadata": {"x": {"k": 1, "k": 2}}, "weight_map": {}})") ==
+        "InvalidIndex: duplicate key \"k\" (at index byte 35)");
+  CHECK(message(R"({"metadata": {}})") == "InvalidIndex: the index has no weight_map");
+  CHECK(message(R"({"metadata": {"total_size": -1}, "weight_map": {}})") ==
+        "InvalidIndex: metadata.total_size must be an unsigned integer (at index byte 28)");
+  CHECK(message(R"({"metadata": {"total_size": 1.5}, "weight_map": {}})") ==
+        "InvalidIndex: metadata.total_size must be an integer without fraction or exponent (at index byte 29)");
+  CHECK(message(R"({"weight_map": {"a": "../x.safetensors"}})") ==
+        "InvalidIndex: shard \"../x.safetensors\" of tensor \"a\" is not a plain file name in the index's directory "
+        "(at index byte 39)");
+  CHECK(message(R"({"weight_map": {"a": 1}})") ==
+        "InvalidIndex: the shard of tensor \"a\" must be a file name (a string) (at index byte 21)");
+  CHECK(message(R"({"weight_map": []})") ==
+        "InvalidIndex: weight_map must be an object of tensor names to file names (at index byte 15)");
+  CHECK(message(R"([])") == "InvalidIndex: an index must be a JSON object (at index byte 0)");
+  CHECK(message(R"({"weight_map": {}} x)") == "InvalidIndex: unexpected bytes after the index's closing '}' (at index byte 19)");
+  CHECK(message(std::string("{\"weight_map\": {\"a\0\": \"x.safetensors\"}}", 39)) ==
+        "InvalidIndex: control character in a string must be escaped (at index byte 18)");
+  CHECK(test::outcome(st::model_index::parse(R"({"metadata": null, "weight_map": {}})")) == "ok");
+}
+
+TEST_CASE("sharded writer: the index escapes non-ASCII names as transformers does", "[sharded]") {
+  temp_directory dir;
+  st::shard_options options;
+  options.max_shard_size = 4;
+  auto writer = st::make_sharded_writer(dir.path, {{"na\xc3\xafve", st::dtype::U8, {4}}, {"\xf0\x9f\x98\x80\t", st::dtype::U8, {4}}},
+                                        options);
+  const std::string four(4, 'x');
+  const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(four.data()), 4);
+  REQUIRE(writer.write("na\xc3\xafve", bytes));
+  REQUIRE(writer.write("\xf0\x9f\x98\x80\t", bytes));
+  REQUIRE(writer.finish());
+  CHECK(read_text(dir.file("model.safetensors.index.json")) ==
+        "{\n  \"metadata\": {\n    \"total_size\": 8\n  },\n  \"weight_map\": {\n"
+        "    \"na\\u00efve\": \"model-00001-of-00002.safetensors\",\n"
+        "    \"\\ud83d\\ude00\\t\": \"model-00002-of-00002.safetensors\"\n  }\n}\n");
+  auto model = st::try_open_model(dir.path);
+  REQUIRE(model);
+  CHECK(model->contains("\xf0\x9f\x98\x80\t"));
+}
+
+TEST_CASE("sharded writer: a directory holding a model is refused, or replaced once the new model is complete",
+          "[sharded]") {
+  temp_directory dir;
+  write_model(dir.path, {60, 30, 50}, 100);  // two shards and an index
+  write_text(dir.file("notes.txt"), "kept");
+  st::shard_options options;
+  options.max_shard_size = 1000;
+  auto refused = st::try_make_sharded_writer(dir.path, declarations({5}), options);
+  REQUIRE_FALSE(refused);
+  CHECK(test::outcome(refused) + ": " + refused.error().message() ==
+        "InvalidArgument: \"" + dir.path +
+            "\": already holds a model (\"model.safetensors.index.json\" and 2 others): set shard_options::replace to "
+            "replace it");
+
+  // A replacement that fails leaves the old model as it was, and nothing of the new one.
+  options.replace = true;
+  {
+    auto failing = st::make_sharded_writer(dir.path, declarations({5, 7}), options);
+    REQUIRE(failing.write("t0", std::vector<std::byte>(5)));
+    CHECK(test::outcome(failing.finish()) == "TensorInvalidInfo");  // t1 got no bytes
+  }
+  CHECK(files_in(dir.path) == 4);
+  auto old = st::try_open_model(dir.path);
+  REQUIRE(old);
+  CHECK(old->validate());
+  CHECK(old->size() == 3);
+
+  // A replacement that succeeds: the new single file, and no trace of the old index or shards.
+  auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);
+  REQUIRE(replacing.write("t0", std::vector<std::byte>(5)));
+  REQUIRE(replacing.finish());
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir.path)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"model.safetensors", "notes.txt"});
+  auto replaced = st::try_open_model(dir.path);
+  REQUIRE(replaced);
+  CHECK(replaced->size() == 1);
+}
+
+TEST_CASE("sharded writer: a writer abandoned before finish leaves no shard", "[sharded]") {
+  temp_directory dir;
+  {
+    st::shard_options options;
+    options.max_shard_size = 10;
+    auto writer = st::make_sharded_writer(dir.path, declarations({8, 8, 8}), options);
+    REQUIRE(writer.write("t0", std::vector<std::byte>(8)));
+    REQUIRE(writer.write("t1", std::vector<std::byte>(8)));
+    CHECK(files_in(dir.path) == 2);  // two complete shards, under temporary names
+  }
+  CHECK(files_in(dir.path) == 0);
+}
+
+namespace {
+// A model of 2-D tensors over 4 shards (one of 48 bytes): "w0" F32 [24, 20], "w2" I64 [2, 3],
+// "w1" BF16 [16, 12], "w3" U8 [40, 5], each in a shard of its own; each shard's data bytes are
+// pattern_byte of their offset in the shard, so every byte is told from every other of its shard.
+void write_matrix_model(const std::string& directory) {
+  const std::vector<st::tensor_declaration> tensors = {{"w0", st::dtype::F32, {24, 20}},
+                                                       {"w2", st::dtype::I64, {2, 3}},
+                                                       {"w1", st::dtype::BF16, {16, 12}},
+                                                       {"w3", st::dtype::U8, {40, 5}}};
+  st::shard_options options;
+  options.max_shard_size = 400;
+  auto writer = st::make_sharded_writer(directory, tensors, options);
+  REQUIRE(writer.file_names().size() == 4);
+  for (const st::tensor_declaration& t : tensors) {
+    REQUIRE(writer.produce(t.name, [](st::span<std::byte> piece, std::uint64_t) {
+      std::fill(piece.begin(), piece.end(), std::byte{0});
+    }));
+  }
+  REQUIRE(writer.finish());
+  // Now give every data byte its pattern, shard by shard.
+  for (const std::string& name : writer.file_names()) {
+    auto reader = st::try_open_pread(directory + "/" + name);
+    REQUIRE(reader);
+    std::fstream file(directory + "/" + name, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(reader->data_start()));
+    for (std::uint64_t o = reader->data_start(); o < reader->data_start() + reader->data_size(); ++o)
+      file.put(static_cast<char>(test::pattern_byte(o)));
+  }
+}
+
+// The bytes of the tensor named `name` of the model in `directory`, read back as the file holds them.
+template <class Model>
+std::vector<std::byte> file_bytes_of(const Model& model, const std::string& name) {
+  auto reader = model.try_reader_of(name);
+  REQUIRE(reader);
+  std::ifstream in(std::string((*reader)->name()), std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const st::tensor_info& info = model.info(name);
+  const std::size_t begin = static_cast<std::size_t>((*reader)->data_start() + info.data_offsets[0]);
+  std::vector<std::byte> out(static_cast<std::size_t>(info.byte_size()));
+  std::memcpy(out.data(), chars.data() + begin, out.size());
+  return out;
+}
+
+template <class Model>
+void check_model_loads(const Model& model, const st::load_options& options) {
+  struct wanted {
+    std::string name;
+    std::vector<st::slice_dim> dims;
+  };
+  const std::vector<wanted> wants = {{"w0", {}}, {"w0", {st::range(6, 12)}},         {"w0", {st::all(), st::range(5, 10)}},
+                                     {"w1", {}}, {"w1", {st::range(0, 16, 3), st::at(2)}}, {"w2", {}},
+                                     {"w3", {st::range(10, 20), st::range(1, 5, 2)}}, {"w3", {}}};
+  std::vector<std::vector<std::byte>> expected, into;
+  std::vector<st::load_request> requests;
+  for (const wanted& w : wants) {
+    const std::vector<std::byte> whole = file_bytes_of(model, w.name);
+    expected.push_back(test::naive_slice(whole, model.info(w.name), w.dims));
+    into.emplace_back(expected.back().size());
+  }
+  for (std::size_t i = 0; i < wants.size(); ++i) requests.push_back(model.request(wants[i].name, into[i], wants[i].dims));
+  REQUIRE(model.try_load_into(requests, options));
+  CHECK(into == expected);
+
+  std::vector<std::vector<std::byte>> consumed;
+  for (const auto& e : expected) consumed.emplace_back(e.size());
+  std::mutex lock;
+  REQUIRE(model.try_load(
+      requests,
+      [&](const st::load_piece& piece) {
+        std::lock_guard<std::mutex> guard(lock);
+        std::memcpy(consumed[piece.request].data() + piece.offset, piece.bytes.data(), piece.bytes.size());
+      },
+      options));
+  CHECK(consumed == expected);
+}
+}  // namespace
+
+TEST_CASE("model reader: a full reader across shards, mapped or pread: info, slices, reads, plans, loads", "[sharded]") {
+  temp_directory dir;
+  write_matrix_model(dir.path);
+  auto mapped = st::try_open_model(dir.path);
+  auto pread = st::try_open_model_pread(dir.path);
+  REQUIRE(mapped);
+  REQUIRE(pread);
+  REQUIRE(mapped->shard_count() == 4);
+  for (unsigned threads : {1u, 2u, 5u, 8u}) {
+    for (std::size_t block : {std::size_t{4096}, std::size_t{1} << 20}) {
+      INFO("threads " << threads << ", block " << block);
+      st::load_options options;
+      options.threads = threads;
+      options.block_size = block;
+      options.budget = 4096;
+      check_model_loads(*mapped, options);
+      check_model_loads(*pread, options);
+      options.consumer_thread = true;
+      check_model_loads(*pread, options);
+    }
+  }
+
+  // One file's API, on the model.
+  const std::vector<std::byte> w1 = file_bytes_of(*pread, "w1");
+  CHECK(pread->read("w1") == w1);
+  auto column = pread->try_slice("w1", {st::all(), st::at(-1)});
+  REQUIRE(column);
+  auto column_bytes = pread->try_read(*column);
+  REQUIRE(column_bytes);
+  CHECK(*column_bytes == test::naive_slice(w1, pread->info("w1"), {st::all(), st::at(11)}));
+  std::vector<std::byte> part(6);
+  REQUIRE(pread->try_read_part(pread->info("w1"), 10, part));
+  CHECK(part == std::vector<std::byte>(w1.begin() + 10, w1.begin() + 16));
+  CHECK(mapped->view("w1").bytes.size() == w1.size());
+
+  // A tensor from elsewhere, or a request naming the wrong shard, is refused.
+  auto other = st::try_open_model(dir.path);
+  REQUIRE(other);
+  std::vector<std::byte> destination(w1.size());
+  auto foreign = pread->try_read_into(other->info("w1"), destination);
+  REQUIRE_FALSE(foreign);
+  CHECK(test::outcome(foreign) == "InvalidArgument");
+  CHECK_THAT(foreign.error().message(), Catch::Contains("is not this model's"));
+  st::load_request misplaced = pread->request("w1", destination);
+  misplaced.shard = (misplaced.shard + 1) % 4;
+  CHECK(test::outcome(pread->try_load_into(std::vector<st::load_request>{misplaced})) == "InvalidArgument");
+  CHECK(test::outcome(pread->try_request("nothing")) == "TensorNotFound");
 }

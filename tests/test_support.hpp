@@ -26,6 +26,30 @@ inline std::vector<std::byte> file_bytes(const std::string& header, const std::s
 /// the wrong place never passes for the right one.
 inline std::byte pattern_byte(std::uint64_t offset) { return static_cast<std::byte>((offset * 131 + 7) % 251); }
 
+/// The bytes `dims` select from `tensor` (non-negative dims), element by element in row-major
+/// order: the naive answer.
+inline std::vector<std::byte> naive_slice(safetensors::span<const std::byte> tensor, const safetensors::tensor_info& info,
+                                   const std::vector<safetensors::slice_dim>& dims) {
+  const std::size_t width = safetensors::dtype_bits(info.dtype) / 8;
+  std::vector<std::byte> out;
+  for (std::uint64_t flat = 0; flat < info.element_count; ++flat) {
+    std::uint64_t rest = flat;
+    bool taken = true;
+    for (std::size_t d = info.shape.size(); d-- > 0;) {
+      const std::uint64_t i = rest % info.shape[d];
+      rest /= info.shape[d];
+      if (d >= dims.size()) continue;
+      const safetensors::slice_dim& want = dims[d];
+      const auto start = static_cast<std::uint64_t>(want.start);
+      const std::uint64_t stop =
+          want.single ? start + 1 : (want.stop == safetensors::to_end ? info.shape[d] : static_cast<std::uint64_t>(want.stop));
+      taken = taken && i >= start && i < stop && (i - start) % want.step == 0;
+    }
+    if (taken) out.insert(out.end(), tensor.data() + flat * width, tensor.data() + (flat + 1) * width);
+  }
+  return out;
+}
+
 /// Parses `header` followed by `data` from memory: the result of the reader on those bytes.
 inline safetensors::result<safetensors::buffer_reader> open_header(const std::string& header,
                                                                    const std::string& data = {},

@@ -4579,22 +4579,35 @@ class file_sink {
     return {};
   }
 
-  /// Flushes (with `sync`) and renames the temporary file over the target.
-  result<void> commit() {
+  /// Flushes (with `sync`) and closes the temporary file, which stays under its temporary name:
+  /// commit() then only renames it. A set of files (a sharded model's) can so be completed one at
+  /// a time, with one file open, and renamed together.
+  result<void> close() {
+    if (!file_) return {};
 #if defined(_WIN32)
     if (sync_ && !FlushFileBuffers(file_.get()))
       return error(error_kind::io_error, detail::system_error_text("cannot flush", temp_path_));
     file_ = detail::file_handle();
-    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(path_).c_str(),
-                     MOVEFILE_REPLACE_EXISTING | (sync_ ? MOVEFILE_WRITE_THROUGH : 0)))
-      return error(error_kind::io_error, detail::system_error_text("cannot rename the temporary file over", path_));
 #else
     if (sync_ && ::fsync(file_.get()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot sync", temp_path_));
     if (::close(file_.release()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot close", temp_path_));
+#endif
+    return {};
+  }
+
+  /// Closes the temporary file (flushed with `sync`) and renames it over the target.
+  result<void> commit() {
+    if (auto closed = close(); !closed) return closed;
+    const std::string renaming = "cannot rename " + detail::quote(temp_path_) + " over it";
+#if defined(_WIN32)
+    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(path_).c_str(),
+                     MOVEFILE_REPLACE_EXISTING | (sync_ ? MOVEFILE_WRITE_THROUGH : 0)))
+      return error(error_kind::io_error, detail::system_error_text(renaming, path_));
+#else
     if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
-      return error(error_kind::io_error, detail::system_error_text("cannot rename the temporary file over", path_));
+      return error(error_kind::io_error, detail::system_error_text(renaming, path_));
     if (sync_) {
       std::string::size_type slash = path_.rfind('/');
       std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
@@ -4703,16 +4716,39 @@ class basic_writer {
   result<void> finish() {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
     finished_ = true;
-    result<void> outcome = complete_and_commit();
+    result<void> outcome = closed_ ? sink_.commit() : complete_and_commit();
     if (!outcome) sink_.discard();
     buffer_ = std::vector<std::byte>();
     return outcome;
   }
 
+  /// Sinks that can close (a path): checks that every tensor is complete, flushes, and closes the
+  /// file without publishing it (it stays under its temporary name, and no file is open);
+  /// finish() then renames it into place. The writer takes no more bytes. An incomplete tensor
+  /// is an error that leaves the writer as it was; a failure to close ends the writer.
+  template <class S = Sink, class = decltype(std::declval<S&>().close())>
+  result<void> close() {
+    if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
+    if (closed_) return {};
+    if (auto complete = check_complete(); !complete) return complete;
+    result<void> outcome = flush();
+    if (outcome) outcome = sink_.close();
+    if (!outcome) {
+      finished_ = true;
+      sink_.discard();
+      return outcome;
+    }
+    closed_ = true;
+    buffer_ = std::vector<std::byte>();
+    return {};
+  }
+  /// True once close() succeeded.
+  bool closed() const noexcept { return closed_; }
+
  private:
   basic_writer(file_layout layout, Sink sink) : layout_(std::move(layout)), sink_(std::move(sink)) {}
 
-  result<void> complete_and_commit() {
+  result<void> check_complete() const {
     for (std::size_t i = 0; i < written_.size(); ++i) {
       const auto& entry = layout_.entries()[i];
       if (written_[i] != entry.byte_size())
@@ -4720,6 +4756,11 @@ class basic_writer {
                                                           std::to_string(written_[i]) + " of its " +
                                                           std::to_string(entry.byte_size()) + " bytes");
     }
+    return {};
+  }
+
+  result<void> complete_and_commit() {
+    if (auto complete = check_complete(); !complete) return complete;
     if (auto flushed = flush(); !flushed) return flushed;
     return sink_.commit();
   }
@@ -4740,6 +4781,7 @@ class basic_writer {
 
   result<std::size_t> index_of(std::string_view name) const {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
+    if (closed_) return error(error_kind::invalid_argument, "the writer's file is complete and closed");
     auto index = layout_.find(name);
     if (!index) return error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name) + " was declared");
     return *index;
@@ -4795,6 +4837,7 @@ class basic_writer {
   std::uint64_t buffered_start_ = 0;
   std::uint64_t stream_position_ = 0;
   bool finished_ = false;
+  bool closed_ = false;
 };
 
 namespace detail {
