@@ -1,47 +1,82 @@
 #!/usr/bin/env bash
-# Installs the library into a prefix, then builds and runs the consumer with find_package, with
-# add_subdirectory, with a copied header and a bare g++, and with pkg-config; each must open the
-# sample file and count its 42 tensors.
+# Installs the library into a prefix other than the one it was configured with, then builds and
+# runs the consumer with find_package (where nlohmann_json and libcurl cannot be found; then with
+# the remote component, where libcurl is installed), with add_subdirectory under a parent that
+# brings its own nlohmann_json, with the core header copied alone and a bare g++, and with
+# pkg-config from the prefix moved elsewhere; each must open the sample file and count its 42
+# tensors.
 set -euo pipefail
 root=$1
 work=$2
 sample=$root/examples/data/sample.safetensors
 rm -rf "$work"
 mkdir -p "$work"
-work=$(cd "$work" && pwd)
+work=$(cd "$work" && pwd -P)
 
-cmake -S "$root" -B "$work/library" -DSAFETENSORS_BUILD_TESTS=OFF -DSAFETENSORS_BUILD_BENCH=OFF \
-  -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_INSTALL=ON -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
-cmake --install "$work/library" >/dev/null
+fail() {
+  echo "package: $*" >&2
+  exit 1
+}
 
 check() {
   local how=$1 output
   output=$("${@:2}" "$sample")
-  if [ "$output" != "42 tensors" ]; then
-    echo "package consumer ($how) printed: $output"
-    exit 1
-  fi
+  [ "$output" = "42 tensors" ] || fail "consumer ($how) printed: $output"
   echo "ok - package consumer via $how"
 }
 
-cmake -S "$root/tests/package" -B "$work/find_package" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+# Configured for one prefix, installed into another: what the installed files say must follow.
+cmake -S "$root" -B "$work/library" -DSAFETENSORS_BUILD_TESTS=OFF -DSAFETENSORS_BUILD_BENCH=OFF \
+  -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_INSTALL=ON -DCMAKE_INSTALL_PREFIX="$work/configured-prefix" >/dev/null
+cmake --install "$work/library" --prefix "$work/prefix" >/dev/null
+[ ! -e "$work/configured-prefix" ] || fail "cmake --install --prefix still wrote into the configured prefix"
+
+cmake --no-warn-unused-cli -S "$root/tests/package" -B "$work/find_package" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON >/dev/null
 cmake --build "$work/find_package" >/dev/null
-check find_package "$work/find_package/consumer"
+check "find_package, without nlohmann_json and libcurl" "$work/find_package/consumer"
 
-cmake -S "$root/tests/package" -B "$work/subdirectory" -DCONSUMER_USE_SUBDIRECTORY=ON \
-  -DSAFETENSORS_SOURCE_DIR="$root" >/dev/null
-cmake --build "$work/subdirectory" >/dev/null
-check add_subdirectory "$work/subdirectory/consumer"
+if pkg-config --exists libcurl; then
+  cmake -S "$root/tests/package" -B "$work/find_package_remote" -DCMAKE_PREFIX_PATH="$work/prefix" \
+    -DCONSUMER_USE_REMOTE=ON >/dev/null
+  cmake --build "$work/find_package_remote" >/dev/null
+  check "find_package with COMPONENTS remote (safetensors::remote, libcurl)" "$work/find_package_remote/consumer"
+else
+  echo "skip - find_package with COMPONENTS remote: libcurl's development files are not installed"
+fi
 
-# Vendored: the one header copied beside nlohmann's, and a bare compiler command.
-# (Debian's nlohmann_json is the multi-header layout: its whole folder is what a user copies.)
+# The parent project's own nlohmann_json target, as FetchContent makes it, with the installed one
+# hidden: the tests, the tool and the benchmarks (configured here, not built) must take the parent's.
+mkdir -p "$work/own-nlohmann/include"
+cp -r /usr/include/nlohmann "$work/own-nlohmann/include/"
+cmake --no-warn-unused-cli -S "$root/tests/package" -B "$work/subdirectory" -DCONSUMER_USE_SUBDIRECTORY=ON \
+  -DSAFETENSORS_SOURCE_DIR="$root" -DCONSUMER_NLOHMANN_JSON_INCLUDE_DIR="$work/own-nlohmann/include" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON \
+  -DSAFETENSORS_BUILD_TESTS=ON -DSAFETENSORS_BUILD_EXAMPLES=ON -DSAFETENSORS_BUILD_BENCH=ON >/dev/null
+cmake --build "$work/subdirectory" --target consumer >/dev/null
+check "add_subdirectory, the parent's own nlohmann_json target" "$work/subdirectory/consumer"
+
+# Vendored: the core header copied alone, and a bare compiler command. nlohmann_json is on this
+# machine's include path, so the check is that the core does not include it.
 mkdir -p "$work/vendored/safetensors"
 cp "$root/include/safetensors/safetensors.hpp" "$work/vendored/safetensors/"
-cp -r /usr/include/nlohmann "$work/vendored/"
 g++ -std=c++17 -I "$work/vendored" "$root/tests/package/consumer.cpp" -o "$work/vendored-consumer"
-check "a copied header and a bare g++ -std=c++17" "$work/vendored-consumer"
+included=$(g++ -std=c++17 -I "$work/vendored" -M "$root/tests/package/consumer.cpp")
+if grep -q nlohmann <<<"$included"; then
+  fail "the core header includes nlohmann_json"
+fi
+check "the core header copied alone and a bare g++ -std=c++17" "$work/vendored-consumer"
 
-flags=$(PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --cflags safetensors)
+# pkg-config, with the prefix moved since it was installed: the flags must point into it.
+mv "$work/prefix" "$work/moved-prefix"
+export PKG_CONFIG_PATH=$work/moved-prefix/share/pkgconfig
+[ -z "$(pkg-config --print-requires safetensors)" ] || fail "safetensors.pc requires: $(pkg-config --print-requires safetensors)"
+flags=$(pkg-config --cflags safetensors)
+for flag in $flags; do
+  if [[ $flag == -I* ]] && [ "$(realpath -m "${flag#-I}")" != "$work/moved-prefix/include" ]; then
+    fail "pkg-config --cflags gives $flags, outside $work/moved-prefix"
+  fi
+done
 # shellcheck disable=SC2086
 g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror $flags "$root/tests/package/consumer.cpp" -o "$work/pkg-config-consumer"
-check pkg-config "$work/pkg-config-consumer"
+check "pkg-config, from a moved prefix" "$work/pkg-config-consumer"
