@@ -3,14 +3,15 @@
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors), with -fno-exceptions,
 # under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests under
 # ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 60), the suite on big-endian s390x
-# under qemu, and the installed CMake package with each way of consuming it.
+# under qemu, a consumer of every public header with every warning of gcc and clang, and the
+# installed CMake package with each way of consuming it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
-          libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user)
+          libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev)
 bash cmake/install-debian-packages.sh "${packages[@]}"
 
 build=$root/build/ci
@@ -81,7 +82,10 @@ cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_filesystem_tests"
 
-step "package: install, then find_package, add_subdirectory, a copied header and pkg-config consumers"
+step "warnings: a consumer of every public header, gcc and clang, C++17 and C++20, every warning an error"
+python3 "$root/tests/warnings/check.py" --logs "$build/warnings"
+
+step "package: install elsewhere, then find_package, add_subdirectory, a copied header and pkg-config consumers"
 bash "$root/tests/package/run.sh" "$root" "$build/package"
 
 echo "all test configurations passed in ${SECONDS}s"
