@@ -251,3 +251,65 @@ TEST_CASE("concurrency: threads open readers of one file while others replace it
   }
   CHECK(leftovers.empty());
 }
+
+TEST_CASE("concurrency: load plans share staging buffers, a consumer thread and a pool without a race", "[concurrency]") {
+  const generated_file generated;
+  auto reader = st::try_open_pread(generated.file.path());
+  REQUIRE(reader);
+  std::vector<st::load_request> requests;
+  std::vector<std::size_t> declaration_of;
+  for (std::size_t i = 0; i < generated.declarations.size(); ++i) {
+    const st::tensor_info& info = reader->info(generated.declarations[i].name);
+    if (info.byte_size() == 0) continue;
+    requests.emplace_back(&info);
+    declaration_of.push_back(i);
+  }
+  st::thread_pool pool(thread_count);
+  for (bool consumer_thread : {false, true}) {
+    for (bool own_pool : {false, true}) {
+      INFO("consumer thread " << consumer_thread << ", pool " << own_pool);
+      st::load_options options;
+      options.threads = thread_count;
+      options.block_size = 4096;
+      options.budget = 3 * 4096;  // fewer buffers than readers: they wait for each other
+      options.consumer_thread = consumer_thread;
+      options.pool = own_pool ? &pool : nullptr;
+      // Every byte checked against the pattern as it arrives; counters only (Catch is not thread-safe).
+      std::atomic<std::size_t> wrong{0}, delivered{0};
+      auto consumer = [&](const st::load_piece& piece) {
+        const std::size_t declaration = declaration_of[piece.request];
+        for (std::size_t k = 0; k < piece.bytes.size(); ++k) {
+          if (piece.bytes[k] != pattern(declaration, static_cast<std::size_t>(piece.offset) + k)) ++wrong;
+        }
+        delivered += piece.bytes.size();
+      };
+      auto plan = reader->try_plan(requests, options);
+      REQUIRE(plan);
+      REQUIRE(plan->try_execute(consumer, options));
+      CHECK(wrong == 0);
+      CHECK(delivered == plan->bytes());
+
+      // A consumer that fails halfway stops every reader; the next plan on the pool runs.
+      std::atomic<std::size_t> calls{0};
+      auto failing = [&](const st::load_piece&) -> st::result<void> {
+        if (++calls == 200) return st::error(st::error_kind::io_error, "the device went away");
+        return {};
+      };
+      auto stopped = plan->try_execute(failing, options);
+      REQUIRE_FALSE(stopped);
+      CHECK_THAT(stopped.error().message(), Catch::Contains("the device went away"));
+    }
+  }
+  // Into destinations, from eight threads at once.
+  std::vector<std::vector<std::byte>> destinations;
+  for (const st::load_request& r : requests) destinations.emplace_back(static_cast<std::size_t>(r.tensor->byte_size()));
+  for (std::size_t i = 0; i < requests.size(); ++i) requests[i].destination = destinations[i];
+  st::load_options options;
+  options.threads = thread_count;
+  options.block_size = 4096;
+  options.pool = &pool;
+  REQUIRE(reader->try_load_into(requests, options));
+  std::size_t mismatched = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) mismatched += destinations[i] != generated.bytes[declaration_of[i]];
+  CHECK(mismatched == 0);
+}
