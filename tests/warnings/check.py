@@ -54,6 +54,8 @@ STANDARDS = ["c++17", "c++20"]
 # [-Werror,-Wflag].
 DIAGNOSTIC = re.compile(r"^(?P<where>[^:\s][^:]*:\d+:\d+): (?:warning|error): (?P<message>.*) "
                         r"\[(?:-Werror[=,])?-?W?(?P<flag>[^\]]+)\]$")
+# An error that no warning flag made: all_headers.cpp no longer compiles against the headers.
+HARD_ERROR = re.compile(r": (?:fatal )?error: ")
 
 
 def compile_one(compiler, flags, standard, logs):
@@ -90,17 +92,18 @@ def main():
     found = {}  # (where, flag, message) -> builds that gave it
     failed = []
     for name, returncode, output in results:
-        matched = False
+        hard_error = False
         for line in output.splitlines():
             diagnostic = DIAGNOSTIC.match(line)
             if diagnostic:
-                matched = True
                 key = (diagnostic["where"], "-W" + diagnostic["flag"], diagnostic["message"])
                 found.setdefault(key, []).append(name)
+            elif HARD_ERROR.search(line):
+                hard_error = True
         if returncode != 0:
             failed.append(name)
-            if not matched:  # not a warning: the consumer no longer compiles against the headers
-                print(f"{name} failed without a warning flag:\n{output}")
+        if hard_error:
+            print(f"{name} gives errors that are not warnings:\n{output}")
     def by_place(item):
         file, line, column = item[0][0].rsplit(":", 2)
         return file, int(line), int(column), item[0][1]
