@@ -60,8 +60,12 @@ http {{
         location / {{
         }}
 
-        location ~ ^/redirect(/.*)$ {{
-            return 302 $1$is_args$args;
+        # The target is cut from the request line as sent, escapes and all: $uri is decoded,
+        # and would put a raw space or "?" of a file name into Location.
+        location /redirect/ {{
+            if ($request_uri ~ ^/redirect(/.*)$) {{
+                return 302 $1;
+            }}
         }}
     }}
 }}

@@ -24,6 +24,8 @@ with open(f"{sys.argv[1]}/data.bin", "wb") as file:
     file.write(generator.randbytes(1024 * 1024 + 123))
 with open(f"{sys.argv[1]}/sub/nested.bin", "wb") as file:
     file.write(generator.randbytes(3000))
+with open(f"{sys.argv[1]}/sub/name with space+plus.bin", "wb") as file:
+    file.write(generator.randbytes(100))
 EOF
 
 # A command for with_servers.py that writes, into directory $1, its environment and the session
@@ -141,6 +143,38 @@ if [[ $status == 1 && ! -e $scratch/fake/ran ]] && ((SECONDS - began < 15)) \
   pass "a server that never gets ready: exit status 1 after the start timeout, and it is stopped"
 else
   fail "a server that hangs: exit status $status after $((SECONDS - began)) s; stderr: $(cat "$scratch/fake/stderr")"
+fi
+
+# 6. Files excluded from S3 are not uploaded; the others are.
+"${runner[@]}" --s3-exclude 'sub/*' "$data" -- sh -c 'curl -s --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+  --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+  "$AWS_ENDPOINT_URL/$SAFETENSORS_REMOTE_S3_BUCKET?list-type=2"' > "$scratch/listing" 2>/dev/null
+keys=$(grep -o '<Key>[^<]*</Key>' "$scratch/listing" | tr '\n' ' ')
+if [[ $keys == "<Key>data.bin</Key> " ]]; then
+  pass "--s3-exclude 'sub/*' uploads data.bin alone"
+else
+  fail "--s3-exclude: the bucket holds $keys"
+fi
+
+# 7. The runner killed outright: the kernel's parent-death signal stops its servers. The command,
+# orphaned, is ours to stop.
+mkdir "$scratch/KILL"
+"${runner[@]}" "$data" -- sh -c "$record"'; exec sleep 60' sh "$scratch/KILL" 2>/dev/null &
+runner_pid=$!
+if wait_for_file "$scratch/KILL/command.pid"; then
+  kill -KILL "$runner_pid"
+  { wait "$runner_pid"; } 2>/dev/null
+  kill "$(cat "$scratch/KILL/command.pid")"
+  deadline=$((SECONDS + 10))
+  until all_stopped "$scratch/KILL" >/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+  if all_stopped "$scratch/KILL"; then
+    pass "SIGKILL of the runner stops every server"
+  else
+    fail "SIGKILL of the runner left a server"
+  fi
+else
+  fail "SIGKILL: the command did not start"
+  kill -KILL "$runner_pid"
 fi
 
 echo "remote selftest: $passed passed, $failed failed"

@@ -196,6 +196,10 @@ class NginxTest(unittest.TestCase):
         followed = curl("-L", "-r", "5-14", f"{NGINX_URL}/redirect/sub/nested.bin")
         self.assertEqual(followed.status, 206)
         self.assertEqual(followed.body, NESTED[5:15])
+        escaped = "/sub/name%20with%20space%2Bplus.bin?a=%2F"
+        self.assertEqual(request(NGINX_URL, "GET", "/redirect" + escaped).header("Location"), NGINX_URL + escaped)
+        followed = curl("-L", f"{NGINX_URL}/redirect{escaped}")
+        self.assertEqual((followed.status, followed.body), (200, file_bytes("sub/name with space+plus.bin")))
 
     def test_access_log_counts_requests_and_bytes_on_one_connection(self):
         before = len(self.access_log_lines())
@@ -350,7 +354,23 @@ class S3Test(unittest.TestCase):
         self.assertEqual(response.status, 200)
         # s3rver's namespace is not S3's (http://s3.amazonaws.com/doc/2006-03-01/): match any.
         keys = [element.text for element in ElementTree.fromstring(response.body).iterfind(".//{*}Key")]
-        self.assertEqual(keys, ["sub/nested.bin"])
+        self.assertEqual(keys, ["sub/name with space+plus.bin", "sub/nested.bin"])
+
+    def test_key_that_needs_escaping(self):
+        response = self.curl_s3("-H", UNSIGNED, self.object_url("sub/name%20with%20space%2Bplus.bin"))
+        self.assertEqual((response.status, response.body), (200, file_bytes("sub/name with space+plus.bin")))
+
+    def test_head_then_get_on_one_connection(self):
+        path = f"/{BUCKET}/data.bin"
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(S3_URL), timeout=10)
+        head = request(S3_URL, "HEAD", path, self.signed("HEAD", path), connection=connection)
+        socket_after_head = connection.sock
+        ranged = request(S3_URL, "GET", path, self.signed("GET", path, {"Range": "bytes=0-9"}), connection=connection)
+        self.assertIs(connection.sock, socket_after_head)
+        connection.close()
+        self.assertEqual((head.status, head.header("Content-Length"), head.body), (200, str(SIZE), b""))
+        self.assertEqual(head.header("ETag"), f'"{hashlib.md5(DATA).hexdigest()}"')
+        self.assertEqual((ranged.status, ranged.body), (206, DATA[:10]))
 
     def test_every_data_file_was_uploaded(self):
         for directory, _, files in os.walk(DATA_DIR):
@@ -524,30 +544,40 @@ class FaultServerTest(unittest.TestCase):
 
 class RunnerTest(unittest.TestCase):
     def test_servers_listen_on_loopback_only(self):
-        """Every listening socket of the runner's servers (the processes under our parent, the
-        runner) is bound to 127.0.0.1."""
-        runner = os.getppid()
-        children = {}
+        """Every listening socket of the runner's servers (the processes under with_servers.py,
+        an ancestor of this one) is bound to 127.0.0.1."""
+        parents, children = {}, {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
                     with open(f"/proc/{entry}/stat") as file:
-                        parent = int(file.read().rsplit(")", 1)[1].split()[1])
+                        parents[int(entry)] = int(file.read().rsplit(")", 1)[1].split()[1])
                 except OSError:
                     continue
-                children.setdefault(parent, []).append(int(entry))
+                children.setdefault(parents[int(entry)], []).append(int(entry))
+        runner = os.getpid()
+        while True:
+            with open(f"/proc/{runner}/cmdline", "rb") as file:
+                if b"with_servers.py" in file.read():
+                    break
+            runner = parents[runner]
+        ancestors, process = set(), os.getpid()
+        while process != runner:
+            ancestors.add(process)
+            process = parents[process]
         processes, pending = set(), list(children.get(runner, []))
         while pending:
             process = pending.pop()
-            if process != os.getpid():
+            if process not in ancestors:
                 processes.add(process)
                 pending += children.get(process, [])
         inodes = set()
         for process in processes:
-            for fd in os.listdir(f"/proc/{process}/fd"):
-                target = os.readlink(f"/proc/{process}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[len("socket:["):-1])
+            try:
+                targets = [os.readlink(f"/proc/{process}/fd/{fd}") for fd in os.listdir(f"/proc/{process}/fd")]
+            except OSError:
+                continue
+            inodes |= {target[len("socket:["):-1] for target in targets if target.startswith("socket:[")}
         listening = []
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             with open(table) as file:

@@ -5,6 +5,7 @@ with_servers.py is the command-line runner; README.md says what each server is f
 import ctypes
 import datetime
 import fcntl
+import fnmatch
 import hashlib
 import http.client
 import os
@@ -186,10 +187,13 @@ def sign_s3_request(method, url, access_key, secret_key, region=REGION, session_
 
 
 class Servers:
-    """The three servers over data_dir, with their files and logs under work_dir."""
+    """The three servers over data_dir, with their files and logs under work_dir. The files
+    whose path under data_dir matches a glob of s3_exclude are not uploaded to S3 (a sparse 2 GiB
+    file for nginx need not be copied through the proxy into s3rver's storage)."""
 
-    def __init__(self, data_dir, work_dir, s3rver_dir, start_seconds):
+    def __init__(self, data_dir, work_dir, s3rver_dir, start_seconds, s3_exclude=()):
         self.data_dir = os.path.abspath(data_dir)
+        self.s3_exclude = s3_exclude
         self.work_dir = os.path.abspath(work_dir)
         self.s3rver_dir = os.path.abspath(s3rver_dir)
         self.start_seconds = start_seconds
@@ -279,6 +283,8 @@ class Servers:
                 for name in sorted(files):
                     path = os.path.join(directory, name)
                     key = os.path.relpath(path, self.data_dir).replace(os.sep, "/")
+                    if any(fnmatch.fnmatchcase(key, pattern) for pattern in self.s3_exclude):
+                        continue
                     url = f"{self.proxy.url}/{BUCKET}/{urllib.parse.quote(key, safe='/~')}"
                     headers = sign_s3_request("PUT", url, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
                     headers["Content-Length"] = str(os.path.getsize(path))

@@ -47,6 +47,8 @@ def parse_arguments():
                         help="where s3rver is installed by npm, once (default: build/remote-s3rver)")
     parser.add_argument("--work-dir", help="directory for the servers' files and logs, kept afterwards "
                         "(default: a temporary one, removed)")
+    parser.add_argument("--s3-exclude", action="append", default=[], metavar="GLOB",
+                        help="files (their path under DATA_DIR) not to upload to S3; may be repeated")
     parser.add_argument("--start-timeout", type=float, default=30, metavar="SECONDS",
                         help="how long the servers may take to start, npm install aside (default 30)")
     arguments = parser.parse_args(argv[:split])
@@ -103,7 +105,8 @@ def main():
         signal.signal(number, raise_stopped)
     work_dir = arguments.work_dir or tempfile.mkdtemp(prefix="safetensors-remote-")
     os.makedirs(work_dir, exist_ok=True)
-    started = servers.Servers(arguments.data_dir, work_dir, arguments.s3rver_dir, arguments.start_timeout)
+    started = servers.Servers(arguments.data_dir, work_dir, arguments.s3rver_dir, arguments.start_timeout,
+                              arguments.s3_exclude)
     command = None
     status = 1
     try:
