@@ -41,13 +41,14 @@ def load_manifest(path):
         return json.load(f)
 
 
-def valid_json(manifest_path):
+def valid_json(manifest_path, path):
     manifest = load_manifest(manifest_path)
     expect("exit status", rc, 0)
     expect("stderr", err, b"")
     got = one_json_object()
-    expect("keys", list(got), ["ok", "header_length", "data_start", "metadata", "tensors"])
+    expect("keys", list(got), ["ok", "path", "header_length", "data_start", "metadata", "tensors"])
     expect("ok", got["ok"], True)
+    expect("path", got["path"], path)
     expect("header_length", got["header_length"], manifest["header_length"])
     expect("data_start", got["data_start"], manifest["data_start"])
     expect("metadata", got["metadata"], manifest["metadata"])
@@ -221,7 +222,8 @@ def validate_lines(ref, status, *paths):
         shown = json.dumps(ref + "/" + path)
         case = expected.get(path, {"expect": "IoError"})
         if case["expect"] != "ok":
-            prefix = f"FAIL {shown}: {case['expect']}: "
+            # The message names the file.
+            prefix = f"FAIL {case['expect']}: {shown}: "
             if not line.startswith(prefix):
                 fail(f"line {line!r} does not start with {prefix!r}")
         elif "tensor_count" in case:
@@ -269,20 +271,29 @@ def read_index(directory):
         return json.load(f)
 
 
-# inspect --json of a sharded model whose index is in DIRECTORY: the index path shown as INDEX,
-# shards as PREFIX/NAME in path order, every tensor by name with its shard and its entry in
-# that shard's header.
-def model_json(directory, index, prefix):
+# inspect --json of a sharded model given as PATH whose index is in DIRECTORY: the index path
+# shown as INDEX, shards as PREFIX/NAME in path order, each the object inspect --json gives for
+# that file (in SHARD_OBJECTS, a file of one JSON object a line), every tensor by name with its
+# shard and its entry in that shard's header.
+def model_json(path, directory, index, prefix, shard_objects):
     expect("exit status", rc, 0)
     expect("stderr", err, b"")
     got = one_json_object()
     weight_map = read_index(directory)["weight_map"]
     total_size = read_index(directory)["metadata"]["total_size"]
-    expect("keys", list(got), ["ok", "index", "total_size", "shards", "tensors"])
+    expect("keys", list(got), ["ok", "path", "index", "total_size", "shards", "tensors"])
     expect("ok", got["ok"], True)
+    expect("path", got["path"], path)
     expect("index", got["index"], index)
     expect("total_size", got["total_size"], total_size)
-    expect("shards", got["shards"], [prefix + "/" + name for name in sorted(set(weight_map.values()))])
+    shard_paths = [prefix + "/" + name for name in sorted(set(weight_map.values()))]
+    expect("shard paths", [shard["path"] for shard in got["shards"]], shard_paths)
+    with open(shard_objects, encoding="utf-8") as f:
+        files = [json.loads(line) for line in f]
+    for shard, file in zip(got["shards"], files):
+        del file["ok"]
+        if shard != file:
+            fail(f"shard object {str(shard)[:200]} is not inspect --json of the file, {str(file)[:200]}")
     expect("names", [t["name"] for t in got["tensors"]], sorted(weight_map))
     headers = {name: read_header(directory + "/" + name) for name in set(weight_map.values())}
     for tensor in got["tensors"]:

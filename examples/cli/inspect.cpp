@@ -1,0 +1,212 @@
+// inspect and validate: what a file or a model holds, and whether it is valid.
+#include "commands.hpp"
+#include "input.hpp"
+#include "output.hpp"
+#include "schema.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+namespace cli {
+
+namespace {
+
+std::string format_offsets(const std::array<std::uint64_t, 2>& offsets) {
+  return "[" + std::to_string(offsets[0]) + ", " + std::to_string(offsets[1]) + ")";
+}
+
+// The table of tensors of a file (in data order) or of a model (by name, with a last column for
+// the file name of each tensor's shard).
+void print_tensor_table(const std::vector<model_tensor>& tensors, const safetensors::model_reader* model) {
+  std::vector<table_row> rows = {{"name", "dtype", "shape", "bytes", "offsets"}};
+  if (model != nullptr) rows[0].push_back("shard");
+  for (const model_tensor& tensor : tensors) {
+    const safetensors::tensor_info& info = *tensor.info;
+    table_row row = {truncate_to_width(display_string(info.name), max_name_width),
+                     std::string(safetensors::dtype_name(info.dtype)), format_shape(info.shape),
+                     std::to_string(info.byte_size()), format_offsets(info.data_offsets)};
+    if (model != nullptr)
+      row.push_back(display_string(std::filesystem::path(model->shard_paths()[tensor.shard]).filename().string()));
+    rows.push_back(std::move(row));
+  }
+  // Sizes read best right-aligned; every other column is text.
+  std::vector<bool> right_aligned = {false, false, false, true, false};
+  if (model != nullptr) right_aligned.push_back(false);
+  print_table(rows, right_aligned);
+}
+
+// Layout: a summary line, the metadata (one line, plus one per entry), then the table.
+template <class Reader>
+void print_file(const std::string& path, const Reader& reader) {
+  out() << display_string(path) << ": header_length " << reader.header_length() << ", data_start "
+        << reader.data_start() << ", " << plural(reader.size(), "tensor", "tensors") << '\n';
+  if (!reader.has_metadata()) {
+    out() << "metadata: none\n";
+  } else {
+    out() << "metadata: " << plural(reader.metadata().size(), "entry", "entries") << '\n';
+    for (const auto& [key, value] : reader.metadata())
+      out() << "  " << display_string(key) << " = " << display_string(value) << '\n';
+  }
+  std::vector<model_tensor> tensors;
+  for (const safetensors::tensor_info& info : reader.tensors()) tensors.push_back({&info, 0});
+  print_tensor_table(tensors, nullptr);
+}
+
+// Layout: a summary line, the index line, "shards: N" and a line per shard (path order), then
+// the table by name with the shard column. Every shard is open: the model was validated.
+void print_model(const std::string& path, const safetensors::model_reader& model,
+                 const std::vector<model_tensor>& tensors) {
+  std::uint64_t bytes = 0;
+  for (const model_tensor& tensor : tensors) bytes += tensor.info->byte_size();
+  out() << display_string(path) << ": " << plural(tensors.size(), "tensor", "tensors") << " in "
+        << plural(model.shard_count(), "shard", "shards") << ", " << plural(bytes, "byte", "bytes") << '\n';
+  if (model.index_path().empty()) {
+    out() << "index: none\n";
+  } else {
+    out() << "index: " << display_string(model.index_path()) << ", total_size "
+          << (model.total_size() ? std::to_string(*model.total_size()) : std::string("none")) << '\n';
+  }
+  out() << "shards: " << model.shard_count() << '\n';
+  for (std::size_t shard = 0; shard < model.shard_count(); ++shard) {
+    const safetensors::mapped_reader& reader = **model.try_shard(shard);
+    out() << "  " << display_string(model.shard_paths()[shard]) << ": " << plural(reader.size(), "tensor", "tensors")
+          << ", " << plural(tensor_bytes(reader), "byte", "bytes") << '\n';
+  }
+  print_tensor_table(tensors, &model);
+}
+
+// A model is validated whole (every shard against the index, and total_size) before it is
+// listed, as a single file is by opening it.
+safetensors::result<safetensors::model_reader> open_valid_model(const std::string& path) {
+  auto model = safetensors::try_open_model(path);
+  if (!model) return model.error();
+  if (auto valid = model->validate(); !valid) return valid.error();
+  return model;
+}
+
+struct inspect_options {
+  std::string path;
+  bool json = false;
+};
+
+int run_inspect(const inspect_options& options) {
+  if (is_model_path(options.path)) {
+    auto model = open_valid_model(options.path);
+    if (!model) return report_error(model.error(), options.json);
+    auto tensors = model_tensors(*model);
+    if (!tensors) return report_error(tensors.error(), options.json);
+    if (options.json) {
+      out() << dump(ok_object(model_object(options.path, *model, *tensors))) << '\n';
+    } else {
+      print_model(options.path, *model, *tensors);
+    }
+    return exit_status::success;
+  }
+  auto file = open_viewed(options.path);
+  if (!file) return report_error(file.error(), options.json);
+  std::visit(
+      [&](const auto& reader) {
+        if (options.json) {
+          out() << dump(ok_object(file_object(options.path, reader))) << '\n';
+        } else {
+          print_file(options.path, reader);
+        }
+      },
+      *file);
+  return exit_status::success;
+}
+
+struct validate_options {
+  std::vector<std::string> paths;
+  bool json = false;
+};
+
+// What validate found valid: a file, or a model (every shard opened and checked against the
+// index, and the index's total_size).
+struct validated {
+  std::size_t file_count;
+  std::size_t tensor_count;
+};
+
+safetensors::result<validated> validate_path(const std::string& path) {
+  if (!is_model_path(path)) {
+    auto file = open_viewed(path);
+    if (!file) return file.error();
+    return validated{1, std::visit([](const auto& reader) { return reader.size(); }, *file)};
+  }
+  auto model = open_valid_model(path);
+  if (!model) return model.error();
+  return validated{model->shard_count(), model->size()};
+}
+
+// One line per path, in the order given. The exit status is 1 when any is invalid, else 2 when
+// any could not be read, else 0.
+int run_validate(const validate_options& options) {
+  bool any_invalid = false;
+  bool any_unreadable = false;
+  for (const std::string& path : options.paths) {
+    auto checked = validate_path(path);
+    if (!checked) {
+      const safetensors::error& error = checked.error();
+      (exit_status_for(error) == io_failure ? any_unreadable : any_invalid) = true;
+      if (options.json) {
+        json failure;
+        failure["ok"] = false;
+        failure["path"] = path;
+        failure["error"] = safetensors::error_kind_name(error.kind());
+        failure["message"] = error.message();
+        out() << dump(failure) << '\n';
+      } else {
+        out() << "FAIL " << safetensors::error_kind_name(error.kind()) << ": " << error.message() << '\n';
+      }
+      continue;
+    }
+    if (options.json) {
+      out() << dump(ok_object(validation_object(path, checked->file_count, checked->tensor_count))) << '\n';
+    } else {
+      out() << "ok " << display_string(path) << " (" << plural(checked->tensor_count, "tensor", "tensors");
+      if (is_model_path(path)) out() << " in " << plural(checked->file_count, "shard", "shards");
+      out() << ")\n";
+    }
+  }
+  return any_invalid ? rejected_input : any_unreadable ? io_failure : exit_status::success;
+}
+
+}  // namespace
+
+command_runner define_inspect(CLI::App& command) {
+  // CLI11 keeps references to the option variables until parsing ends, after this returns.
+  auto options = std::make_shared<inspect_options>();
+  command.add_option("path", options->path, path_help)->required();
+  command.add_flag("--json", options->json, "Print one JSON object instead of a table");
+  command.footer(
+      "A file: a summary line (header_length, data_start, tensor count), the metadata, and a table of tensors\n"
+      "in data order (name, dtype, shape, bytes, offsets). --json: a file object {\"ok\": true, \"path\",\n"
+      "\"header_length\", \"data_start\", \"metadata\" (null when there is none), \"tensors\": [{\"name\", \"dtype\",\n"
+      "\"shape\", \"data_offsets\"}, ..]}.\n"
+      "A model (a directory, or a path ending in .json), validated whole first: a summary line, the index\n"
+      "and its total_size, the shards in path order, and a table of tensors by name with a shard column.\n"
+      "--json: {\"ok\": true, \"path\", \"index\" (null for a directory holding one file and no index),\n"
+      "\"total_size\" (null when the index has none), \"shards\": [a file object per shard, in path order],\n"
+      "\"tensors\": [{\"name\", \"dtype\", \"shape\", \"data_offsets\" (within the shard), \"shard\" (its path)}, ..]}.\n"
+      "Errors: one line on stderr, or with --json {\"ok\": false, \"error\": KIND, \"message\"} on stdout.\n"
+      "Exit status: 0 listed, 1 invalid file or index, 2 unreadable file or missing shard, 64 usage error.");
+  return [options] { return run_inspect(*options); };
+}
+
+command_runner define_validate(CLI::App& command) {
+  auto options = std::make_shared<validate_options>();
+  command.add_option("paths", options->paths, path_help + "; any number of them")->required();
+  command.add_flag("--json", options->json, "Print one JSON object per path instead of a line");
+  command.footer(
+      "Prints one line per path: ok \"FILE\" (N tensors), ok \"MODEL\" (N tensors in K shards), or\n"
+      "FAIL Kind: message (the message names the file). A model has every shard opened and checked against\n"
+      "its index (each tensor in the shard the index names), and the index's total_size checked.\n"
+      "--json: one object per line, for a file and a model alike: {\"ok\": true, \"path\", \"file_count\" (1 for\n"
+      "a file, the shards of a model), \"tensor_count\"} or {\"ok\": false, \"path\", \"error\": KIND, \"message\"}.\n"
+      "Exit status: 0 every path is valid, 1 some is invalid, else 2 some could not be read; 64 usage error.");
+  return [options] { return run_validate(*options); };
+}
+
+}  // namespace cli

@@ -1,0 +1,199 @@
+// safetensors-cli: look inside safetensors files and sharded models; rewrite, convert, split and
+// merge them.
+//
+//   safetensors-cli inspect FILE|INDEX|DIR|- [--json]
+//   safetensors-cli dump FILE|INDEX|DIR|- (TENSOR | --index K) [--slice SLICE] [--json] [--limit N]
+//   safetensors-cli stats FILE|INDEX|DIR|- [TENSOR | --index K] [--json]
+//   safetensors-cli validate (FILE|INDEX|DIR|-)... [--json]
+//   safetensors-cli rewrite IN OUT [--align N]
+//   safetensors-cli convert IN OUT --dtype BF16|F16|F32
+//   safetensors-cli split IN OUTDIR [--max-shard-size SIZE]
+//   safetensors-cli merge INDEX|DIR OUT
+//
+// main() defines the commands from the table below, parses the whole command line, and only
+// then runs the one command given: every usage error is found before any work starts.
+
+#include "arguments.hpp"
+#include "commands.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+
+#include <safetensors/safetensors.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace cli;
+
+struct command_entry {
+  const char* name;
+  const char* description;
+  command_runner (*define)(CLI::App& command);
+};
+
+const command_entry command_table[] = {
+    {"inspect", "Validate a file or a sharded model and list its header, metadata and tensors", define_inspect},
+    {"dump", "Print the values of one tensor, or of a slice of it, a row to a line", define_dump},
+    {"stats", "Summarise the values of every tensor, or of one: count, min, max, mean, std", define_stats},
+    {"validate", "Check that files and sharded models are valid", define_validate},
+    {"rewrite", "Write the tensors and metadata of IN to OUT with this library's writer, streaming", define_rewrite},
+    {"convert", "Write IN to OUT with every F16, BF16, F32 and F64 tensor converted to one dtype, streaming",
+     define_convert},
+    {"split", "Write the tensors of IN as a sharded model in OUTDIR, with its model.safetensors.index.json",
+     define_split},
+    {"merge", "Write every tensor of a sharded model into one .safetensors file, streaming", define_merge},
+};
+
+std::string version_text() {
+  return std::string(program_name) + " " + std::to_string(SAFETENSORS_VERSION_MAJOR) + "." +
+         std::to_string(SAFETENSORS_VERSION_MINOR) + "." + std::to_string(SAFETENSORS_VERSION_PATCH);
+}
+
+// Edits (insertions, deletions, substitutions, swaps of neighbours) that turn `a` into `b`.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The name in `names` nearest to `word`, if one is near enough to be a slip: at most two edits,
+// and at most one for every three characters.
+std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& names) {
+  std::optional<std::string> best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const std::string& name : names) {
+    const std::size_t distance = edit_distance(word, name);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = name;
+    }
+  }
+  if (best_distance > 2 || best_distance * 3 > word.size()) return std::nullopt;
+  return best;
+}
+
+std::string with_suggestion(std::string message, const std::optional<std::string>& suggestion) {
+  if (suggestion) message += "; did you mean '" + *suggestion + "'?";
+  return message;
+}
+
+// Every spelling of the options of `command`: --long and -s.
+std::vector<std::string> option_names(const CLI::App& command) {
+  std::vector<std::string> names;
+  for (const CLI::Option* option : command.get_options()) {
+    for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
+    for (const std::string& name : option->get_snames()) names.push_back("-" + name);
+  }
+  return names;
+}
+
+// The first word CLI11 could not place (the tool allows none), as a usage message: an unknown
+// option or command, with the nearest valid one, or an argument too many. Empty when there is
+// none.
+std::string unplaced_word(const CLI::App& app, const CLI::App* command) {
+  std::vector<std::string> words = app.remaining();
+  const CLI::App& owner = words.empty() && command != nullptr ? *command : app;
+  if (words.empty() && command != nullptr) words = command->remaining();
+  if (words.empty()) return {};
+  const std::string& word = words.front();
+  if (word.size() > 1 && word[0] == '-') {
+    const std::string option = word.substr(0, word.find('='));
+    const std::string where = &owner == &app ? std::string() : " for " + owner.get_name();
+    return with_suggestion("unknown option '" + option + "'" + where, nearest(option, option_names(owner)));
+  }
+  if (command != nullptr) return "unexpected argument '" + word + "' for " + command->get_name();
+  std::vector<std::string> names;
+  for (const command_entry& entry : command_table) names.emplace_back(entry.name);
+  return with_suggestion("unknown command '" + word + "'", nearest(word, names));
+}
+
+int usage(const std::string& message, const CLI::App* command) {
+  progress_bar::finish_current();
+  std::cerr << program_name << ": " << message << "\nRun '" << program_name
+            << (command != nullptr ? " " + command->get_name() : std::string()) << " --help' for usage.\n";
+  return usage_error;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"Look inside safetensors files and sharded models; rewrite, convert, split and merge them.",
+               std::string(program_name)};
+  app.footer(
+      "A path of - reads a file from standard input (inspect, dump, stats, validate, and the input of\n"
+      "rewrite, convert and split).\n"
+      "Exit status: 0 success, 1 rejected input (an invalid file or index, no such tensor), 2 I/O error (a\n"
+      "file, or standard output, that could not be read or written), 64 usage error. A reader of standard\n"
+      "output that goes away (| head) ends the tool quietly, as it ends cat.\n"
+      "Long work (rewrite, convert, split, merge, stats) draws a progress bar on stderr when it is a terminal.");
+  app.set_version_flag("--version", version_text(), "Print the version (the library's) and exit");
+  app.require_subcommand(0, 1);
+  // Unknown words are collected, not refused, so that the message can name them.
+  app.allow_extras();
+  std::vector<std::pair<CLI::App*, command_runner>> commands;
+  for (const command_entry& entry : command_table) {
+    CLI::App* command = app.add_subcommand(entry.name, entry.description);
+    command->allow_extras();
+    commands.emplace_back(command, entry.define(*command));
+  }
+  auto chosen = [&]() -> const CLI::App* {
+    return app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& request) {
+    std::ostringstream text;
+    app.exit(request, text, text);
+    out() << text.str();
+    out().flush();
+    return success;
+  } catch (const CLI::ParseError& error) {
+    const std::string unplaced = unplaced_word(app, chosen());
+    return usage(unplaced.empty() ? error.what() : unplaced, chosen());
+  }
+  if (const std::string unplaced = unplaced_word(app, chosen()); !unplaced.empty()) return usage(unplaced, chosen());
+  for (const auto& [command, runner] : commands) {
+    if (command->parsed() == 0) continue;
+    int status = success;
+    try {
+      status = runner();
+    } catch (const usage_failure& failure) {
+      return usage(failure.what(), command);
+    }
+    out().flush();
+    return status;
+  }
+  return usage("a command is required: " + [] {
+    std::string names;
+    for (const command_entry& entry : command_table) names += (names.empty() ? "" : ", ") + std::string(entry.name);
+    return names;
+  }(), nullptr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const output_failure& failure) {
+    progress_bar::finish_current();
+    std::cerr << program_name << ": " << safetensors::error_kind_name(safetensors::error_kind::io_error) << ": "
+              << failure.what() << '\n';
+    return io_failure;
+  }
+}

@@ -1,0 +1,57 @@
+// The JSON the reading commands print about files and models: one schema for both. A file is a
+// file object; a model lists its shards as file objects, and its tensors as a file's with the
+// shard each lives in.
+#pragma once
+
+#include "output.hpp"
+
+#include <safetensors/model.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cli {
+
+// {"name", "dtype", "shape", "data_offsets"}: data_offsets within the tensor's file.
+json tensor_object(const safetensors::tensor_info& info);
+
+json metadata_object(const safetensors::metadata_map& metadata);
+
+// {"path", "header_length", "data_start", "metadata" (null when there is none), "tensors":
+// [tensor objects, in data order]}.
+template <class Reader>
+json file_object(const std::string& path, const Reader& reader) {
+  json file;
+  file["path"] = path;
+  file["header_length"] = reader.header_length();
+  file["data_start"] = reader.data_start();
+  file["metadata"] = reader.has_metadata() ? metadata_object(reader.metadata()) : json(nullptr);
+  file["tensors"] = json::array();
+  for (const safetensors::tensor_info& info : reader.tensors()) file["tensors"].push_back(tensor_object(info));
+  return file;
+}
+
+// One tensor of a model: its description, and the position of its shard in shard_paths().
+struct model_tensor {
+  const safetensors::tensor_info* info;
+  std::size_t shard;
+};
+
+// Every tensor of a model, by name, each from its shard (opened and checked against the index).
+safetensors::result<std::vector<model_tensor>> model_tensors(const safetensors::model_reader& model);
+
+// {"path", "index" (null for a directory holding one file and no index), "total_size" (null when
+// the index has none), "shards": [file objects, in path order], "tensors": [tensor objects and
+// "shard" (the path of a shard in "shards"), by name]}. Every shard must be open (validated).
+json model_object(const std::string& path, const safetensors::model_reader& model,
+                  const std::vector<model_tensor>& tensors);
+
+// What validate says of a valid file or model: {"path", "file_count" (1 for a file, the number
+// of shards for a model), "tensor_count"}.
+json validation_object(const std::string& path, std::size_t file_count, std::size_t tensor_count);
+
+// {"ok": true} followed by the members of `object`: what a command prints on success.
+json ok_object(const json& object);
+
+}  // namespace cli

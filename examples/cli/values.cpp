@@ -1,0 +1,65 @@
+#include "values.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace cli {
+
+value_kind kind_of(safetensors::dtype type) {
+  using safetensors::dtype;
+  switch (type) {
+    case dtype::BOOL: return value_kind::boolean;
+    case dtype::F4:
+    case dtype::F6_E2M3:
+    case dtype::F6_E3M2: return value_kind::raw_bytes;
+    case dtype::U8:
+    case dtype::U16:
+    case dtype::U32:
+    case dtype::U64: return value_kind::unsigned_integer;
+    case dtype::I8:
+    case dtype::I16:
+    case dtype::I32:
+    case dtype::I64: return value_kind::signed_integer;
+    case dtype::C64: return value_kind::complex;
+    default: return value_kind::floating;
+  }
+}
+
+namespace {
+
+// The shortest decimal text that reads back (with strtod) as the finite `value`, e.g. "0.1",
+// "1", "-0", "1e+16".
+std::string shortest_text(double value) {
+  char text[32];
+#if defined(__cpp_lib_to_chars) && __cpp_lib_to_chars >= 201611L
+  const auto converted = std::to_chars(text, text + sizeof text, value);
+  return std::string(text, converted.ptr);
+#else
+  for (int precision = 1; precision < 17; ++precision) {
+    std::snprintf(text, sizeof text, "%.*g", precision, value);
+    if (std::strtod(text, nullptr) == value) return text;
+  }
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
+#endif
+}
+
+}  // namespace
+
+std::string number_text(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
+  return shortest_text(value);
+}
+
+std::string number_json(double value) {
+  if (std::isnan(value)) return "\"nan\"";
+  if (std::isinf(value)) return value < 0 ? "\"-inf\"" : "\"inf\"";
+  std::string text = shortest_text(value);
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
+
+}  // namespace cli
