@@ -735,7 +735,8 @@ struct shard_options {
 
 namespace detail {
 /// The index as transformers writes it (Python's json.dumps(index, indent=2, sort_keys=True) and
-/// a newline): non-ASCII escaped as \uXXXX (surrogate pairs past U+FFFF), `entries` sorted.
+/// a newline): non-ASCII escaped with JSON's u-escapes (surrogate pairs past U+FFFF), `entries`
+/// sorted.
 inline std::string index_json(std::uint64_t total_size, const std::vector<std::pair<std::string, std::string>>& entries) {
   auto append_ascii_string = [](std::string& out, std::string_view text) {
     std::string escaped;
@@ -846,26 +847,26 @@ class sharded_writer {
   /// Appends `chunk` to the tensor named `name` (see basic_writer::write). A shard whose
   /// tensors are all complete is closed at once.
   result<void> write(std::string_view name, span<const std::byte> chunk) {
-    auto shard = shard_for(name);
-    if (!shard) return shard.error();
-    if ((*shard)->closed()) {
+    auto writer = shard_for(name);
+    if (!writer) return writer.error();
+    if ((*writer)->closed()) {
       // Closed early with every byte in place: only an empty chunk still fits.
       if (chunk.empty()) return {};
       return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(name) +
                                                         " is complete: a chunk of " + std::to_string(chunk.size()) +
                                                         " bytes would overrun it");
     }
-    if (auto wrote = (*shard)->write(name, chunk); !wrote) return wrote;
-    return close_if_complete(**shard);
+    if (auto wrote = (*writer)->write(name, chunk); !wrote) return wrote;
+    return close_if_complete(**writer);
   }
   /// Fills the tensor named `name` from a producer (see basic_writer::produce).
   template <class Producer>
   result<void> produce(std::string_view name, Producer&& producer) {
-    auto shard = shard_for(name);
-    if (!shard) return shard.error();
-    if ((*shard)->closed()) return {};  // closed early: the tensor has all its bytes already
-    if (auto produced = (*shard)->produce(name, std::forward<Producer>(producer)); !produced) return produced;
-    return close_if_complete(**shard);
+    auto writer = shard_for(name);
+    if (!writer) return writer.error();
+    if ((*writer)->closed()) return {};  // closed early: the tensor has all its bytes already
+    if (auto produced = (*writer)->produce(name, std::forward<Producer>(producer)); !produced) return produced;
+    return close_if_complete(**writer);
   }
 
   /// Closes every shard not yet closed (each must be complete), renames them all into place,

@@ -2,6 +2,26 @@
 // One header, C++17 or later. https://github.com/huggingface/safetensors describes the format;
 // this library follows the official Rust crate's behaviour (see the project's SPEC notes).
 //
+// What is where, in this order (internals live in namespace safetensors::detail):
+//   Configuration   SAFETENSORS_MAX_HEADER_SIZE, SAFETENSORS_EXCEPTIONS, SAFETENSORS_NO_FILESYSTEM
+//   Errors          error_kind, error_kind_name, error, exception, result<T>
+//   span            span<T> (std::span under C++20)
+//   Dtypes          dtype, all_dtypes, dtype_bits, dtype_name, dtype_from_name
+//   Numbers         bfloat16, float16, float8_e5m2, float8_e4m3, float8_e4m3fnuz, float8_e5m2fnuz,
+//                   float8_e8m0; convert
+//   Tensors         tensor_info, tensor_view, copy_to, slice_dim, at, range, all, tensor_slice,
+//                   metadata_map
+//   Parsing         detail: checked arithmetic, size_of_tensor, UTF-8, name_table, json_scanner,
+//                   header_scanner, parse_header
+//   Storages        borrowed_bytes, owned_bytes, mapped_file, pread_file, direct_io_alignment
+//   Loading         thread_pool, load_options, load_request, load_piece, load_plan
+//   The reader      read_options, basic_reader<Storage>, memory_reader, buffer_reader,
+//                   mapped_reader, pread_reader, try_open, try_open_pread, try_open_memory, ...
+//   The writer      tensor_declaration, tensor_source, metadata_entries, write_options,
+//                   file_layout, vector_sink, ostream_sink, file_sink, basic_writer<Sink>,
+//                   serialize, save, make_stream_writer, make_file_writer
+// Companions, each with the one dependency it needs: safetensors/model.hpp (sharded models).
+//
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 the safetensors-hpp authors
 
@@ -187,7 +207,8 @@ class exception : public std::runtime_error {
 #endif
 
 namespace detail {
-/// Appends the JSON escape \u00XX (lowercase hex, as serde_json writes it) of `byte`.
+/// Appends the JSON escape of `byte` as a backslash, u00 and two lowercase hex digits, as
+/// serde_json writes it.
 inline void append_unicode_escape(std::string& out, unsigned char byte) {
   static constexpr char hex[] = "0123456789abcdef";
   out += "\\u00";
@@ -455,11 +476,8 @@ constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Numbers: storage types for the dtypes C++ lacks, byte order, conversions between dtypes
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// detail: little-endian loads and stores, bit casts, binary floating-point formats
+// Numbers: storage types for the dtypes C++ lacks, byte order, conversions between dtypes.
+// First, in detail: little-endian loads and stores, bit casts, binary floating-point formats.
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
@@ -481,7 +499,7 @@ constexpr T byte_swap(T value) noexcept {
   auto in = static_cast<bits_type>(value);
   bits_type out = 0;
   for (std::size_t i = 0; i < sizeof(T); ++i) {
-    out = static_cast<bits_type>((out << 8) | (in & 0xffu));
+    out = static_cast<bits_type>(static_cast<unsigned>(out << 8) | (in & 0xffu));
     in = static_cast<bits_type>(in >> 8);
   }
   return static_cast<T>(out);
@@ -1145,7 +1163,7 @@ inline result<void> convert(span<const std::byte> source, dtype source_type, spa
 }
 
 // ---------------------------------------------------------------------------------------------
-// Core types
+// Tensors: descriptions, views, typed copies, slices, metadata
 // ---------------------------------------------------------------------------------------------
 
 /// One tensor's entry in a header: name, dtype, shape and data offsets. Obtained from a reader,
@@ -1528,6 +1546,10 @@ class tensor_slice {
   bool contiguous_ = false;
 };
 
+namespace detail {
+struct metadata_access;
+}  // namespace detail
+
 /// The header's `__metadata__`: string keys to string values, sorted by key (keys are unique).
 class metadata_map {
  public:
@@ -1550,24 +1572,21 @@ class metadata_map {
   std::vector<entry>::const_iterator end() const noexcept { return entries_.end(); }
 
  private:
-  friend struct detail_access;
+  friend struct detail::metadata_access;
   std::vector<entry> entries_;
 };
 
-/// Options for opening a file.
-struct read_options {
-  /// Accept bytes after the end of the last tensor (some old writers leave a few). Off by default:
-  /// the official reader rejects them as MetadataIncompleteBuffer.
-  bool allow_trailing_bytes = false;
-  /// Mapped files: keep the kernel from reading around the pages that are touched (MADV_RANDOM),
-  /// so touching a tensor loads its pages and no others; prefetch() then reads ahead on request.
-  /// Off by default: the kernel's read-ahead serves a cold sequential read best. Either way,
-  /// opening reads only the header's pages.
-  bool random_access = false;
+namespace detail {
+/// Grants the parser access to metadata_map's entries.
+struct metadata_access {
+  static std::vector<metadata_map::entry>& entries(metadata_map& map) { return map.entries_; }
 };
+}  // namespace detail
+
 
 // ---------------------------------------------------------------------------------------------
-// detail: checked arithmetic, UTF-8, the header scanner
+// Parsing, in detail: checked arithmetic, the size rule, UTF-8, the name table, the JSON and
+// header scanners
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
@@ -1584,6 +1603,34 @@ inline bool checked_add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) no
   if (b > std::numeric_limits<std::uint64_t>::max() - a) return false;
   out = a + b;
   return true;
+}
+
+/// A tensor's element count and byte size.
+struct tensor_size {
+  std::uint64_t elements;
+  std::uint64_t bytes;
+};
+
+/// SPEC rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
+/// count by checked multiplication left to right over `shape` (so [2^32, 2^32, 0] overflows before
+/// the zero is reached), then the bit count, which must fill whole bytes. Errors name the tensor.
+inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, span<const std::uint64_t> shape) {
+  std::uint64_t elements = 1;
+  for (std::uint64_t dim : shape) {
+    if (!checked_mul(elements, dim, elements))
+      return error(error_kind::validation_overflow,
+                   "tensor " + quote(name) + ": the element count of its shape overflows 64 bits");
+  }
+  std::uint64_t bits = 0;
+  if (!checked_mul(elements, dtype_bits(type), bits))
+    return error(error_kind::validation_overflow, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
+                                                      std::string(dtype_name(type)) +
+                                                      " elements overflow 64 bits when counted in bits");
+  if (bits % 8 != 0)
+    return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
+                                                   std::string(dtype_name(type)) + " elements fill " +
+                                                   std::to_string(bits) + " bits, not a whole number of bytes");
+  return tensor_size{elements, bits / 8};
 }
 
 /// Offset of the first byte that does not start or continue a valid UTF-8 sequence (as Rust's
@@ -1783,10 +1830,6 @@ struct header_index {
 
 }  // namespace detail
 
-/// Grants the parser access to metadata_map's entries.
-struct detail_access {
-  static std::vector<metadata_map::entry>& entries(metadata_map& map) { return map.entries_; }
-};
 
 namespace detail {
 
@@ -2221,7 +2264,7 @@ class header_scanner : private json_scanner {
     if (cur_ == end_ || *cur_ != '{') return set_error("__metadata__ must be an object of strings or null");
     ++cur_;
     index.has_metadata = true;
-    auto& entries = detail_access::entries(index.metadata);
+    auto& entries = metadata_access::entries(index.metadata);
     skip_whitespace();
     if (cur_ < end_ && *cur_ == '}') {
       ++cur_;
@@ -2390,7 +2433,7 @@ class header_scanner : private json_scanner {
 
 /// Checks SPEC rules 7-11 over the scanned tensors, in the official order, puts the tensors in
 /// data order and builds the name table. `index.data_size` is the real size of the data buffer.
-inline result<void> index_tensors(header_index& index, const read_options& options) {
+inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes) {
   std::vector<tensor_info>& tensors = index.tensors;
   if (tensors.size() >= std::numeric_limits<std::uint32_t>::max())
     return error(error_kind::invalid_header_deserialization, "too many tensors");
@@ -2467,30 +2510,17 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
                                                    ", " + std::to_string(end) + "] " + why + repeat_note);
     }
     expected_begin = end;
-    std::uint64_t elements = 1;
-    for (std::uint64_t dim : t.shape) {
-      if (!checked_mul(elements, dim, elements))
-        return error(error_kind::validation_overflow,
-                     "tensor " + quote(t.name) + ": the element count of its shape overflows 64 bits" + repeat_note);
-    }
-    std::uint64_t bits = 0;
-    if (!checked_mul(elements, dtype_bits(t.dtype), bits))
-      return error(error_kind::validation_overflow, "tensor " + quote(t.name) + ": " + std::to_string(elements) + " " +
-                                                        std::string(dtype_name(t.dtype)) +
-                                                        " elements overflow 64 bits when counted in bits" + repeat_note);
-    if (bits % 8 != 0)
-      return error(error_kind::misaligned_slice, "tensor " + quote(t.name) + ": " + std::to_string(elements) + " " +
-                                                     std::string(dtype_name(t.dtype)) + " elements fill " +
-                                                     std::to_string(bits) + " bits, not a whole number of bytes" +
-                                                     repeat_note);
-    if (end - begin != bits / 8)
+    auto size = size_of_tensor(t.name, t.dtype, t.shape);
+    if (!size) return error(size.error().kind(), size.error().message() + repeat_note);
+    if (end - begin != size->bytes)
       return error(error_kind::tensor_invalid_info,
                    "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                        "] span " + std::to_string(end - begin) + " bytes but " + std::string(dtype_name(t.dtype)) +
-                       " with " + std::to_string(elements) + " elements needs " + std::to_string(bits / 8) + repeat_note);
-    t.element_count = elements;
+                       " with " + std::to_string(size->elements) + " elements needs " + std::to_string(size->bytes) +
+                       repeat_note);
+    t.element_count = size->elements;
   }
-  if (expected_begin != index.data_size && !(options.allow_trailing_bytes && expected_begin < index.data_size)) {
+  if (expected_begin != index.data_size && !(allow_trailing_bytes && expected_begin < index.data_size)) {
     return error(error_kind::metadata_incomplete_buffer,
                  "the tensors cover " + std::to_string(expected_begin) + " bytes but the data buffer holds " +
                      std::to_string(index.data_size) + repeat_note);
@@ -2502,10 +2532,11 @@ inline result<void> index_tensors(header_index& index, const read_options& optio
 }
 
 /// Parses and validates a header (SPEC rules 4-11) whose bytes are `text`, followed in the file
-/// by a data buffer of `data_size` bytes.
+/// by a data buffer of `data_size` bytes (of which the tensors may leave some at the end unused
+/// if `allow_trailing_bytes`: read_options::allow_trailing_bytes).
 /// `owner`, when given, holds `text` and is kept by the index: names point into the header.
 inline result<header_index> parse_header(const char* text, std::size_t size, std::uint64_t data_size,
-                                         const read_options& options = {}, std::unique_ptr<char[]> owner = nullptr) {
+                                         bool allow_trailing_bytes, std::unique_ptr<char[]> owner = nullptr) {
   std::size_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(text), size);
   if (bad != size)
     return error(error_kind::invalid_header, "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
@@ -2515,7 +2546,7 @@ inline result<header_index> parse_header(const char* text, std::size_t size, std
   index.data_size = data_size;
   header_scanner scanner(text, size);
   if (auto scanned = scanner.scan(index); !scanned) return scanned.error();
-  if (auto indexed = index_tensors(index, options); !indexed) return indexed.error();
+  if (auto indexed = index_tensors(index, allow_trailing_bytes); !indexed) return indexed.error();
   return index;
 }
 
@@ -3860,6 +3891,18 @@ class plan_builder {
 // The reader
 // ---------------------------------------------------------------------------------------------
 
+/// Options for opening a file.
+struct read_options {
+  /// Accept bytes after the end of the last tensor (some old writers leave a few). Off by default:
+  /// the official reader rejects them as MetadataIncompleteBuffer.
+  bool allow_trailing_bytes = false;
+  /// Mapped files: keep the kernel from reading around the pages that are touched (MADV_RANDOM),
+  /// so touching a tensor loads its pages and no others; prefetch() then reads ahead on request.
+  /// Off by default: the kernel's read-ahead serves a cold sequential read best. Either way,
+  /// opening reads only the header's pages.
+  bool random_access = false;
+};
+
 /// A validated safetensors file over a storage policy. Immutable after opening: any number of
 /// threads may use one reader at once. Errors about a file with a path name it first:
 /// `"model.safetensors": tensor "b": ...`.
@@ -3902,18 +3945,18 @@ class basic_reader {
     const auto header_bytes = static_cast<std::size_t>(header_length);
     result<detail::header_index> index = [&]() -> result<detail::header_index> {
       if constexpr (has_views) {
-        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options);
+        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options.allow_trailing_bytes);
       } else {
         // Names point into the header: the buffer that holds it goes to the index.
         if (8 + header_bytes <= first_read) {
           const char* text = prefix.get() + 8;
-          return detail::parse_header(text, header_bytes, data_size, options, std::move(prefix));
+          return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(prefix));
         }
         std::unique_ptr<char[]> header(new char[header_bytes]);
         if (auto read = storage.read_at(8, reinterpret_cast<std::byte*>(header.get()), header_bytes); !read)
           return read.error();
         const char* text = header.get();
-        return detail::parse_header(text, header_bytes, data_size, options, std::move(header));
+        return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(header));
       }
     }();
     if (!index) {
@@ -4258,7 +4301,8 @@ struct write_options {
 namespace detail {
 
 /// Appends `text` as a JSON string literal escaped exactly as the official writer (serde_json)
-/// does: `"` and `\`, short forms for \b \f \n \r \t, \u00XX (lowercase) for other controls.
+/// does: a quote and a backslash escaped, the two-character escapes for backspace, form feed,
+/// newline, return and tab, and a u-escape with lowercase hex digits for other control bytes.
 inline void append_json_string(std::string& out, std::string_view text) {
   out += '"';
   for (char c : text) {
@@ -4337,22 +4381,10 @@ class file_layout {
                      "a tensor cannot be named \"__metadata__\": the name is reserved for metadata");
       if (!detail::is_valid_utf8(d.name))
         return error(error_kind::invalid_header, "tensor name " + detail::quote(d.name) + " is not valid UTF-8");
-      std::uint64_t elements = 1;
-      for (std::uint64_t dim : d.shape) {
-        if (!detail::checked_mul(elements, dim, elements))
-          return error(error_kind::validation_overflow,
-                       "tensor " + detail::quote(d.name) + ": the element count of its shape overflows 64 bits");
-      }
-      std::uint64_t bits = 0;
-      if (!detail::checked_mul(elements, dtype_bits(d.dtype), bits))
-        return error(error_kind::validation_overflow,
-                     "tensor " + detail::quote(d.name) + ": its size in bits overflows 64 bits");
-      if (bits % 8 != 0)
-        return error(error_kind::misaligned_slice, "tensor " + detail::quote(d.name) + ": " + std::to_string(elements) +
-                                                       " " + std::string(dtype_name(d.dtype)) +
-                                                       " elements are not a whole number of bytes");
+      auto size = detail::size_of_tensor(d.name, d.dtype, d.shape);
+      if (!size) return size.error();
       std::uint64_t end = 0;
-      if (!detail::checked_add(offset, bits / 8, end))
+      if (!detail::checked_add(offset, size->bytes, end))
         return error(error_kind::validation_overflow,
                      "tensor " + detail::quote(d.name) + ": the data buffer's size overflows 64 bits");
       e.data_offsets = {offset, end};
