@@ -76,8 +76,8 @@ def parse_authorization(value):
     credential = fields["Credential"].split("/")
     if len(credential) != 5:
         raise S3Error(400, "AuthorizationHeaderMalformed",
-                      f"The authorization header is malformed; the Credential is mal-formed; expecting "
-                      f"\"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+                      "The authorization header is malformed; the Credential is mal-formed; expecting "
+                      "\"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
     return credential, fields["SignedHeaders"].split(";"), fields["Signature"]
 
 

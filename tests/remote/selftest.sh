@@ -46,7 +46,7 @@ all_stopped() {
   [[ $(wc -l < "$dir/sessions") -ge 4 ]] || { echo "fewer than 4 servers recorded"; return 1; }
   for stat in /proc/[0-9]*/stat; do
     { read -r line < "$stat"; } 2>/dev/null || continue
-    fields=(${line##*) })
+    read -ra fields <<< "${line##*) }"
     if [[ $sessions == *" ${fields[3]} "* ]]; then echo "process ${stat//[^0-9]/} is left"; return 1; fi
   done
   for url in SAFETENSORS_REMOTE_HTTP_URL AWS_ENDPOINT_URL SAFETENSORS_REMOTE_FAULT_URL; do

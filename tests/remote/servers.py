@@ -130,7 +130,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def install_s3rver(directory, deadline):
+def install_s3rver(directory):
     """npm ci of tests/remote/s3rver into directory, once: later runs find the same lock file
     installed and skip it. A file lock keeps concurrent runs from installing over each other."""
     os.makedirs(directory, exist_ok=True)
@@ -142,8 +142,10 @@ def install_s3rver(directory, deadline):
             with open(os.path.join(S3RVER_PACKAGE, name), "rb") as file:
                 digest.update(file.read())
         stamp = os.path.join(directory, "installed")
-        if os.path.exists(entry) and os.path.exists(stamp) and open(stamp).read() == digest.hexdigest():
-            return entry
+        if os.path.exists(entry) and os.path.exists(stamp):
+            with open(stamp) as file:
+                if file.read() == digest.hexdigest():
+                    return entry
         for name in ("package.json", "package-lock.json"):
             shutil.copy(os.path.join(S3RVER_PACKAGE, name), directory)
         npm = shutil.which("npm")
@@ -153,8 +155,7 @@ def install_s3rver(directory, deadline):
         with open(log_path, "wb") as log:
             try:
                 result = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=directory,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        timeout=max(1, min(NPM_INSTALL_SECONDS, deadline - time.monotonic())))
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=NPM_INSTALL_SECONDS)
             except subprocess.TimeoutExpired:
                 raise StartError(f"npm ci of s3rver did not finish in time; its log {log_path}:\n{log_tail(log_path)}")
         if result.returncode != 0 or not os.path.exists(entry):
@@ -165,19 +166,16 @@ def install_s3rver(directory, deadline):
         return entry
 
 
-def sign_s3_request(method, url, access_key, secret_key, region=REGION, session_token=None, headers=None,
-                    payload_hash=botocore.auth.UNSIGNED_PAYLOAD, timestamp=None):
-    """The headers that sign a request with botocore's S3SigV4Auth, Host, X-Amz-Date and
-    X-Amz-Content-SHA256 signed as an SDK signs them. timestamp (YYYYMMDDTHHMMSSZ) signs as of
-    another time; None: now."""
+def sign_s3_request(method, url, access_key, secret_key, headers=None, timestamp=None):
+    """The headers that sign a request (its body unsigned) with botocore's S3SigV4Auth: the given
+    headers, Host, X-Amz-Date and X-Amz-Content-SHA256, all signed, as an SDK signs them.
+    timestamp (YYYYMMDDTHHMMSSZ) signs as of another time; None: now."""
     request = botocore.awsrequest.AWSRequest(method=method, url=url, headers=dict(headers or {}))
     if timestamp is None:
         timestamp = datetime.datetime.now(datetime.timezone.utc).strftime(botocore.auth.SIGV4_TIMESTAMP)
     request.context["timestamp"] = request.headers["X-Amz-Date"] = timestamp
-    request.headers["X-Amz-Content-SHA256"] = payload_hash
-    if session_token is not None:
-        request.headers["X-Amz-Security-Token"] = session_token
-    auth = botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(access_key, secret_key), "s3", region)
+    request.headers["X-Amz-Content-SHA256"] = botocore.auth.UNSIGNED_PAYLOAD
+    auth = botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(access_key, secret_key), "s3", REGION)
     string_to_sign = auth.string_to_sign(request, auth.canonical_request(request))
     request.headers["Authorization"] = (
         f"AWS4-HMAC-SHA256 Credential={auth.scope(request)}, "
@@ -200,12 +198,13 @@ class Servers:
         self.running = []
 
     def start(self):
-        s3rver_entry = install_s3rver(self.s3rver_dir, time.monotonic() + NPM_INSTALL_SECONDS)
+        s3rver_entry = install_s3rver(self.s3rver_dir)
         deadline = time.monotonic() + self.start_seconds
         s3rver = self.start_s3rver(s3rver_entry)
         fault = self.start_python("fault server", [os.path.join(HERE, "fault_server.py"), self.data_dir])
         self.nginx = self.start_nginx(deadline)
         s3rver_port = s3rver.wait_for(lambda: self.s3rver_port(s3rver), deadline)
+        s3rver.url = f"http://127.0.0.1:{s3rver_port}"
         proxy = self.start_python("s3 proxy", [
             os.path.join(HERE, "s3_proxy.py"), "--upstream-port", str(s3rver_port), "--region", REGION,
             "--key", f"{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}",
