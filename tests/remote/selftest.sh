@@ -84,6 +84,14 @@ else
   fail "exit status $status (want 7), or a server left"
 fi
 
+"${runner[@]}" "$data" -- sh -c 'kill -TERM $$' 2>/dev/null
+status=$?
+if [[ $status == 143 ]]; then
+  pass "a command killed by SIGTERM: exit status 143"
+else
+  fail "a command killed by SIGTERM: exit status $status (want 143)"
+fi
+
 # 3. Stopped by a signal while the command runs: the command and every server end.
 for signal in TERM INT; do
   mkdir "$scratch/$signal"

@@ -2,8 +2,9 @@
 """Starts nginx, s3rver behind the signature-checking proxy, and the fault server on 127.0.0.1,
 all serving DATA_DIR (uploaded into the S3 bucket), runs COMMAND with the environment variables
 that name them (README.md, "Environment"), stops every server whatever happens, and exits with
-COMMAND's status; 1 if a server fails to start or dies while COMMAND runs (COMMAND is then
-stopped), 128+N if stopped by signal N, 2 for a usage error."""
+COMMAND's status (128+N if signal N killed it); 1 if a server fails to start or dies while
+COMMAND runs (COMMAND is then stopped), 128+N if the runner is stopped by signal N, 127 or 126
+if COMMAND cannot be run, 2 for a usage error."""
 
 import argparse
 import os
@@ -73,7 +74,9 @@ def watch(command, started):
         while True:
             ready, _, _ = select.select([command_fd, *server_fds], [], [])
             if command_fd in ready:
-                return command.wait()
+                status = command.wait()
+                # Killed by signal N: 128+N, as a shell reports it, not Popen's -N.
+                return 128 - status if status < 0 else status
             server = server_fds[ready[0]]
             print(f"with_servers: {server.name} exited with status {server.exit_status()} while the command ran; "
                   f"stopping the command. The end of its log {server.log_path}:\n{servers.log_tail(server.log_path)}",
