@@ -167,7 +167,7 @@ fi
 # 7. The runner killed outright: the kernel's parent-death signal stops its servers. The command,
 # orphaned, is ours to stop.
 mkdir "$scratch/KILL"
-"${runner[@]}" "$data" -- sh -c "$record"'; exec sleep 60' sh "$scratch/KILL" 2>/dev/null &
+"${runner[@]}" --work-dir "$scratch/KILL/work" "$data" -- sh -c "$record"'; exec sleep 60' sh "$scratch/KILL" 2>/dev/null &
 runner_pid=$!
 if wait_for_file "$scratch/KILL/command.pid"; then
   kill -KILL "$runner_pid"
