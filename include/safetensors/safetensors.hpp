@@ -499,7 +499,7 @@ constexpr T byte_swap(T value) noexcept {
   auto in = static_cast<bits_type>(value);
   bits_type out = 0;
   for (std::size_t i = 0; i < sizeof(T); ++i) {
-    out = static_cast<bits_type>(static_cast<unsigned>(out << 8) | (in & 0xffu));
+    out = static_cast<bits_type>(static_cast<bits_type>(out << 8) | static_cast<bits_type>(in & 0xffu));
     in = static_cast<bits_type>(in >> 8);
   }
   return static_cast<T>(out);
