@@ -103,24 +103,34 @@ std::vector<std::string> option_names(const CLI::App& command) {
   return names;
 }
 
+// A usage message, and the command whose --help to point to (none for the tool's own).
+struct usage_message {
+  std::string text;
+  const CLI::App* command;
+};
+
 // The first word CLI11 could not place (the tool allows none), as a usage message: an unknown
-// option or command, with the nearest valid one, or an argument too many. Empty when there is
-// none.
-std::string unplaced_word(const CLI::App& app, const CLI::App* command) {
+// option or command, with the nearest valid one, or an argument too many.
+std::optional<usage_message> unplaced_word(const CLI::App& app, const CLI::App* command) {
   std::vector<std::string> words = app.remaining();
-  const CLI::App& owner = words.empty() && command != nullptr ? *command : app;
-  if (words.empty() && command != nullptr) words = command->remaining();
-  if (words.empty()) return {};
+  const CLI::App* owner = nullptr;
+  if (words.empty() && command != nullptr) {
+    words = command->remaining();
+    owner = command;
+  }
+  if (words.empty()) return std::nullopt;
   const std::string& word = words.front();
   if (word.size() > 1 && word[0] == '-') {
     const std::string option = word.substr(0, word.find('='));
-    const std::string where = &owner == &app ? std::string() : " for " + owner.get_name();
-    return with_suggestion("unknown option '" + option + "'" + where, nearest(option, option_names(owner)));
+    const std::string where = owner == nullptr ? std::string() : " for " + owner->get_name();
+    return usage_message{
+        with_suggestion("unknown option '" + option + "'" + where, nearest(option, option_names(owner ? *owner : app))),
+        owner};
   }
-  if (command != nullptr) return "unexpected argument '" + word + "' for " + command->get_name();
+  if (owner != nullptr) return usage_message{"unexpected argument '" + word + "' for " + owner->get_name(), owner};
   std::vector<std::string> names;
   for (const command_entry& entry : command_table) names.emplace_back(entry.name);
-  return with_suggestion("unknown command '" + word + "'", nearest(word, names));
+  return usage_message{with_suggestion("unknown command '" + word + "'", nearest(word, names)), nullptr};
 }
 
 int usage(const std::string& message, const CLI::App* command) {
@@ -163,10 +173,11 @@ int run(int argc, char** argv) {
     out().flush();
     return success;
   } catch (const CLI::ParseError& error) {
-    const std::string unplaced = unplaced_word(app, chosen());
-    return usage(unplaced.empty() ? error.what() : unplaced, chosen());
+    // An unknown word explains more than what it made CLI11 stumble on (a missing argument).
+    if (const auto unplaced = unplaced_word(app, chosen())) return usage(unplaced->text, unplaced->command);
+    return usage(error.what(), chosen());
   }
-  if (const std::string unplaced = unplaced_word(app, chosen()); !unplaced.empty()) return usage(unplaced, chosen());
+  if (const auto unplaced = unplaced_word(app, chosen())) return usage(unplaced->text, unplaced->command);
   for (const auto& [command, runner] : commands) {
     if (command->parsed() == 0) continue;
     int status = success;

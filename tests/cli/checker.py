@@ -360,7 +360,21 @@ def terminal_bar(label, seconds, after):
     expect("after the bar", rest, want)
 
 
-modes = {"valid_json": valid_json, "error_json": error_json, "message": print_message,
+# One JSON object a line on stdout, each the object on the same line of EXPECTED (a file), keys
+# in the same order.
+def json_lines(status, expected):
+    expect("exit status", rc, int(status))
+    expect("stderr", err, b"")
+    with open(expected, encoding="utf-8") as f:
+        want = [json.loads(line, object_pairs_hook=list) for line in f]
+    got = [json.loads(line, object_pairs_hook=list) for line in out.decode("utf-8").splitlines()]
+    expect("line count", len(got), len(want))
+    for number, (got_object, want_object) in enumerate(zip(got, want)):
+        if got_object != want_object:
+            fail(f"line {number}: got {got_object!r}, want {want_object!r}")
+
+
+modes = {"json_lines": json_lines, "valid_json": valid_json, "error_json": error_json, "message": print_message,
          "error_text": error_text, "table": table, "stdout_is": stdout_is,
          "bf16_round_trip": bf16_round_trip, "stats_of": stats_of, "validate_lines": validate_lines,
          "converted_header": converted_header, "unchanged_bytes": unchanged_bytes, "model_json": model_json,

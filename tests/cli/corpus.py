@@ -267,7 +267,84 @@ def make_sharded(path):
                       ("c", "I32", [10], c.tobytes())], None)
 
 
-modes = {"first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened,
+# Python's subscript for SLICE ("1:3,-1" is x[1:3, -1]): per dimension an int or a slice object.
+def python_subscript(slice_text):
+    def bound(text):
+        return int(text) if text.strip() else None
+    dims = []
+    for part in slice_text.split(","):
+        if ":" in part:
+            dims.append(slice(*(bound(b) for b in part.split(":"))))
+        else:
+            dims.append(int(part))
+    return dims
+
+
+# x[dims] for x nested lists of `shape`, as numpy indexes: an int drops its dimension, a slice keeps
+# it, dimensions not given are taken whole.
+def subscript(values, dims):
+    if not dims:
+        return values
+    head, rest = dims[0], dims[1:]
+    if isinstance(head, int):
+        return subscript(values[head], rest)
+    return [subscript(v, rest) for v in values[head]]
+
+
+def nest(flat, shape):
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def sliced_shape(shape, dims):
+    kept = [len(range(*d.indices(size))) for d, size in zip(dims, shape) if isinstance(d, slice)]
+    return kept + shape[len(dims):]
+
+
+def flatten(nested, rank):
+    return [nested] if rank == 0 else [v for inner in nested for v in flatten(inner, rank - 1)]
+
+
+FORMATS = {"F32": "f", "F64": "d", "I64": "q", "I32": "i", "U8": "B"}
+
+
+# dump --json --slice SLICE of tensor NAME of the file at PATH: slice_shape and values as Python
+# computes them from the tensor's bytes (x[SLICE] of the nested lists); and dump --slice's text:
+# a row of the last dimension to a line.
+def dump_slice(cli, path, name, slice_text):
+    tensors, _ = read_file(path)
+    dtype, shape, raw = tensors[name]
+    flat = [v for (v,) in struct.iter_unpack("<" + FORMATS[dtype], raw)]
+    dims = python_subscript(slice_text)
+    want_shape = sliced_shape(shape, dims)
+    want_values = flatten(subscript(nest(flat, shape), dims), len(want_shape))
+    as_json = [v if not isinstance(v, float) or math.isfinite(v) else
+               "nan" if math.isnan(v) else "inf" if v > 0 else "-inf" for v in want_values]
+    run = subprocess.run([cli, "dump", "--json", path, name, "--slice", slice_text], capture_output=True)
+    if run.returncode != 0 or run.stderr:
+        fail(f"exit {run.returncode}, stderr {run.stderr[:300]!r}")
+    got = json.loads(run.stdout, object_pairs_hook=unique_keys)
+    want = {"name": name, "dtype": dtype, "shape": shape, "slice": slice_text, "slice_shape": want_shape,
+            "values": [float(v) if dtype.startswith("F") and not isinstance(v, str) else v for v in as_json]}
+    if list(got) != list(want):
+        fail(f"keys {list(got)}, want {list(want)}")
+    for key in want:
+        if not same_value(got[key], want[key]):
+            fail(f"{key} {got[key]!r}, want {want[key]!r}")
+    run = subprocess.run([cli, "dump", path, name, "--slice", slice_text], capture_output=True)
+    lines = run.stdout.decode("utf-8").split("\n")
+    if lines.pop() != "" or run.returncode != 0:
+        fail(f"text form: exit {run.returncode}, {run.stdout[-100:]!r}")
+    rows = lines[1:]
+    row_length = want_shape[-1] if want_shape else 1
+    want_rows = 0 if row_length == 0 else len(want_values) // row_length
+    if len(rows) != want_rows or any(len(row.split(" ")) != row_length for row in rows):
+        fail(f"text form: {len(rows)} rows {rows[:3]!r}, want {want_rows} of {row_length} values")
+
+
+modes = {"dump_slice": dump_slice, "first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened,
          "split_layout": split_layout, "index_text": index_text, "through_index": through_index,
          "same_tensors": same_tensors, "make_sharded": make_sharded}
 modes[mode](*args)

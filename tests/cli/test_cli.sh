@@ -491,8 +491,171 @@ else
   echo "ok - # SKIP progress bars under a pseudo-terminal: script (util-linux) is not installed"
 fi
 
+# dump --slice: Python's syntax, negative indices included, against values computed in Python;
+# rows of the selection's last dimension.
+for tensor_slice in "matrix 1:3,:" "matrix -1" "matrix ::2,-3:" "matrix -2:,1::2" "matrix :,-1" "matrix 2:2" \
+  "cube 1,-1,:" "cube -1:,::2,-3::2" "cube 0,1,2" "vector -10:-1:3" "vector 5"; do
+  for dtype in F32 I64; do
+    # shellcheck disable=SC2086  # the tensor and the slice
+    check "dump --slice of dtype_$dtype ${tensor_slice/ / \"}\": slice_shape, values and rows as Python computes them" \
+      python3 "$here/corpus.py" dump_slice "$cli" "$ref/valid/dtype_$dtype.safetensors" $tensor_slice
+  done
+done
+run dump "$f32" matrix --slice 1:3,::2
+check "dump matrix --slice 1:3,::2: a row of the selection to a line" assert stdout_is 0 \
+  $'"matrix" F32 [4, 6], slice "1:3,::2" of shape [2, 3]\n-1.5 -1 -0.5\n0 0.5 1\n'
+run dump "$f32" matrix --slice=-1,-3: --limit 2
+check "dump matrix --slice=-1,-3: --limit 2: the last row's last values, cut short" assert stdout_is 0 \
+  $'"matrix" F32 [4, 6], slice "-1,-3:" of shape [3]\n2.25 2.5\n... 1 more values\n'
+run dump "$f32" cube
+check "dump cube: [2, 3, 4] as 6 rows of 4" assert stdout_is 0 "$(
+  python3 -c 'print("\"cube\" F32 [2, 3, 4]"); [print(*[i * (-1) ** i for i in range(r * 4, r * 4 + 4)]) for r in range(6)]')"$'\n'
+for bad in "1:2:0" "::-1" "a" "" "1,,2" "1:2:3:4" "99999999999999999999" "1.5"; do
+  run dump "$f32" matrix --slice "$bad"
+  check "dump --slice '$bad': a usage error naming --slice, exit 64" \
+    test "$(<"$work/rc"):$(grep -c "^safetensors-cli: --slice: '$bad' is not a slice: " "$work/err")" = 64:1
+done
+for misfit in "4:index 4 is out of range" "-5:index -5 is out of range" "0:7:stop 7 is past the end" \
+  "3:1:start 3 is after stop 1" "1,1,1:3 dimensions given for a tensor of rank 2"; do
+  run dump --json "$f32" matrix --slice "${misfit%:*}"
+  check "dump --slice '${misfit%:*}' that does not fit [4, 6]: exit 1, InvalidArgument" \
+    assert error_json InvalidArgument 1 "${misfit##*:}"
+done
+run dump --json "$mixed" t_F4 --slice 0:2
+check "dump --slice of a sub-byte tensor: exit 1, MisalignedSlice" assert error_json MisalignedSlice 1 t_F4
+
+# Standard input: - reads a file from it, within the limits of a file.
+run_stdin() {
+  local input=$1
+  shift
+  "$cli" "$@" <"$input" >"$work/out" 2>"$work/err"
+  echo $? >"$work/rc"
+}
+ordering=$ref/valid/ordering.safetensors
+"$cli" inspect --json "$ordering" | sed 's|"path":"[^"]*"|"path":"-"|' >"$work/expected"
+run_stdin "$ordering" inspect --json -
+check "inspect --json - < ordering.safetensors: the file's object, path \"-\"" assert json_lines 0 "$work/expected"
+"$cli" inspect "$ordering" | sed '1s|^"[^"]*"|"-"|' >"$work/expected"
+run_stdin "$ordering" inspect -
+check "inspect - < ordering.safetensors: the file's table" assert stdout_is 0 "$(<"$work/expected")"$'\n'
+run_stdin "$f32" dump - matrix
+check "dump - matrix < dtype_F32: the values" assert stdout_is 0 "$("$cli" dump "$f32" matrix)"$'\n'
+run_stdin "$f32" stats --json -
+check "stats --json - < dtype_F32: as from the file" assert stdout_is 0 "$("$cli" stats --json "$f32")"$'\n'
+run_stdin "$ordering" validate -
+check "validate - < ordering.safetensors: ok \"-\" (9 tensors)" assert stdout_is 0 $'ok "-" (9 tensors)\n'
+run_stdin "$ordering" rewrite - "$work/from_stdin.safetensors"
+check "rewrite - < ordering.safetensors: the same bytes" cmp "$ordering" "$work/from_stdin.safetensors"
+run_stdin "$f32" convert - "$work/from_stdin.safetensors" --dtype BF16
+check "convert - < dtype_F32 --dtype BF16: as from the file" cmp "$work/bf16.safetensors" "$work/from_stdin.safetensors"
+run_stdin "$many" split - "$work/split_stdin" --max-shard-size 10KB
+check "split - < many_tensors_5000: the same index as from the file" \
+  cmp "$work/split_10KB/model.safetensors.index.json" "$work/split_stdin/model.safetensors.index.json"
+head -c 100 "$ordering" >"$work/truncated"
+run_stdin "$work/truncated" inspect -
+check "inspect - of a truncated file: exit 1, InvalidHeaderLength naming \"-\"" assert error_text 1 \
+  'safetensors-cli: InvalidHeaderLength: "-": header length 496 runs past the end of the file (100 bytes)'
+# An 8-byte header length over the limit, then an endless stream: refused before reading on.
+python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<Q", 2**40))' >"$work/huge_header"
+{ cat "$work/huge_header" /dev/zero; } | timeout 60 "$cli" inspect - >"$work/out" 2>"$work/err"
+echo "${PIPESTATUS[1]}" >"$work/rc"
+check "inspect - of a header length of 2^40 and an endless stream: exit 1 at once, HeaderTooLarge" assert error_text 1 \
+  'safetensors-cli: HeaderTooLarge: "-": header length 1099511627776 exceeds the limit of 100000000 bytes'
+# Sizes that the input only claims are not allocated: under a 60 MB address space, a header of
+# 99 MB and a tensor of 2^40 bytes, each followed by a few bytes.
+python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<Q", 99_000_000) + b"{\"a\":")' >"$work/claims_header"
+(ulimit -v 60000 && run_stdin "$work/claims_header" inspect -)
+check "inspect - of a 99 MB header length and 5 bytes, in 60 MB: exit 1, InvalidHeaderLength" assert error_text 1 \
+  'safetensors-cli: InvalidHeaderLength: "-": header length 99000000 runs past the end of the file (13 bytes)'
+python3 -c '
+import json, struct, sys
+header = json.dumps({"a": {"dtype": "U8", "shape": [2**40], "data_offsets": [0, 2**40]}}).encode()
+sys.stdout.buffer.write(struct.pack("<Q", len(header)) + header + b"abc")' >"$work/claims_data"
+(ulimit -v 60000 && run_stdin "$work/claims_data" inspect -)
+check "inspect - of a 2^40-byte tensor and 3 bytes, in 60 MB: exit 1, MetadataIncompleteBuffer" assert error_text 1 \
+  'safetensors-cli: MetadataIncompleteBuffer: "-": the tensors cover 1099511627776 bytes but the data buffer holds 3'
+
+# validate --json: one object a line, a file and a model in one schema.
+"$cli" inspect --json "$ref/invalid/offsets_overlap.safetensors" >"$work/overlap"
+"$cli" inspect --json "$work/missing.safetensors" >"$work/missing"
+python3 - "$ref/valid/ordering.safetensors" "$work/split_10KB" "$ref/invalid/offsets_overlap.safetensors" \
+  "$work/missing.safetensors" "$work/overlap" "$work/missing" >"$work/expected" <<'PYTHON'
+import json, sys
+file, model, invalid, missing, invalid_error, missing_error = sys.argv[1:]
+lines = [{"ok": True, "path": file, "file_count": 1, "tensor_count": 9},
+         {"ok": True, "path": model, "file_count": 6, "tensor_count": 5000}]
+for path, error in ((invalid, invalid_error), (missing, missing_error)):
+    with open(error) as f:
+        reported = json.load(f)
+    lines.append({"ok": False, "path": path, "error": reported["error"], "message": reported["message"]})
+for line in lines:
+    print(json.dumps(line, ensure_ascii=False))
+PYTHON
+run validate --json "$ref/valid/ordering.safetensors" "$work/split_10KB" "$ref/invalid/offsets_overlap.safetensors" \
+  "$work/missing.safetensors"
+check "validate --json of a file, a model, an invalid file and a missing one: exit 1, an object each" \
+  assert json_lines 1 "$work/expected"
+
+# Usage errors: exit 64, naming the unknown word and the nearest valid one.
+usage_check() {
+  local description=$1 message=$2 command=$3
+  shift 3
+  run "$@"
+  check "$description" assert error_text 64 \
+    "safetensors-cli: $message"$'\n'"Run 'safetensors-cli${command:+ $command} --help' for usage."
+}
+usage_check "a misspelt command: named, with the nearest one" \
+  "unknown command 'inpsect'; did you mean 'inspect'?" "" inpsect "$f32"
+usage_check "an unknown command far from any: named alone" "unknown command 'frobnicate'" "" frobnicate
+usage_check "a misspelt option: named, with the nearest of its command's" \
+  "unknown option '--jsno' for inspect; did you mean '--json'?" inspect inspect "$f32" --jsno
+usage_check "a misspelt option with a value: the option named" \
+  "unknown option '--limt' for dump; did you mean '--limit'?" dump dump "$f32" matrix --limt=3
+usage_check "an unknown option far from any: named alone" \
+  "unknown option '--frobnicate' for stats" stats stats "$f32" --frobnicate
+usage_check "an option before the command: named" "unknown option '--json'" "" --json inspect "$f32"
+usage_check "an argument too many" "unexpected argument 'extra' for inspect" inspect inspect "$f32" extra
+version=$(sed -n 's/^#define SAFETENSORS_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' \
+  "$here/../../include/safetensors/safetensors.hpp" | paste -sd.)
+run --version
+check "--version: the library's version, $version" assert stdout_is 0 "safetensors-cli $version"$'\n'
+
+# Standard output that cannot be written is an IoError (exit 2) for every command that prints; a
+# reader that goes away ends the tool as SIGPIPE ends cat: quietly.
+if [[ -w /dev/full ]]; then
+  for command in "inspect $f32" "inspect --json $f32" "inspect $work/split_10KB" "inspect --json $work/split_10KB" \
+    "dump $f32 matrix" "dump --json $f32 matrix" "stats $f32" "stats --json $f32" "validate $f32" \
+    "validate --json $f32" "inspect --json $work/missing.safetensors" "--help" "dump --help" "--version"; do
+    # shellcheck disable=SC2086  # the words of the command
+    "$cli" $command >/dev/full 2>"$work/err"
+    echo $? >"$work/rc"
+    : >"$work/out"
+    check "$command >/dev/full: exit 2, IoError on stderr" assert error_text 2 \
+      'safetensors-cli: IoError: cannot write to standard output: No space left on device'
+  done
+else
+  echo "ok - # SKIP writes to /dev/full: there is no /dev/full"
+fi
+for command in "inspect $many" "stats $many" "dump $work/big_f16.safetensors w" \
+  "validate --json $(printf "$f32 %.0s" {1..2000})"; do
+  # shellcheck disable=SC2086  # the words of the command
+  "$cli" $command >"$work/whole"
+  for pipe in default ignored; do
+    # shellcheck disable=SC2086  # the words of the command
+    if [[ $pipe == default ]]; then
+      "$cli" $command 2>"$work/err" | head -1 >"$work/head"
+      status=${PIPESTATUS[0]}
+    else
+      status=$(trap '' PIPE && { "$cli" $command 2>"$work/err" | head -1 >"$work/head"; echo "${PIPESTATUS[0]}"; })
+    fi
+    check "${command:0:40}... | head -1 (SIGPIPE $pipe): the first line, then ended by SIGPIPE (141), nothing on stderr" \
+      test "$status:$(wc -c <"$work/err"):$(head -1 "$work/whole" | cmp - "$work/head" && echo same)" = 141:0:same
+  done
+done
+
 run --help
 check "--help: exit 0" exit_status 0
+check "--help documents the exit statuses" grep -q '^Exit status: 0 success, 1 rejected input .*, 2 I/O error' "$work/out"
 for command in inspect dump stats validate rewrite convert split merge; do
   run --help
   check "--help lists $command" grep -q "^ *$command " "$work/out"
