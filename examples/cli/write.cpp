@@ -93,41 +93,15 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
 }
 
 // ---------------------------------------------------------------------------------------------
-// rewrite
+// rewrite and convert
 // ---------------------------------------------------------------------------------------------
 
-struct rewrite_options {
+// rewrite is convert to no dtype: both write the tensors of one file to another.
+struct copy_options {
   std::string input;
   std::string output;
   std::uint64_t alignment = 8;
-};
-
-int run_rewrite(const rewrite_options& options) {
-  auto file = open_streamed(options.input);
-  if (!file) return report_error(file.error(), false);
-  return std::visit(
-      [&](const auto& reader) {
-        using reader_type = std::decay_t<decltype(reader)>;
-        std::vector<streamed_tensor<reader_type>> tensors;
-        add_copies(reader, tensors);
-        safetensors::write_options write_options;
-        write_options.alignment = options.alignment;
-        return write_tensors("rewrite", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-          return safetensors::try_make_file_writer(options.output, std::move(declarations),
-                                                   safetensors::metadata_entries::from(reader), write_options);
-        });
-      },
-      *file);
-}
-
-// ---------------------------------------------------------------------------------------------
-// convert
-// ---------------------------------------------------------------------------------------------
-
-struct convert_options {
-  std::string input;
-  std::string output;
-  std::string dtype;
+  std::string dtype;  // convert's --dtype; empty for rewrite
 };
 
 // The tensors convert changes: the IEEE-style floats. The F8 types are left alone: they hold
@@ -137,8 +111,9 @@ bool is_converted(safetensors::dtype type) {
   return type == dtype::F16 || type == dtype::BF16 || type == dtype::F32 || type == dtype::F64;
 }
 
-int run_convert(const convert_options& options) {
-  const safetensors::dtype target = *safetensors::dtype_from_name(options.dtype);
+int run_copy(const char* label, const copy_options& options) {
+  std::optional<safetensors::dtype> target;
+  if (!options.dtype.empty()) target = safetensors::dtype_from_name(options.dtype);
   auto file = open_streamed(options.input);
   if (!file) return report_error(file.error(), false);
   return std::visit(
@@ -146,15 +121,25 @@ int run_convert(const convert_options& options) {
         using reader_type = std::decay_t<decltype(reader)>;
         std::vector<streamed_tensor<reader_type>> tensors;
         for (const safetensors::tensor_info& info : reader.tensors()) {
-          const bool converted = is_converted(info.dtype) && info.dtype != target;
-          tensors.push_back({&reader, &info, converted ? std::optional(target) : std::nullopt});
+          const bool converted = target && is_converted(info.dtype) && info.dtype != *target;
+          tensors.push_back({&reader, &info, converted ? target : std::nullopt});
         }
-        return write_tensors("convert", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+        safetensors::write_options write_options;
+        write_options.alignment = options.alignment;
+        return write_tensors(label, tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
           return safetensors::try_make_file_writer(options.output, std::move(declarations),
-                                                   safetensors::metadata_entries::from(reader));
+                                                   safetensors::metadata_entries::from(reader), write_options);
         });
       },
       *file);
+}
+
+const std::string input_help = "The .safetensors file to read, or - for standard input";
+
+// IN and OUT, the arguments of rewrite and convert.
+void add_input_and_output(CLI::App& command, copy_options& options) {
+  command.add_option("in", options.input, input_help)->required();
+  command.add_option("out", options.output, "The file to write (replaced atomically)")->required();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,15 +240,11 @@ int run_merge(const merge_options& options) {
   });
 }
 
-const std::string input_file_help = "The .safetensors file to read, or - for standard input";
-const std::string output_file_help = "The file to write (replaced atomically)";
-
 }  // namespace
 
 command_runner define_rewrite(CLI::App& command) {
-  auto options = std::make_shared<rewrite_options>();
-  command.add_option("in", options->input, input_file_help)->required();
-  command.add_option("out", options->output, output_file_help)->required();
+  auto options = std::make_shared<copy_options>();
+  add_input_and_output(command, *options);
   command
       .add_option("--align", options->alignment,
                   "Start the data section at a multiple of N bytes (a power of two from 8 to 2^30)")
@@ -275,13 +256,12 @@ command_runner define_rewrite(CLI::App& command) {
       "Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a terminal.\n"
       "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output, 64 usage error\n"
       "(a bad --align among them).");
-  return [options] { return run_rewrite(*options); };
+  return [options] { return run_copy("rewrite", *options); };
 }
 
 command_runner define_convert(CLI::App& command) {
-  auto options = std::make_shared<convert_options>();
-  command.add_option("in", options->input, input_file_help)->required();
-  command.add_option("out", options->output, output_file_help)->required();
+  auto options = std::make_shared<copy_options>();
+  add_input_and_output(command, *options);
   command.add_option("--dtype", options->dtype, "The dtype of the converted tensors")
       ->required()
       ->check(CLI::IsMember({"BF16", "F16", "F32"}));
@@ -292,12 +272,12 @@ command_runner define_convert(CLI::App& command) {
       "metadata. Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a\n"
       "terminal.\n"
       "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output, 64 usage error.");
-  return [options] { return run_convert(*options); };
+  return [options] { return run_copy("convert", *options); };
 }
 
 command_runner define_split(CLI::App& command) {
   auto options = std::make_shared<split_options>();
-  command.add_option("in", options->input, input_file_help)->required();
+  command.add_option("in", options->input, input_help)->required();
   command.add_option("outdir", options->directory, "The directory to write (created if missing; must hold no model)")
       ->required();
   command
@@ -326,7 +306,7 @@ command_runner define_split(CLI::App& command) {
 command_runner define_merge(CLI::App& command) {
   auto options = std::make_shared<merge_options>();
   command.add_option("model", options->input, "The model: its index (*.json) or its directory")->required();
-  command.add_option("out", options->output, output_file_help)->required();
+  command.add_option("out", options->output, "The file to write (replaced atomically)")->required();
   command.footer(
       "The model is checked whole first: every shard present, each holding exactly the tensors the index\n"
       "places in it, and the index's total_size. OUT gets every tensor (names, dtypes, shapes, bytes) laid out\n"
