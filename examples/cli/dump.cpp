@@ -111,7 +111,7 @@ int run_dump(const dump_options& options) {
   const bool bytes = kind_of(tensor.dtype()) == value_kind::raw_bytes;
   selection chosen;
   if (options.slice) {
-    auto slice = safetensors::tensor_slice::make(tensor, parse_slice(*options.slice));
+    auto slice = tensors->slice(tensor.name(), parse_slice(*options.slice));
     if (!slice) return report_error(slice.error(), options.json);
     chosen.shape = slice->shape();
     chosen.total = slice->element_count();

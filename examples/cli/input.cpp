@@ -173,4 +173,9 @@ result<safetensors::tensor_view> tensor_collection::choose(const tensor_choice& 
   return at(static_cast<std::size_t>(choice.index));
 }
 
+result<safetensors::tensor_slice> tensor_collection::slice(std::string_view name,
+                                                          std::vector<safetensors::slice_dim> dims) const {
+  return std::visit([&](const auto& reader) { return reader.try_slice(name, std::move(dims)); }, source_);
+}
+
 }  // namespace cli

@@ -81,6 +81,9 @@ class tensor_collection {
   safetensors::result<safetensors::tensor_view> find(std::string_view name) const;
   // The tensor `choice` names, by name or by position in listing order.
   safetensors::result<safetensors::tensor_view> choose(const tensor_choice& choice) const;
+  // A slice of the tensor named `name`; its errors name the file.
+  safetensors::result<safetensors::tensor_slice> slice(std::string_view name,
+                                                       std::vector<safetensors::slice_dim> dims) const;
 
  private:
   using source = std::variant<safetensors::mapped_reader, standard_input_reader, safetensors::model_reader>;

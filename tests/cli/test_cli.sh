@@ -523,6 +523,12 @@ for misfit in "4:index 4 is out of range" "-5:index -5 is out of range" "0:7:sto
 done
 run dump --json "$mixed" t_F4 --slice 0:2
 check "dump --slice of a sub-byte tensor: exit 1, MisalignedSlice" assert error_json MisalignedSlice 1 t_F4
+run dump "$f32" matrix --slice 4
+check "dump --slice 4 of [4, 6]: one line on stderr naming the file, the tensor and the dimension" assert error_text 1 \
+  "safetensors-cli: InvalidArgument: \"$f32\": slice of tensor \"matrix\", dimension 0 (size 4): index 4 is out of range"
+run dump "$work/split_10KB" '#1759' --slice 5
+check "dump --slice 5 of a model's tensor [2, 3]: the error names the shard" \
+  test "$(<"$work/rc"):$(grep -c '^safetensors-cli: InvalidArgument: ".*/model-0000[1-6]-of-00006.safetensors": slice of tensor "#1759", dimension 0' "$work/err")" = 1:1
 
 # Standard input: - reads a file from it, within the limits of a file.
 run_stdin() {
