@@ -8,7 +8,7 @@
 
 namespace bench {
 
-/// A fresh directory under $SAFETENSORS_BENCH_DIR (default /tmp), emptied and removed at exit.
+/// A fresh directory under $SAFETENSORS_BENCH_DIR (default /tmp), removed with its contents at exit.
 inline const std::string& temp_directory() {
   struct directory {
     std::string path;
@@ -18,15 +18,22 @@ inline const std::string& temp_directory() {
       if (::mkdtemp(pattern.data()) == nullptr) std::abort();
       path = pattern;
     }
-    ~directory() {
-      if (DIR* dir = ::opendir(path.c_str())) {
+    ~directory() { remove_tree(path); }
+    // Models are written in subdirectories of their own.
+    static void remove_tree(const std::string& at) {
+      if (DIR* dir = ::opendir(at.c_str())) {
         while (dirent* entry = ::readdir(dir)) {
-          std::string name = entry->d_name;
-          if (name != "." && name != "..") ::unlink((path + "/" + name).c_str());
+          const std::string name = entry->d_name;
+          if (name == "." || name == "..") continue;
+          if (entry->d_type == DT_DIR) {
+            remove_tree(at + "/" + name);
+          } else {
+            ::unlink((at + "/" + name).c_str());
+          }
         }
         ::closedir(dir);
       }
-      ::rmdir(path.c_str());
+      ::rmdir(at.c_str());
     }
   };
   static directory instance;
