@@ -151,24 +151,19 @@ int run_validate(const validate_options& options) {
       const safetensors::error& error = checked.error();
       (exit_status_for(error) == io_failure ? any_unreadable : any_invalid) = true;
       if (options.json) {
-        json failure;
-        failure["ok"] = false;
-        failure["path"] = path;
-        failure["error"] = safetensors::error_kind_name(error.kind());
-        failure["message"] = error.message();
-        out() << dump(failure) << '\n';
+        out() << dump(failure_object(error, &path)) << '\n';
       } else {
         out() << "FAIL " << safetensors::error_kind_name(error.kind()) << ": " << error.message() << '\n';
       }
-      continue;
-    }
-    if (options.json) {
+    } else if (options.json) {
       out() << dump(ok_object(validation_object(path, checked->file_count, checked->tensor_count))) << '\n';
     } else {
       out() << "ok " << display_string(path) << " (" << plural(checked->tensor_count, "tensor", "tensors");
       if (is_model_path(path)) out() << " in " << plural(checked->file_count, "shard", "shards");
       out() << ")\n";
     }
+    // A line as soon as its path is checked: models can take long to check.
+    out().flush();
   }
   return any_invalid ? rejected_input : any_unreadable ? io_failure : exit_status::success;
 }

@@ -59,14 +59,19 @@ int exit_status_for(const safetensors::error& error) {
   return error.kind() == safetensors::error_kind::io_error ? io_failure : rejected_input;
 }
 
+json failure_object(const safetensors::error& error, const std::string* path) {
+  json object;
+  object["ok"] = false;
+  if (path != nullptr) object["path"] = *path;
+  object["error"] = safetensors::error_kind_name(error.kind());
+  object["message"] = error.message();
+  return object;
+}
+
 int report_error(const safetensors::error& error, bool as_json) {
   progress_bar::finish_current();
   if (as_json) {
-    json object;
-    object["ok"] = false;
-    object["error"] = safetensors::error_kind_name(error.kind());
-    object["message"] = error.message();
-    out() << dump(object) << '\n';
+    out() << dump(failure_object(error)) << '\n';
   } else {
     // What was printed before the error comes first, on a terminal showing both.
     out().flush();

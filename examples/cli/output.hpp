@@ -62,6 +62,9 @@ std::string dump(const json& value);
 // The exit status for a library error: 2 when a file could not be read or written, else 1.
 int exit_status_for(const safetensors::error& error);
 
+// The JSON of an error: {"ok": false, "path" (when given), "error": KIND, "message"}.
+json failure_object(const safetensors::error& error, const std::string* path = nullptr);
+
 // Reports `error` and returns its exit status: with `as_json` the object {"ok": false, "error":
 // KIND, "message"} on standard output, else `safetensors-cli: KIND: MESSAGE` on standard error.
 // The message is printed whole: it names the file (and the tensor) itself.

@@ -673,6 +673,8 @@ check "inspect --help lists --json" grep -q -- '--json' "$work/out"
 run dump --help
 check "dump --help says F4 and F6 print raw bytes" grep -q 'raw bytes' "$work/out"
 run split --help
+check "split --help: one file open at a time, no longer every shard open until the end" \
+  test "$(grep -c 'one file is open at a time' "$work/out"):$(grep -c 'stays open' "$work/out")" = 1:0
 check "split --help lists --max-shard-size and its units" \
   grep -q -- '--max-shard-size SIZE=5GB .*KiB, MiB, GiB, TiB' "$work/out"
 run merge --help
