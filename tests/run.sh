@@ -3,8 +3,9 @@
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors), with -fno-exceptions,
 # under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests under
 # ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 60), the suite on big-endian s390x
-# under qemu, a consumer of every public header with every warning of gcc and clang, and the
-# installed CMake package with each way of consuming it.
+# under qemu, a consumer of every public header with every warning of gcc and clang, the installed
+# CMake package with each way of consuming it, and remote reading against nginx, an S3 server and
+# a fault-injecting server started on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -12,12 +13,20 @@ jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
           libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev)
+# The servers the remote tests start on 127.0.0.1: nginx, Node.js for s3rver, botocore, curl.
+read -r -a remote_packages <<<"$(bash tests/remote/debian-packages.sh)"
+packages+=("${remote_packages[@]}")
 bash cmake/install-debian-packages.sh "${packages[@]}"
 
 build=$root/build/ci
 rm -rf "$build"
 
 step() { echo "=== $1 (at ${SECONDS}s)"; }
+
+# The remote tests' servers first (installing s3rver from npm once, into build/remote-s3rver,
+# which every configuration's remote test then uses): a broken server fails here, by name.
+step "remote servers: nginx, S3 (s3rver behind a Signature V4 check) and the fault server, self-tests"
+bash "$root/tests/remote/selftest.sh" "$root/build/remote-s3rver"
 
 # Unoptimised builds without debug information (it only slows the build), except where a
 # sanitizer's report should point to lines: those set debug_flags=-g.

@@ -3952,8 +3952,12 @@ class basic_reader {
           const char* text = prefix.get() + 8;
           return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(prefix));
         }
+        // The prefix holds the header's start: only the rest is read.
         std::unique_ptr<char[]> header(new char[header_bytes]);
-        if (auto read = storage.read_at(8, reinterpret_cast<std::byte*>(header.get()), header_bytes); !read)
+        const std::size_t have = first_read - 8;
+        std::memcpy(header.get(), prefix.get() + 8, have);
+        if (auto read = storage.read_at(first_read, reinterpret_cast<std::byte*>(header.get()) + have, header_bytes - have);
+            !read)
           return read.error();
         const char* text = header.get();
         return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(header));

@@ -7,6 +7,7 @@
 // new storage, sink or template gets its line in its section.
 #include <safetensors/safetensors.hpp>
 #include <safetensors/model.hpp>
+#include <safetensors/remote.hpp>
 
 #include <complex>
 #include <cstddef>
@@ -47,6 +48,7 @@ template class st::basic_reader<st::owned_bytes>;
 template class st::basic_reader<st::mapped_file>;
 template class st::basic_reader<st::pread_file>;
 template class st::basic_reader<consumer::blob_storage>;
+template class st::basic_reader<st::remote_file>;
 
 template class st::basic_writer<st::vector_sink>;
 template class st::basic_writer<st::ostream_sink>;
@@ -55,6 +57,7 @@ template class st::basic_writer<st::file_sink>;
 template class st::basic_model_reader<st::mapped_file>;
 template class st::basic_model_reader<st::pread_file>;
 template class st::basic_model_reader<consumer::blob_storage>;
+template class st::basic_model_reader<st::remote_file>;
 
 template class st::result<st::mapped_reader>;
 template class st::result<st::file_writer>;
@@ -313,6 +316,18 @@ inline bool exercise_sharded_writer(const std::string& directory, const std::vec
          writer.produce("b", [](st::span<std::byte> piece, std::uint64_t) { piece[0] = std::byte{1}; }) &&
          writer.produce("b", [](st::span<std::byte>, std::uint64_t) { return st::result<void>(); }) &&
          writer.file_names().size() > writer.index_path().size() && writer.finish();
+}
+
+inline bool exercise_remote(const std::string& url, std::vector<std::byte>& destination) {
+  st::remote_options options;
+  options.connections = 4;
+  options.bearer_token = "token";
+  const st::remote_reader file = st::open_remote(url, options);
+  const st::remote_model_reader model = st::open_remote_model(url + "/model.safetensors.index.json", options);
+  const st::remote_statistics cost = file.storage().statistics();
+  return read_model(model, destination) && st::try_open_remote(url).has_value() &&
+         st::try_open_remote_model(url).has_value() && cost.requests >= cost.retries && !file.storage().etag().empty() &&
+         st::remote_file::open(url, options).has_value();
 }
 
 }  // namespace consumer

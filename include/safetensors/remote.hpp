@@ -1,0 +1,627 @@
+// safetensors-hpp: files and sharded models read over HTTP(S) and from S3, by byte ranges, with
+// libcurl. A companion of safetensors.hpp and model.hpp (which it includes); whoever never
+// includes it never needs libcurl (CMake: the target safetensors::remote; link -lcurl).
+//
+//   remote_options           connections, retries, timeouts, TLS, a bearer token, S3 credentials
+//   remote_file              a storage: a remote file read by range requests, checked and retried
+//   try_open_remote          a reader over a remote file
+//   try_open_remote_model    a model (index or single file) over remote shards
+//
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 the safetensors-hpp authors
+
+#ifndef SAFETENSORS_REMOTE_HPP
+#define SAFETENSORS_REMOTE_HPP
+
+#include "model.hpp"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <random>
+
+namespace safetensors {
+
+/// How remote files are reached. Fields left empty are taken from the environment as AWS tools
+/// take them (see from_environment); explicit values win.
+struct remote_options {
+  /// Bytes asked for by the first request of a file, which also learns the file's size from
+  /// Content-Range. A header that fits (nearly every shard's: tens of KiB; a 5,000-tensor file's
+  /// is 0.5 MiB) arrives with it, so opening costs one request; a larger one costs a second for
+  /// the rest. On a wide-area link a round trip (20-100 ms) costs more than 1 MiB more of data.
+  std::size_t first_request_size = std::size_t{1} << 20;
+  /// Most connections one file keeps open and reads on at once (kept alive between reads). Loads
+  /// read on as many as they have threads (load_options::threads), up to this.
+  unsigned connections = 16;
+  /// Attempts after the first for one range: connection drops, timeouts, 429 and 5xx answers,
+  /// short or misplaced bodies are retried, resuming at the first byte not yet received.
+  unsigned retries = 5;
+  /// The first retry waits about this long; each next one twice as long, up to max_retry_delay,
+  /// each jittered by a random factor in [0.5, 1.5). A Retry-After the server sends, when
+  /// longer, is waited instead (up to max_retry_delay).
+  std::chrono::milliseconds retry_delay{200};
+  /// The longest wait between two attempts.
+  std::chrono::milliseconds max_retry_delay{10000};
+  /// A connection not made in this time is a failed attempt.
+  std::chrono::milliseconds connect_timeout{10000};
+  /// A transfer that receives nothing for this long is a failed attempt.
+  std::chrono::milliseconds stall_timeout{30000};
+  /// Check TLS certificates and host names (https). Turn off only for a test server.
+  bool verify_tls = true;
+  /// Follow HTTP redirects (a hub's resolve/ URLs redirect to a CDN). An Authorization header is
+  /// not sent on to another host.
+  bool follow_redirects = true;
+  /// http(s): sent as `Authorization: Bearer TOKEN` (a Hugging Face token, say). Never taken from
+  /// the environment: a token goes only where the caller sends it.
+  std::string bearer_token;
+  /// s3: the access key (else AWS_ACCESS_KEY_ID).
+  std::string access_key_id;
+  /// s3: the secret key (else AWS_SECRET_ACCESS_KEY).
+  std::string secret_access_key;
+  /// s3: the session token of temporary credentials (else AWS_SESSION_TOKEN).
+  std::string session_token;
+  /// s3: the region (else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1).
+  std::string region;
+  /// s3: an S3-compatible endpoint such as http://127.0.0.1:9000 (else AWS_ENDPOINT_URL), reached
+  /// with path-style addresses (ENDPOINT/BUCKET/KEY). Without one: AWS's
+  /// https://BUCKET.s3.REGION.amazonaws.com/KEY.
+  std::string endpoint_url;
+};
+
+/// What a remote file's reads cost, for reports and tests.
+struct remote_statistics {
+  /// HTTP requests made (retries included).
+  std::uint64_t requests = 0;
+  /// Requests that were retries.
+  std::uint64_t retries = 0;
+  /// Body bytes received.
+  std::uint64_t bytes_received = 0;
+};
+
+namespace detail {
+/// Initialises libcurl once per process, before any handle is made.
+inline void curl_global() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+inline std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+/// `text` percent-encoded as S3 signs a key: every byte but A-Z a-z 0-9 - . _ ~ and '/'.
+inline std::string encode_key(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    }
+  }
+  return out;
+}
+
+inline bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
+}
+
+/// A parsed `Content-Range: bytes FIRST-LAST/SIZE` (or `bytes */SIZE`), unset where the header
+/// is missing or malformed. Numbers are checked not to overflow.
+struct content_range {
+  bool present = false;
+  bool unsatisfied = false;  // `bytes */SIZE`
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  std::uint64_t size = 0;
+};
+
+inline bool parse_decimal(std::string_view& text, std::uint64_t& out) {
+  std::size_t i = 0;
+  out = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (!checked_mul(out, 10, out) || !checked_add(out, static_cast<std::uint64_t>(text[i] - '0'), out)) return false;
+    ++i;
+  }
+  if (i == 0) return false;
+  text.remove_prefix(i);
+  return true;
+}
+
+inline content_range parse_content_range(std::string_view value) {
+  content_range range;
+  if (!starts_with(value, "bytes ")) return range;
+  value.remove_prefix(6);
+  if (starts_with(value, "*/")) {
+    value.remove_prefix(2);
+    range.unsatisfied = true;
+  } else {
+    if (!parse_decimal(value, range.first) || value.empty() || value.front() != '-') return range;
+    value.remove_prefix(1);
+    if (!parse_decimal(value, range.last) || value.empty() || value.front() != '/') return range;
+    value.remove_prefix(1);
+  }
+  if (!parse_decimal(value, range.size) || !value.empty()) return range;
+  if (!range.unsatisfied && (range.first > range.last || range.last >= range.size)) return range;
+  range.present = true;
+  return range;
+}
+
+/// The answer to one request, as the callbacks see it arrive.
+struct http_answer {
+  long status = 0;
+  content_range range;
+  std::string etag;
+  std::uint64_t retry_after_seconds = 0;
+  // Where the body goes and what it must be: bytes [first, first + capacity) of the file.
+  std::byte* destination = nullptr;
+  std::size_t capacity = 0;
+  std::uint64_t first = 0;
+  bool accept_shorter = false;  // the first request of a file may ask past its end
+  std::uint64_t known_size = 0;  // 0 until the file's size is known
+  std::size_t received = 0;
+  bool checked = false;          // the status and Content-Range were checked
+  std::string refusal;           // why the body was refused
+  bool retry_refusal = false;    // whether that refusal is worth another attempt
+  // Stall detection: when bytes last arrived, and how long none may.
+  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
+  curl_off_t last_downloaded = 0;
+  std::chrono::milliseconds stall_timeout{0};
+  bool stalled = false;
+};
+
+// Ends a transfer that has received nothing (headers or body) for stall_timeout. libcurl's own
+// low-speed limit averages over seconds, so that a transfer that stalls after a burst would
+// pass for alive too long.
+inline int on_progress(void* context, curl_off_t, curl_off_t downloaded, curl_off_t, curl_off_t) {
+  auto& answer = *static_cast<http_answer*>(context);
+  const auto now = std::chrono::steady_clock::now();
+  if (downloaded != answer.last_downloaded) {
+    answer.last_downloaded = downloaded;
+    answer.last_progress = now;
+    return 0;
+  }
+  if (now - answer.last_progress < answer.stall_timeout) return 0;
+  answer.stalled = true;
+  return 1;
+}
+
+/// Trims spaces and tabs at both ends.
+inline std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n'))
+    text.remove_suffix(1);
+  return text;
+}
+
+inline std::size_t on_header(char* data, std::size_t size, std::size_t count, void* context) {
+  auto& answer = *static_cast<http_answer*>(context);
+  const std::size_t length = size * count;
+  std::string_view line(data, length);
+  // A status line starts each response of a redirect chain: what came before was another's.
+  if (starts_with(line, "HTTP/")) {
+    const std::size_t space = line.find(' ');
+    answer.status = 0;
+    if (space != std::string_view::npos) {
+      std::string_view code = line.substr(space + 1);
+      std::uint64_t value = 0;
+      if (parse_decimal(code, value) && value < 1000) answer.status = static_cast<long>(value);
+    }
+    answer.range = {};
+    answer.etag.clear();
+    answer.retry_after_seconds = 0;
+    return length;
+  }
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return length;
+  std::string name(line.substr(0, colon));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string_view value = trimmed(line.substr(colon + 1));
+  if (name == "content-range") {
+    answer.range = parse_content_range(value);
+  } else if (name == "etag") {
+    answer.etag = std::string(value);
+  } else if (name == "retry-after") {
+    std::string_view seconds = value;
+    std::uint64_t parsed = 0;
+    if (parse_decimal(seconds, parsed) && seconds.empty()) answer.retry_after_seconds = parsed;
+  }
+  return length;
+}
+
+// Refuses the body of a response that is not exactly the bytes asked for: curl then ends the
+// transfer, and nothing is delivered from it.
+inline std::size_t refuse(http_answer& answer, std::string why, bool retry) {
+  answer.refusal = std::move(why);
+  answer.retry_refusal = retry;
+  return 0;
+}
+
+inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void* context) {
+  auto& answer = *static_cast<http_answer*>(context);
+  const std::size_t length = size * count;
+  if (!answer.checked) {
+    if (answer.status != 206) {
+      if (answer.status == 200)
+        return refuse(answer, "the server answered 200 with the whole file: it does not serve byte ranges", false);
+      return 0;  // an error status: its body is not wanted, the status says it all
+    }
+    const content_range& got = answer.range;
+    const std::uint64_t want_last = answer.first + answer.capacity - 1;
+    if (!got.present || got.unsatisfied)
+      return refuse(answer, "the server answered 206 without a valid Content-Range", true);
+    if (answer.known_size != 0 && got.size != answer.known_size)
+      return refuse(answer,
+                    "the file changed during the load: its size was " + std::to_string(answer.known_size) + ", now " +
+                        std::to_string(got.size),
+                    false);
+    const bool right_last = got.last == want_last || (answer.accept_shorter && got.last < want_last && got.last + 1 == got.size);
+    if (got.first != answer.first || !right_last)
+      return refuse(answer,
+                    "the server answered bytes " + std::to_string(got.first) + "-" + std::to_string(got.last) +
+                        " when bytes " + std::to_string(answer.first) + "-" + std::to_string(want_last) + " were asked for",
+                    true);
+    answer.checked = true;
+  }
+  if (length > answer.capacity - answer.received)
+    return refuse(answer, "the server sent more bytes than the range holds", true);
+  std::memcpy(answer.destination + answer.received, data, length);
+  answer.received += length;
+  return length;
+}
+}  // namespace detail
+
+/// A remote file read by HTTP range requests (`Range: bytes=a-b`): http://, https:// and s3://
+/// (signed with AWS Signature Version 4, libcurl's CURLOPT_AWS_SIGV4). A storage for
+/// basic_reader and for models: any number of threads may read at once, each on a connection of
+/// its own from a pool kept alive between reads.
+///
+/// Opening asks for the first remote_options::first_request_size bytes: the answer's
+/// Content-Range gives the file's size, its ETag the version, and the bytes are kept, so that
+/// the reader finds the length and header there. Every answer is checked: status 206,
+/// Content-Range exactly the range asked for and of the size first seen, the body exactly that
+/// long; anything else is an IoError and no byte of it is delivered. A file that changes during
+/// a load (its ETag, sent back as If-Match, or its size) is an IoError, never a mix of old and
+/// new bytes. Failures that may pass (connection drops, timeouts, 429, 5xx, short or misplaced
+/// bodies) are retried with jittered backoff, resuming at the first byte not received; the last
+/// error says how many retries were made and why.
+class remote_file {
+ public:
+  /// Opens `url` (http://, https:// or s3://BUCKET/KEY), reading its first bytes.
+  static result<remote_file> open(const std::string& url, const remote_options& options = {}) {
+    detail::curl_global();
+    auto state = std::make_shared<shared_state>();
+    state->url = url;
+    state->options = options;
+    if (auto resolved = state->resolve(); !resolved) return resolved.error();
+    remote_file file;
+    file.state_ = std::move(state);
+    if (auto first = file.read_first(); !first) return first.error();
+    return file;
+  }
+
+  /// The file's size, from the first answer.
+  std::uint64_t size() const noexcept { return size_; }
+  /// The URL it was opened with: errors name it.
+  const std::string& path() const noexcept { return state_->url; }
+  /// The ETag of the version read (empty when the server gives none).
+  const std::string& etag() const noexcept { return state_->etag; }
+  /// The bytes the first request brought, which the reader reads its header from.
+  std::size_t first_read_size() const noexcept { return prefix_.size(); }
+  /// What the reads cost so far, over every copy of this file.
+  remote_statistics statistics() const noexcept {
+    return {state_->requests.load(), state_->retries.load(), state_->bytes_received.load()};
+  }
+
+  /// Reads `count` bytes at `offset` into `destination`: from the first answer's bytes when they
+  /// hold them, else by one range request (retried as the class says).
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    if (offset > size_ || count > size_ - offset)
+      return detail::about(state_->url, error(error_kind::io_error,
+                                              "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
+                                                  ") are past the end of the file (" + std::to_string(size_) + " bytes)"));
+    if (count == 0) return {};
+    if (offset + count <= prefix_.size()) {
+      std::memcpy(destination, prefix_.data() + offset, count);
+      return {};
+    }
+    return state_->fetch(offset, destination, count, false);
+  }
+
+ private:
+  // What every copy of a file and every thread reading it share: the address, the options, the
+  // pool of connections and the counters.
+  struct shared_state {
+    std::string url;
+    std::string request_url;  // after s3:// is turned into an endpoint address
+    remote_options options;
+    bool s3 = false;
+    std::string sigv4;        // "aws:amz:REGION:s3"
+    std::string credentials;  // "KEY:SECRET"
+    std::string etag;
+    bool send_if_match = false;
+    std::uint64_t size = 0;
+    std::mutex lock;  // guards the pool
+    std::condition_variable returned;
+    std::vector<CURL*> idle;
+    unsigned open_handles = 0;
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> retries{0};
+    std::atomic<std::uint64_t> bytes_received{0};
+
+    shared_state() = default;
+    shared_state(const shared_state&) = delete;
+    shared_state& operator=(const shared_state&) = delete;
+    ~shared_state() {
+      for (CURL* handle : idle) curl_easy_cleanup(handle);
+    }
+
+    error fail(const std::string& what) const { return detail::about(url, error(error_kind::io_error, what)); }
+
+    result<void> resolve() {
+      remote_options& o = options;
+      if (detail::starts_with(url, "http://") || detail::starts_with(url, "https://")) {
+        request_url = url;
+        return {};
+      }
+      if (!detail::starts_with(url, "s3://")) return fail("not an http://, https:// or s3:// URL");
+      s3 = true;
+      const std::string rest = url.substr(5);
+      const std::size_t slash = rest.find('/');
+      if (slash == 0 || slash == std::string::npos || slash + 1 == rest.size())
+        return fail("an S3 URL is s3://BUCKET/KEY");
+      const std::string bucket = rest.substr(0, slash);
+      const std::string key = detail::encode_key(rest.substr(slash + 1));
+      if (o.access_key_id.empty()) o.access_key_id = detail::environment("AWS_ACCESS_KEY_ID");
+      if (o.secret_access_key.empty()) o.secret_access_key = detail::environment("AWS_SECRET_ACCESS_KEY");
+      if (o.session_token.empty()) o.session_token = detail::environment("AWS_SESSION_TOKEN");
+      if (o.region.empty()) o.region = detail::environment("AWS_REGION");
+      if (o.region.empty()) o.region = detail::environment("AWS_DEFAULT_REGION");
+      if (o.region.empty()) o.region = "us-east-1";
+      if (o.endpoint_url.empty()) o.endpoint_url = detail::environment("AWS_ENDPOINT_URL");
+      if (o.access_key_id.empty() || o.secret_access_key.empty())
+        return fail("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or remote_options");
+      std::string endpoint = o.endpoint_url;
+      while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+      request_url = endpoint.empty() ? "https://" + bucket + ".s3." + o.region + ".amazonaws.com/" + key
+                                     : endpoint + "/" + bucket + "/" + key;
+      sigv4 = "aws:amz:" + o.region + ":s3";
+      credentials = o.access_key_id + ":" + o.secret_access_key;
+      return {};
+    }
+
+    // A connection of the pool, or a new one while there are fewer than options.connections.
+    CURL* take() {
+      std::unique_lock<std::mutex> guard(lock);
+      returned.wait(guard, [&] { return !idle.empty() || open_handles < std::max(options.connections, 1u); });
+      if (!idle.empty()) {
+        CURL* handle = idle.back();
+        idle.pop_back();
+        return handle;
+      }
+      CURL* handle = curl_easy_init();
+      if (handle != nullptr) ++open_handles;
+      return handle;
+    }
+    void give_back(CURL* handle) {
+      std::lock_guard<std::mutex> guard(lock);
+      idle.push_back(handle);
+      returned.notify_one();
+    }
+
+    // One request for bytes [first, first + count) into `destination`.
+    struct attempt {
+      CURLcode code = CURLE_OK;
+      detail::http_answer answer;
+      std::string curl_message;
+    };
+    attempt request(CURL* handle, std::uint64_t first, std::byte* destination, std::size_t count, bool first_request) {
+      attempt a;
+      a.answer.destination = destination;
+      a.answer.capacity = count;
+      a.answer.first = first;
+      a.answer.accept_shorter = first_request;
+      a.answer.known_size = first_request ? 0 : size;
+      char message[CURL_ERROR_SIZE] = {};
+      const std::string range = std::to_string(first) + "-" + std::to_string(first + count - 1);
+      // libcurl's names are called in parentheses: its headers define them as macros of
+      // themselves (for gcc's type checks), which clang's -Wdisabled-macro-expansion reports.
+      curl_slist* headers = nullptr;
+      if (!first_request && send_if_match) headers = curl_slist_append(headers, ("If-Match: " + etag).c_str());
+      if (s3) {
+        // libcurl 7.88 signs without it, and S3 refuses a request that lacks it.
+        headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        if (!options.session_token.empty())
+          headers = curl_slist_append(headers, ("x-amz-security-token: " + options.session_token).c_str());
+      } else if (!options.bearer_token.empty()) {
+        headers = curl_slist_append(headers, ("Authorization: Bearer " + options.bearer_token).c_str());
+      }
+      (curl_easy_setopt)(handle, CURLOPT_URL, request_url.c_str());
+      (curl_easy_setopt)(handle, CURLOPT_HTTPGET, 1L);
+      (curl_easy_setopt)(handle, CURLOPT_RANGE, range.c_str());
+      (curl_easy_setopt)(handle, CURLOPT_HTTPHEADER, headers);
+      (curl_easy_setopt)(handle, CURLOPT_HEADERFUNCTION, &detail::on_header);
+      (curl_easy_setopt)(handle, CURLOPT_HEADERDATA, &a.answer);
+      (curl_easy_setopt)(handle, CURLOPT_WRITEFUNCTION, &detail::on_body);
+      (curl_easy_setopt)(handle, CURLOPT_WRITEDATA, &a.answer);
+      (curl_easy_setopt)(handle, CURLOPT_ERRORBUFFER, message);
+      (curl_easy_setopt)(handle, CURLOPT_NOSIGNAL, 1L);
+      (curl_easy_setopt)(handle, CURLOPT_FOLLOWLOCATION, options.follow_redirects && !s3 ? 1L : 0L);
+      (curl_easy_setopt)(handle, CURLOPT_MAXREDIRS, 10L);
+      (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+      (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+      (curl_easy_setopt)(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+      a.answer.stall_timeout = options.stall_timeout;
+      (curl_easy_setopt)(handle, CURLOPT_NOPROGRESS, 0L);
+      (curl_easy_setopt)(handle, CURLOPT_XFERINFOFUNCTION, &detail::on_progress);
+      (curl_easy_setopt)(handle, CURLOPT_XFERINFODATA, &a.answer);
+      (curl_easy_setopt)(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+      if (s3) {
+        (curl_easy_setopt)(handle, CURLOPT_AWS_SIGV4, sigv4.c_str());
+        (curl_easy_setopt)(handle, CURLOPT_USERPWD, credentials.c_str());
+      }
+      ++requests;
+      a.code = curl_easy_perform(handle);
+      (curl_easy_getinfo)(handle, CURLINFO_RESPONSE_CODE, &a.answer.status);
+      a.curl_message = a.answer.stalled ? "no data arrived for " + std::to_string(options.stall_timeout.count()) + " ms"
+                                        : message[0] != '\0' ? message : curl_easy_strerror(a.code);
+      (curl_easy_setopt)(handle, CURLOPT_HTTPHEADER, nullptr);
+      (curl_easy_setopt)(handle, CURLOPT_ERRORBUFFER, nullptr);
+      curl_slist_free_all(headers);
+      bytes_received += a.answer.received;
+      return a;
+    }
+
+    // Bytes [offset, offset + count) into `destination`, retried as the class says. The first
+    // request of a file may be answered with fewer bytes (the file is smaller than asked for):
+    // their number is `*received`.
+    result<void> fetch(std::uint64_t offset, std::byte* destination, std::size_t count, bool first_request,
+                       std::size_t* received_total = nullptr) {
+      CURL* handle = take();
+      if (handle == nullptr) return fail("cannot make a libcurl handle");
+      std::size_t received = 0;
+      std::string last_problem;
+      for (unsigned attempt_number = 0;; ++attempt_number) {
+        if (attempt_number > 0) ++retries;
+        attempt a = request(handle, offset + received, destination + received, count - received, first_request);
+        received += a.answer.received;
+        const std::string asked = "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ")";
+        bool retry = false;
+        std::string problem;
+        if (a.code == CURLE_OK && a.answer.status == 206 && a.answer.checked) {
+          const bool whole = received == count ||
+                             (first_request && a.answer.range.last + 1 == a.answer.range.size &&
+                              received == a.answer.range.size - offset);
+          if (whole) {
+            if (first_request) {
+              etag = a.answer.etag;
+              send_if_match = !etag.empty() && !detail::starts_with(etag, "W/");
+              size = a.answer.range.size;
+            } else if (!etag.empty() && a.answer.etag != etag) {
+              give_back(handle);
+              return fail("the file changed during the load: its ETag was " + etag + ", now " + a.answer.etag);
+            }
+            if (received_total != nullptr) *received_total = received;
+            give_back(handle);
+            return {};
+          }
+          problem = "the body ended after " + std::to_string(a.answer.received) + " of the bytes asked for";
+          retry = true;
+        } else if (!a.answer.refusal.empty()) {
+          problem = a.answer.refusal;
+          retry = a.answer.retry_refusal;
+        } else if (a.answer.status == 412) {
+          give_back(handle);
+          return fail("the file changed during the load: the server no longer has ETag " + etag + " (412)");
+        } else if (first_request && a.code == CURLE_OK && a.answer.received == 0 &&
+                   ((a.answer.status == 416 && a.answer.range.present && a.answer.range.unsatisfied &&
+                     a.answer.range.size == 0) ||
+                    a.answer.status == 200)) {
+          // An empty file: no byte of it can be asked for, and servers answer 416 (bytes */0) or
+          // the whole file, empty (a 200 with a body would have been refused above).
+          size = 0;
+          if (received_total != nullptr) *received_total = 0;
+          give_back(handle);
+          return {};
+        } else if (a.answer.status != 0 && a.answer.status != 206) {
+          problem = "HTTP status " + std::to_string(a.answer.status);
+          retry = a.answer.status == 429 || a.answer.status == 408 || a.answer.status >= 500;
+        } else {
+          // No answer, or one cut short: the connection failed, timed out or was reset.
+          problem = a.curl_message;
+          retry = a.code != CURLE_UNSUPPORTED_PROTOCOL && a.code != CURLE_URL_MALFORMAT && a.code != CURLE_SSL_CACERT &&
+                  a.code != CURLE_PEER_FAILED_VERIFICATION && a.code != CURLE_TOO_MANY_REDIRECTS &&
+                  a.code != CURLE_COULDNT_RESOLVE_HOST;
+        }
+        if (!retry || attempt_number >= options.retries) {
+          give_back(handle);
+          std::string message = asked + ": " + problem;
+          if (attempt_number > 0) message += " (after " + std::to_string(attempt_number) + " retries)";
+          return fail(message);
+        }
+        std::this_thread::sleep_for(backoff(attempt_number, a.answer.retry_after_seconds));
+      }
+    }
+
+    std::chrono::milliseconds backoff(unsigned attempt_number, std::uint64_t retry_after_seconds) const {
+      thread_local std::minstd_rand random(std::random_device{}());
+      const double jitter = 0.5 + std::uniform_real_distribution<double>(0.0, 1.0)(random);
+      double wait = static_cast<double>(options.retry_delay.count()) * jitter;
+      for (unsigned i = 0; i < attempt_number && wait < static_cast<double>(options.max_retry_delay.count()); ++i) wait *= 2;
+      wait = std::max(wait, static_cast<double>(std::min<std::uint64_t>(retry_after_seconds, 3600)) * 1000.0);
+      wait = std::min(wait, static_cast<double>(options.max_retry_delay.count()));
+      return std::chrono::milliseconds(static_cast<std::int64_t>(wait));
+    }
+  };
+
+  remote_file() = default;
+
+  // The first request: the file's first bytes, its size and its ETag.
+  result<void> read_first() {
+    const std::size_t asked = std::max<std::size_t>(state_->options.first_request_size, 8);
+    prefix_.resize(asked);
+    std::size_t received = 0;
+    if (auto read = state_->fetch(0, prefix_.data(), asked, true, &received); !read) return read;
+    prefix_.resize(received);
+    prefix_.shrink_to_fit();
+    size_ = state_->size;
+    return {};
+  }
+
+  std::shared_ptr<shared_state> state_;
+  std::vector<std::byte> prefix_;
+  std::uint64_t size_ = 0;
+};
+
+/// A reader over a remote file.
+using remote_reader = basic_reader<remote_file>;
+/// A model over remote shards.
+using remote_model_reader = basic_model_reader<remote_file>;
+
+/// Opens and validates the remote file at `url`, reading its header (one request when it fits
+/// in remote_options::first_request_size, two otherwise), not its data.
+inline result<remote_reader> try_open_remote(const std::string& url, const remote_options& remote = {},
+                                             const read_options& options = {}) {
+  auto file = remote_file::open(url, remote);
+  if (!file) return file.error();
+  return remote_reader::open(std::move(*file), options);
+}
+/// Opens the remote file at `url`; throws safetensors::exception.
+inline remote_reader open_remote(const std::string& url, const remote_options& remote = {},
+                                 const read_options& options = {}) {
+  return try_open_remote(url, remote, options).value();
+}
+
+/// Opens the remote model at `url`: an index (a URL whose path ends in .json), whose shards are
+/// found by relative URL beside it, or a single file. Shards are opened on first use; loads
+/// read several shards and blocks at once, each thread on a connection of its own.
+inline result<remote_model_reader> try_open_remote_model(const std::string& url, const remote_options& remote = {},
+                                                         const read_options& options = {}) {
+  auto open_shard = [remote](const std::string& location) { return remote_file::open(location, remote); };
+  const std::string path = url.substr(0, url.find_first_of("?#"));
+  if (!detail::ends_with(path, ".json")) return remote_model_reader::from_file(url, open_shard, options);
+  auto file = remote_file::open(url, remote);
+  if (!file) return file.error();
+  if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
+    return detail::about(url, error(error_kind::invalid_index,
+                                    "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
+  std::string text(static_cast<std::size_t>(file->size()), '\0');
+  if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
+  auto index = model_index::parse(std::move(text));
+  if (!index) return detail::about(url, index.error());
+  return remote_model_reader::from_index(url, std::move(*index), open_shard, options);
+}
+/// Opens the remote model at `url`; throws safetensors::exception.
+inline remote_model_reader open_remote_model(const std::string& url, const remote_options& remote = {},
+                                             const read_options& options = {}) {
+  return try_open_remote_model(url, remote, options).value();
+}
+
+}  // namespace safetensors
+
+#endif  // SAFETENSORS_REMOTE_HPP
