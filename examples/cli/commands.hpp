@@ -25,8 +25,4 @@ command_runner define_merge(CLI::App& command);
 inline const std::string path_help =
     "A .safetensors file, - for standard input, or a sharded model: its index (*.json) or directory";
 
-// Footer lines every reading command ends with.
-inline const std::string exit_status_help =
-    "Exit status: 0 success, 1 rejected input, 2 I/O error (standard output included), 64 usage error.";
-
 }  // namespace cli

@@ -75,19 +75,18 @@ result<std::vector<std::byte>> read_standard_input() {
   _setmode(_fileno(stdin), _O_BINARY);
 #endif
   std::vector<std::byte> bytes;
-  if (auto read = read_until(bytes, 8); !read || bytes.size() < 8) return read ? result<std::vector<std::byte>>(std::move(bytes)) : read.error();
-  const auto header_length = [&] {
-    std::uint64_t length = 0;
-    for (int i = 7; i >= 0; --i) length = (length << 8) | std::to_integer<std::uint64_t>(bytes[static_cast<std::size_t>(i)]);
-    return length;
-  }();
+  if (auto read = read_until(bytes, 8); !read) return read.error();
+  if (bytes.size() < 8) return bytes;
+  std::uint64_t header_length = 0;
+  for (std::size_t i = 8; i-- > 0;) header_length = (header_length << 8) | std::to_integer<std::uint64_t>(bytes[i]);
   if (header_length > SAFETENSORS_MAX_HEADER_SIZE) return bytes;
-  if (auto read = read_until(bytes, 8 + header_length); !read) return read.error();
-  if (bytes.size() < 8 + header_length) return bytes;
+  const std::uint64_t data_start = 8 + header_length;
+  if (auto read = read_until(bytes, data_start); !read) return read.error();
+  if (bytes.size() < data_start) return bytes;
   const auto data_size =
       claimed_data_size(reinterpret_cast<const char*>(bytes.data()) + 8, static_cast<std::size_t>(header_length));
   if (!data_size) return bytes;
-  if (auto read = read_until(bytes, saturating_add(8 + header_length, saturating_add(*data_size, 1))); !read)
+  if (auto read = read_until(bytes, saturating_add(data_start, saturating_add(*data_size, 1))); !read)
     return read.error();
   return bytes;
 }
