@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
+#include <complex>
 #include <dirent.h>
 #include <fstream>
 #include <random>
@@ -373,4 +375,57 @@ TEST_CASE("writer: producers fill large tensors in bounded pieces", "[writer]") 
   bool all_match = true;
   for (std::size_t i = 0; i < bytes.size(); ++i) all_match = all_match && bytes[i] == static_cast<std::byte>(i % 251);
   CHECK(all_match);
+}
+
+TEST_CASE("typed sources: the dtype comes from the element type, and read_as converts back", "[writer][typed]") {
+  static_assert(st::dtype_for<float> == st::dtype::F32);
+  static_assert(st::dtype_for<const double> == st::dtype::F64);
+  static_assert(st::dtype_for<std::int8_t> == st::dtype::I8);
+  static_assert(st::dtype_for<unsigned short> == st::dtype::U16);
+  static_assert(st::dtype_for<long long> == st::dtype::I64);
+  static_assert(st::dtype_for<unsigned long> == (sizeof(unsigned long) == 8 ? st::dtype::U64 : st::dtype::U32));
+  static_assert(st::dtype_for<char32_t> == st::dtype::U32);
+  static_assert(st::dtype_for<bool> == st::dtype::BOOL);
+  static_assert(st::dtype_for<std::complex<float>> == st::dtype::C64);
+  static_assert(st::dtype_for<st::bfloat16> == st::dtype::BF16);
+  static_assert(st::dtype_for<st::float8_e4m3> == st::dtype::F8_E4M3);
+  CHECK(st::tensor_declaration::of<st::float16>("h", {4}).dtype == st::dtype::F16);
+
+  const std::vector<float> weights = {0.5f, -1.25f, 3.0f, 1e-3f, -0.0f, 7.0f};
+  const std::vector<long long> positions = {-3, 0, 9007199254740993LL};
+  const std::array<st::bfloat16, 2> halves = {st::bfloat16::from_float(1.5f), st::bfloat16::from_float(-2.0f)};
+  const std::vector<std::uint8_t> flags = {1, 0, 1};
+  auto bytes = st::try_serialize({{"w", weights, {2, 3}}, {"p", positions, {3}}, {"h", halves, {2}}, {"f", flags, {3}}});
+  REQUIRE(bytes);
+  auto reader = st::try_open_buffer(*bytes);
+  REQUIRE(reader);
+  CHECK(reader->info("w").dtype == st::dtype::F32);
+  CHECK(reader->info("p").dtype == st::dtype::I64);
+  CHECK(reader->info("h").dtype == st::dtype::BF16);
+  CHECK(reader->info("f").dtype == st::dtype::U8);
+  // The file holds little-endian bytes whatever the host: the first float, 0.5, is 00 00 00 3f.
+  const st::tensor_view w = reader->view("w");
+  CHECK(std::vector<std::byte>(w.bytes.begin(), w.bytes.begin() + 4) ==
+        std::vector<std::byte>{std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0x3f}});
+  CHECK(reader->read_as<float>("w") == weights);
+  CHECK(reader->read_as<double>("w") == std::vector<double>{0.5, -1.25, 3.0, static_cast<double>(1e-3f), -0.0, 7.0});
+  CHECK(reader->read_as<long long>("p") == positions);
+  CHECK(reader->read_as<float>("h") == std::vector<float>{1.5f, -2.0f});
+  CHECK(reader->read_as<std::int32_t>("f") == std::vector<std::int32_t>{1, 0, 1});
+  // Exact or refused: 9007199254740993 is no float; -3 is no U8.
+  auto inexact = reader->try_read_as<std::uint8_t>("p");
+  REQUIRE_FALSE(inexact);
+  CHECK(test::outcome(inexact) + ": " + inexact.error().message() ==
+        "InvalidConversion: tensor \"p\": element 0 (-3) of I64 has no U8 value: it is outside 0 to 255");
+  CHECK(test::outcome(reader->try_read_as<float>("nothing")) == "TensorNotFound");
+
+  // Through a pread reader too, and a count that does not fit the shape.
+  test::temp_file file(*bytes);
+  auto pread = st::try_open_pread(file.path());
+  REQUIRE(pread);
+  CHECK(pread->read_as<double>("p") == std::vector<double>{-3.0, 0.0, 9007199254740992.0});
+  auto wrong = st::try_serialize({{"w", weights, {4}}});
+  REQUIRE_FALSE(wrong);
+  CHECK(test::outcome(wrong) + ": " + wrong.error().message() ==
+        "TensorInvalidInfo: tensor \"w\" has 24 bytes of data but F32 of its shape needs 16");
 }

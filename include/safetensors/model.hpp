@@ -437,6 +437,18 @@ class basic_model_reader {
   }
   /// A copy of the bytes of the tensor named `name`; throws safetensors::exception.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+  /// The elements of the tensor named `name` converted to T (see basic_reader::try_read_as).
+  template <class T>
+  result<std::vector<T>> try_read_as(std::string_view name) const {
+    auto reader = try_reader_of(name);
+    if (!reader) return reader.error();
+    return (*reader)->template try_read_as<T>(name);
+  }
+  /// The elements of the tensor named `name` converted to T; throws safetensors::exception.
+  template <class T>
+  std::vector<T> read_as(std::string_view name) const {
+    return try_read_as<T>(name).value();
+  }
   /// Copies the bytes of a tensor of this model (from try_info) into `destination`, exactly its
   /// byte_size().
   result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {

@@ -1185,17 +1185,25 @@ struct tensor_info {
 };
 
 namespace detail {
-/// The dtype whose elements a C++ type holds, for typed views and copies.
+/// The integer dtype of `bytes` bytes, signed or not.
+constexpr dtype integer_dtype(std::size_t bytes, bool is_signed) noexcept {
+  switch (bytes) {
+    case 1: return is_signed ? dtype::I8 : dtype::U8;
+    case 2: return is_signed ? dtype::I16 : dtype::U16;
+    case 4: return is_signed ? dtype::I32 : dtype::U32;
+    default: return is_signed ? dtype::I64 : dtype::U64;
+  }
+}
+
+/// The dtype whose elements a C++ type holds, for typed views, copies and sources: every integer
+/// type by its size and signedness (bool is BOOL), float, double, std::complex<float> and this
+/// library's number types. Other types have no `value`.
+template <class T, class = void>
+struct dtype_of {};
 template <class T>
-struct dtype_of;
-template <> struct dtype_of<std::uint8_t> : std::integral_constant<dtype, dtype::U8> {};
-template <> struct dtype_of<std::int8_t> : std::integral_constant<dtype, dtype::I8> {};
-template <> struct dtype_of<std::uint16_t> : std::integral_constant<dtype, dtype::U16> {};
-template <> struct dtype_of<std::int16_t> : std::integral_constant<dtype, dtype::I16> {};
-template <> struct dtype_of<std::uint32_t> : std::integral_constant<dtype, dtype::U32> {};
-template <> struct dtype_of<std::int32_t> : std::integral_constant<dtype, dtype::I32> {};
-template <> struct dtype_of<std::uint64_t> : std::integral_constant<dtype, dtype::U64> {};
-template <> struct dtype_of<std::int64_t> : std::integral_constant<dtype, dtype::I64> {};
+struct dtype_of<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= 8>>
+    : std::integral_constant<dtype, integer_dtype(sizeof(T), std::is_signed_v<T>)> {};
+template <> struct dtype_of<bool> : std::integral_constant<dtype, dtype::BOOL> {};
 template <> struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
 template <> struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
 template <> struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
@@ -1206,7 +1214,14 @@ template <> struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::
 template <> struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
 template <> struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
 template <> struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
+}  // namespace detail
 
+/// The dtype of the elements a C++ type holds (see detail::dtype_of): dtype_for<float> is F32,
+/// dtype_for<std::int64_t> I64, dtype_for<bfloat16> BF16.
+template <class T>
+inline constexpr dtype dtype_for = detail::dtype_of<std::remove_cv_t<T>>::value;
+
+namespace detail {
 /// Swaps each element of `bytes` (of `type`) between little-endian and host order; nothing to do
 /// on a little-endian host. C64 is two F32 halves.
 inline void to_host_order(span<std::byte> bytes, dtype type) noexcept {
@@ -4078,6 +4093,35 @@ class basic_reader {
   }
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+  /// The elements of the tensor named `name` as values of T (float, std::int64_t, bfloat16, ...),
+  /// converted exactly as convert() does and in host byte order: Python's
+  /// get_tensor(name).float() in one call. Storages not in memory read the bytes first, so the
+  /// tensor's bytes are held twice while it converts.
+  template <class T>
+  result<std::vector<T>> try_read_as(std::string_view name) const {
+    auto info = try_info(name);
+    if (!info) return info.error();
+    const tensor_info& tensor = **info;
+    if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
+      return named(error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
+    std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
+    result<void> copied = [&] {
+      if constexpr (has_views) {
+        return copy_to(view(tensor), span<T>(values));
+      } else {
+        auto bytes = try_read(name);
+        if (!bytes) return result<void>(bytes.error());
+        return copy_to(tensor_view{&tensor, *bytes}, span<T>(values));
+      }
+    }();
+    if (!copied) return named(copied.error());
+    return values;
+  }
+  /// The elements of the tensor named `name` as values of T; throws on an error.
+  template <class T>
+  std::vector<T> read_as(std::string_view name) const {
+    return try_read_as<T>(name).value();
+  }
   /// A copy of the bytes a slice selects (see try_read_into for slices).
   result<std::vector<std::byte>> try_read(const tensor_slice& slice) const {
     auto bytes = allocate(slice.byte_size(), slice.info().name);
@@ -4254,14 +4298,37 @@ struct tensor_declaration {
   static tensor_declaration from(const tensor_info& info) {
     return {std::string(info.name), info.dtype, std::vector<std::uint64_t>(info.shape.begin(), info.shape.end())};
   }
+  /// A tensor of elements of type T (dtype_for<T>: float is F32, bfloat16 BF16, ...).
+  template <class T>
+  static tensor_declaration of(std::string name, std::vector<std::uint64_t> shape) {
+    return {std::move(name), dtype_for<T>, std::move(shape)};
+  }
 };
 
 /// A tensor to be written together with its bytes (little-endian, byte_size of the declaration).
 struct tensor_source {
+  /// No tensor: fill in the fields.
+  tensor_source() = default;
+  /// The tensor `what` with the bytes `data` (little-endian), which the caller keeps alive.
+  tensor_source(tensor_declaration what, span<const std::byte> data) : declaration(std::move(what)), bytes(data) {}
+  /// The tensor `name` of shape `shape` holding `values` (a std::vector, std::array or span of
+  /// elements of one type T: every arithmetic type, std::complex<float>, and the number types
+  /// such as bfloat16), whose dtype is dtype_for<T>. The values are in host byte order (swapped
+  /// as they are written on a big-endian host); the caller keeps them alive. Their count must be
+  /// the shape's (checked when written).
+  template <class Container, class T = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Container&>().data())>>,
+            class = decltype(detail::dtype_of<T>::value)>
+  tensor_source(std::string name, const Container& values, std::vector<std::uint64_t> shape)
+      : declaration{std::move(name), dtype_for<T>, std::move(shape)},
+        bytes(reinterpret_cast<const std::byte*>(values.data()), values.size() * sizeof(T)),
+        host_order(true) {}
+
   /// Name, dtype and shape.
   tensor_declaration declaration;
   /// The tensor's bytes, which the caller keeps alive until the write returns.
   span<const std::byte> bytes;
+  /// True when `bytes` hold elements in host byte order rather than the file's little-endian.
+  bool host_order = false;
 };
 
 /// The `__metadata__` of a file to write. Default-constructed: none, and the header has no
@@ -4911,6 +4978,17 @@ result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_s
   auto writer = basic_writer<Sink>::start(std::move(layout), std::move(sink));
   if (!writer) return writer.error();
   for (const tensor_source* t : in_file_order) {
+    if constexpr (host_is_big_endian) {
+      if (t->host_order) {
+        // Swapped piece by piece into the file's byte order (pieces hold whole elements).
+        auto swapped = writer->produce(t->declaration.name, [&](span<std::byte> piece, std::uint64_t offset) {
+          std::memcpy(piece.data(), t->bytes.data() + offset, piece.size());
+          to_host_order(piece, t->declaration.dtype);
+        });
+        if (!swapped) return swapped;
+        continue;
+      }
+    }
     if (auto wrote = writer->write(t->declaration.name, t->bytes); !wrote) return wrote;
   }
   return writer->finish();

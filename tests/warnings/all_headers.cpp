@@ -183,6 +183,8 @@ st::result<void> read_all(const st::basic_reader<Storage>& reader) {
     if (piece.offset > piece.request) return st::error(st::error_kind::invalid_argument, "stop");
     return {};
   });
+  if (reader.template read_as<float>("w").size() != reader.info("w").element_count) return reader.try_info("none").error();
+  if (auto converted = reader.template try_read_as<std::int64_t>("b"); !converted) return converted.error();
   return reader.try_load_into(requests, options);
 }
 
@@ -240,7 +242,10 @@ inline bool exercise_writers(const st::mapped_reader& reader, std::ostream& stre
   std::vector<st::tensor_declaration> declarations = {{"a", st::dtype::F32, {2, 3}},
                                                       st::tensor_declaration::from(reader.info("b"))};
   const std::vector<std::byte> chunk(24);
-  const std::vector<st::tensor_source> sources = {{declarations[0], st::span<const std::byte>(chunk)}};
+  const std::vector<float> values(6);
+  const std::vector<st::tensor_source> sources = {{declarations[0], st::span<const std::byte>(chunk)},
+                                                  {"typed", values, {2, 3}},
+                                                  {st::tensor_declaration::of<st::bfloat16>("empty", {0}), {}}};
   const st::metadata_entries metadata = std::map<std::string, std::string>{{"format", "pt"}};
   st::write_options options;
   options.alignment = 4096;
