@@ -5,7 +5,10 @@
 # validate against index.json, and convert's results bit for bit; split's shards and index
 # against a plan computed here, the split model read back through its index (inspect, validate,
 # dump, stats, sha256 per tensor) and merged back into the original; size spellings; the
-# progress bar under a pseudo-terminal (script, from util-linux) and its absence elsewhere.
+# progress bar under a pseudo-terminal (script, from util-linux) and its absence elsewhere;
+# dump --slice against Python's indexing; files read from standard input (-) and the limits held
+# there; usage errors (exit 64) and --version; validate --json; standard output that cannot be
+# written (/dev/full) and a reader that goes away (| head -1).
 #
 # Usage: test_cli.sh PATH/TO/safetensors-cli PATH/TO/tests/data/reference
 # Prints "ok - ..." or "not ok - ..." per check, then "N passed, M failed"; exits 1 on a failure.
