@@ -63,25 +63,26 @@ std::string value_text(std::complex<float> value, bool json) {
   return "[" + value_text(double{value.real()}, json) + (json ? "," : ", ") + value_text(double{value.imag()}, json) + "]";
 }
 
-// What dump prints of a tensor: the whole tensor, or a slice of it.
+// What dump prints of a tensor: the whole tensor, or a slice of it, in units of elements, or of
+// bytes for a sub-byte tensor.
 struct selection {
   std::optional<safetensors::tensor_slice> slice;
   std::vector<std::uint64_t> shape;
-  std::uint64_t total = 0;  // elements, or bytes for a sub-byte tensor
+  std::uint64_t total = 0;
+  std::uint64_t unit_bytes = 1;
 
-  // Calls `visit(first, count)` for each run of consecutive elements selected, in order, until
-  // it returns false.
+  // Calls `visit(first, count)` for each run of consecutive units selected, in order, until it
+  // returns false.
   template <class Visit>
   void for_each_run(Visit&& visit) const {
     if (!slice) {
       visit(std::uint64_t{0}, total);
       return;
     }
-    const std::uint64_t width = safetensors::dtype_bits(slice->info().dtype) / 8;
-    const std::uint64_t run_elements = slice->run_bytes() / width;
+    const std::uint64_t run_units = slice->run_bytes() / unit_bytes;
     slice->for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t count) {
       for (std::uint64_t r = 0; r < count; ++r) {
-        if (!visit((first + r * stride) / width, run_elements)) return false;
+        if (!visit((first + r * stride) / unit_bytes, run_units)) return false;
       }
       return true;
     });
@@ -98,7 +99,7 @@ std::uint64_t row_length(const safetensors::tensor_view& tensor, const selection
 }
 
 // Layout of the text form: a line `NAME DTYPE [shape]` (NAME as a JSON string literal, as in
-// inspect; a sub-byte tensor adds "as N raw bytes", a slice `, slice "TEXT" of shape [..]`), the
+// inspect; a slice adds `, slice "TEXT" of shape [..]`, a sub-byte tensor "as N raw bytes"), the
 // values a row to a line, and when --limit cut them short, a last line "... N more values" (or
 // bytes).
 int run_dump(const dump_options& options) {
@@ -110,11 +111,12 @@ int run_dump(const dump_options& options) {
   const safetensors::tensor_view tensor = *found;
   const bool bytes = kind_of(tensor.dtype()) == value_kind::raw_bytes;
   selection chosen;
+  if (!bytes) chosen.unit_bytes = safetensors::dtype_bits(tensor.dtype()) / 8;
   if (options.slice) {
     auto slice = tensors->slice(tensor.name(), parse_slice(*options.slice));
     if (!slice) return report_error(slice.error(), options.json);
     chosen.shape = slice->shape();
-    chosen.total = slice->element_count();
+    chosen.total = bytes ? slice->byte_size() : slice->element_count();
     chosen.slice.emplace(std::move(*slice));
   } else {
     chosen.shape.assign(tensor.shape().begin(), tensor.shape().end());
@@ -131,8 +133,8 @@ int run_dump(const dump_options& options) {
   } else {
     out() << display_string(tensor.name()) << ' ' << safetensors::dtype_name(tensor.dtype()) << ' '
           << format_shape(tensor.shape());
-    if (bytes) out() << " as " << plural(chosen.total, "raw byte", "raw bytes");
     if (options.slice) out() << ", slice " << display_string(*options.slice) << " of shape " << format_shape(chosen.shape);
+    if (bytes) out() << " as " << plural(chosen.total, "raw byte", "raw bytes");
     out() << '\n';
   }
   value_writer values(options.json, row_length(tensor, chosen, bytes));
@@ -179,7 +181,8 @@ command_runner define_dump(CLI::App& command) {
       "-0 keeping its sign, and nan, inf, -inf (in JSON: floats such as 1.0 and -0.0, and the strings\n"
       "\"nan\", \"inf\", \"-inf\"); integers exactly; BOOL as its byte (0 or 1); C64 as [re, im].\n"
       "F4, F6_E2M3 and F6_E3M2, whose packing the format leaves open, print their raw bytes as unsigned\n"
-      "integers, and --limit counts bytes; they cannot be sliced.\n"
+      "integers, and --limit counts bytes; a slice of them prints its bytes, and must start and end on\n"
+      "byte boundaries.\n"
       "Text form: a line NAME DTYPE [shape], the values a row of the last dimension to a line (a sub-byte\n"
       "tensor: a row's bytes when they are whole, else one line), and \"... N more values\" when --limit cut\n"
       "them short.\n"

@@ -524,8 +524,9 @@ for misfit in "4:index 4 is out of range" "-5:index -5 is out of range" "0:7:sto
   check "dump --slice '${misfit%:*}' that does not fit [4, 6]: exit 1, InvalidArgument" \
     assert error_json InvalidArgument 1 "${misfit##*:}"
 done
-run dump --json "$mixed" t_F4 --slice 0:2
-check "dump --slice of a sub-byte tensor: exit 1, MisalignedSlice" assert error_json MisalignedSlice 1 t_F4
+run dump --json "$mixed" t_F4 --slice 1:2
+check "dump --slice of half a byte of a sub-byte tensor: exit 1, MisalignedSlice" \
+  assert error_json MisalignedSlice 1 t_F4
 run dump "$f32" matrix --slice 4
 check "dump --slice 4 of [4, 6]: one line on stderr naming the file, the tensor and the dimension" assert error_text 1 \
   "safetensors-cli: InvalidArgument: \"$f32\": slice of tensor \"matrix\", dimension 0 (size 4): index 4 is out of range"
@@ -570,17 +571,25 @@ python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<Q", 2**40)
 echo "${PIPESTATUS[1]}" >"$work/rc"
 check "inspect - of a header length of 2^40 and an endless stream: exit 1 at once, HeaderTooLarge" assert error_text 1 \
   'safetensors-cli: HeaderTooLarge: "-": header length 1099511627776 exceeds the limit of 100000000 bytes'
-# Sizes that the input only claims are not allocated: under a 60 MB address space, a header of
-# 99 MB and a tensor of 2^40 bytes, each followed by a few bytes.
+# Sizes that the input only claims are not allocated: within 60 MB (of address space, or under
+# AddressSanitizer, whose shadow memory needs terabytes of it, for any one allocation), a header
+# of 99 MB and a tensor of 2^40 bytes, each followed by a few bytes.
+run_stdin_within_60MB() {
+  if grep -q __asan_init "$cli"; then
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=60 run_stdin "$@"
+  else
+    (ulimit -v 60000 && run_stdin "$@")
+  fi
+}
 python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<Q", 99_000_000) + b"{\"a\":")' >"$work/claims_header"
-(ulimit -v 60000 && run_stdin "$work/claims_header" inspect -)
+run_stdin_within_60MB "$work/claims_header" inspect -
 check "inspect - of a 99 MB header length and 5 bytes, in 60 MB: exit 1, InvalidHeaderLength" assert error_text 1 \
   'safetensors-cli: InvalidHeaderLength: "-": header length 99000000 runs past the end of the file (13 bytes)'
 python3 -c '
 import json, struct, sys
 header = json.dumps({"a": {"dtype": "U8", "shape": [2**40], "data_offsets": [0, 2**40]}}).encode()
 sys.stdout.buffer.write(struct.pack("<Q", len(header)) + header + b"abc")' >"$work/claims_data"
-(ulimit -v 60000 && run_stdin "$work/claims_data" inspect -)
+run_stdin_within_60MB "$work/claims_data" inspect -
 check "inspect - of a 2^40-byte tensor and 3 bytes, in 60 MB: exit 1, MetadataIncompleteBuffer" assert error_text 1 \
   'safetensors-cli: MetadataIncompleteBuffer: "-": the tensors cover 1099511627776 bytes but the data buffer holds 3'
 
