@@ -213,8 +213,9 @@ TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[v
         "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): the step must be at least 1");
   CHECK(message("w", {st::all(), st::all(), st::all()}) ==
         "InvalidArgument: slice of tensor \"w\": 3 dimensions given for a tensor of rank 2");
-  CHECK(message("q", {st::range(0, 2)}) ==
-        "MisalignedSlice: slice of tensor \"q\": F4 elements are smaller than a byte; read the tensor's bytes instead");
+  CHECK(message("q", {st::range(1, 3)}) ==
+        "MisalignedSlice: slice of tensor \"q\": its runs of F4 elements do not start and end on byte boundaries (a run "
+        "of 2 elements from element 1)");
   CHECK(message("x", {}) == "TensorNotFound: no tensor named \"x\"");
 }
 

@@ -544,6 +544,7 @@ enum class float_specials : std::uint8_t {
   ieee,               ///< exponent all ones: infinity (zero fraction) or NaN; +0 and -0
   all_ones_nan,       ///< S.1111.111 is NaN; no infinity; +0 and -0 (OCP E4M3)
   negative_zero_nan,  ///< 0x80 is the only NaN; no infinity, no -0 (the FNUZ formats)
+  finite,             ///< every encoding a finite number: no infinity, no NaN; +0 and -0 (OCP MX FP4, FP6)
 };
 
 /// A signed binary floating-point format of at most 32 bits: sign, exponent, fraction.
@@ -569,7 +570,8 @@ struct float_format {
     switch (specials) {
       case float_specials::ieee: return magnitude_mask() - (std::uint32_t{1} << mantissa_bits);
       case float_specials::all_ones_nan: return magnitude_mask() - 1;
-      case float_specials::negative_zero_nan: return magnitude_mask();
+      case float_specials::negative_zero_nan:
+      case float_specials::finite: return magnitude_mask();
     }
     return 0;
   }
@@ -589,6 +591,12 @@ inline constexpr float_format float8_e4m3_format{4, 3, 7, float_specials::all_on
 inline constexpr float_format float8_e4m3fnuz_format{4, 3, 8, float_specials::negative_zero_nan, true};
 /// E5M2FNUZ (F8_E5M2FNUZ).
 inline constexpr float_format float8_e5m2fnuz_format{5, 2, 16, float_specials::negative_zero_nan, true};
+/// OCP MX E2M1 (F4): largest finite value 6.
+inline constexpr float_format float4_e2m1_format{2, 1, 1, float_specials::finite, true};
+/// OCP MX E2M3 (F6_E2M3): largest finite value 7.5.
+inline constexpr float_format float6_e2m3_format{2, 3, 1, float_specials::finite, true};
+/// OCP MX E3M2 (F6_E3M2): largest finite value 28.
+inline constexpr float_format float6_e3m2_format{3, 2, 3, float_specials::finite, true};
 
 /// The double, as bits, that `bits` encode in `format`: exact. An IEEE NaN keeps its sign and its
 /// payload, moved to the top of the double's fraction, so that narrowing back restores it.
@@ -609,6 +617,7 @@ inline std::uint64_t decode_float(const float_format& format, std::uint32_t bits
     case float_specials::negative_zero_nan:
       if (bits == std::uint32_t{1} << format.sign_shift()) return double_infinity | double_quiet_bit;
       break;
+    case float_specials::finite: break;
   }
   if (exponent_field == 0) {
     // A subnormal counts multiples of the smallest one, 2^(1 - bias - mantissa_bits): a normal
@@ -649,7 +658,8 @@ inline std::uint32_t round_magnitude(std::uint64_t magnitude, int mantissa_bits,
 /// sign and the top of its payload where the format has room); infinity stays infinity where the
 /// format has one and becomes the largest finite value of its sign where it has not; overflow goes
 /// to infinity or, when the format saturates, to the largest finite value; and where the format has
-/// no -0, a result of zero is +0.
+/// no -0, a result of zero is +0. A format with no NaN at all (float_specials::finite) has nothing
+/// to give for one: callers refuse NaN first, as convert() does; here it becomes a zero.
 inline std::uint32_t encode_float(const float_format& format, std::uint64_t bits) noexcept {
   const std::uint32_t sign = bits & double_sign ? std::uint32_t{1} << format.sign_shift() : 0;
   const std::uint64_t magnitude = bits & ~double_sign;
@@ -665,6 +675,7 @@ inline std::uint32_t encode_float(const float_format& format, std::uint64_t bits
       }
       case float_specials::all_ones_nan: return sign | format.magnitude_mask();
       case float_specials::negative_zero_nan: return std::uint32_t{1} << format.sign_shift();
+      case float_specials::finite: return sign;
     }
   }
   if (magnitude == double_infinity)
@@ -1079,21 +1090,76 @@ inline std::string integer_range_text(dtype type) {
 /// True for the dtypes whose elements are smaller than a byte.
 constexpr bool is_sub_byte(dtype type) noexcept { return dtype_bits(type) % 8 != 0; }
 
+/// The format of a sub-byte float dtype.
+constexpr const float_format& sub_byte_format(dtype type) noexcept {
+  return type == dtype::F4 ? float4_e2m1_format : type == dtype::F6_E2M3 ? float6_e2m3_format : float6_e3m2_format;
+}
+}  // namespace detail
+
+/// How elements smaller than a byte (F4, F6_E2M3, F6_E3M2) lie in their bytes, which the format
+/// leaves open. A tensor's shape counts elements; its bytes hold them back to back.
+enum class packing : std::uint8_t {
+  /// The default. F4: element 2i in the low nibble of byte i and 2i+1 in the high nibble, as
+  /// PyTorch's float4_e2m1fn_x2 stores them. F6: a little-endian bit stream, element i in bits
+  /// [6i, 6i + 6) counted from the least significant bit of byte 0 (no producer convention is
+  /// known; this is the F4 rule's natural extension).
+  low_first,
+  /// F4: element 2i in the high nibble. F6: a big-endian bit stream, element i in bits
+  /// [6i, 6i + 6) counted from the most significant bit of byte 0.
+  high_first,
+};
+
+namespace detail {
+/// The `bits` bits of sub-byte element `index` of `bytes`, laid out as `order` says.
+inline std::uint32_t load_packed(const std::byte* bytes, std::size_t index, std::size_t bits, packing order) noexcept {
+  const std::size_t first = index * bits;
+  const std::size_t at = first / 8, shift = first % 8;
+  const bool spans_two = shift + bits > 8;
+  const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
+  const std::uint32_t low = std::to_integer<std::uint32_t>(bytes[at]);
+  const std::uint32_t high = spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) : 0;
+  if (order == packing::low_first) return ((low | (high << 8)) >> shift) & mask;
+  return (((low << 8) | high) >> (16 - shift - bits)) & mask;
+}
+
+/// Stores `value` as sub-byte element `index` of `bytes`, laid out as `order` says; the other
+/// elements' bits are kept.
+inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, packing order, std::uint32_t value) noexcept {
+  const std::size_t first = index * bits;
+  const std::size_t at = first / 8, shift = first % 8;
+  const bool spans_two = shift + bits > 8;
+  const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
+  std::uint32_t word = std::to_integer<std::uint32_t>(bytes[at]) | (spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) << 8 : 0);
+  if (order == packing::low_first) {
+    word = (word & ~(mask << shift)) | ((value & mask) << shift);
+    bytes[at] = static_cast<std::byte>(word & 0xff);
+    if (spans_two) bytes[at + 1] = static_cast<std::byte>(word >> 8);
+    return;
+  }
+  // Big-endian: byte `at` is the high half of a 16-bit window.
+  std::uint32_t window = ((word & 0xff) << 8) | (word >> 8);
+  const std::size_t position = 16 - shift - bits;
+  window = (window & ~(mask << position)) | ((value & mask) << position);
+  bytes[at] = static_cast<std::byte>(window >> 8);
+  if (spans_two) bytes[at + 1] = static_cast<std::byte>(window & 0xff);
+}
 }  // namespace detail
 
 /// Converts every element of `source`, of dtype `source_type`, to `destination_type` and stores it
 /// in `destination`. Both hold elements in the file's layout: little-endian (which is host order
-/// on a little-endian host), at any alignment. They must not overlap.
+/// on a little-endian host), at any alignment, sub-byte elements packed as `order` says. They must
+/// not overlap.
 ///
 /// - Both must hold whole elements, the same number of them.
-/// - Any dtype converts to any other except the sub-byte ones (F4, F6_E2M3, F6_E3M2), whose
-///   packing the format leaves open, so they are exposed as bytes only; and C64, which converts
-///   only to C64.
+/// - Any dtype converts to any other except C64, which converts only to C64.
 /// - To the same dtype the bytes are copied unchanged.
 /// - Float to float: exact when the destination holds the value, else rounded to nearest, ties to
 ///   even, once, with the destination type's rules for overflow, infinity and NaN (see bfloat16,
 ///   float16 and the float8 types; F32 and F64 follow IEEE 754). NaN payloads are kept as far as
 ///   they fit.
+/// - F4 (OCP MX E2M1, largest value 6), F6_E2M3 (7.5) and F6_E3M2 (28) have no infinity and no
+///   NaN: as the OCP MX specification's saturating conversion does, values beyond the largest and
+///   ±infinity become ±the largest value; a NaN, which they cannot hold, is an error.
 /// - Integer to float: rounded to nearest, ties to even, once (U64 max becomes 2^64 in F64).
 /// - Float to integer: the value must be a whole number in the destination's range, else error.
 ///   Integer to integer: the value must be in range, else error.
@@ -1101,30 +1167,27 @@ constexpr bool is_sub_byte(dtype type) noexcept { return dtype_bits(type) % 8 !=
 ///   and refuses NaN.
 ///
 /// Errors: InvalidTensorView when the sizes do not match, InvalidConversion for a dtype pair or an
-/// element that cannot be converted; each names the sizes, or the element's index and value. On an element error, the elements before it have been written, those after it not.
+/// element that cannot be converted; each names the sizes, or the element's index and value. On
+/// an element error, the elements before it have been written, those after it not.
 inline result<void> convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
-                            dtype destination_type) {
+                            dtype destination_type, packing order = packing::low_first) {
   const auto fail = [](std::string message) { return error(detail::conversion_error_kind, std::move(message)); };
-  for (dtype type : {source_type, destination_type}) {
-    if (detail::is_sub_byte(type))
-      return fail(std::string(dtype_name(type)) + " is a sub-byte dtype: its elements are exposed as bytes only");
-  }
   if ((source_type == dtype::C64) != (destination_type == dtype::C64))
     return fail("C64 converts only to C64, not " + std::string(dtype_name(source_type)) + " to " +
                 std::string(dtype_name(destination_type)));
-  const std::size_t source_size = dtype_bits(source_type) / 8;
-  const std::size_t destination_size = dtype_bits(destination_type) / 8;
-  auto describe = [](const char* side, std::size_t bytes, std::size_t element_size, dtype type) {
+  const std::size_t source_bits = dtype_bits(source_type);
+  const std::size_t destination_bits = dtype_bits(destination_type);
+  auto describe = [](const char* side, std::size_t bytes, std::size_t bits, dtype type) {
     std::string text = std::string(side) + " has " + std::to_string(bytes) + " bytes (";
-    if (bytes % element_size == 0) return text + std::to_string(bytes / element_size) + " " + std::string(dtype_name(type)) + " elements)";
-    return text + "not a whole number of " + std::to_string(element_size) + "-byte " + std::string(dtype_name(type)) + " elements)";
+    if (bytes * 8 % bits == 0) return text + std::to_string(bytes * 8 / bits) + " " + std::string(dtype_name(type)) + " elements)";
+    return text + "not a whole number of " + std::to_string(bits) + "-bit " + std::string(dtype_name(type)) + " elements)";
   };
-  if (source.size() % source_size != 0 || destination.size() % destination_size != 0 ||
-      source.size() / source_size != destination.size() / destination_size)
-    return error(error_kind::invalid_tensor_view, describe("source", source.size(), source_size, source_type) + " but " +
-                describe("destination", destination.size(), destination_size, destination_type) +
+  if (source.size() * 8 % source_bits != 0 || destination.size() * 8 % destination_bits != 0 ||
+      source.size() * 8 / source_bits != destination.size() * 8 / destination_bits)
+    return error(error_kind::invalid_tensor_view, describe("source", source.size(), source_bits, source_type) + " but " +
+                describe("destination", destination.size(), destination_bits, destination_type) +
                 ": they must hold the same number of whole elements");
-  const std::size_t count = source.size() / source_size;
+  const std::size_t count = source.size() * 8 / source_bits;
   if (count == 0) return {};
   const std::byte* from = source.data();
   std::byte* to = destination.data();
@@ -1140,16 +1203,32 @@ inline result<void> convert(span<const std::byte> source, dtype source_type, spa
     detail::widen_16_to_32(from, to, count, [](std::uint16_t bits) { return detail::float16_to_float32_bits(bits); });
     return {};
   }
+  const bool packed_source = detail::is_sub_byte(source_type);
+  const bool packed_destination = detail::is_sub_byte(destination_type);
   for (std::size_t i = 0; i < count; ++i) {
-    const detail::element value = detail::read_element(from + i * source_size, source_type);
-    const detail::write_status status = detail::write_element(to + i * destination_size, destination_type, value);
+    const detail::element value =
+        packed_source ? detail::element{detail::element::kind::floating,
+                                        detail::decode_float(detail::sub_byte_format(source_type),
+                                                             detail::load_packed(from, i, source_bits, order))}
+                      : detail::read_element(from + i * (source_bits / 8), source_type);
+    detail::write_status status = detail::write_status::ok;
+    if (!packed_destination) {
+      status = detail::write_element(to + i * (destination_bits / 8), destination_type, value);
+    } else if (value.type == detail::element::kind::floating && (value.bits & ~detail::double_sign) > detail::double_infinity) {
+      status = detail::write_status::nan;
+    } else {
+      const std::uint32_t bits = detail::encode_float(detail::sub_byte_format(destination_type), detail::to_double_bits(value, true));
+      detail::store_packed(to, i, destination_bits, order, bits);
+    }
     if (status == detail::write_status::ok) continue;
     std::string message = "element " + std::to_string(i) + " (" + detail::element_text(value) + ") of " +
                           std::string(dtype_name(source_type)) + " has no " + std::string(dtype_name(destination_type)) +
                           " value: ";
     switch (status) {
       case detail::write_status::nan:
-        message += destination_type == dtype::BOOL ? "NaN is neither true nor false" : "NaN is not an integer";
+        message += destination_type == dtype::BOOL ? "NaN is neither true nor false"
+                   : packed_destination            ? std::string(dtype_name(destination_type)) + " has no NaN"
+                                                   : "NaN is not an integer";
         break;
       case detail::write_status::fraction: message += "it is not a whole number"; break;
       case detail::write_status::out_of_range:
@@ -1285,8 +1364,9 @@ struct tensor_view {
 /// Copies every element of `tensor` into `destination` as `target` values in host byte order,
 /// converting them (see convert() for the rules) and swapping bytes on a big-endian host. The
 /// destination may have any alignment; it holds exactly element_count elements of `target`.
-inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target) {
-  if (auto converted = convert(tensor.bytes, tensor.dtype(), destination, target); !converted) {
+inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
+                            packing order = packing::low_first) {
+  if (auto converted = convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
     return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
   }
   detail::to_host_order(destination, target);
@@ -1295,11 +1375,12 @@ inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destinati
 
 /// Copies every element of `tensor` into `destination` as values of T (float, bfloat16,
 /// std::int64_t, ...), converting them; `destination` holds exactly element_count of them.
+/// Sub-byte tensors' elements are read as `order` says.
 template <class T>
-result<void> copy_to(const tensor_view& tensor, span<T> destination) {
+result<void> copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
   static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
   return copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                 detail::dtype_of<T>::value);
+                 detail::dtype_of<T>::value, order);
 }
 
 /// Stands for "to the end of the dimension" as a range's stop.
@@ -1341,8 +1422,9 @@ constexpr slice_dim all() noexcept { return range(0); }
 /// described without a list as long as its rows.
 class tensor_slice {
  public:
-  /// Checks `dims` against the tensor's shape: an InvalidArgument names the dimension at fault, a
-  /// MisalignedSlice refuses sub-byte dtypes (their elements do not fall on byte boundaries).
+  /// Checks `dims` against the tensor's shape: an InvalidArgument names the dimension at fault. A
+  /// sub-byte tensor's (F4, F6) selection must start and end on byte boundaries, run by run,
+  /// else MisalignedSlice, as the official slice code says.
   static result<tensor_slice> make(const tensor_info& info, std::vector<slice_dim> dims) {
     return make(tensor_view{&info, {}}, std::move(dims));
   }
@@ -1350,9 +1432,6 @@ class tensor_slice {
   static result<tensor_slice> make(const tensor_view& tensor, std::vector<slice_dim> dims) {
     const span<const std::uint64_t> shape = tensor.shape();
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
-    if (dtype_bits(tensor.dtype()) % 8 != 0)
-      return error(error_kind::misaligned_slice, subject + ": " + std::string(dtype_name(tensor.dtype())) +
-                                                     " elements are smaller than a byte; read the tensor's bytes instead");
     if (dims.size() > shape.size())
       return error(error_kind::invalid_argument, subject + ": " + std::to_string(dims.size()) +
                                                      " dimensions given for a tensor of rank " + std::to_string(shape.size()));
@@ -1390,6 +1469,7 @@ class tensor_slice {
       slice.count_ *= t.count;  // at most the tensor's element count, which fits
     }
     slice.find_runs();
+    if (auto aligned = slice.check_byte_aligned(); !aligned) return aligned.error();
     return slice;
   }
 
@@ -1402,12 +1482,12 @@ class tensor_slice {
   /// Number of elements selected.
   std::uint64_t element_count() const noexcept { return count_; }
   /// Number of bytes selected: element_count() elements of the tensor's dtype.
-  std::uint64_t byte_size() const noexcept { return count_ * width(); }
+  std::uint64_t byte_size() const noexcept { return count_ * bits() / 8; }
   /// True when the selection is one run of bytes: try_bytes() views it without a copy.
   bool contiguous() const noexcept { return contiguous_; }
 
   /// Bytes in each run; 0 when nothing is selected.
-  std::uint64_t run_bytes() const noexcept { return count_ == 0 ? 0 : run_length_ * width(); }
+  std::uint64_t run_bytes() const noexcept { return count_ == 0 ? 0 : run_length_ * bits() / 8; }
   /// Number of runs; 0 when nothing is selected.
   std::uint64_t run_count() const noexcept { return count_ == 0 ? 0 : count_ / run_length_; }
   /// Calls `visit(first, stride, count)` for each group of runs, in selection order: `count` runs
@@ -1416,20 +1496,21 @@ class tensor_slice {
   template <class Visit>
   void for_each_run_group(Visit&& visit) const {
     if (count_ == 0) return;
-    const std::uint64_t w = width();
+    // Offsets in elements, then in bytes (whole bytes: check_byte_aligned saw to it).
+    const std::uint64_t b = bits();
     if (run_dim_ == 0) {
-      visit(run_base_ * w, run_length_ * w, std::uint64_t{1});
+      visit(run_base_ * b / 8, run_length_ * b / 8, std::uint64_t{1});
       return;
     }
     // The innermost walked dimension makes a group; the dimensions before it are walked like an
     // odometer.
     const std::size_t inner = run_dim_ - 1;
-    const std::uint64_t stride = taken_[inner].step * strides_[inner] * w;
+    const std::uint64_t stride = taken_[inner].step * strides_[inner] * b / 8;
     std::vector<std::uint64_t> position(inner, 0);
     for (;;) {
       std::uint64_t element = run_base_ + taken_[inner].start * strides_[inner];
       for (std::size_t d = 0; d < inner; ++d) element += (taken_[d].start + position[d] * taken_[d].step) * strides_[d];
-      if (!visit(element * w, stride, taken_[inner].count)) return;
+      if (!visit(element * b / 8, stride, taken_[inner].count)) return;
       std::size_t d = inner;
       while (d > 0 && ++position[d - 1] == taken_[d - 1].count) position[--d] = 0;
       if (d == 0) return;
@@ -1443,29 +1524,35 @@ class tensor_slice {
     if (!contiguous_)
       return error(error_kind::invalid_tensor_view, "slice of tensor " + detail::quote(tensor_.name()) +
                                                         " is not one contiguous run of bytes: use copy_to to gather it");
-    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * width()), static_cast<std::size_t>(byte_size()));
+    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8), static_cast<std::size_t>(byte_size()));
   }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
-  /// host byte order (converted as convert() does); `destination` holds exactly element_count().
-  /// Slices made from a view only (a reader reads the others: read_slice_into, load_into).
-  result<void> copy_to(span<std::byte> destination, dtype target) const {
+  /// host byte order (converted as convert() does, sub-byte elements packed as `order` says);
+  /// `destination` holds exactly element_count(). Slices made from a view only (a reader reads
+  /// the others: read_into, load_into).
+  result<void> copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
     if (auto viewable = check_viewable(); !viewable) return viewable;
-    const std::size_t target_width = dtype_bits(target) / 8;
-    if (dtype_bits(target) % 8 != 0 || destination.size() / std::max<std::size_t>(target_width, 1) != count_ ||
-        destination.size() % std::max<std::size_t>(target_width, 1) != 0)
+    const std::size_t target_bits = dtype_bits(target);
+    if (destination.size() * 8 % target_bits != 0 || destination.size() * 8 / target_bits != count_)
       return error(error_kind::invalid_tensor_view,
                    "slice of tensor " + detail::quote(tensor_.name()) + " has " + std::to_string(count_) +
                        " elements; the destination holds " + std::to_string(destination.size()) + " bytes, not " +
                        std::to_string(count_) + " " + std::string(dtype_name(target)) + " elements");
+    // A run of a sub-byte target must fill whole bytes too.
+    if (run_length_ * target_bits % 8 != 0)
+      return error(error_kind::misaligned_slice, "slice of tensor " + detail::quote(tensor_.name()) + ": runs of " +
+                                                     std::to_string(run_length_) + " " + std::string(dtype_name(target)) +
+                                                     " elements do not fill whole bytes");
     std::size_t written = 0;
     const auto run_size = static_cast<std::size_t>(run_bytes());
-    const std::size_t run_out = static_cast<std::size_t>(run_length_) * target_width;
+    const auto run_out = static_cast<std::size_t>(run_length_ * target_bits / 8);
     result<void> outcome;
     for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
       for (std::uint64_t r = 0; r < runs; ++r) {
         const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
-        if (auto converted = convert(source, tensor_.dtype(), destination.subspan(written, run_out), target); !converted) {
+        if (auto converted = convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
+            !converted) {
           outcome = error(converted.error().kind(),
                           "slice of tensor " + detail::quote(tensor_.name()) + ": " + converted.error().message());
           return false;
@@ -1480,10 +1567,10 @@ class tensor_slice {
   }
   /// Gathers the selected elements into `destination` as values of T (see the untyped form).
   template <class T>
-  result<void> copy_to(span<T> destination) const {
+  result<void> copy_to(span<T> destination, packing order = packing::low_first) const {
     static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
     return copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                   detail::dtype_of<T>::value);
+                   detail::dtype_of<T>::value, order);
   }
 
  private:
@@ -1506,7 +1593,23 @@ class tensor_slice {
     return true;
   }
 
-  std::size_t width() const noexcept { return dtype_bits(tensor_.dtype()) / 8; }
+  std::uint64_t bits() const noexcept { return dtype_bits(tensor_.dtype()); }
+
+  // A sub-byte selection must be whole bytes run by run: each run's length, its first run's
+  // start, and every step between runs of the walked dimensions, in bits, multiples of 8.
+  result<void> check_byte_aligned() const {
+    const std::uint64_t b = bits();
+    if (b % 8 == 0 || count_ == 0) return {};
+    bool aligned = run_length_ * b % 8 == 0 && run_start_ * b % 8 == 0;
+    for (std::size_t d = 0; d < run_dim_; ++d) {
+      if (taken_[d].count > 1) aligned = aligned && taken_[d].step * strides_[d] * b % 8 == 0;
+    }
+    if (aligned) return {};
+    return error(error_kind::misaligned_slice,
+                 "slice of tensor " + detail::quote(tensor_.name()) + ": its runs of " + std::string(dtype_name(tensor_.dtype())) +
+                     " elements do not start and end on byte boundaries (a run of " + std::to_string(run_length_) +
+                     " elements from element " + std::to_string(run_start_) + ")");
+  }
 
   result<void> check_viewable() const {
     if (tensor_.bytes.size() != tensor_.info->byte_size())
@@ -3916,6 +4019,8 @@ struct read_options {
   /// Off by default: the kernel's read-ahead serves a cold sequential read best. Either way,
   /// opening reads only the header's pages.
   bool random_access = false;
+  /// How F4 and F6 elements lie in their bytes, for the conversions the reader makes (read_as).
+  safetensors::packing packing = safetensors::packing::low_first;
 };
 
 /// A validated safetensors file over a storage policy. Immutable after opening: any number of
@@ -3985,7 +4090,7 @@ class basic_reader {
       return detail::about(name, index.error());
     }
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
-    return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)));
+    return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)), options.packing);
   }
 
   /// Every tensor, in data order (by data_offsets, ties by name).
@@ -4094,7 +4199,8 @@ class basic_reader {
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
   /// The elements of the tensor named `name` as values of T (float, std::int64_t, bfloat16, ...),
-  /// converted exactly as convert() does and in host byte order: Python's
+  /// converted exactly as convert() does (F4 and F6 unpacked as read_options::packing says) and
+  /// in host byte order: Python's
   /// get_tensor(name).float() in one call. Storages not in memory read the bytes first, so the
   /// tensor's bytes are held twice while it converts.
   template <class T>
@@ -4107,11 +4213,11 @@ class basic_reader {
     std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
     result<void> copied = [&] {
       if constexpr (has_views) {
-        return copy_to(view(tensor), span<T>(values));
+        return copy_to(view(tensor), span<T>(values), packing_);
       } else {
         auto bytes = try_read(name);
         if (!bytes) return result<void>(bytes.error());
-        return copy_to(tensor_view{&tensor, *bytes}, span<T>(values));
+        return copy_to(tensor_view{&tensor, *bytes}, span<T>(values), packing_);
       }
     }();
     if (!copied) return named(copied.error());
@@ -4206,8 +4312,8 @@ class basic_reader {
   detail::plan_source plan_source() const { return detail::make_plan_source(storage_, data_start(), tensors()); }
 
  private:
-  basic_reader(Storage storage, std::unique_ptr<detail::header_index> index)
-      : storage_(std::move(storage)), index_(std::move(index)) {}
+  basic_reader(Storage storage, std::unique_ptr<detail::header_index> index, safetensors::packing order)
+      : storage_(std::move(storage)), index_(std::move(index)), packing_(order) {}
 
   error named(const error& err) const { return detail::about(name(), err); }
 
@@ -4228,6 +4334,7 @@ class basic_reader {
 
   Storage storage_;
   std::unique_ptr<detail::header_index> index_;
+  safetensors::packing packing_;
 };
 
 /// A reader over bytes the caller owns.
