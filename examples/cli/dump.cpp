@@ -153,7 +153,9 @@ int run_dump(const dump_options& options) {
   if (options.json) {
     out() << "]}\n";
   } else if (shown < chosen.total) {
-    out() << "... " << chosen.total - shown << " more " << (bytes ? "bytes" : "values") << '\n';
+    const std::uint64_t more = chosen.total - shown;
+    out() << "... " << (bytes ? plural(more, "more byte", "more bytes") : plural(more, "more value", "more values"))
+          << '\n';
   }
   // Every dtype widens to the type it is read as, so this only reports a library bug.
   if (!decoded) return report_error(decoded.error(), false);

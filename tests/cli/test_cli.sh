@@ -509,7 +509,7 @@ check "dump matrix --slice 1:3,::2: a row of the selection to a line" assert std
   $'"matrix" F32 [4, 6], slice "1:3,::2" of shape [2, 3]\n-1.5 -1 -0.5\n0 0.5 1\n'
 run dump "$f32" matrix --slice=-1,-3: --limit 2
 check "dump matrix --slice=-1,-3: --limit 2: the last row's last values, cut short" assert stdout_is 0 \
-  $'"matrix" F32 [4, 6], slice "-1,-3:" of shape [3]\n2.25 2.5\n... 1 more values\n'
+  $'"matrix" F32 [4, 6], slice "-1,-3:" of shape [3]\n2.25 2.5\n... 1 more value\n'
 run dump "$f32" cube
 check "dump cube: [2, 3, 4] as 6 rows of 4" assert stdout_is 0 "$(
   python3 -c 'print("\"cube\" F32 [2, 3, 4]"); [print(*[i * (-1) ** i for i in range(r * 4, r * 4 + 4)]) for r in range(6)]')"$'\n'
