@@ -15,24 +15,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory, removed with everything in it.
-struct temp_directory {
-  temp_directory() {
-    char pattern[] = "/tmp/safetensors_shards_XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
-  ~temp_directory() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-  std::string path;
-};
 
-// Declares tensors "t0".."t{n-1}" of `sizes[i]` U8 elements, filled with (i * 13 + j) % 251.
+// Declares tensors "t0".."t{n-1}" of `sizes[i]` U8 elements, filled with test::fill_byte.
 std::vector<st::tensor_declaration> declarations(const std::vector<std::uint64_t>& sizes) {
   std::vector<st::tensor_declaration> out;
   for (std::size_t i = 0; i < sizes.size(); ++i) out.push_back({"t" + std::to_string(i), st::dtype::U8, {sizes[i]}});
   return out;
 }
-std::byte fill(std::size_t tensor, std::uint64_t j) { return static_cast<std::byte>((tensor * 13 + j) % 251); }
 
 st::sharded_writer write_model(const std::string& directory, const std::vector<std::uint64_t>& sizes,
                                std::uint64_t max_shard_size) {
@@ -41,19 +30,13 @@ st::sharded_writer write_model(const std::string& directory, const std::vector<s
   auto writer = st::make_sharded_writer(directory, declarations(sizes), options);
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     REQUIRE(writer.produce("t" + std::to_string(i), [&](st::span<std::byte> piece, std::uint64_t offset) {
-      for (std::size_t k = 0; k < piece.size(); ++k) piece[k] = fill(i, offset + k);
+      for (std::size_t k = 0; k < piece.size(); ++k) piece[k] = test::fill_byte(i, offset + k);
     }));
   }
   REQUIRE(writer.finish());
   return writer;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // Files in `directory`.
 std::size_t files_in(const std::string& directory) {
@@ -76,12 +59,12 @@ std::size_t open_descriptors_under(const std::string& directory) {
 }  // namespace
 
 TEST_CASE("sharded writer: splits in declaration order, big tensors alone, index as transformers writes it", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   // Limit 100: [60, 30] fit; 50 would make 140; 250 is over the limit alone; then [10].
   auto writer = write_model(dir.path, {60, 30, 50, 250, 10}, 100);
   CHECK(writer.file_names() == std::vector<std::string>{"model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
                                                         "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"});
-  CHECK(read_text(dir.file("model.safetensors.index.json")) ==
+  CHECK(test::read_text(dir.file("model.safetensors.index.json")) ==
         "{\n"
         "  \"metadata\": {\n"
         "    \"total_size\": 400\n"
@@ -104,7 +87,7 @@ TEST_CASE("sharded writer: splits in declaration order, big tensors alone, index
 }
 
 TEST_CASE("sharded writer: one shard when everything fits, no index", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   auto writer = write_model(dir.path, {10, 20}, 1000);
   CHECK(writer.file_names() == std::vector<std::string>{"model.safetensors"});
   CHECK(writer.index_path().empty());
@@ -116,7 +99,7 @@ TEST_CASE("sharded writer: one shard when everything fits, no index", "[sharded]
 }
 
 TEST_CASE("model reader: every tensor by name through the index, the directory or a single file", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   const std::vector<std::uint64_t> sizes = {60, 30, 50, 250, 10, 0};
   write_model(dir.path, sizes, 100);
   for (const std::string& path : {dir.path, dir.file("model.safetensors.index.json")}) {
@@ -132,7 +115,7 @@ TEST_CASE("model reader: every tensor by name through the index, the directory o
       REQUIRE(view);
       REQUIRE(view->bytes.size() == sizes[i]);
       bool same = true;
-      for (std::size_t j = 0; j < sizes[i]; ++j) same = same && view->bytes[j] == fill(i, j);
+      for (std::size_t j = 0; j < sizes[i]; ++j) same = same && view->bytes[j] == test::fill_byte(i, j);
       CHECK(same);
     }
     CHECK(test::outcome(model->try_view("t9")) == "TensorNotFound");
@@ -144,12 +127,12 @@ TEST_CASE("model reader: every tensor by name through the index, the directory o
 }
 
 TEST_CASE("model reader: shards open on first use", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   write_model(dir.path, {60, 30, 50, 250, 10}, 100);
   // Break shard 4: opening the model and reading shards 1-3 still work; t4 names the failure.
   const std::string last_shard = dir.file("model-00004-of-00004.safetensors");
-  const std::string last_shard_bytes = read_text(last_shard);
-  write_text(last_shard, "not a safetensors file");
+  const std::string last_shard_bytes = test::read_text(last_shard);
+  test::write_text(last_shard, "not a safetensors file");
   auto model = st::try_open_model(dir.path);
   REQUIRE(model);
   CHECK(model->try_view("t0"));
@@ -160,21 +143,21 @@ TEST_CASE("model reader: shards open on first use", "[sharded]") {
   CHECK_FALSE(model->validate());
 
   // A failure is not remembered: once the shard is whole, the same model_reader opens it.
-  write_text(last_shard, last_shard_bytes);
+  test::write_text(last_shard, last_shard_bytes);
   auto repaired = model->try_view("t4");
   REQUIRE(repaired);
   CHECK(repaired->bytes.size() == 10);
-  CHECK(repaired->bytes[9] == fill(4, 9));
+  CHECK(repaired->bytes[9] == test::fill_byte(4, 9));
   CHECK(model->validate());
 }
 
 TEST_CASE("model reader: an index that disagrees with its shards is refused, naming shard and tensor", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   write_model(dir.path, {60, 30, 50}, 100);
   const std::string index = dir.file("model.safetensors.index.json");
   const std::string shard1 = "model-00001-of-00002.safetensors", shard2 = "model-00002-of-00002.safetensors";
   auto with_map = [&](const std::string& weight_map, const std::string& metadata = R"({"total_size": 140})") {
-    write_text(index, R"({"metadata": )" + metadata + R"(, "weight_map": )" + weight_map + "}");
+    test::write_text(index, R"({"metadata": )" + metadata + R"(, "weight_map": )" + weight_map + "}");
     return st::try_open_model(index);
   };
   auto message = [](const auto& outcome) { return test::outcome(outcome) + ": " + outcome.error().message(); };
@@ -215,13 +198,13 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   CHECK(with_map(good_map)->validate());
   CHECK(test::outcome(with_map(good_map, R"({"total_size": -1})")) == "InvalidIndex");
   CHECK(test::outcome(with_map(R"([])")) == "InvalidIndex");
-  write_text(index, "{");
+  test::write_text(index, "{");
   CHECK(message(st::try_open_model(index)) == "InvalidIndex: \"" + index + "\": unexpected end of index, expected a key (at index byte 1)");
   CHECK(test::outcome(st::try_open_model(dir.file("nothing.safetensors.index.json"))) == "IoError");
 }
 
 TEST_CASE("sharded writer: each shard is closed as soon as its tensors are complete", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 10;
   auto writer = st::make_sharded_writer(dir.path + "/made/by/the/writer",
@@ -249,7 +232,7 @@ TEST_CASE("sharded writer: each shard is closed as soon as its tensors are compl
 }
 
 TEST_CASE("sharded writer: declarations are checked across shards before anything is written", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 10;
   auto duplicate = st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"a", st::dtype::U8, {8}}}, options);
@@ -305,39 +288,39 @@ TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in
   CHECK(test::outcome(st::model_index::parse(R"({"metadata": null, "weight_map": {}})")) == "ok");
 }
 
-TEST_CASE("sharded writer: the index escapes non-ASCII names as transformers does", "[sharded]") {
-  temp_directory dir;
+TEST_CASE("sharded writer: the index escapes non-ASCII names and DEL as transformers does", "[sharded]") {
+  test::temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 4;
-  auto writer = st::make_sharded_writer(dir.path, {{"na\xc3\xafve", st::dtype::U8, {4}}, {"\xf0\x9f\x98\x80\t", st::dtype::U8, {4}}},
-                                        options);
+  auto writer = st::make_sharded_writer(
+      dir.path, {{"na\xc3\xafve", st::dtype::U8, {4}}, {"\xf0\x9f\x98\x80\t\x7f", st::dtype::U8, {4}}}, options);
   const std::string four(4, 'x');
   const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(four.data()), 4);
   REQUIRE(writer.write("na\xc3\xafve", bytes));
-  REQUIRE(writer.write("\xf0\x9f\x98\x80\t", bytes));
+  REQUIRE(writer.write("\xf0\x9f\x98\x80\t\x7f", bytes));
   REQUIRE(writer.finish());
-  CHECK(read_text(dir.file("model.safetensors.index.json")) ==
+  CHECK(test::read_text(dir.file("model.safetensors.index.json")) ==
         "{\n  \"metadata\": {\n    \"total_size\": 8\n  },\n  \"weight_map\": {\n"
         "    \"na\\u00efve\": \"model-00001-of-00002.safetensors\",\n"
-        "    \"\\ud83d\\ude00\\t\": \"model-00002-of-00002.safetensors\"\n  }\n}\n");
+        "    \"\\ud83d\\ude00\\t\\u007f\": \"model-00002-of-00002.safetensors\"\n  }\n}\n");
   auto model = st::try_open_model(dir.path);
   REQUIRE(model);
-  CHECK(model->contains("\xf0\x9f\x98\x80\t"));
+  CHECK(model->contains("\xf0\x9f\x98\x80\t\x7f"));
 }
 
 TEST_CASE("sharded writer: a directory holding a model is refused, or replaced once the new model is complete",
           "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   write_model(dir.path, {60, 30, 50}, 100);  // two shards and an index
-  write_text(dir.file("notes.txt"), "kept");
+  test::write_text(dir.file("notes.txt"), "kept");
   st::shard_options options;
   options.max_shard_size = 1000;
   auto refused = st::try_make_sharded_writer(dir.path, declarations({5}), options);
   REQUIRE_FALSE(refused);
   CHECK(test::outcome(refused) + ": " + refused.error().message() ==
         "InvalidArgument: \"" + dir.path +
-            "\": already holds a model (\"model.safetensors.index.json\" and 2 others): set shard_options::replace to "
-            "replace it");
+            "\": already holds a model (\"model.safetensors.index.json\" and 2 others), which a new one replaces only "
+            "when told to (shard_options::replace)");
 
   // A replacement that fails leaves the old model as it was, and nothing of the new one.
   options.replace = true;
@@ -366,7 +349,7 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
 }
 
 TEST_CASE("sharded writer: a writer abandoned before finish leaves no shard", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   {
     st::shard_options options;
     options.max_shard_size = 10;
@@ -457,7 +440,7 @@ void check_model_loads(const Model& model, const st::load_options& options) {
 }  // namespace
 
 TEST_CASE("model reader: a full reader across shards, mapped or pread: info, slices, reads, plans, loads", "[sharded]") {
-  temp_directory dir;
+  test::temp_directory dir;
   write_matrix_model(dir.path);
   auto mapped = st::try_open_model(dir.path);
   auto pread = st::try_open_model_pread(dir.path);

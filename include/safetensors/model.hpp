@@ -760,8 +760,13 @@ inline std::string index_json(std::uint64_t total_size, const std::vector<std::p
     };
     for (std::size_t i = 0; i < escaped.size();) {
       const auto lead = static_cast<unsigned char>(escaped[i]);
-      if (lead < 0x80) {
+      if (lead < 0x7f) {
         out += escaped[i++];
+        continue;
+      }
+      if (lead == 0x7f) {  // DEL: ASCII, but outside Python's printable range, so escaped too
+        append_unit(lead);
+        ++i;
         continue;
       }
       // Valid UTF-8 (the writer checked every name): a lead byte and its continuation bytes.
@@ -918,7 +923,7 @@ class sharded_writer {
       return error(error_kind::invalid_argument,
                    detail::quote(directory_) + ": already holds a model (" + detail::quote(first) +
                        (others == 0 ? std::string() : " and " + std::to_string(others) + (others == 1 ? " other" : " others")) +
-                       "): set shard_options::replace to replace it");
+                       "), which a new one replaces only when told to (shard_options::replace)");
     }
     for (const std::string& index : indexes) {
       old_files_.push_back(path_of(index));
