@@ -22,10 +22,6 @@ namespace {
 
 const unsigned thread_count = 8;
 
-/// The byte at `offset` of tensor number `index`: every tensor's bytes differ from its neighbours'.
-std::byte pattern(std::size_t index, std::size_t offset) {
-  return static_cast<std::byte>((index * 131 + offset * 7 + (offset >> 8)) & 0xff);
-}
 
 /// A file of a few thousand tensors of every dtype, small and large, some empty.
 struct generated_file {
@@ -44,7 +40,7 @@ struct generated_file {
       declarations.push_back({"layers." + std::to_string(i) + ".weight", type, shape});
       const std::uint64_t size = shape[0] * shape[1] * st::dtype_bits(type) / 8;
       bytes.emplace_back(static_cast<std::size_t>(size));
-      for (std::size_t j = 0; j < bytes.back().size(); ++j) bytes.back()[j] = pattern(i, j);
+      for (std::size_t j = 0; j < bytes.back().size(); ++j) bytes.back()[j] = test::fill_byte(i, j);
     }
     std::vector<st::tensor_source> sources;
     for (std::size_t i = 0; i < count; ++i) sources.push_back({declarations[i], bytes[i]});
@@ -279,7 +275,7 @@ TEST_CASE("concurrency: load plans share staging buffers, a consumer thread and 
       auto consumer = [&](const st::load_piece& piece) {
         const std::size_t declaration = declaration_of[piece.request];
         for (std::size_t k = 0; k < piece.bytes.size(); ++k) {
-          if (piece.bytes[k] != pattern(declaration, static_cast<std::size_t>(piece.offset) + k)) ++wrong;
+          if (piece.bytes[k] != test::fill_byte(declaration, static_cast<std::size_t>(piece.offset) + k)) ++wrong;
         }
         delivered += piece.bytes.size();
       };

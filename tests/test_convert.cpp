@@ -1,6 +1,6 @@
 // Number types for the narrow floats, little-endian loads and stores, and convert() between dtypes.
 // Expected values come from the formats' definitions through std::ldexp, not from the library.
-#include <safetensors/safetensors.hpp>
+#include "test_support.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -153,23 +153,6 @@ void check_neighbours(std::uint32_t largest_finite, bool has_negative_zero, int 
   }
   INFO(wrong.first());
   CHECK(wrong.items.empty());
-}
-
-template <class T>
-std::vector<std::byte> le_bytes(std::initializer_list<T> values) {
-  std::vector<std::byte> bytes(values.size() * sizeof(T));
-  std::size_t offset = 0;
-  for (T value : values) {
-    if constexpr (std::is_same_v<T, double>) {
-      st::detail::store_le(bytes.data() + offset, bits_of(value));
-    } else if constexpr (std::is_same_v<T, float>) {
-      st::detail::store_le(bytes.data() + offset, bits_of(value));
-    } else {
-      st::detail::store_le(bytes.data() + offset, value);
-    }
-    offset += sizeof(T);
-  }
-  return bytes;
 }
 
 template <class T>
@@ -513,7 +496,7 @@ TEST_CASE("convert refuses mismatched sizes and C64 with anything else", "[conve
         "source has 5 bytes (not a whole number of 6-bit F6_E2M3 elements) but destination has 6 bytes (6 U8 elements): "
         "they must hold the same number of whole elements");
 
-  auto c64 = le_bytes<float>({1.5f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f});
+  auto c64 = test::le_bytes<float>({1.5f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f});
   std::vector<std::byte> copy(c64.size());
   REQUIRE(st::convert(c64, st::dtype::C64, copy, st::dtype::C64));
   CHECK(copy == c64);
@@ -540,7 +523,7 @@ TEST_CASE("convert writes the file's little-endian layout", "[convert]") {
 }
 
 TEST_CASE("convert to the same dtype copies the bytes unchanged", "[convert]") {
-  auto f32 = le_bytes<std::uint32_t>({0x7f800001u, 0x3f800000u, 0x80000000u});
+  auto f32 = test::le_bytes<std::uint32_t>({0x7f800001u, 0x3f800000u, 0x80000000u});
   std::vector<std::byte> copy(f32.size());
   REQUIRE(st::convert(f32, st::dtype::F32, copy, st::dtype::F32));
   CHECK(copy == f32);
@@ -552,7 +535,7 @@ TEST_CASE("convert to the same dtype copies the bytes unchanged", "[convert]") {
 
 TEST_CASE("float to integer: whole numbers in range only, checked at the exact limits", "[convert]") {
   auto f64_to = [](std::initializer_list<double> values, st::dtype to) {
-    return convert_bytes(le_bytes<double>(values), st::dtype::F64, to);
+    return convert_bytes(test::le_bytes<double>(values), st::dtype::F64, to);
   };
   auto i8 = f64_to({127.0, -128.0, -0.0, 3.0}, st::dtype::I8);
   REQUIRE(i8);
@@ -593,82 +576,82 @@ TEST_CASE("float to integer: whole numbers in range only, checked at the exact l
   CHECK_FALSE(f64_to({two_64}, st::dtype::U64));
   CHECK_FALSE(f64_to({-1.0}, st::dtype::U64));
 
-  auto u16 = convert_bytes(le_bytes<float>({65535.0f}), st::dtype::F32, st::dtype::U16);
+  auto u16 = convert_bytes(test::le_bytes<float>({65535.0f}), st::dtype::F32, st::dtype::U16);
   REQUIRE(u16);
   CHECK(from_le_bytes<std::uint16_t>(*u16) == std::vector<std::uint16_t>{65535});
-  CHECK_FALSE(convert_bytes(le_bytes<float>({65536.0f}), st::dtype::F32, st::dtype::U16));
-  auto from_f16 = convert_bytes(le_bytes<std::uint16_t>({0xd800}), st::dtype::F16, st::dtype::I8);  // -128
+  CHECK_FALSE(convert_bytes(test::le_bytes<float>({65536.0f}), st::dtype::F32, st::dtype::U16));
+  auto from_f16 = convert_bytes(test::le_bytes<std::uint16_t>({0xd800}), st::dtype::F16, st::dtype::I8);  // -128
   REQUIRE(from_f16);
   CHECK(from_le_bytes<std::int8_t>(*from_f16) == std::vector<std::int8_t>{-128});
 }
 
 TEST_CASE("integer to integer: range-checked", "[convert]") {
-  auto i32 = le_bytes<std::int32_t>({127, -128});
+  auto i32 = test::le_bytes<std::int32_t>({127, -128});
   auto i8 = convert_bytes(i32, st::dtype::I32, st::dtype::I8);
   REQUIRE(i8);
   CHECK(from_le_bytes<std::int8_t>(*i8) == std::vector<std::int8_t>{127, -128});
-  CHECK_FALSE(convert_bytes(le_bytes<std::int32_t>({128}), st::dtype::I32, st::dtype::I8));
-  CHECK_FALSE(convert_bytes(le_bytes<std::int32_t>({-129}), st::dtype::I32, st::dtype::I8));
+  CHECK_FALSE(convert_bytes(test::le_bytes<std::int32_t>({128}), st::dtype::I32, st::dtype::I8));
+  CHECK_FALSE(convert_bytes(test::le_bytes<std::int32_t>({-129}), st::dtype::I32, st::dtype::I8));
 
-  auto negative = convert_bytes(le_bytes<std::int64_t>({5, -1}), st::dtype::I64, st::dtype::U8);
+  auto negative = convert_bytes(test::le_bytes<std::int64_t>({5, -1}), st::dtype::I64, st::dtype::U8);
   REQUIRE_FALSE(negative);
   CHECK(negative.error().message() == "element 1 (-1) of I64 has no U8 value: it is outside 0 to 255");
-  auto u64_max = convert_bytes(le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
+  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
                                st::dtype::I64);
   REQUIRE_FALSE(u64_max);
   CHECK(u64_max.error().message() ==
         "element 0 (18446744073709551615) of U64 has no I64 value: it is outside -9223372036854775808 to "
         "9223372036854775807");
-  CHECK_FALSE(convert_bytes(le_bytes<std::uint8_t>({255}), st::dtype::U8, st::dtype::I8));
-  CHECK_FALSE(convert_bytes(le_bytes<std::int16_t>({-1}), st::dtype::I16, st::dtype::U16));
-  CHECK_FALSE(convert_bytes(le_bytes<std::int64_t>({std::numeric_limits<std::int64_t>::min()}), st::dtype::I64,
+  CHECK_FALSE(convert_bytes(test::le_bytes<std::uint8_t>({255}), st::dtype::U8, st::dtype::I8));
+  CHECK_FALSE(convert_bytes(test::le_bytes<std::int16_t>({-1}), st::dtype::I16, st::dtype::U16));
+  CHECK_FALSE(convert_bytes(test::le_bytes<std::int64_t>({std::numeric_limits<std::int64_t>::min()}), st::dtype::I64,
                             st::dtype::I32));
 
-  auto widened = convert_bytes(le_bytes<std::uint32_t>({4294967295u}), st::dtype::U32, st::dtype::I64);
+  auto widened = convert_bytes(test::le_bytes<std::uint32_t>({4294967295u}), st::dtype::U32, st::dtype::I64);
   REQUIRE(widened);
   CHECK(from_le_bytes<std::int64_t>(*widened) == std::vector<std::int64_t>{4294967295});
-  auto signed_widened = convert_bytes(le_bytes<std::int8_t>({-5}), st::dtype::I8, st::dtype::I64);
+  auto signed_widened = convert_bytes(test::le_bytes<std::int8_t>({-5}), st::dtype::I8, st::dtype::I64);
   REQUIRE(signed_widened);
   CHECK(from_le_bytes<std::int64_t>(*signed_widened) == std::vector<std::int64_t>{-5});
-  auto u64 = convert_bytes(le_bytes<std::int64_t>({std::numeric_limits<std::int64_t>::max()}), st::dtype::I64,
+  auto u64 = convert_bytes(test::le_bytes<std::int64_t>({std::numeric_limits<std::int64_t>::max()}), st::dtype::I64,
                            st::dtype::U64);
   REQUIRE(u64);
   CHECK(from_le_bytes<std::uint64_t>(*u64) == std::vector<std::uint64_t>{9223372036854775807ull});
 }
 
 TEST_CASE("integer to float: one rounding to nearest even, never two", "[convert]") {
-  auto u64_max = convert_bytes(le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
+  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
                                st::dtype::F64);
   REQUIRE(u64_max);
   CHECK(from_le_bytes<double>(*u64_max) == std::vector<double>{std::ldexp(1.0, 64)});
 
   // 2^53 + 1 is a tie between 2^53 and 2^53 + 2: to even 2^53; 2^53 + 3 goes up to 2^53 + 4.
-  auto f64 = convert_bytes(le_bytes<std::int64_t>({9007199254740993, -9007199254740995}), st::dtype::I64, st::dtype::F64);
+  auto f64 = convert_bytes(test::le_bytes<std::int64_t>({9007199254740993, -9007199254740995}), st::dtype::I64, st::dtype::F64);
   REQUIRE(f64);
   CHECK(from_le_bytes<double>(*f64) == std::vector<double>{9007199254740992.0, -9007199254740996.0});
 
   // 2^62 + 2^38 + 1 is just above the F32 midpoint 2^62 + 2^38; rounded to a double first it
   // would become that midpoint and then round to even, 2^62.
   const std::int64_t above_midpoint = (std::int64_t{1} << 62) + (std::int64_t{1} << 38) + 1;
-  auto f32 = convert_bytes(le_bytes<std::int64_t>({above_midpoint, -above_midpoint}), st::dtype::I64, st::dtype::F32);
+  auto f32 = convert_bytes(test::le_bytes<std::int64_t>({above_midpoint, -above_midpoint}), st::dtype::I64, st::dtype::F32);
   REQUIRE(f32);
   const float expected = std::ldexp(1.0f, 62) + std::ldexp(1.0f, 39);
   CHECK(from_le_bytes<float>(*f32) == std::vector<float>{expected, -expected});
 
   // The same for BF16: the midpoint above 2^62 is 2^62 + 2^54.
   const std::uint64_t bf16_above = (std::uint64_t{1} << 62) + (std::uint64_t{1} << 54) + 1;
-  auto bf16 = convert_bytes(le_bytes<std::uint64_t>({bf16_above}), st::dtype::U64, st::dtype::BF16);
+  auto bf16 = convert_bytes(test::le_bytes<std::uint64_t>({bf16_above}), st::dtype::U64, st::dtype::BF16);
   REQUIRE(bf16);
   CHECK(from_le_bytes<std::uint16_t>(*bf16) == std::vector<std::uint16_t>{0x5e81});
 
-  auto f16 = convert_bytes(le_bytes<std::uint32_t>({65519, 65520, 2049, 2051}), st::dtype::U32, st::dtype::F16);
+  auto f16 = convert_bytes(test::le_bytes<std::uint32_t>({65519, 65520, 2049, 2051}), st::dtype::U32, st::dtype::F16);
   REQUIRE(f16);
   CHECK(from_le_bytes<std::uint16_t>(*f16) == std::vector<std::uint16_t>{0x7bff, 0x7c00, 0x6800, 0x6802});
 
-  auto f8 = convert_bytes(le_bytes<std::int32_t>({1000, -1000, 3}), st::dtype::I32, st::dtype::F8_E4M3);
+  auto f8 = convert_bytes(test::le_bytes<std::int32_t>({1000, -1000, 3}), st::dtype::I32, st::dtype::F8_E4M3);
   REQUIRE(f8);
   CHECK(from_le_bytes<std::uint8_t>(*f8) == std::vector<std::uint8_t>{0x7e, 0xfe, 0x44});
-  auto e8m0 = convert_bytes(le_bytes<std::int32_t>({-1, 0, 3}), st::dtype::I32, st::dtype::F8_E8M0);
+  auto e8m0 = convert_bytes(test::le_bytes<std::int32_t>({-1, 0, 3}), st::dtype::I32, st::dtype::F8_E8M0);
   REQUIRE(e8m0);
   CHECK(from_le_bytes<std::uint8_t>(*e8m0) == std::vector<std::uint8_t>{0xff, 0x00, 0x81});
 }
@@ -682,15 +665,15 @@ TEST_CASE("BOOL converts as 0 or 1 and refuses NaN", "[convert]") {
   REQUIRE(f32);
   CHECK(from_le_bytes<float>(*f32) == std::vector<float>{0.0f, 1.0f, 1.0f, 1.0f});
 
-  auto from_f64 = convert_bytes(le_bytes<double>({0.0, -0.0, 0.5, -3.0, inf, 1e-300}), st::dtype::F64, st::dtype::BOOL);
+  auto from_f64 = convert_bytes(test::le_bytes<double>({0.0, -0.0, 0.5, -3.0, inf, 1e-300}), st::dtype::F64, st::dtype::BOOL);
   REQUIRE(from_f64);
   CHECK(from_le_bytes<std::uint8_t>(*from_f64) == std::vector<std::uint8_t>{0, 0, 1, 1, 1, 1});
-  auto from_nan = convert_bytes(le_bytes<double>({1.0, quiet_nan}), st::dtype::F64, st::dtype::BOOL);
+  auto from_nan = convert_bytes(test::le_bytes<double>({1.0, quiet_nan}), st::dtype::F64, st::dtype::BOOL);
   REQUIRE_FALSE(from_nan);
   CHECK(from_nan.error().message().find("element 1 (") == 0);
   CHECK(from_nan.error().message().find("NaN is neither true nor false") != std::string::npos);
 
-  auto from_i64 = convert_bytes(le_bytes<std::int64_t>({0, 5, -1}), st::dtype::I64, st::dtype::BOOL);
+  auto from_i64 = convert_bytes(test::le_bytes<std::int64_t>({0, 5, -1}), st::dtype::I64, st::dtype::BOOL);
   REQUIRE(from_i64);
   CHECK(from_le_bytes<std::uint8_t>(*from_i64) == std::vector<std::uint8_t>{0, 1, 1});
 }

@@ -24,17 +24,6 @@ namespace st = safetensors;
 
 namespace {
 
-std::vector<std::string> temp_files_beside(const std::string& path) {
-  const std::string directory = path.substr(0, path.rfind('/'));
-  const std::string prefix = path.substr(path.rfind('/') + 1) + ".tmp.";
-  std::vector<std::string> found;
-  if (DIR* dir = ::opendir(directory.c_str())) {
-    while (dirent* entry = ::readdir(dir))
-      if (std::string(entry->d_name).rfind(prefix, 0) == 0) found.push_back(directory + "/" + entry->d_name);
-    ::closedir(dir);
-  }
-  return found;
-}
 
 /// A small valid file: the target's contents before any write.
 std::vector<std::byte> old_file() {
@@ -69,7 +58,7 @@ const std::size_t mib = std::size_t{1} << 20;
 TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its temporary file behind", "[crash][files]") {
   const std::vector<std::byte> old_bytes = old_file();
   test::temp_file target(old_bytes);
-  REQUIRE(temp_files_beside(target.path()).empty());
+  REQUIRE(test::temp_files_beside(target.path()).empty());
 
   // The child streams a 256 MiB tensor in 1 MiB chunks (each goes straight to the temporary
   // file) and tells the parent through a pipe once the first one is written; it never finishes.
@@ -92,7 +81,7 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   char signal_byte = 0;
   REQUIRE(::read(pipe_ends[0], &signal_byte, 1) == 1);  // a chunk has reached the temporary file
   ::close(pipe_ends[0]);
-  const std::vector<std::string> during = temp_files_beside(target.path());
+  const std::vector<std::string> during = test::temp_files_beside(target.path());
   REQUIRE(during.size() == 1);
   CHECK(file_size(during[0]) > mib);  // the header and at least one chunk
 
@@ -104,7 +93,7 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   check_old_file_intact(target.path(), old_bytes);
 
   // The killed writer's temporary file is still there, named after the dead process.
-  const std::vector<std::string> leftovers = temp_files_beside(target.path());
+  const std::vector<std::string> leftovers = test::temp_files_beside(target.path());
   REQUIRE(leftovers.size() == 1);
   CHECK(leftovers[0] == during[0]);
   const std::string expected_prefix = target.path() + ".tmp." + std::to_string(child.pid()) + ".";
@@ -119,7 +108,7 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   auto replaced = st::try_open(target.path());
   REQUIRE(replaced);
   CHECK(replaced->contains("new"));
-  CHECK(temp_files_beside(target.path()) == leftovers);
+  CHECK(test::temp_files_beside(target.path()) == leftovers);
   for (const std::string& leftover : leftovers) std::remove(leftover.c_str());
 }
 
@@ -173,7 +162,7 @@ TEST_CASE("crash: killed at any moment of a write, the target is the old file or
     saw_old += is_old;
     saw_new += is_new;
     CHECK(st::try_open(target.path()));
-    for (const std::string& leftover : temp_files_beside(target.path())) std::remove(leftover.c_str());
+    for (const std::string& leftover : test::temp_files_beside(target.path())) std::remove(leftover.c_str());
   }
   INFO("old file seen " << saw_old << " times, new file " << saw_new << " times");
   CHECK(saw_old + saw_new == attempts);

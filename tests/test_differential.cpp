@@ -13,20 +13,11 @@ namespace st = safetensors;
 
 namespace {
 
-std::vector<std::string> corpus_files() {
-  std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SAFETENSORS_TEST_DATA) + "/reference")) {
-    const std::string path = entry.path().string();
-    if (path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0) files.push_back(path);
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 }  // namespace
 
 TEST_CASE("differential: every corpus file reads the same through both parsers", "[differential]") {
-  for (const std::string& path : corpus_files()) {
+  for (const std::string& path : test::corpus_files(std::string(SAFETENSORS_TEST_DATA) + "/reference")) {
     INFO(path);
     const std::vector<std::byte> bytes = test::read_file(path);
     CHECK(differential::difference(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()) == "");
@@ -37,7 +28,7 @@ TEST_CASE("differential: mutated corpus files read the same through both parsers
   std::mt19937_64 random(2026);
   const std::string_view json_bytes = "{}[]\",:0123456789-.eE \\u";
   std::size_t checked = 0;
-  for (const std::string& path : corpus_files()) {
+  for (const std::string& path : test::corpus_files(std::string(SAFETENSORS_TEST_DATA) + "/reference")) {
     const std::vector<std::byte> original = test::read_file(path);
     if (original.size() > 65536) continue;  // the small files give the header most of the mutations
     for (int round = 0; round < 60; ++round) {

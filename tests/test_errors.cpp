@@ -1,30 +1,59 @@
 // Error values, results, and the throwing API on top of them.
 #include "test_support.hpp"
 
+#include <safetensors/model.hpp>
+
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <limits>
 
 namespace st = safetensors;
 
-TEST_CASE("error kinds carry the official variant names", "[errors]") {
+TEST_CASE("every error kind has its official name and is raised by the library", "[errors]") {
   using k = st::error_kind;
-  const std::vector<std::pair<k, std::string_view>> names = {
-      {k::header_too_small, "HeaderTooSmall"},
-      {k::header_too_large, "HeaderTooLarge"},
-      {k::invalid_header_length, "InvalidHeaderLength"},
-      {k::invalid_header, "InvalidHeader"},
-      {k::invalid_header_deserialization, "InvalidHeaderDeserialization"},
-      {k::invalid_offset, "InvalidOffset"},
-      {k::validation_overflow, "ValidationOverflow"},
-      {k::misaligned_slice, "MisalignedSlice"},
-      {k::tensor_invalid_info, "TensorInvalidInfo"},
-      {k::metadata_incomplete_buffer, "MetadataIncompleteBuffer"},
-      {k::tensor_not_found, "TensorNotFound"},
-      {k::invalid_tensor_view, "InvalidTensorView"},
-      {k::invalid_conversion, "InvalidConversion"},
-      {k::invalid_argument, "InvalidArgument"},
-      {k::io_error, "IoError"},
+  // Each kind: its name, and the error a real call gives. A new kind fails this test until it is
+  // listed here, so none can go untested.
+  const std::vector<std::byte> one_f32(4);
+  auto open_header = [](const std::string& header, const std::string& data = {}) { return test::open_header(header, data); };
+  std::vector<std::byte> seven(7);
+  std::vector<std::byte> small(3);
+  std::vector<std::byte> nan_bytes(8), one_byte(1);
+  st::detail::store_le(nan_bytes.data(), st::detail::bit_cast<std::uint64_t>(std::numeric_limits<double>::quiet_NaN()));
+  auto file = st::try_serialize({{{"w", st::dtype::F32, {1}}, one_f32}});
+  REQUIRE(file);
+  auto reader = st::try_open_buffer(*file);
+  REQUIRE(reader);
+  const std::vector<std::pair<std::string_view, st::result<void>>> raised = {
+      {"HeaderTooSmall", st::try_open_memory(seven.data(), seven.size()).error()},
+      {"HeaderTooLarge", open_header(std::string(100000001, ' ')).error()},
+      {"InvalidHeaderLength", st::try_open_buffer(std::vector<std::byte>{std::byte{100}, {}, {}, {}, {}, {}, {}, {}}).error()},
+      {"InvalidHeader", open_header("{\"\xff\": 1}").error()},
+      {"InvalidHeaderDeserialization", open_header("[]").error()},
+      {"InvalidOffset", open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", "xx").error()},
+      {"ValidationOverflow",
+       open_header(R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})").error()},
+      {"MisalignedSlice", open_header(R"({"a":{"dtype":"F4","shape":[1],"data_offsets":[0,0]}})").error()},
+      {"TensorInvalidInfo", open_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,1]}})", "x").error()},
+      {"MetadataIncompleteBuffer", open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", "xy").error()},
+      {"TensorNotFound", reader->try_info("nothing").error()},
+      {"InvalidTensorView", reader->try_read_into(reader->info("w"), small)},
+      {"InvalidConversion", st::convert(nan_bytes, st::dtype::F64, one_byte, st::dtype::I8)},
+      {"InvalidArgument", reader->try_slice("w", {st::range(0, 1, 0)}).error()},
+      {"InvalidIndex", st::model_index::parse("[]").error()},
+      {"IoError", st::try_open("/nonexistent/model.safetensors").error()},
   };
-  for (const auto& [kind, name] : names) CHECK(st::error_kind_name(kind) == name);
+  REQUIRE(st::all_error_kinds.size() == st::error_kind_count);
+  for (k kind : st::all_error_kinds) {
+    INFO(st::error_kind_name(kind));
+    auto it = std::find_if(raised.begin(), raised.end(),
+                           [&](const auto& entry) { return entry.first == st::error_kind_name(kind); });
+    REQUIRE(it != raised.end());
+    REQUIRE_FALSE(it->second);
+    CHECK(it->second.error().kind() == kind);
+    CHECK_FALSE(it->second.error().message().empty());
+  }
+  CHECK(raised.size() == st::error_kind_count);
 }
 
 TEST_CASE("an error has a kind, a message and a one-line form", "[errors]") {

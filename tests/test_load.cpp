@@ -12,13 +12,13 @@ namespace st = safetensors;
 
 namespace {
 
-// A file of `count` U8 tensors of `size` bytes each, tensor i filled with bytes (i * 7 + j) % 251.
+// A file of `count` U8 tensors of `size` bytes each, tensor i filled with test::fill_byte(i, j).
 std::vector<std::byte> patterned_file(std::size_t count, std::size_t size, std::uint64_t alignment) {
   std::vector<std::string> data(count);
   std::vector<st::tensor_source> tensors;
   for (std::size_t i = 0; i < count; ++i) {
     data[i].resize(size);
-    for (std::size_t j = 0; j < size; ++j) data[i][j] = static_cast<char>((i * 7 + j) % 251);
+    for (std::size_t j = 0; j < size; ++j) data[i][j] = static_cast<char>(test::fill_byte(i, j));
     tensors.push_back({{"t" + std::to_string(100 + i), st::dtype::U8, {size}},
                        {reinterpret_cast<const std::byte*>(data[i].data()), size}});
   }
@@ -29,7 +29,7 @@ std::vector<std::byte> patterned_file(std::size_t count, std::size_t size, std::
 
 bool holds_pattern(st::span<const std::byte> bytes, std::size_t tensor) {
   for (std::size_t j = 0; j < bytes.size(); ++j) {
-    if (bytes[j] != static_cast<std::byte>((tensor * 7 + j) % 251)) return false;
+    if (bytes[j] != test::fill_byte(tensor, j)) return false;
   }
   return true;
 }

@@ -3,8 +3,11 @@
 
 #include <safetensors/safetensors.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -25,6 +28,30 @@ inline std::vector<std::byte> file_bytes(const std::string& header, const std::s
 /// A byte that depends on its position `offset` (in a file or a buffer), so that a byte read from
 /// the wrong place never passes for the right one.
 inline std::byte pattern_byte(std::uint64_t offset) { return static_cast<std::byte>((offset * 131 + 7) % 251); }
+
+/// Byte `offset` of tensor number `tensor` of a generated file: every tensor's bytes differ from
+/// its neighbours'.
+inline std::byte fill_byte(std::size_t tensor, std::uint64_t offset) {
+  return static_cast<std::byte>((tensor * 131 + offset * 7 + (offset >> 8)) & 0xff);
+}
+
+/// `values` as the little-endian bytes a file holds them in (floats by their bits).
+template <class T>
+std::vector<std::byte> le_bytes(std::initializer_list<T> values) {
+  std::vector<std::byte> bytes(values.size() * sizeof(T));
+  std::size_t offset = 0;
+  for (T value : values) {
+    if constexpr (std::is_same_v<T, double>) {
+      safetensors::detail::store_le(bytes.data() + offset, safetensors::detail::bit_cast<std::uint64_t>(value));
+    } else if constexpr (std::is_same_v<T, float>) {
+      safetensors::detail::store_le(bytes.data() + offset, safetensors::detail::bit_cast<std::uint32_t>(value));
+    } else {
+      safetensors::detail::store_le(bytes.data() + offset, value);
+    }
+    offset += sizeof(T);
+  }
+  return bytes;
+}
 
 /// The bytes `dims` select from `tensor` (non-negative dims), element by element in row-major
 /// order: the naive answer.
@@ -84,6 +111,53 @@ class temp_file {
  private:
   std::string path_;
 };
+
+/// A fresh directory, removed with everything in it.
+struct temp_directory {
+  temp_directory() {
+    char pattern[] = "/tmp/safetensors_test_dir_XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  temp_directory(const temp_directory&) = delete;
+  temp_directory& operator=(const temp_directory&) = delete;
+  ~temp_directory() { std::filesystem::remove_all(path); }
+  /// The path of `name` in the directory.
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  std::string path;
+};
+
+/// The temporary files a writer leaves beside `path` (PATH.tmp.*), with their paths.
+inline std::vector<std::string> temp_files_beside(const std::string& path) {
+  const std::string directory = path.substr(0, path.rfind('/'));
+  const std::string prefix = path.substr(path.rfind('/') + 1) + ".tmp.";
+  std::vector<std::string> found;
+  if (DIR* dir = ::opendir(directory.c_str())) {
+    while (dirent* entry = ::readdir(dir))
+      if (std::string(entry->d_name).rfind(prefix, 0) == 0) found.push_back(directory + "/" + entry->d_name);
+    ::closedir(dir);
+  }
+  return found;
+}
+
+/// Every .safetensors file under `root` (the reference corpus's directory, say), sorted.
+inline std::vector<std::string> corpus_files(const std::string& root) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    const std::string path = entry.path().string();
+    if (path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0) files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+/// The whole content of a text file.
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Writes `text` as the whole content of the file at `path`.
+inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 /// The whole content of a file.
 inline std::vector<std::byte> read_file(const std::string& path) {

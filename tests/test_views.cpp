@@ -4,35 +4,16 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <numeric>
 #include <random>
 #include <tuple>
 
 namespace st = safetensors;
 
-namespace {
-
-template <class T>
-std::string le_bytes(std::initializer_list<T> values) {
-  std::string out;
-  for (T value : values) {
-    char bytes[sizeof(T)];
-    std::memcpy(bytes, &value, sizeof(T));
-    if constexpr (st::detail::host_is_big_endian) std::reverse(bytes, bytes + sizeof(T));
-    out.append(bytes, sizeof(T));
-  }
-  return out;
-}
-
-st::span<const std::byte> bytes_of(const std::string& text) {
-  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
-}
-
-}  // namespace
-
 TEST_CASE("views: as<T> is zero-copy for the exact dtype and aligned bytes", "[views]") {
-  const std::string floats = le_bytes<float>({1.5f, -2.0f, 0.25f});
-  const std::string halves = le_bytes<std::uint16_t>({0x3c00, 0xc000});  // F16 1.0, -2.0
-  auto bytes = st::serialize({{{"f", st::dtype::F32, {3}}, bytes_of(floats)}, {{"h", st::dtype::F16, {2}}, bytes_of(halves)}});
+  const std::vector<std::byte> floats = test::le_bytes<float>({1.5f, -2.0f, 0.25f});
+  const std::vector<std::byte> halves = test::le_bytes<std::uint16_t>({0x3c00, 0xc000});  // F16 1.0, -2.0
+  auto bytes = st::serialize({{{"f", st::dtype::F32, {3}}, floats}, {{"h", st::dtype::F16, {2}}, halves}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   st::tensor_view f = reader->view("f");
@@ -76,8 +57,8 @@ TEST_CASE("views: a misaligned tensor is refused with a pointer to copy_to", "[v
 }
 
 TEST_CASE("copy_to: converts into host order at any alignment", "[views]") {
-  const std::string bf16 = le_bytes<std::uint16_t>({0x3fc0, 0xc000, 0x7f80});  // 1.5, -2, inf
-  auto bytes = st::serialize({{{"b", st::dtype::BF16, {3}}, bytes_of(bf16)}});
+  const std::vector<std::byte> bf16 = test::le_bytes<std::uint16_t>({0x3fc0, 0xc000, 0x7f80});  // 1.5, -2, inf
+  auto bytes = st::serialize({{{"b", st::dtype::BF16, {3}}, bf16}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   std::vector<std::byte> raw(3 * 8 + 1);
@@ -130,9 +111,9 @@ TEST_CASE("slices: random shapes and selections agree with a naive gather", "[vi
     std::vector<std::uint64_t> shape(pick(5));
     std::uint64_t total = 1;
     for (auto& d : shape) total *= (d = pick(6));
-    std::string data;
-    for (std::uint64_t i = 0; i < total; ++i) data += le_bytes<std::int32_t>({static_cast<std::int32_t>(i)});
-    auto bytes = st::serialize({{{"t", st::dtype::I32, shape}, bytes_of(data)}});
+    std::vector<std::int32_t> values(static_cast<std::size_t>(total));
+    std::iota(values.begin(), values.end(), 0);
+    auto bytes = st::serialize({{"t", values, shape}});
     auto reader = st::try_open_buffer(bytes);
     REQUIRE(reader);
 
@@ -172,9 +153,9 @@ TEST_CASE("slices: random shapes and selections agree with a naive gather", "[vi
 }
 
 TEST_CASE("slices: the row block of one rank under tensor parallelism is a zero-copy view", "[views][slices]") {
-  std::string data;
-  for (std::int32_t i = 0; i < 8 * 6; ++i) data += le_bytes<std::int32_t>({i});
-  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}});
+  std::vector<std::int32_t> values(8 * 6);
+  std::iota(values.begin(), values.end(), 0);
+  auto bytes = st::serialize({{"w", values, {8, 6}}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   st::tensor_slice rows = reader->slice("w", {st::range(2, 4)});
@@ -196,8 +177,8 @@ TEST_CASE("slices: the row block of one rank under tensor parallelism is a zero-
 }
 
 TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[views][slices]") {
-  std::string data(8 * 6 * 4, '\0');
-  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}, {{"q", st::dtype::F4, {4}}, bytes_of(data.substr(0, 2))}});
+  const std::vector<std::byte> data(8 * 6 * 4);
+  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, data}, {{"q", st::dtype::F4, {4}}, st::span<const std::byte>(data.data(), 2)}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   auto message = [&](std::string name, std::vector<st::slice_dim> dims) {
@@ -220,9 +201,9 @@ TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[v
 }
 
 TEST_CASE("slices: negative indices and bounds count from the end, as in Python", "[views][slices]") {
-  std::string data;
-  for (std::int32_t i = 0; i < 8 * 6; ++i) data += le_bytes<std::int32_t>({i});
-  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, bytes_of(data)}});
+  std::vector<std::int32_t> numbers(8 * 6);
+  std::iota(numbers.begin(), numbers.end(), 0);
+  auto bytes = st::serialize({{"w", numbers, {8, 6}}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   auto values = [&](std::vector<st::slice_dim> dims) {

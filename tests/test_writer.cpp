@@ -75,18 +75,6 @@ void check_same_file(const std::vector<std::byte>& written, const std::vector<st
                    original.begin() + static_cast<std::ptrdiff_t>(b->data_start()), original.end()));
 }
 
-std::vector<std::string> temp_files_beside(const std::string& path) {
-  std::string directory = path.substr(0, path.rfind('/'));
-  std::string base = path.substr(path.rfind('/') + 1) + ".tmp.";
-  std::vector<std::string> found;
-  if (DIR* dir = ::opendir(directory.c_str())) {
-    while (dirent* entry = ::readdir(dir)) {
-      if (std::string(entry->d_name).rfind(base, 0) == 0) found.push_back(entry->d_name);
-    }
-    ::closedir(dir);
-  }
-  return found;
-}
 
 }  // namespace
 
@@ -299,10 +287,10 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
     auto writer = st::try_make_file_writer(target.path(), {{"a", st::dtype::U8, {4}}});
     REQUIRE(writer);
     REQUIRE(writer->write("a", bytes_of("ab")));
-    CHECK(temp_files_beside(target.path()).size() == 1);
+    CHECK(test::temp_files_beside(target.path()).size() == 1);
     CHECK(test::read_file(target.path()) == old_contents);
   }
-  CHECK(temp_files_beside(target.path()).empty());
+  CHECK(test::temp_files_beside(target.path()).empty());
   CHECK(test::read_file(target.path()) == old_contents);
 
   {  // failed: finish() refuses a short tensor
@@ -310,9 +298,9 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
     REQUIRE(writer);
     REQUIRE(writer->write("a", bytes_of("ab")));
     CHECK_FALSE(writer->finish());
-    CHECK(temp_files_beside(target.path()).empty());  // removed at once, not when the writer goes
+    CHECK(test::temp_files_beside(target.path()).empty());  // removed at once, not when the writer goes
   }
-  CHECK(temp_files_beside(target.path()).empty());
+  CHECK(test::temp_files_beside(target.path()).empty());
   CHECK(test::read_file(target.path()) == old_contents);
 
   {  // failed: a producer reports an error
@@ -324,12 +312,12 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
     REQUIRE_FALSE(produced);
     CHECK(produced.error().message() == "source went away");
   }
-  CHECK(temp_files_beside(target.path()).empty());
+  CHECK(test::temp_files_beside(target.path()).empty());
   CHECK(test::read_file(target.path()) == old_contents);
 
   // Declarations refused before any file is created.
   CHECK_FALSE(st::try_make_file_writer(target.path(), {{"a", st::dtype::F4, {1}}}));
-  CHECK(temp_files_beside(target.path()).empty());
+  CHECK(test::temp_files_beside(target.path()).empty());
   // A directory that does not exist.
   CHECK(test::outcome(st::try_save("/nonexistent/dir/x.safetensors", {})) == "IoError");
 }
@@ -350,7 +338,7 @@ TEST_CASE("writer: a finished write replaces the target atomically and keeps old
   REQUIRE(new_reader);
   CHECK(as_text(*new_reader->try_read("n")) == "new");
   CHECK(std::string(reinterpret_cast<const char*>(old_reader->view("o").bytes.data()), 3) == "old");
-  CHECK(temp_files_beside(target.path()).empty());
+  CHECK(test::temp_files_beside(target.path()).empty());
 }
 
 TEST_CASE("writer: producers fill large tensors in bounded pieces", "[writer]") {

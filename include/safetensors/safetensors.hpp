@@ -144,6 +144,20 @@ enum class error_kind : std::uint8_t {
   io_error,                        ///< the operating system refused a file operation
 };
 
+/// Number of error kinds.
+inline constexpr std::size_t error_kind_count = 16;
+
+/// Every error kind, in enum order.
+inline constexpr std::array<error_kind, error_kind_count> all_error_kinds = {
+    error_kind::header_too_small,           error_kind::header_too_large,   error_kind::invalid_header_length,
+    error_kind::invalid_header,             error_kind::invalid_header_deserialization,
+    error_kind::invalid_offset,             error_kind::validation_overflow, error_kind::misaligned_slice,
+    error_kind::tensor_invalid_info,        error_kind::metadata_incomplete_buffer,
+    error_kind::tensor_not_found,           error_kind::invalid_tensor_view, error_kind::invalid_conversion,
+    error_kind::invalid_argument,           error_kind::invalid_index,      error_kind::io_error};
+static_assert(static_cast<std::size_t>(error_kind::io_error) + 1 == error_kind_count,
+              "a new error kind goes into all_error_kinds and error_kind_count");
+
 /// The official variant name of a kind, e.g. "InvalidOffset".
 constexpr std::string_view error_kind_name(error_kind kind) noexcept {
   switch (kind) {
