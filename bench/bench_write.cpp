@@ -81,7 +81,7 @@ void streaming_write(benchmark::State& state, WriteTensor write_tensor) {
     bool written = true;
     for (const auto& entry : writer->layout().entries())
       written = written && write_tensor(*writer, entry.declaration.name);
-    if (!written || !writer->finish()) {
+    if (!written || !writer->try_finish()) {
       state.SkipWithError("write failed");
       break;
     }
@@ -94,7 +94,7 @@ void streaming_write(benchmark::State& state, WriteTensor write_tensor) {
 // The streaming writer, each tensor handed over whole (it goes straight to pwrite).
 void stream_write(benchmark::State& state) {
   streaming_write(state, [](safetensors::file_writer& writer, const std::string& name) {
-    return static_cast<bool>(writer.write(name, tensor_data()));
+    return static_cast<bool>(writer.try_write(name, tensor_data()));
   });
 }
 
@@ -102,7 +102,7 @@ void stream_write(benchmark::State& state) {
 void produce_write(benchmark::State& state) {
   streaming_write(state, [](safetensors::file_writer& writer, const std::string& name) {
     const auto& data = tensor_data();
-    return static_cast<bool>(writer.produce(name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+    return static_cast<bool>(writer.try_produce(name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
       std::memcpy(piece.data(), data.data() + offset, piece.size());
     }));
   });

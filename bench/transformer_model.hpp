@@ -55,7 +55,7 @@ inline void write_transformer_model(const std::string& directory) {
     std::abort();
   }
   for (const auto& d : transformer_declarations()) {
-    auto produced = writer->produce(d.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
+    auto produced = writer->try_produce(d.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
       for (std::size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<std::byte>((offset + i) * 131 % 251);
     });
     if (!produced) {
@@ -63,7 +63,7 @@ inline void write_transformer_model(const std::string& directory) {
       std::abort();
     }
   }
-  if (auto finished = writer->finish(); !finished) {
+  if (auto finished = writer->try_finish(); !finished) {
     std::fprintf(stderr, "%s\n", finished.error().to_string().c_str());
     std::abort();
   }

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& entry : writer->layout().entries()) {
     // Each piece is at most 1 MiB, whatever the tensor's size.
-    auto produced = writer->produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
+    auto produced = writer->try_produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
       for (std::size_t i = 0; i + 1 < piece.size(); i += 2) {
         const float value = static_cast<float>((offset + i) / 2 % 1024) / 1024.0f;
         const safetensors::bfloat16 bits = safetensors::bfloat16::from_float(value);
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     }
   }
   // Until finish() renames it into place, the file exists only under a temporary name.
-  if (auto finished = writer->finish(); !finished) {
+  if (auto finished = writer->try_finish(); !finished) {
     std::cerr << finished.error().to_string() << '\n';
     return 1;
   }

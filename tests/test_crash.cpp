@@ -71,7 +71,7 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
     if (!writer) return 2;
     std::vector<std::byte> chunk(mib, std::byte{0x5a});
     for (std::size_t i = 0; i < chunks; ++i) {
-      if (!writer->write("big", chunk)) return 3;
+      if (!writer->try_write("big", chunk)) return 3;
       if (i == 0 && ::write(pipe_ends[1], "w", 1) != 1) return 4;
     }
     for (;;) ::pause();  // all written but never finished: wait for the kill
@@ -144,8 +144,8 @@ TEST_CASE("crash: killed at any moment of a write, the target is the old file or
       auto writer = st::try_make_file_writer(target.path(), {{"new", st::dtype::U8, {size}}});
       if (!writer) return 2;
       for (std::size_t done = 0; done < size; done += 64 * 1024)
-        if (!writer->write("new", st::span<const std::byte>(new_data.data() + done, 64 * 1024))) return 3;
-      return writer->finish() ? 0 : 5;
+        if (!writer->try_write("new", st::span<const std::byte>(new_data.data() + done, 64 * 1024))) return 3;
+      return writer->try_finish() ? 0 : 5;
     });
     ::close(pipe_ends[1]);
     char started = 0;

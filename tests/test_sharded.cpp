@@ -29,11 +29,11 @@ st::sharded_writer write_model(const std::string& directory, const std::vector<s
   options.max_shard_size = max_shard_size;
   auto writer = st::make_sharded_writer(directory, declarations(sizes), options);
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    REQUIRE(writer.produce("t" + std::to_string(i), [&](st::span<std::byte> piece, std::uint64_t offset) {
+    REQUIRE(writer.try_produce("t" + std::to_string(i), [&](st::span<std::byte> piece, std::uint64_t offset) {
       for (std::size_t k = 0; k < piece.size(); ++k) piece[k] = test::fill_byte(i, offset + k);
     }));
   }
-  REQUIRE(writer.finish());
+  REQUIRE(writer.try_finish());
   return writer;
 }
 
@@ -212,18 +212,18 @@ TEST_CASE("sharded writer: each shard is closed as soon as its tensors are compl
   const std::string eight(8, 'x');
   const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(eight.data()), 8);
   const std::string made = dir.path + "/made/by/the/writer";
-  REQUIRE(writer.write("a", bytes));  // shard 1 holds a and the empty z: complete, closed
+  REQUIRE(writer.try_write("a", bytes));  // shard 1 holds a and the empty z: complete, closed
   // Closed under its temporary name: shards are renamed into place together, by finish().
   CHECK(open_descriptors_under(made) == 0);
   CHECK(files_in(made) == 1);
   CHECK_FALSE(fs::exists(made + "/model-00001-of-00002.safetensors"));
-  CHECK(writer.write("z", {}));
-  CHECK(writer.produce("z", [](st::span<std::byte>, std::uint64_t) {}));
-  auto overrun = writer.write("a", bytes);
+  CHECK(writer.try_write("z", {}));
+  CHECK(writer.try_produce("z", [](st::span<std::byte>, std::uint64_t) {}));
+  auto overrun = writer.try_write("a", bytes);
   REQUIRE_FALSE(overrun);
   CHECK(overrun.error().message() == "tensor \"a\" is complete: a chunk of 8 bytes would overrun it");
-  REQUIRE(writer.write("b", bytes));
-  REQUIRE(writer.finish());
+  REQUIRE(writer.try_write("b", bytes));
+  REQUIRE(writer.try_finish());
   auto model = st::try_open_model(made);
   REQUIRE(model);
   CHECK(model->shard_paths() ==
@@ -240,7 +240,7 @@ TEST_CASE("sharded writer: declarations are checked across shards before anythin
   CHECK(fs::directory_iterator(dir.path) == fs::directory_iterator());
   auto writer = st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"b", st::dtype::U8, {8}}}, options);
   REQUIRE(writer);
-  CHECK(test::outcome(writer->write("c", {})) == "TensorNotFound");
+  CHECK(test::outcome(writer->try_write("c", {})) == "TensorNotFound");
 }
 
 TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in file-name order", "[sharded][index]") {
@@ -296,9 +296,9 @@ TEST_CASE("sharded writer: the index escapes non-ASCII names and DEL as transfor
       dir.path, {{"na\xc3\xafve", st::dtype::U8, {4}}, {"\xf0\x9f\x98\x80\t\x7f", st::dtype::U8, {4}}}, options);
   const std::string four(4, 'x');
   const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(four.data()), 4);
-  REQUIRE(writer.write("na\xc3\xafve", bytes));
-  REQUIRE(writer.write("\xf0\x9f\x98\x80\t\x7f", bytes));
-  REQUIRE(writer.finish());
+  REQUIRE(writer.try_write("na\xc3\xafve", bytes));
+  REQUIRE(writer.try_write("\xf0\x9f\x98\x80\t\x7f", bytes));
+  REQUIRE(writer.try_finish());
   CHECK(test::read_text(dir.file("model.safetensors.index.json")) ==
         "{\n  \"metadata\": {\n    \"total_size\": 8\n  },\n  \"weight_map\": {\n"
         "    \"na\\u00efve\": \"model-00001-of-00002.safetensors\",\n"
@@ -326,8 +326,8 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
   options.replace = true;
   {
     auto failing = st::make_sharded_writer(dir.path, declarations({5, 7}), options);
-    REQUIRE(failing.write("t0", std::vector<std::byte>(5)));
-    CHECK(test::outcome(failing.finish()) == "TensorInvalidInfo");  // t1 got no bytes
+    REQUIRE(failing.try_write("t0", std::vector<std::byte>(5)));
+    CHECK(test::outcome(failing.try_finish()) == "TensorInvalidInfo");  // t1 got no bytes
   }
   CHECK(files_in(dir.path) == 4);
   auto old = st::try_open_model(dir.path);
@@ -337,8 +337,8 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
 
   // A replacement that succeeds: the new single file, and no trace of the old index or shards.
   auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);
-  REQUIRE(replacing.write("t0", std::vector<std::byte>(5)));
-  REQUIRE(replacing.finish());
+  REQUIRE(replacing.try_write("t0", std::vector<std::byte>(5)));
+  REQUIRE(replacing.try_finish());
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir.path)) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
@@ -354,8 +354,8 @@ TEST_CASE("sharded writer: a writer abandoned before finish leaves no shard", "[
     st::shard_options options;
     options.max_shard_size = 10;
     auto writer = st::make_sharded_writer(dir.path, declarations({8, 8, 8}), options);
-    REQUIRE(writer.write("t0", std::vector<std::byte>(8)));
-    REQUIRE(writer.write("t1", std::vector<std::byte>(8)));
+    REQUIRE(writer.try_write("t0", std::vector<std::byte>(8)));
+    REQUIRE(writer.try_write("t1", std::vector<std::byte>(8)));
     CHECK(files_in(dir.path) == 2);  // two complete shards, under temporary names
   }
   CHECK(files_in(dir.path) == 0);
@@ -375,11 +375,11 @@ void write_matrix_model(const std::string& directory) {
   auto writer = st::make_sharded_writer(directory, tensors, options);
   REQUIRE(writer.file_names().size() == 4);
   for (const st::tensor_declaration& t : tensors) {
-    REQUIRE(writer.produce(t.name, [](st::span<std::byte> piece, std::uint64_t) {
+    REQUIRE(writer.try_produce(t.name, [](st::span<std::byte> piece, std::uint64_t) {
       std::fill(piece.begin(), piece.end(), std::byte{0});
     }));
   }
-  REQUIRE(writer.finish());
+  REQUIRE(writer.try_finish());
   // Now give every data byte its pattern, shard by shard.
   for (const std::string& name : writer.file_names()) {
     auto reader = st::try_open_pread(directory + "/" + name);

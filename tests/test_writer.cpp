@@ -113,11 +113,11 @@ TEST_CASE("writer: every reference file is rewritten byte for byte, through ever
       std::size_t done = 0;
       while (done < t->bytes.size()) {
         std::size_t chunk = std::min<std::size_t>(t->bytes.size() - done, 1 + random() % 300);
-        REQUIRE(writer->write(t->declaration.name, t->bytes.subspan(done, chunk)));
+        REQUIRE(writer->try_write(t->declaration.name, t->bytes.subspan(done, chunk)));
         done += chunk;
       }
     }
-    REQUIRE(writer->finish());
+    REQUIRE(writer->try_finish());
     check_same_file(test::read_file(target.path()), original, exact);
 
     // Streaming to a std::ostream: file order, from a producer callback.
@@ -126,11 +126,11 @@ TEST_CASE("writer: every reference file is rewritten byte for byte, through ever
     REQUIRE(stream_writer);
     for (const auto& entry : stream_writer->layout().entries()) {
       st::span<const std::byte> source = reader->view(entry.declaration.name).bytes;
-      REQUIRE(stream_writer->produce(entry.declaration.name, [&](st::span<std::byte> destination, std::uint64_t offset) {
+      REQUIRE(stream_writer->try_produce(entry.declaration.name, [&](st::span<std::byte> destination, std::uint64_t offset) {
         std::memcpy(destination.data(), source.data() + offset, destination.size());
       }));
     }
-    REQUIRE(stream_writer->finish());
+    REQUIRE(stream_writer->try_finish());
     std::string produced_bytes = produced.str();
     check_same_file(std::vector<std::byte>(reinterpret_cast<const std::byte*>(produced_bytes.data()),
                                            reinterpret_cast<const std::byte*>(produced_bytes.data()) + produced_bytes.size()),
@@ -241,19 +241,19 @@ TEST_CASE("writer: chunks that overrun, tensors left short, and misuse", "[write
   test::temp_file target({});
   auto writer = st::try_make_file_writer(target.path(), {{"a", st::dtype::U8, {4}}, {"b", st::dtype::U8, {2}}});
   REQUIRE(writer);
-  REQUIRE(writer->write("a", bytes_of("abc")));
-  auto overrun = writer->write("a", bytes_of("de"));
+  REQUIRE(writer->try_write("a", bytes_of("abc")));
+  auto overrun = writer->try_write("a", bytes_of("de"));
   REQUIRE_FALSE(overrun);
   CHECK(overrun.error().kind() == st::error_kind::tensor_invalid_info);
   CHECK(overrun.error().message() == "tensor \"a\" has 4 bytes; 3 are written and a chunk of 2 would overrun it");
-  CHECK(test::outcome(writer->write("c", bytes_of("x"))) == "TensorNotFound");
-  REQUIRE(writer->write("b", bytes_of("xy")));
-  auto short_tensor = writer->finish();
+  CHECK(test::outcome(writer->try_write("c", bytes_of("x"))) == "TensorNotFound");
+  REQUIRE(writer->try_write("b", bytes_of("xy")));
+  auto short_tensor = writer->try_finish();
   REQUIRE_FALSE(short_tensor);
   CHECK(short_tensor.error().kind() == st::error_kind::tensor_invalid_info);
   CHECK(short_tensor.error().message() == "tensor \"a\" got 3 of its 4 bytes");
-  CHECK(test::outcome(writer->write("a", bytes_of("d"))) == "InvalidArgument");
-  CHECK(test::outcome(writer->finish()) == "InvalidArgument");
+  CHECK(test::outcome(writer->try_write("a", bytes_of("d"))) == "InvalidArgument");
+  CHECK(test::outcome(writer->try_finish()) == "InvalidArgument");
 }
 
 TEST_CASE("writer: a stream takes tensors in file order only", "[writer]") {
@@ -261,18 +261,18 @@ TEST_CASE("writer: a stream takes tensors in file order only", "[writer]") {
   // File order: a (F32) before b (U8), whatever the declaration order.
   auto writer = st::try_make_stream_writer(out, {{"b", st::dtype::U8, {2}}, {"a", st::dtype::F32, {1}}});
   REQUIRE(writer);
-  auto early = writer->write("b", bytes_of("xy"));
+  auto early = writer->try_write("b", bytes_of("xy"));
   REQUIRE_FALSE(early);
   CHECK(early.error().kind() == st::error_kind::invalid_argument);
   CHECK_THAT(early.error().message(), Catch::Contains("\"a\" comes next"));
   bool called = false;
-  auto early_producer = writer->produce("b", [&](st::span<std::byte>, std::uint64_t) { called = true; });
+  auto early_producer = writer->try_produce("b", [&](st::span<std::byte>, std::uint64_t) { called = true; });
   CHECK(test::outcome(early_producer) == "InvalidArgument");
   CHECK_FALSE(called);  // refused before any work is asked for
-  REQUIRE(writer->write("a", bytes_of("12")));
-  REQUIRE(writer->write("a", bytes_of("34")));
-  REQUIRE(writer->write("b", bytes_of("xy")));
-  REQUIRE(writer->finish());
+  REQUIRE(writer->try_write("a", bytes_of("12")));
+  REQUIRE(writer->try_write("a", bytes_of("34")));
+  REQUIRE(writer->try_write("b", bytes_of("xy")));
+  REQUIRE(writer->try_finish());
   std::string text = out.str();
   auto reread = st::try_open_memory(text.data(), text.size());
   REQUIRE(reread);
@@ -286,7 +286,7 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
   {  // abandoned: destroyed before finish()
     auto writer = st::try_make_file_writer(target.path(), {{"a", st::dtype::U8, {4}}});
     REQUIRE(writer);
-    REQUIRE(writer->write("a", bytes_of("ab")));
+    REQUIRE(writer->try_write("a", bytes_of("ab")));
     CHECK(test::temp_files_beside(target.path()).size() == 1);
     CHECK(test::read_file(target.path()) == old_contents);
   }
@@ -296,8 +296,8 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
   {  // failed: finish() refuses a short tensor
     auto writer = st::try_make_file_writer(target.path(), {{"a", st::dtype::U8, {4}}});
     REQUIRE(writer);
-    REQUIRE(writer->write("a", bytes_of("ab")));
-    CHECK_FALSE(writer->finish());
+    REQUIRE(writer->try_write("a", bytes_of("ab")));
+    CHECK_FALSE(writer->try_finish());
     CHECK(test::temp_files_beside(target.path()).empty());  // removed at once, not when the writer goes
   }
   CHECK(test::temp_files_beside(target.path()).empty());
@@ -306,7 +306,7 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
   {  // failed: a producer reports an error
     auto writer = st::try_make_file_writer(target.path(), {{"a", st::dtype::U8, {4}}});
     REQUIRE(writer);
-    auto produced = writer->produce("a", [](st::span<std::byte>, std::uint64_t) -> st::result<void> {
+    auto produced = writer->try_produce("a", [](st::span<std::byte>, std::uint64_t) -> st::result<void> {
       return st::error(st::error_kind::io_error, "source went away");
     });
     REQUIRE_FALSE(produced);
@@ -347,12 +347,12 @@ TEST_CASE("writer: producers fill large tensors in bounded pieces", "[writer]") 
   auto writer = st::try_make_stream_writer(out, {{"big", st::dtype::U8, {elements}}});
   REQUIRE(writer);
   std::size_t largest_piece = 0, calls = 0;
-  REQUIRE(writer->produce("big", [&](st::span<std::byte> destination, std::uint64_t offset) {
+  REQUIRE(writer->try_produce("big", [&](st::span<std::byte> destination, std::uint64_t offset) {
     largest_piece = std::max(largest_piece, destination.size());
     ++calls;
     for (std::size_t i = 0; i < destination.size(); ++i) destination[i] = static_cast<std::byte>((offset + i) % 251);
   }));
-  REQUIRE(writer->finish());
+  REQUIRE(writer->try_finish());
   CHECK(largest_piece == st::stream_writer::buffer_size);
   CHECK(calls == 4);
   std::string text = out.str();

@@ -81,7 +81,7 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
   progress_bar progress(label, total);
   std::vector<std::byte> source;
   for (const streamed_tensor<Reader>& tensor : tensors) {
-    auto produced = writer->produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+    auto produced = writer->try_produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
       auto filled = tensor.target ? convert_piece(*tensor.reader, *tensor.info, *tensor.target, piece, offset, source)
                                   : tensor.reader->try_read_part(*tensor.info, offset, piece);
       if (filled) progress.advance(piece.size());
@@ -89,7 +89,7 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
     });
     if (!produced) return report_error(produced.error(), false);
   }
-  if (auto finished = writer->finish(); !finished) return report_error(finished.error(), false);
+  if (auto finished = writer->try_finish(); !finished) return report_error(finished.error(), false);
   return exit_status::success;
 }
 

@@ -861,9 +861,9 @@ class sharded_writer {
   /// The index's path, empty when there is one shard.
   const std::string& index_path() const noexcept { return index_path_; }
 
-  /// Appends `chunk` to the tensor named `name` (see basic_writer::write). A shard whose
+  /// Appends `chunk` to the tensor named `name` (see basic_writer::try_write). A shard whose
   /// tensors are all complete is closed at once.
-  result<void> write(std::string_view name, span<const std::byte> chunk) {
+  result<void> try_write(std::string_view name, span<const std::byte> chunk) {
     auto writer = shard_for(name);
     if (!writer) return writer.error();
     if ((*writer)->closed()) {
@@ -873,23 +873,30 @@ class sharded_writer {
                                                         " is complete: a chunk of " + std::to_string(chunk.size()) +
                                                         " bytes would overrun it");
     }
-    if (auto wrote = (*writer)->write(name, chunk); !wrote) return wrote;
+    if (auto wrote = (*writer)->try_write(name, chunk); !wrote) return wrote;
     return close_if_complete(**writer);
   }
-  /// Fills the tensor named `name` from a producer (see basic_writer::produce).
+  /// Appends `chunk` to the tensor named `name` (see try_write); throws on an error.
+  void write(std::string_view name, span<const std::byte> chunk) { try_write(name, chunk).value(); }
+  /// Fills the tensor named `name` from a producer (see basic_writer::try_produce).
   template <class Producer>
-  result<void> produce(std::string_view name, Producer&& producer) {
+  result<void> try_produce(std::string_view name, Producer&& producer) {
     auto writer = shard_for(name);
     if (!writer) return writer.error();
     if ((*writer)->closed()) return {};  // closed early: the tensor has all its bytes already
-    if (auto produced = (*writer)->produce(name, std::forward<Producer>(producer)); !produced) return produced;
+    if (auto produced = (*writer)->try_produce(name, std::forward<Producer>(producer)); !produced) return produced;
     return close_if_complete(**writer);
+  }
+  /// Fills the tensor named `name` from a producer (see try_produce); throws on an error.
+  template <class Producer>
+  void produce(std::string_view name, Producer&& producer) {
+    try_produce(name, std::forward<Producer>(producer)).value();
   }
 
   /// Closes every shard not yet closed (each must be complete), renames them all into place,
   /// writes the index, and removes the model the directory held before, if it was to be
   /// replaced. On a failure nothing of the new model is left.
-  result<void> finish() {
+  result<void> try_finish() {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
     finished_ = true;
     result<void> outcome = publish();
@@ -899,6 +906,8 @@ class sharded_writer {
     }
     return outcome;
   }
+  /// Completes the model (see try_finish); throws on an error.
+  void finish() { try_finish().value(); }
 
  private:
   struct shard {
@@ -943,10 +952,10 @@ class sharded_writer {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto writer = writer_of(i);
       if (!writer) return writer.error();
-      if (auto closed = (*writer)->close(); !closed) return closed;
+      if (auto closed = (*writer)->try_close(); !closed) return closed;
     }
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-      if (auto renamed = shards_[i].writer->finish(); !renamed) return renamed;
+      if (auto renamed = shards_[i].writer->try_finish(); !renamed) return renamed;
       published_.push_back(path_of(file_names_[i]));
     }
     if (!index_path_.empty()) {
@@ -982,7 +991,7 @@ class sharded_writer {
   // Writing shard by shard, as most callers do, keeps one file open at a time.
   static result<void> close_if_complete(file_writer& shard) {
     if (shard.closed() || !shard.complete()) return {};
-    return shard.close();
+    return shard.try_close();
   }
 
   result<file_writer*> shard_for(std::string_view name) {

@@ -4903,19 +4903,21 @@ class basic_writer {
 
   /// Appends `chunk` to the bytes written so far of the tensor named `name`. Refuses a chunk that
   /// would overrun the tensor, and on a stream, a tensor out of file order.
-  result<void> write(std::string_view name, span<const std::byte> chunk) {
+  result<void> try_write(std::string_view name, span<const std::byte> chunk) {
     auto index = index_of(name);
     if (!index) return index.error();
     return write_chunk(*index, chunk.data(), chunk.size());
   }
+  /// Appends `chunk` to the tensor named `name` (see try_write); throws on an error.
+  void write(std::string_view name, span<const std::byte> chunk) { try_write(name, chunk).value(); }
 
-  /// Fills the tensor named `name` from `produce(span<std::byte> destination, std::uint64_t
+  /// Fills the tensor named `name` from `producer(span<std::byte> destination, std::uint64_t
   /// tensor_offset)`, called with successive pieces of at most buffer_size bytes until the tensor
-  /// is complete; `produce` fills all of `destination` and returns void or result<void> (an error
+  /// is complete; `producer` fills all of `destination` and returns void or result<void> (an error
   /// stops the write). For data made on the fly (a conversion, a generator) without a full copy.
   /// buffer_size is a multiple of every element size, so a piece always holds whole elements.
   template <class Producer>
-  result<void> produce(std::string_view name, Producer&& produce) {
+  result<void> try_produce(std::string_view name, Producer&& producer) {
     auto index = index_of(name);
     if (!index) return index.error();
     if (auto ordered = check_stream_order(*index); !ordered) return ordered;
@@ -4924,20 +4926,25 @@ class basic_writer {
     while (written_[*index] < entry.byte_size()) {
       const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
       span<std::byte> destination(piece.data(), count);
-      if constexpr (std::is_void_v<decltype(produce(destination, written_[*index]))>) {
-        produce(destination, written_[*index]);
+      if constexpr (std::is_void_v<decltype(producer(destination, written_[*index]))>) {
+        producer(destination, written_[*index]);
       } else {
-        if (auto made = produce(destination, written_[*index]); !made) return made.error();
+        if (auto made = producer(destination, written_[*index]); !made) return made.error();
       }
       if (auto wrote = write_chunk(*index, piece.data(), count); !wrote) return wrote.error();
     }
     return {};
   }
+  /// Fills the tensor named `name` from a producer (see try_produce); throws on an error.
+  template <class Producer>
+  void produce(std::string_view name, Producer&& producer) {
+    try_produce(name, std::forward<Producer>(producer)).value();
+  }
 
   /// Checks that every tensor is complete, flushes, and commits the sink (for a path: renames the
   /// temporary file over the target). The writer is done afterwards, whatever the outcome; on a
   /// failure nothing is left behind (for a path: the temporary file is removed at once).
-  result<void> finish() {
+  result<void> try_finish() {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
     finished_ = true;
     result<void> outcome = closed_ ? sink_.commit() : complete_and_commit();
@@ -4945,13 +4952,15 @@ class basic_writer {
     buffer_ = std::vector<std::byte>();
     return outcome;
   }
+  /// Completes the file (see try_finish); throws on an error.
+  void finish() { try_finish().value(); }
 
   /// Sinks that can close (a path): checks that every tensor is complete, flushes, and closes the
   /// file without publishing it (it stays under its temporary name, and no file is open);
   /// finish() then renames it into place. The writer takes no more bytes. An incomplete tensor
   /// is an error that leaves the writer as it was; a failure to close ends the writer.
   template <class S = Sink, class = decltype(std::declval<S&>().close())>
-  result<void> close() {
+  result<void> try_close() {
     if (finished_) return error(error_kind::invalid_argument, "the writer has already finished");
     if (closed_) return {};
     if (auto complete = check_complete(); !complete) return complete;
@@ -4965,6 +4974,11 @@ class basic_writer {
     closed_ = true;
     buffer_ = std::vector<std::byte>();
     return {};
+  }
+  /// Closes the complete file without publishing it (see try_close); throws on an error.
+  template <class S = Sink, class = decltype(std::declval<S&>().close())>
+  void close() {
+    try_close().value();
   }
   /// True once close() succeeded.
   bool closed() const noexcept { return closed_; }
@@ -5102,7 +5116,7 @@ result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_s
     if constexpr (host_is_big_endian) {
       if (t->host_order) {
         // Swapped piece by piece into the file's byte order (pieces hold whole elements).
-        auto swapped = writer->produce(t->declaration.name, [&](span<std::byte> piece, std::uint64_t offset) {
+        auto swapped = writer->try_produce(t->declaration.name, [&](span<std::byte> piece, std::uint64_t offset) {
           std::memcpy(piece.data(), t->bytes.data() + offset, piece.size());
           to_host_order(piece, t->declaration.dtype);
         });
@@ -5110,9 +5124,9 @@ result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_s
         continue;
       }
     }
-    if (auto wrote = writer->write(t->declaration.name, t->bytes); !wrote) return wrote;
+    if (auto wrote = writer->try_write(t->declaration.name, t->bytes); !wrote) return wrote;
   }
-  return writer->finish();
+  return writer->try_finish();
 }
 }  // namespace detail
 

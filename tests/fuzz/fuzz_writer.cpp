@@ -331,19 +331,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (leave_short && k == last_nonempty) --total;
     switch (in.below(8)) {
       case 0: {  // a name that was not declared
-        auto refused = writer->write(unknown_name, {});
+        auto refused = writer->try_write(unknown_name, {});
         FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::tensor_not_found);
         break;
       }
       case 1: {  // a chunk one byte longer than the tensor
-        auto refused = writer->write(name, st::span<const std::byte>(source, static_cast<std::size_t>(e.byte_size()) + 1));
+        auto refused = writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(e.byte_size()) + 1));
         FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::tensor_invalid_info);
         break;
       }
       case 2: {  // a later tensor before this one
         for (std::size_t j = k + 1; j < entries.size() && e.byte_size() > 0; ++j) {
           if (entries[j].byte_size() == 0) continue;
-          auto refused = writer->write(entries[j].declaration.name, st::span<const std::byte>(data_of(entries[j]), 1));
+          auto refused = writer->try_write(entries[j].declaration.name, st::span<const std::byte>(data_of(entries[j]), 1));
           FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::invalid_argument);
           break;
         }
@@ -353,7 +353,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     switch (in.below(4)) {
       case 0:
-        FUZZ_CHECK(writer->write(name, st::span<const std::byte>(source, static_cast<std::size_t>(total))));
+        FUZZ_CHECK(writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(total))));
         break;
       case 1: {  // chunks of random sizes, empty ones included
         std::uint64_t done = 0;
@@ -361,7 +361,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         while (done < total) {
           std::uint64_t chunk = std::min<std::uint64_t>(total - done, in.below(64) == 0 ? in.u64() % (total + 1) : in.byte());
           if (chunk == 0 && ++empty_chunks > 4) chunk = total - done;
-          FUZZ_CHECK(writer->write(name, st::span<const std::byte>(source + done, static_cast<std::size_t>(chunk))));
+          FUZZ_CHECK(writer->try_write(name, st::span<const std::byte>(source + done, static_cast<std::size_t>(chunk))));
           done += chunk;
         }
         break;
@@ -374,30 +374,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         };
         if (total == e.byte_size()) {
           if (in.below(2)) {
-            FUZZ_CHECK(writer->produce(name, fill));
+            FUZZ_CHECK(writer->try_produce(name, fill));
           } else {
-            FUZZ_CHECK(writer->produce(name, [&](st::span<std::byte> destination, std::uint64_t offset) -> st::result<void> {
+            FUZZ_CHECK(writer->try_produce(name, [&](st::span<std::byte> destination, std::uint64_t offset) -> st::result<void> {
               fill(destination, offset);
               return {};
             }));
           }
         } else {
-          FUZZ_CHECK(writer->write(name, st::span<const std::byte>(source, static_cast<std::size_t>(total))));
+          FUZZ_CHECK(writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(total))));
         }
         FUZZ_CHECK(!bad_piece);
       }
     }
   }
-  auto finished = writer->finish();
+  auto finished = writer->try_finish();
   if (leave_short) {
     FUZZ_CHECK(!finished && finished.error().kind() == st::error_kind::tensor_invalid_info);
   } else {
     FUZZ_CHECK(finished);
     FUZZ_CHECK(streamed.str() == as_text(*whole));
   }
-  auto after = writer->write(entries.empty() ? std::string_view("x") : std::string_view(entries[0].declaration.name), {});
+  auto after = writer->try_write(entries.empty() ? std::string_view("x") : std::string_view(entries[0].declaration.name), {});
   FUZZ_CHECK(!after && after.error().kind() == st::error_kind::invalid_argument);
-  auto again = writer->finish();
+  auto again = writer->try_finish();
   FUZZ_CHECK(!again && again.error().kind() == st::error_kind::invalid_argument);
 
   // Read back: every name, dtype, shape and byte.

@@ -222,20 +222,20 @@ inline void exercise_thread_pool(st::thread_pool& pool) {
 template <class Sink>
 st::result<void> write_all(st::basic_writer<Sink>& writer, const std::vector<std::byte>& chunk) {
   for (const st::file_layout::entry& entry : writer.layout().entries()) {
-    if (auto wrote = writer.write(entry.declaration.name, chunk); !wrote) return wrote;
+    if (auto wrote = writer.try_write(entry.declaration.name, chunk); !wrote) return wrote;
   }
-  if (auto produced = writer.produce("a", [](st::span<std::byte> piece, std::uint64_t offset) {
+  if (auto produced = writer.try_produce("a", [](st::span<std::byte> piece, std::uint64_t offset) {
         for (std::byte& b : piece) b = static_cast<std::byte>(offset);
       });
       !produced)
     return produced;
-  if (auto produced = writer.produce("b", [](st::span<std::byte> piece, std::uint64_t) -> st::result<void> {
+  if (auto produced = writer.try_produce("b", [](st::span<std::byte> piece, std::uint64_t) -> st::result<void> {
         if (piece.empty()) return st::error(st::error_kind::invalid_argument, "empty piece");
         return {};
       });
       !produced)
     return produced;
-  return writer.complete() && !writer.finished() ? writer.finish() : st::result<void>();
+  return writer.complete() && !writer.finished() ? writer.try_finish() : st::result<void>();
 }
 
 inline bool exercise_writers(const st::mapped_reader& reader, std::ostream& stream, const std::string& path) {
@@ -317,10 +317,10 @@ inline bool exercise_sharded_writer(const std::string& directory, const std::vec
   options.replace = true;
   std::vector<st::tensor_declaration> declarations = {{"a", st::dtype::F32, {2, 3}}, {"b", st::dtype::I64, {3}}};
   st::sharded_writer writer = st::make_sharded_writer(directory, declarations, options);
-  return st::try_make_sharded_writer(directory, declarations).has_value() && writer.write("a", chunk) &&
-         writer.produce("b", [](st::span<std::byte> piece, std::uint64_t) { piece[0] = std::byte{1}; }) &&
-         writer.produce("b", [](st::span<std::byte>, std::uint64_t) { return st::result<void>(); }) &&
-         writer.file_names().size() > writer.index_path().size() && writer.finish();
+  return st::try_make_sharded_writer(directory, declarations).has_value() && writer.try_write("a", chunk) &&
+         writer.try_produce("b", [](st::span<std::byte> piece, std::uint64_t) { piece[0] = std::byte{1}; }) &&
+         writer.try_produce("b", [](st::span<std::byte>, std::uint64_t) { return st::result<void>(); }) &&
+         writer.file_names().size() > writer.index_path().size() && writer.try_finish();
 }
 
 inline bool exercise_remote(const std::string& url, std::vector<std::byte>& destination) {
