@@ -1,6 +1,8 @@
 // The writer: byte-identical to the official writer, every target, streaming, crash safety.
 #include "test_support.hpp"
 
+#include <safetensors/model.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -417,3 +419,30 @@ TEST_CASE("typed sources: the dtype comes from the element type, and read_as con
   CHECK(test::outcome(wrong) + ": " + wrong.error().message() ==
         "TensorInvalidInfo: tensor \"w\" has 24 bytes of data but F32 of its shape needs 16");
 }
+
+#if SAFETENSORS_EXCEPTIONS
+TEST_CASE("writers: the members without try_ throw, so a throwing-API user cannot drop an error", "[writer]") {
+  test::temp_directory dir;
+  auto writer = st::make_file_writer(dir.file("w.safetensors"), {{"a", st::dtype::U8, {2}}});
+  const std::vector<std::byte> two(2), three(3);
+  auto kind_thrown = [](auto&& call) {
+    try {
+      call();
+    } catch (const st::exception& thrown) {
+      return std::string(st::error_kind_name(thrown.kind()));
+    }
+    return std::string("nothing thrown");
+  };
+  CHECK(kind_thrown([&] { writer.write("b", two); }) == "TensorNotFound");
+  CHECK(kind_thrown([&] { writer.write("a", three); }) == "TensorInvalidInfo");
+  CHECK(kind_thrown([&] { writer.close(); }) == "TensorInvalidInfo");  // "a" has no bytes yet
+  writer.produce("a", [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{7}); });
+  writer.finish();
+  CHECK(kind_thrown([&] { writer.finish(); }) == "InvalidArgument");
+  CHECK(test::read_file(dir.file("w.safetensors")).back() == std::byte{7});
+
+  auto sharded = st::make_sharded_writer(dir.file("model"), {{"a", st::dtype::U8, {2}}});
+  CHECK(kind_thrown([&] { sharded.write("b", two); }) == "TensorNotFound");
+  CHECK(kind_thrown([&] { sharded.finish(); }) == "TensorInvalidInfo");
+}
+#endif
