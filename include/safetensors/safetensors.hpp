@@ -1745,8 +1745,22 @@ struct tensor_size {
 
 /// SPEC rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
 /// count by checked multiplication left to right over `shape` (so [2^32, 2^32, 0] overflows before
-/// the zero is reached), then the bit count, which must fill whole bytes. Errors name the tensor.
-inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, span<const std::uint64_t> shape) {
+/// the zero is reached), then the bit count, which must fill whole bytes. True with `out` set when
+/// both hold; size_error() then says which broke. Split so that the reader's loop over every
+/// tensor stays a few inlined instructions.
+inline bool fits_size_rules(dtype type, span<const std::uint64_t> shape, tensor_size& out) noexcept {
+  std::uint64_t elements = 1;
+  for (std::uint64_t dim : shape) {
+    if (!checked_mul(elements, dim, elements)) return false;
+  }
+  std::uint64_t bits = 0;
+  if (!checked_mul(elements, dtype_bits(type), bits) || bits % 8 != 0) return false;
+  out = {elements, bits / 8};
+  return true;
+}
+
+/// The error of a tensor that fits_size_rules refused, naming it and the rule.
+inline error size_error(std::string_view name, dtype type, span<const std::uint64_t> shape) {
   std::uint64_t elements = 1;
   for (std::uint64_t dim : shape) {
     if (!checked_mul(elements, dim, elements))
@@ -1758,11 +1772,16 @@ inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, spa
     return error(error_kind::validation_overflow, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
                                                       std::string(dtype_name(type)) +
                                                       " elements overflow 64 bits when counted in bits");
-  if (bits % 8 != 0)
-    return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
-                                                   std::string(dtype_name(type)) + " elements fill " +
-                                                   std::to_string(bits) + " bits, not a whole number of bytes");
-  return tensor_size{elements, bits / 8};
+  return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
+                                                 std::string(dtype_name(type)) + " elements fill " + std::to_string(bits) +
+                                                 " bits, not a whole number of bytes");
+}
+
+/// SPEC rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
+inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, span<const std::uint64_t> shape) {
+  tensor_size size{};
+  if (fits_size_rules(type, shape, size)) return size;
+  return size_error(name, type, shape);
 }
 
 /// Offset of the first byte that does not start or continue a valid UTF-8 sequence (as Rust's
@@ -2642,15 +2661,18 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
                                                    ", " + std::to_string(end) + "] " + why + repeat_note);
     }
     expected_begin = end;
-    auto size = size_of_tensor(t.name, t.dtype, t.shape);
-    if (!size) return error(size.error().kind(), size.error().message() + repeat_note);
-    if (end - begin != size->bytes)
+    tensor_size size{};
+    if (!fits_size_rules(t.dtype, t.shape, size)) {
+      const error broken = size_error(t.name, t.dtype, t.shape);
+      return error(broken.kind(), broken.message() + repeat_note);
+    }
+    if (end - begin != size.bytes)
       return error(error_kind::tensor_invalid_info,
                    "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                        "] span " + std::to_string(end - begin) + " bytes but " + std::string(dtype_name(t.dtype)) +
-                       " with " + std::to_string(size->elements) + " elements needs " + std::to_string(size->bytes) +
+                       " with " + std::to_string(size.elements) + " elements needs " + std::to_string(size.bytes) +
                        repeat_note);
-    t.element_count = size->elements;
+    t.element_count = size.elements;
   }
   if (expected_begin != index.data_size && !(allow_trailing_bytes && expected_begin < index.data_size)) {
     return error(error_kind::metadata_incomplete_buffer,
