@@ -165,6 +165,7 @@ struct http_answer {
   bool accept_shorter = false;  // the first request of a file may ask past its end
   std::uint64_t known_size = 0;  // 0 until the file's size is known
   std::size_t received = 0;
+  std::string error_body;         // the start of an error answer's body
   bool checked = false;          // the status and Content-Range were checked
   std::string refusal;           // why the body was refused
   bool retry_refusal = false;    // whether that refusal is worth another attempt
@@ -242,6 +243,15 @@ inline std::size_t refuse(http_answer& answer, std::string why, bool retry) {
   return 0;
 }
 
+/// " (Code)" for an S3 error body's <Code>Code</Code>, else nothing.
+inline std::string error_code_of(std::string_view body) {
+  const std::size_t open = body.find("<Code>");
+  if (open == std::string_view::npos) return {};
+  const std::size_t close = body.find("</Code>", open);
+  if (close == std::string_view::npos || close - open - 6 > 64) return {};
+  return " (" + std::string(body.substr(open + 6, close - open - 6)) + ")";
+}
+
 inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void* context) {
   auto& answer = *static_cast<http_answer*>(context);
   const std::size_t length = size * count;
@@ -249,7 +259,10 @@ inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void
     if (answer.status != 206) {
       if (answer.status == 200)
         return refuse(answer, "the server answered 200 with the whole file: it does not serve byte ranges", false);
-      return 0;  // an error status: its body is not wanted, the status says it all
+      // An error's body says why (S3 puts a <Code> in it): its first KiB is kept for the message.
+      const std::size_t room = answer.error_body.size() < 1024 ? 1024 - answer.error_body.size() : 0;
+      answer.error_body.append(data, std::min(length, room));
+      return length;
     }
     const content_range& got = answer.range;
     const std::uint64_t want_last = answer.first + answer.capacity - 1;
@@ -529,7 +542,7 @@ class remote_file {
           give_back(handle);
           return {};
         } else if (a.answer.status != 0 && a.answer.status != 206) {
-          problem = "HTTP status " + std::to_string(a.answer.status);
+          problem = "HTTP status " + std::to_string(a.answer.status) + detail::error_code_of(a.answer.error_body);
           retry = a.answer.status == 429 || a.answer.status == 408 || a.answer.status >= 500;
         } else {
           // No answer, or one cut short: the connection failed, timed out or was reset.
