@@ -3643,24 +3643,24 @@ class load_plan {
           if (!fill_destinations(b, source, own_staging)) return;
           continue;
         }
-        if (source.memory != nullptr) {
-          if (!deliver(b, source.memory + b.offset)) return;
-          continue;
-        }
-        std::byte* buffer = take_buffer();
-        if (buffer == nullptr) return;
-        if (auto read = read_block(b, source, buffer); !read) {
-          fail(read.error(), b);
-          give_back(buffer);
-          return;
+        // An in-memory storage's block is delivered where it lies, without a staging buffer.
+        std::byte* buffer = nullptr;
+        if (source.memory == nullptr) {
+          buffer = take_buffer();
+          if (buffer == nullptr) return;
+          if (auto read = read_block(b, source, buffer); !read) {
+            fail(read.error(), b);
+            give_back(buffer);
+            return;
+          }
         }
         if (consumer_thread_) {
           std::lock_guard<std::mutex> lock(lock_);
           filled_.push_back({index, buffer});
           ready_.notify_one();
         } else {
-          const bool delivered = deliver(b, buffer);
-          give_back(buffer);
+          const bool delivered = deliver(b, buffer != nullptr ? buffer : source.memory + b.offset);
+          if (buffer != nullptr) give_back(buffer);
           if (!delivered) return;
         }
       }
@@ -3749,8 +3749,11 @@ class load_plan {
         const std::pair<std::size_t, std::byte*> next = filled_.front();
         filled_.pop_front();
         lock.unlock();
-        const bool delivered = deliver(plan_.blocks_[next.first], next.second);
-        give_back(next.second);
+        // A block of an in-memory storage comes without a buffer: it is read where it lies.
+        const block& b = plan_.blocks_[next.first];
+        const bool delivered =
+            deliver(b, next.second != nullptr ? next.second : plan_.sources_[b.source].memory + b.offset);
+        if (next.second != nullptr) give_back(next.second);
         lock.lock();
         if (!delivered) return;
       }
@@ -3806,7 +3809,7 @@ class load_plan {
     std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
     std::vector<detail::aligned_bytes> staging_;
     std::vector<std::byte*> free_buffers_;
-    std::deque<std::pair<std::size_t, std::byte*>> filled_;
+    std::deque<std::pair<std::size_t, std::byte*>> filled_;  // block, and its staging buffer if any
     unsigned remaining_readers_ = 0;
     std::optional<error> first_error_;
 #if SAFETENSORS_EXCEPTIONS
