@@ -199,6 +199,12 @@ TEST_CASE("remote: opening costs one request when the header fits the first, two
   // The first megabyte, then the rest of the header alone.
   CHECK(two.bytes_received == (std::uint64_t{1} << 20) + (8 + large->header_length() - (1 << 20)));
 
+  // An index URL's query stays the index's: shards are found beside its path.
+  auto with_query = st::try_open_remote_model(http("model/model.safetensors.index.json?download=true"), quick());
+  REQUIRE(with_query);
+  CHECK(with_query->shard_paths()[0] == http("model/model-00001-of-00004.safetensors"));
+  CHECK(with_query->validate());
+
   // A redirect is followed; the size and bytes are the file's.
   auto redirected = st::try_open_remote(http("redirect/" + shard), quick());
   REQUIRE(redirected);

@@ -611,7 +611,8 @@ inline remote_reader open_remote(const std::string& url, const remote_options& r
 }
 
 /// Opens the remote model at `url`: an index (a URL whose path ends in .json), whose shards are
-/// found by relative URL beside it, or a single file. Shards are opened on first use; loads
+/// found by relative URL beside it (without the index URL's query, if it has one), or a single
+/// file. Shards are opened on first use; loads
 /// read several shards and blocks at once, each thread on a connection of its own.
 inline result<remote_model_reader> try_open_remote_model(const std::string& url, const remote_options& remote = {},
                                                          const read_options& options = {}) {
@@ -627,7 +628,8 @@ inline result<remote_model_reader> try_open_remote_model(const std::string& url,
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
   auto index = model_index::parse(std::move(text));
   if (!index) return detail::about(url, index.error());
-  return remote_model_reader::from_index(url, std::move(*index), open_shard, options);
+  // Shards are found beside the index's path: a query (?download=true) is the index's alone.
+  return remote_model_reader::from_index(path, std::move(*index), open_shard, options);
 }
 /// Opens the remote model at `url`; throws safetensors::exception.
 inline remote_model_reader open_remote_model(const std::string& url, const remote_options& remote = {},
