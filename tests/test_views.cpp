@@ -190,6 +190,7 @@ TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[v
   CHECK(message("w", {st::all(), st::range(2, 7)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 1 (size 6): stop 7 is past the end");
   CHECK(message("w", {st::range(5, 3)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 5 is after stop 3");
+  CHECK(message("w", {st::range(9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 9 is after the end");
   CHECK(message("w", {st::range(0, 2, 0)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): the step must be at least 1");
   CHECK(message("w", {st::all(), st::all(), st::all()}) ==
@@ -264,6 +265,9 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   auto slice = st::tensor_slice::make(info, {st::range(2, 4)});
   REQUIRE(slice);
   CHECK(slice->byte_size() == 48);
+  std::uint64_t visited = 0;
+  slice->for_each_run_group([&](std::uint64_t, std::uint64_t, std::uint64_t count) { visited += count; });  // void: every group
+  CHECK(visited == 1);
   CHECK(&slice->info() == &info);
   auto bytes = slice->try_bytes();
   REQUIRE_FALSE(bytes);

@@ -414,6 +414,11 @@ TEST_CASE("typed sources: the dtype comes from the element type, and read_as con
   auto pread = st::try_open_pread(file.path());
   REQUIRE(pread);
   CHECK(pread->read_as<double>("p") == std::vector<double>{-3.0, 0.0, 9007199254740992.0});
+  // A read that fails names the file once.
+  REQUIRE(::truncate(file.path().c_str(), static_cast<off_t>(pread->data_start())) == 0);
+  auto shrunk = pread->try_read_as<float>("w");
+  REQUIRE_FALSE(shrunk);
+  CHECK_THAT(shrunk.error().message(), Catch::StartsWith(st::detail::quote(file.path()) + ": ended at byte"));
   auto wrong = st::try_serialize({{"w", weights, {4}}});
   REQUIRE_FALSE(wrong);
   CHECK(test::outcome(wrong) + ": " + wrong.error().message() ==

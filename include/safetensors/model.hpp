@@ -37,6 +37,11 @@ struct model_entry {
 class model_index;
 
 namespace detail {
+/// True when `text` ends with `suffix`.
+inline bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 /// A shard's file name as an index lists it: a plain name in the index's directory. Anything
 /// that could lead elsewhere (a separator, "..") is refused: indexes come from the internet.
 inline bool is_plain_file_name(std::string_view name) {
@@ -639,10 +644,6 @@ inline result<std::string> read_text_file(const std::string& path) {
   return text;
 }
 
-inline bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 /// What a directory holds of models: its index files and its .safetensors files, by name.
 inline result<std::pair<std::vector<std::string>, std::vector<std::string>>> list_models(const std::string& directory) {
   std::pair<std::vector<std::string>, std::vector<std::string>> found;
@@ -802,10 +803,13 @@ inline std::string index_json(std::uint64_t total_size, const std::vector<std::p
 ///
 /// Streaming and crash-safe: each shard's file is created on its first write, under a temporary
 /// name, and closed as soon as its tensors are complete, so a model written shard by shard keeps
-/// one file open at a time. finish() renames every shard into place, then writes the index: no
-/// index ever names a shard that is not complete, and a write that fails, or a writer destroyed
-/// before finish(), leaves no shard behind (temporary files are removed; shards already renamed
-/// by a finish() that then failed are removed too).
+/// one file open at a time. finish() writes the index under a temporary name too, then renames
+/// every shard into place and the index last: no index ever names a shard that is not complete,
+/// and a write that fails, or a writer destroyed before finish(), leaves no shard behind
+/// (temporary files are removed; shards already renamed by a finish() whose later rename failed
+/// are removed too). When a model is replaced and a new shard has an old one's name, the rename
+/// replaces it: between that rename and the index's, the directory's old index names a new shard,
+/// which a reader's check of the shard against the index refuses (InvalidIndex).
 class sharded_writer {
  public:
   /// Plans the shards in `directory`. Nothing is written yet.
@@ -948,16 +952,15 @@ class sharded_writer {
     return {};
   }
 
+  // Every file is complete and closed under a temporary name, the index too, before the first is
+  // renamed into place: what can still fail then is a rename.
   result<void> publish() {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto writer = writer_of(i);
       if (!writer) return writer.error();
       if (auto closed = (*writer)->try_close(); !closed) return closed;
     }
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      if (auto renamed = shards_[i].writer->try_finish(); !renamed) return renamed;
-      published_.push_back(path_of(file_names_[i]));
-    }
+    std::optional<file_sink> index;
     if (!index_path_.empty()) {
       std::vector<std::pair<std::string, std::string>> entries;
       entries.reserve(shard_of_.size());
@@ -966,7 +969,15 @@ class sharded_writer {
       auto sink = file_sink::create(index_path_, sync_);
       if (!sink) return sink.error();
       if (auto wrote = sink->write_at(0, reinterpret_cast<const std::byte*>(text.data()), text.size()); !wrote) return wrote;
-      if (auto committed = sink->commit(); !committed) return committed;
+      if (auto closed = sink->close(); !closed) return closed;
+      index.emplace(std::move(*sink));
+    }
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      if (auto renamed = shards_[i].writer->try_finish(); !renamed) return renamed;
+      published_.push_back(path_of(file_names_[i]));
+    }
+    if (index) {
+      if (auto committed = index->commit(); !committed) return committed;
     }
     // The new model is complete: the old one's files that it did not overwrite go.
     std::vector<std::string> kept = published_;

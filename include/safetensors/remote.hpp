@@ -22,8 +22,9 @@
 
 namespace safetensors {
 
-/// How remote files are reached. Fields left empty are taken from the environment as AWS tools
-/// take them (see from_environment); explicit values win.
+/// How remote files are reached. For s3:// URLs, credential, region and endpoint fields left
+/// empty are taken from the environment as AWS tools take them (each field says which variable);
+/// explicit values win. Nothing else is read from the environment.
 struct remote_options {
   /// Bytes asked for by the first request of a file, which also learns the file's size from
   /// Content-Range. A header that fits (nearly every shard's: tens of KiB; a 5,000-tensor file's

@@ -4,13 +4,15 @@
 //
 // What is where, in this order (internals live in namespace safetensors::detail):
 //   Configuration   SAFETENSORS_MAX_HEADER_SIZE, SAFETENSORS_EXCEPTIONS, SAFETENSORS_NO_FILESYSTEM
-//   Errors          error_kind, error_kind_name, error, exception, result<T>
+//   Errors          error_kind, error_kind_count, all_error_kinds, error_kind_name, error,
+//                   exception, result<T>
 //   span            span<T> (std::span under C++20)
-//   Dtypes          dtype, all_dtypes, dtype_bits, dtype_name, dtype_from_name
+//   Dtypes          dtype, dtype_count, all_dtypes, dtype_bits, dtype_names, dtype_name,
+//                   dtype_from_name
 //   Numbers         bfloat16, float16, float8_e5m2, float8_e4m3, float8_e4m3fnuz, float8_e5m2fnuz,
-//                   float8_e8m0; convert
-//   Tensors         tensor_info, tensor_view, copy_to, slice_dim, at, range, all, tensor_slice,
-//                   metadata_map
+//                   float8_e8m0; packing; convert
+//   Tensors         tensor_info, dtype_for, tensor_view, copy_to, slice_dim, at, range, all, to_end,
+//                   tensor_slice, metadata_map
 //   Parsing         detail: checked arithmetic, size_of_tensor, UTF-8, name_table, json_scanner,
 //                   header_scanner, parse_header
 //   Storages        borrowed_bytes, owned_bytes, mapped_file, pread_file, direct_io_alignment
@@ -20,7 +22,8 @@
 //   The writer      tensor_declaration, tensor_source, metadata_entries, write_options,
 //                   file_layout, vector_sink, ostream_sink, file_sink, basic_writer<Sink>,
 //                   serialize, save, make_stream_writer, make_file_writer
-// Companions, each with the one dependency it needs: safetensors/model.hpp (sharded models).
+// Companions: safetensors/model.hpp (sharded models; nothing beyond this header) and
+// safetensors/remote.hpp (HTTP, HTTPS and S3; libcurl).
 //
 // SPDX-License-Identifier: MIT
 // Copyright (c) 2026 the safetensors-hpp authors
@@ -1474,7 +1477,8 @@ class tensor_slice {
           return error(error_kind::invalid_argument, where + "stop " + std::to_string(want.stop) + " is past the end");
         if (start > stop)
           return error(error_kind::invalid_argument,
-                       where + "start " + std::to_string(want.start) + " is after stop " + std::to_string(want.stop));
+                       where + "start " + std::to_string(want.start) + " is after " +
+                           (want.stop == to_end ? "the end" : "stop " + std::to_string(want.stop)));
         // Counted so that no step, however close to 2^64, wraps around.
         t = {start, stop > start ? (stop - start - 1) / want.step + 1 : 0, want.step};
         slice.shape_.push_back(t.count);
@@ -1506,14 +1510,22 @@ class tensor_slice {
   std::uint64_t run_count() const noexcept { return count_ == 0 ? 0 : count_ / run_length_; }
   /// Calls `visit(first, stride, count)` for each group of runs, in selection order: `count` runs
   /// of run_bytes() whose first starts `first` bytes into the tensor and each next `stride`
-  /// bytes after the one before. Stops early when `visit` returns false.
+  /// bytes after the one before. `visit` returns void, or bool: false stops the walk.
   template <class Visit>
   void for_each_run_group(Visit&& visit) const {
     if (count_ == 0) return;
     // Offsets in elements, then in bytes (whole bytes: check_byte_aligned saw to it).
     const std::uint64_t b = bits();
+    auto go_on = [&](std::uint64_t first, std::uint64_t stride, std::uint64_t count) {
+      if constexpr (std::is_void_v<decltype(visit(first, stride, count))>) {
+        visit(first, stride, count);
+        return true;
+      } else {
+        return static_cast<bool>(visit(first, stride, count));
+      }
+    };
     if (run_dim_ == 0) {
-      visit(run_base_ * b / 8, run_length_ * b / 8, std::uint64_t{1});
+      go_on(run_base_ * b / 8, run_length_ * b / 8, std::uint64_t{1});
       return;
     }
     // The innermost walked dimension makes a group; the dimensions before it are walked like an
@@ -1524,7 +1536,7 @@ class tensor_slice {
     for (;;) {
       std::uint64_t element = run_base_ + taken_[inner].start * strides_[inner];
       for (std::size_t d = 0; d < inner; ++d) element += (taken_[d].start + position[d] * taken_[d].step) * strides_[d];
-      if (!visit(element * b / 8, stride, taken_[inner].count)) return;
+      if (!go_on(element * b / 8, stride, taken_[inner].count)) return;
       std::size_t d = inner;
       while (d > 0 && ++position[d - 1] == taken_[d - 1].count) position[--d] = 0;
       if (d == 0) return;
@@ -3308,8 +3320,9 @@ struct load_options {
   /// (or straight into a destination whose address, file offset and size are all aligned).
   bool direct_io = false;
   /// Consumers: the staging memory, in bytes, that blocks are read into before the consumer sees
-  /// them; at least one block (a smaller budget makes the blocks smaller). Memory stays at this
-  /// whatever the model's size.
+  /// them; it must hold one block of the plan. try_load plans blocks no larger than the budget;
+  /// a plan made beforehand and executed with a budget under its block size is refused
+  /// (InvalidArgument). Memory stays at this whatever the model's size.
   std::uint64_t budget = std::uint64_t{256} << 20;
   /// Consumers: call the consumer on one thread of its own (the calling thread), one piece at a
   /// time, while `threads` other threads read; otherwise each reading thread calls it for the
@@ -3890,6 +3903,10 @@ class plan_builder {
       return error(error_kind::invalid_argument, which + " names shard " + std::to_string(shard) + " of " +
                                                      std::to_string(plan_.sources_.size()));
     const plan_source& source = plan_.sources_[shard];
+    if (source.storage == nullptr)
+      return about(source.name, error(error_kind::invalid_argument,
+                                      which + " names shard " + std::to_string(shard) +
+                                          ", which is not open: take a model's requests from its try_request"));
     // Pointers into one array compare with std::less, which is a total order even across arrays.
     const std::less<const tensor_info*> before;
     if (before(tensor, source.tensors.data()) || !before(tensor, source.tensors.data() + source.tensors.size()))
@@ -4250,16 +4267,21 @@ class basic_reader {
     if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
       return named(error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
     std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
-    result<void> copied = [&] {
+    result<void> copied = [&]() -> result<void> {
+      std::vector<std::byte> read_bytes;
+      tensor_view source{&tensor, {}};
       if constexpr (has_views) {
-        return copy_to(view(tensor), span<T>(values), packing_);
+        source = view(tensor);
       } else {
         auto bytes = try_read(name);
-        if (!bytes) return result<void>(bytes.error());
-        return copy_to(tensor_view{&tensor, *bytes}, span<T>(values), packing_);
+        if (!bytes) return bytes.error();  // a read's error names the file already
+        read_bytes = std::move(*bytes);
+        source.bytes = read_bytes;
       }
+      if (auto converted = copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
+      return {};
     }();
-    if (!copied) return named(copied.error());
+    if (!copied) return copied.error();
     return values;
   }
   /// The elements of the tensor named `name` as values of T; throws on an error.
