@@ -19,6 +19,8 @@ struct dump_options {
   std::optional<std::string> slice;
   bool json = false;
   std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
+  safetensors::packing packing = safetensors::packing::low_first;
+  remote_access remote;
 };
 
 // Collects values into text and writes it out in blocks, so that a tensor of any size is
@@ -63,101 +65,91 @@ std::string value_text(std::complex<float> value, bool json) {
   return "[" + value_text(double{value.real()}, json) + (json ? "," : ", ") + value_text(double{value.imag()}, json) + "]";
 }
 
-// What dump prints of a tensor: the whole tensor, or a slice of it, in units of elements, or of
-// bytes for a sub-byte tensor.
+// What dump prints of a tensor: the whole tensor, or a slice of it.
 struct selection {
   std::optional<safetensors::tensor_slice> slice;
   std::vector<std::uint64_t> shape;
-  std::uint64_t total = 0;
-  std::uint64_t unit_bytes = 1;
+  std::uint64_t total = 0;  // elements
 
-  // Calls `visit(first, count)` for each run of consecutive units selected, in order, until it
-  // returns false.
+  // Calls `visit(first, count)` for each run of consecutive elements selected, in order, until
+  // it returns false.
   template <class Visit>
-  void for_each_run(Visit&& visit) const {
+  void for_each_run(safetensors::dtype type, Visit&& visit) const {
     if (!slice) {
       visit(std::uint64_t{0}, total);
       return;
     }
-    const std::uint64_t run_units = slice->run_bytes() / unit_bytes;
+    const std::uint64_t bits = safetensors::dtype_bits(type);
+    const std::uint64_t run_elements = slice->run_bytes() * 8 / bits;
     slice->for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t count) {
       for (std::uint64_t r = 0; r < count; ++r) {
-        if (!visit((first + r * stride) / unit_bytes, run_units)) return false;
+        if (!visit((first + r * stride) * 8 / bits, run_elements)) return false;
       }
       return true;
     });
   }
 };
 
-// Values a line: a row of the last dimension. Sub-byte tensors print bytes: a row's worth when
-// a row is whole bytes, else all on one line.
-std::uint64_t row_length(const safetensors::tensor_view& tensor, const selection& chosen, bool bytes) {
-  if (chosen.shape.empty()) return 0;
-  if (!bytes) return chosen.shape.back();
-  const std::uint64_t row_bits = chosen.shape.back() * safetensors::dtype_bits(tensor.dtype());
-  return row_bits % 8 == 0 ? row_bits / 8 : 0;
-}
-
 // Layout of the text form: a line `NAME DTYPE [shape]` (NAME as a JSON string literal, as in
-// inspect; a slice adds `, slice "TEXT" of shape [..]`, a sub-byte tensor "as N raw bytes"), the
-// values a row to a line, and when --limit cut them short, a last line "... N more values" (or
-// bytes).
+// inspect; a slice adds `, slice "TEXT" of shape [..]`), the values a row of the last dimension
+// to a line, and when --limit cut them short, a last line "... N more values".
 int run_dump(const dump_options& options) {
   if (!options.tensor.any()) throw usage_failure("dump needs TENSOR or --index K");
-  auto tensors = tensor_collection::open(options.path);
+  open_options opening;
+  opening.remote = options.remote;
+  auto tensors = tensor_collection::open(options.path, opening);
   if (!tensors) return report_error(tensors.error(), options.json);
   auto found = tensors->choose(options.tensor);
   if (!found) return report_error(found.error(), options.json);
-  const safetensors::tensor_view tensor = *found;
-  const bool bytes = kind_of(tensor.dtype()) == value_kind::raw_bytes;
+  const safetensors::tensor_info& info = **found;
   selection chosen;
-  if (!bytes) chosen.unit_bytes = safetensors::dtype_bits(tensor.dtype()) / 8;
   if (options.slice) {
-    auto slice = tensors->slice(tensor.name(), parse_slice(*options.slice));
+    auto slice = tensors->slice(info.name, parse_slice(*options.slice));
     if (!slice) return report_error(slice.error(), options.json);
     chosen.shape = slice->shape();
-    chosen.total = bytes ? slice->byte_size() : slice->element_count();
+    chosen.total = slice->element_count();
     chosen.slice.emplace(std::move(*slice));
   } else {
-    chosen.shape.assign(tensor.shape().begin(), tensor.shape().end());
-    chosen.total = bytes ? tensor.bytes.size() : tensor.info->element_count;
+    chosen.shape.assign(info.shape.begin(), info.shape.end());
+    chosen.total = info.element_count;
   }
   const std::uint64_t shown = std::min(chosen.total, options.limit);
+  const std::vector<std::uint64_t> shape(info.shape.begin(), info.shape.end());
 
   if (options.json) {
-    out() << "{\"name\":" << dump(std::string(tensor.name())) << ",\"dtype\":"
-          << dump(std::string(safetensors::dtype_name(tensor.dtype()))) << ",\"shape\":"
-          << dump(std::vector<std::uint64_t>(tensor.shape().begin(), tensor.shape().end()));
+    out() << "{\"name\":" << dump(std::string(info.name)) << ",\"dtype\":" << dump(std::string(safetensors::dtype_name(info.dtype)))
+          << ",\"shape\":" << dump(shape);
     if (options.slice) out() << ",\"slice\":" << dump(*options.slice) << ",\"slice_shape\":" << dump(chosen.shape);
     out() << ",\"values\":[";
   } else {
-    out() << display_string(tensor.name()) << ' ' << safetensors::dtype_name(tensor.dtype()) << ' '
-          << format_shape(tensor.shape());
+    out() << display_string(info.name) << ' ' << safetensors::dtype_name(info.dtype) << ' ' << format_shape(shape);
     if (options.slice) out() << ", slice " << display_string(*options.slice) << " of shape " << format_shape(chosen.shape);
-    if (bytes) out() << " as " << plural(chosen.total, "raw byte", "raw bytes");
     out() << '\n';
   }
-  value_writer values(options.json, row_length(tensor, chosen, bytes));
-  value_decoder decoder;
+  value_writer values(options.json, chosen.shape.empty() ? 0 : chosen.shape.back());
+  value_decoder decoder(options.packing);
+  auto read_part = [&](std::uint64_t offset, safetensors::span<std::byte> destination) {
+    return tensors->read_part(info, offset, destination);
+  };
   std::uint64_t left = shown;
   safetensors::result<void> decoded;
-  chosen.for_each_run([&](std::uint64_t first, std::uint64_t count) {
-    const std::uint64_t taken = std::min(count, left);
-    decoded = decoder.decode(tensor, first, taken, [&](auto chunk) {
-      for (const auto& value : chunk) values.add(value_text(value, options.json));
+  if (left > 0) {
+    chosen.for_each_run(info.dtype, [&](std::uint64_t first, std::uint64_t count) {
+      const std::uint64_t taken = std::min(count, left);
+      decoded = decoder.decode(info, first, taken, read_part, [&](auto chunk) {
+        for (const auto& value : chunk) values.add(value_text(value, options.json));
+      });
+      left -= taken;
+      return decoded && left > 0;
     });
-    left -= taken;
-    return decoded && left > 0;
-  });
+  }
   values.finish();
   if (options.json) {
     out() << "]}\n";
-  } else if (shown < chosen.total) {
-    const std::uint64_t more = chosen.total - shown;
-    out() << "... " << (bytes ? plural(more, "more byte", "more bytes") : plural(more, "more value", "more values"))
-          << '\n';
+  } else if (decoded && shown < chosen.total) {
+    out() << "... " << plural(chosen.total - shown, "more value", "more values") << '\n';
   }
-  // Every dtype widens to the type it is read as, so this only reports a library bug.
+  // A storage that fails mid-way (a remote file) ends the output where it failed.
   if (!decoded) return report_error(decoded.error(), false);
   return exit_status::success;
 }
@@ -178,16 +170,16 @@ command_runner define_dump(CLI::App& command) {
   command.add_option("--limit", options->limit, "Print at most the first N values (default: all)")
       ->type_name("N")
       ->check(unsigned_decimal);
+  add_packing_option(command, options->packing);
+  add_remote_options(command, options->remote);
   command.footer(
       "Values: floats (F16, BF16, F32, F64, F8_*) in the shortest decimal that reads back as the same double,\n"
       "-0 keeping its sign, and nan, inf, -inf (in JSON: floats such as 1.0 and -0.0, and the strings\n"
       "\"nan\", \"inf\", \"-inf\"); integers exactly; BOOL as its byte (0 or 1); C64 as [re, im].\n"
-      "F4, F6_E2M3 and F6_E3M2, whose packing the format leaves open, print their raw bytes as unsigned\n"
-      "integers, and --limit counts bytes; a slice of them prints its bytes, and must start and end on\n"
-      "byte boundaries.\n"
-      "Text form: a line NAME DTYPE [shape], the values a row of the last dimension to a line (a sub-byte\n"
-      "tensor: a row's bytes when they are whole, else one line), and \"... N more values\" when --limit cut\n"
-      "them short.\n"
+      "F4 (E2M1), F6_E2M3 and F6_E3M2 (OCP MX formats) are floats too, unpacked as --packing says; a slice of\n"
+      "them must start and end on byte boundaries.\n"
+      "Text form: a line NAME DTYPE [shape], the values a row of the last dimension to a line, and\n"
+      "\"... N more values\" when --limit cut them short.\n"
       "--slice takes Python's syntax, with dimensions left out taken whole; an index drops its dimension.\n"
       "Unlike Python, a bound past the end or a start after its stop is refused, not clipped. The text form\n"
       "adds ', slice \"SLICE\" of shape [..]' to its first line; --json adds \"slice\" and \"slice_shape\"\n"

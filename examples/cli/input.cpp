@@ -5,11 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -25,6 +28,17 @@ namespace {
 using safetensors::error;
 using safetensors::error_kind;
 using safetensors::result;
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A URL without its query and fragment.
+std::string_view url_path(std::string_view url) { return url.substr(0, url.find_first_of("?#")); }
 
 // a + b, or the largest value when that overflows.
 std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
@@ -91,78 +105,159 @@ result<std::vector<std::byte>> read_standard_input() {
   return bytes;
 }
 
-result<standard_input_reader> open_standard_input() {
-  auto bytes = read_standard_input();
-  if (!bytes) return bytes.error();
-  return standard_input_reader::open(standard_input_bytes(std::move(*bytes)));
+// The host of an http(s) URL, lower-case, without user information or port.
+std::string url_host(std::string_view url) {
+  std::string_view rest = url.substr(url.find("://") + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+  if (starts_with(rest, "[")) {
+    rest = rest.substr(0, rest.find(']') + 1);
+  } else {
+    rest = rest.substr(0, rest.find(':'));
+  }
+  std::string host(rest);
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return host;
 }
 
-// Opens `path` as FileReader with `open_file`, or standard input for "-".
-template <class Opened, class OpenFile>
-result<Opened> open_input(const std::string& path, OpenFile open_file) {
-  if (is_standard_input(path)) {
-    auto reader = open_standard_input();
-    if (!reader) return reader.error();
-    return Opened(std::move(*reader));
+// True when `host` is `domain` or one of its subdomains ("cdn.hf.co" is in "hf.co";
+// "nothf.co" is not).
+bool in_domain(std::string_view host, std::string_view domain) {
+  return host == domain || (host.size() > domain.size() && ends_with(host, domain) &&
+                            host[host.size() - domain.size() - 1] == '.');
+}
+
+#if SAFETENSORS_CLI_REMOTE
+// The library's options for `url`: --connections, and a bearer token for http(s) only: --token
+// for the URL's host, else HF_TOKEN from the environment, and that only for the Hugging Face
+// hub's hosts, so that a token never goes to a server it was not meant for.
+safetensors::remote_options remote_options_for(const std::string& url, const remote_access& access) {
+  safetensors::remote_options options;
+  if (access.connections != 0) options.connections = access.connections;
+  if (!starts_with(url, "http://") && !starts_with(url, "https://")) return options;
+  const char* hub_token = std::getenv("HF_TOKEN");
+  const std::string host = url_host(url);
+  if (!access.token.empty()) {
+    options.bearer_token = access.token;
+  } else if (hub_token != nullptr && *hub_token != '\0' && (in_domain(host, "huggingface.co") || in_domain(host, "hf.co"))) {
+    options.bearer_token = hub_token;
   }
-  auto reader = open_file(path);
-  if (!reader) return reader.error();
-  return Opened(std::move(*reader));
+  return options;
+}
+#endif
+
+template <class Storage>
+using model_over = tensor_collection::model_over<Storage>;
+
+// A file opened as a model of one file, with `open_file(location)` opening its storage.
+template <class Storage, class OpenFile>
+result<tensor_collection::source> open_single(const std::string& path, OpenFile open_file) {
+  auto model = model_over<Storage>::from_file(path, open_file);
+  if (!model) return model.error();
+  return tensor_collection::source(std::move(*model));
+}
+
+template <class Model>
+result<tensor_collection::source> as_source(result<Model> model) {
+  if (!model) return model.error();
+  return tensor_collection::source(std::move(*model));
+}
+
+result<tensor_collection::source> open_source(const std::string& path, bool model, const open_options& options) {
+  if (is_standard_input(path)) {
+    auto bytes = read_standard_input();
+    if (!bytes) return bytes.error();
+    // Opened once, by from_file: the bytes move into the storage.
+    auto held = std::make_shared<std::vector<std::byte>>(std::move(*bytes));
+    return open_single<standard_input_bytes>(
+        path, [held](const std::string&) -> result<standard_input_bytes> { return standard_input_bytes(std::move(*held)); });
+  }
+  if (is_url(path)) {
+#if SAFETENSORS_CLI_REMOTE
+    const safetensors::remote_options remote = remote_options_for(path, options.remote);
+    if (model) return as_source(safetensors::try_open_remote_model(path, remote));
+    return open_single<safetensors::remote_file>(
+        path, [remote](const std::string& location) { return safetensors::remote_file::open(location, remote); });
+#else
+    return error(error_kind::io_error,
+                 display_string(path) + ": this safetensors-cli was built without remote support (libcurl), so it "
+                                        "reads no URL");
+#endif
+  }
+  if (options.storage == storage_kind::pread) {
+    if (model) return as_source(safetensors::try_open_model_pread(path));
+    return open_single<safetensors::pread_file>(path,
+                                                [](const std::string& location) { return safetensors::pread_file::open(location); });
+  }
+  if (model) return as_source(safetensors::try_open_model(path));
+  return open_single<safetensors::mapped_file>(path,
+                                               [](const std::string& location) { return safetensors::mapped_file::open(location); });
 }
 
 }  // namespace
 
+void add_remote_options(CLI::App& command, remote_access& access) {
+#if SAFETENSORS_CLI_REMOTE
+  const std::string default_connections = std::to_string(safetensors::remote_options{}.connections);
+#else
+  const std::string default_connections = "the library's";
+#endif
+  command
+      .add_option("--connections", access.connections,
+                  "URLs: most connections to a file's server at once (default " + default_connections + ")")
+      ->type_name("N")
+      ->check(unsigned_decimal)
+      ->check(CLI::Range(1u, 1024u));
+  command.add_option("--token", access.token,
+                     "http(s) URLs: send 'Authorization: Bearer TOKEN' to the URL's host (without it, HF_TOKEN "
+                     "from the environment goes to huggingface.co and hf.co alone)")
+      ->type_name("TOKEN");
+}
+
 bool is_standard_input(std::string_view path) { return path == "-"; }
 
+bool is_url(std::string_view path) {
+  return starts_with(path, "http://") || starts_with(path, "https://") || starts_with(path, "s3://");
+}
+
 bool is_model_path(const std::string& path) {
+  if (is_url(path)) return ends_with(url_path(path), ".json");
   std::error_code failure;
   if (std::filesystem::is_directory(path, failure)) return true;
-  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  return ends_with(path, ".json");
 }
 
-result<viewed_file> open_viewed(const std::string& path) {
-  return open_input<viewed_file>(path, [](const std::string& p) { return safetensors::try_open(p); });
+std::string file_name_of(std::string_view path) {
+  if (is_url(path)) path = url_path(path);
+  const std::size_t slash = path.find_last_of('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
-result<streamed_file> open_streamed(const std::string& path) {
-  return open_input<streamed_file>(path, [](const std::string& p) { return safetensors::try_open_pread(p); });
-}
-
-result<tensor_collection> tensor_collection::open(const std::string& path) {
-  if (is_model_path(path)) {
-    auto model = safetensors::try_open_model(path);
-    if (!model) return model.error();
-    return tensor_collection(path, std::move(*model));
-  }
-  auto file = open_viewed(path);
-  if (!file) return file.error();
-  return std::visit([&](auto& reader) { return tensor_collection(path, std::move(reader)); }, *file);
+result<tensor_collection> tensor_collection::open(const std::string& path, const open_options& options) {
+  const bool model = !options.as_file && !is_standard_input(path) && is_model_path(path);
+  auto opened = open_source(path, model, options);
+  if (!opened) return opened.error();
+  return tensor_collection(path, model, std::move(*opened));
 }
 
 std::size_t tensor_collection::size() const {
-  return std::visit([](const auto& reader) { return reader.size(); }, source_);
+  return visit([](const auto& model) { return model.size(); });
 }
 
-result<safetensors::tensor_view> tensor_collection::at(std::size_t position) const {
-  return std::visit(
-      overloaded{[&](const safetensors::model_reader& model) -> result<safetensors::tensor_view> {
-                   return model.try_view(model.tensor_names()[position].name);
-                 },
-                 [&](const auto& file) -> result<safetensors::tensor_view> { return file.view(file.tensors()[position]); }},
-      source_);
+result<const safetensors::tensor_info*> tensor_collection::at(std::size_t position) const {
+  return visit([&](const auto& model) -> result<const safetensors::tensor_info*> {
+    if (is_model_) return model.try_info(model.tensor_names()[position].name);
+    auto file = model.try_shard(0);
+    if (!file) return file.error();
+    return &(*file)->tensors()[position];
+  });
 }
 
-result<safetensors::tensor_view> tensor_collection::find(std::string_view name) const {
-  return std::visit(overloaded{[&](const safetensors::model_reader& model) { return model.try_view(name); },
-                               [&](const auto& file) -> result<safetensors::tensor_view> {
-                                 auto info = file.try_info(name);
-                                 if (!info) return info.error();
-                                 return file.view(**info);
-                               }},
-                    source_);
+result<const safetensors::tensor_info*> tensor_collection::find(std::string_view name) const {
+  return visit([&](const auto& model) { return model.try_info(name); });
 }
 
-result<safetensors::tensor_view> tensor_collection::choose(const tensor_choice& choice) const {
+result<const safetensors::tensor_info*> tensor_collection::choose(const tensor_choice& choice) const {
   if (!choice.by_index()) return find(choice.name);
   if (choice.index >= size())
     return error(error_kind::tensor_not_found, display_string(path_) + ": no tensor at index " +
@@ -174,7 +269,56 @@ result<safetensors::tensor_view> tensor_collection::choose(const tensor_choice& 
 
 result<safetensors::tensor_slice> tensor_collection::slice(std::string_view name,
                                                           std::vector<safetensors::slice_dim> dims) const {
-  return std::visit([&](const auto& reader) { return reader.try_slice(name, std::move(dims)); }, source_);
+  return visit([&](const auto& model) { return model.try_slice(name, std::move(dims)); });
+}
+
+result<void> tensor_collection::read_part(const safetensors::tensor_info& info, std::uint64_t offset,
+                                          safetensors::span<std::byte> destination) const {
+  return visit([&](const auto& model) { return model.try_read_part(info, offset, destination); });
+}
+
+result<safetensors::load_request> tensor_collection::request(const safetensors::tensor_info& info,
+                                                             std::vector<safetensors::slice_dim> dims) const {
+  return visit([&](const auto& model) { return model.try_request(info.name, {}, std::move(dims)); });
+}
+
+result<safetensors::load_plan> tensor_collection::plan(safetensors::span<const safetensors::load_request> requests,
+                                                       const safetensors::load_options& options) const {
+  return visit([&](const auto& model) { return model.try_plan(requests, options); });
+}
+
+result<void> tensor_collection::validate() const {
+  return visit([](const auto& model) { return model.validate(); });
+}
+
+result<safetensors::metadata_map> tensor_collection::metadata() const {
+  return visit([](const auto& model) -> result<safetensors::metadata_map> {
+    if (model.shard_count() == 0) return safetensors::metadata_map();
+    auto first = model.try_shard(0);
+    if (!first) return first.error();
+    return (*first)->metadata();
+  });
+}
+
+std::size_t tensor_collection::file_count() const {
+  return visit([](const auto& model) { return model.shard_count(); });
+}
+
+result<file_access> tensor_collection::file(std::size_t index) const {
+  return visit([&](const auto& model) -> result<file_access> {
+    auto shard = model.try_shard(index);
+    if (!shard) return shard.error();
+    const auto* reader = *shard;
+    file_access access;
+    access.name = file_name_of(is_model_ ? model.shard_paths()[index] : path_);
+    access.size = reader->storage().size();
+    access.data_start = reader->data_start();
+    for (const safetensors::tensor_info& info : reader->tensors()) access.tensors.push_back(&info);
+    access.read = [reader](std::uint64_t offset, safetensors::span<std::byte> destination) {
+      return reader->storage().read_at(offset, destination.data(), destination.size());
+    };
+    return access;
+  });
 }
 
 }  // namespace cli

@@ -1,11 +1,19 @@
-// What the commands read: a file, standard input ("-"), or a sharded model.
+// What the commands read: a file, standard input ("-"), a URL (http://, https://, s3://), or a
+// sharded model (a directory or an index, local or remote), each read as a model_reader over
+// the storage it needs, so that every command reads all of them the same way.
 #pragma once
 
 #include "arguments.hpp"
 
 #include <safetensors/model.hpp>
+#if SAFETENSORS_CLI_REMOTE
+#include <safetensors/remote.hpp>
+#endif
+
+#include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -31,65 +39,110 @@ class standard_input_bytes {
   std::string path_ = "-";
 };
 
-using standard_input_reader = safetensors::basic_reader<standard_input_bytes>;
-
-// A file as dump, stats and inspect read it: mapped, or standard input in memory.
-using viewed_file = std::variant<safetensors::mapped_reader, standard_input_reader>;
-// A file as the writing commands read it: with pread, or standard input in memory.
-using streamed_file = std::variant<safetensors::pread_reader, standard_input_reader>;
-
-// A visitor of std::variant made of one lambda per alternative.
-template <class... Visit>
-struct overloaded : Visit... {
-  using Visit::operator()...;
+// How URLs are reached: the options of every command that reads.
+struct remote_access {
+  unsigned connections = 0;  // 0: the library's default
+  std::string token;         // sent as a bearer token to the URL's host
 };
-template <class... Visit>
-overloaded(Visit...) -> overloaded<Visit...>;
+
+// Adds --connections N and --token TOKEN to `command`.
+void add_remote_options(CLI::App& command, remote_access& access);
+
+// Where a local file's bytes come from: mapped (views without a copy) or read with pread (memory
+// stays bounded, the page cache aside).
+enum class storage_kind { mapped, pread };
+
+struct open_options {
+  storage_kind storage = storage_kind::mapped;
+  remote_access remote;
+  // PATH is one file even when it names a directory or ends in .json (the writing commands'
+  // inputs): a directory is then an unreadable file, as it always was for them.
+  bool as_file = false;
+};
 
 // True for "-", which names standard input.
 bool is_standard_input(std::string_view path);
 
-// A path that names a model rather than one file: a directory, or an index (a path ending in
-// .json). Both are opened with model_reader, which finds the index (or the only file) in a
-// directory.
+// True for http://, https:// and s3:// paths.
+bool is_url(std::string_view path);
+
+// A path that names a model rather than one file: a directory, or an index (a path, or a URL's
+// path, ending in .json).
 bool is_model_path(const std::string& path);
 
-// Opens the file at `path`, or standard input for "-".
-safetensors::result<viewed_file> open_viewed(const std::string& path);
-safetensors::result<streamed_file> open_streamed(const std::string& path);
+// The last part of a path or URL (no directory, query or fragment): how hash and verify name a
+// file, so that a copy elsewhere has the same name.
+std::string file_name_of(std::string_view path);
 
-// Every tensor's bytes, for a file.
-template <class Reader>
-std::uint64_t tensor_bytes(const Reader& reader) {
-  std::uint64_t sum = 0;
-  for (const safetensors::tensor_info& info : reader.tensors()) sum += info.byte_size();
-  return sum;
-}
+// One file of a collection as hash reads it: its name (file_name_of its path), size, where its
+// data starts, its tensors in data order, and its bytes.
+struct file_access {
+  std::string name;
+  std::uint64_t size = 0;
+  std::uint64_t data_start = 0;
+  std::vector<const safetensors::tensor_info*> tensors;
+  std::function<safetensors::result<void>(std::uint64_t offset, safetensors::span<std::byte> destination)> read;
+};
 
-// What dump and stats read: one file, its tensors in data order, or a model (a directory or an
-// index), its tensors in name order; in either case the order of inspect's listing, which
-// --index counts in.
+// The tensors a command reads: one file (in data order) or a model (in name order), in either
+// case the order of inspect's listing, which --index counts in. A file is a model of one file
+// with no index; whether it was given as a file or as a model decides how it is shown.
 class tensor_collection {
  public:
-  static safetensors::result<tensor_collection> open(const std::string& path);
+  template <class Storage>
+  using model_over = safetensors::basic_model_reader<Storage>;
+  using source = std::variant<model_over<safetensors::mapped_file>, model_over<safetensors::pread_file>,
+                              model_over<standard_input_bytes>
+#if SAFETENSORS_CLI_REMOTE
+                              ,
+                              model_over<safetensors::remote_file>
+#endif
+                              >;
 
+  static safetensors::result<tensor_collection> open(const std::string& path, const open_options& options = {});
+
+  const std::string& path() const { return path_; }
+  // True for a directory or an index; false for one file.
+  bool is_model() const { return is_model_; }
   std::size_t size() const;
-  bool is_model() const { return std::holds_alternative<safetensors::model_reader>(source_); }
 
   // The tensor at `position` (less than size()) in listing order.
-  safetensors::result<safetensors::tensor_view> at(std::size_t position) const;
-  safetensors::result<safetensors::tensor_view> find(std::string_view name) const;
+  safetensors::result<const safetensors::tensor_info*> at(std::size_t position) const;
+  safetensors::result<const safetensors::tensor_info*> find(std::string_view name) const;
   // The tensor `choice` names, by name or by position in listing order.
-  safetensors::result<safetensors::tensor_view> choose(const tensor_choice& choice) const;
+  safetensors::result<const safetensors::tensor_info*> choose(const tensor_choice& choice) const;
   // A slice of the tensor named `name`; its errors name the file.
   safetensors::result<safetensors::tensor_slice> slice(std::string_view name,
                                                        std::vector<safetensors::slice_dim> dims) const;
+  // Copies the destination.size() bytes of `info` from `offset` on.
+  safetensors::result<void> read_part(const safetensors::tensor_info& info, std::uint64_t offset,
+                                      safetensors::span<std::byte> destination) const;
+  // A load request (for a consumer) of `info`, or of the `dims` slice of it.
+  safetensors::result<safetensors::load_request> request(const safetensors::tensor_info& info,
+                                                         std::vector<safetensors::slice_dim> dims) const;
+  safetensors::result<safetensors::load_plan> plan(safetensors::span<const safetensors::load_request> requests,
+                                                   const safetensors::load_options& options) const;
+  // Opens every shard and checks it against the index, and the index's total_size.
+  safetensors::result<void> validate() const;
+  // The metadata of the file, or of a model's first shard (in path order), as merge keeps it.
+  safetensors::result<safetensors::metadata_map> metadata() const;
+
+  // Files: 1 for a file, the shards of a model (in path order).
+  std::size_t file_count() const;
+  safetensors::result<file_access> file(std::size_t index) const;
+
+  // Calls `visit(model)` with the model reader, of whichever storage.
+  template <class Visit>
+  decltype(auto) visit(Visit&& visit) const {
+    return std::visit(std::forward<Visit>(visit), source_);
+  }
 
  private:
-  using source = std::variant<safetensors::mapped_reader, standard_input_reader, safetensors::model_reader>;
-  tensor_collection(std::string path, source opened) : path_(std::move(path)), source_(std::move(opened)) {}
+  tensor_collection(std::string path, bool is_model, source opened)
+      : path_(std::move(path)), is_model_(is_model), source_(std::move(opened)) {}
 
   std::string path_;
+  bool is_model_;
   source source_;
 };
 

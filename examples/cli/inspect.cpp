@@ -4,9 +4,7 @@
 #include "output.hpp"
 #include "schema.hpp"
 
-#include <filesystem>
 #include <memory>
-#include <optional>
 
 namespace cli {
 
@@ -16,23 +14,30 @@ std::string format_offsets(const std::array<std::uint64_t, 2>& offsets) {
   return "[" + std::to_string(offsets[0]) + ", " + std::to_string(offsets[1]) + ")";
 }
 
+// Every tensor's bytes, for a file.
+template <class Reader>
+std::uint64_t tensor_bytes(const Reader& reader) {
+  std::uint64_t sum = 0;
+  for (const safetensors::tensor_info& info : reader.tensors()) sum += info.byte_size();
+  return sum;
+}
+
 // The table of tensors of a file (in data order) or of a model (by name, with a last column for
 // the file name of each tensor's shard).
-void print_tensor_table(const std::vector<model_tensor>& tensors, const safetensors::model_reader* model) {
+void print_tensor_table(const std::vector<model_tensor>& tensors, const std::vector<std::string>* shard_paths) {
   std::vector<table_row> rows = {{"name", "dtype", "shape", "bytes", "offsets"}};
-  if (model != nullptr) rows[0].push_back("shard");
+  if (shard_paths != nullptr) rows[0].push_back("shard");
   for (const model_tensor& tensor : tensors) {
     const safetensors::tensor_info& info = *tensor.info;
     table_row row = {truncate_to_width(display_string(info.name), max_name_width),
                      std::string(safetensors::dtype_name(info.dtype)), format_shape(info.shape),
                      std::to_string(info.byte_size()), format_offsets(info.data_offsets)};
-    if (model != nullptr)
-      row.push_back(display_string(std::filesystem::path(model->shard_paths()[tensor.shard]).filename().string()));
+    if (shard_paths != nullptr) row.push_back(display_string(file_name_of((*shard_paths)[tensor.shard])));
     rows.push_back(std::move(row));
   }
   // Sizes read best right-aligned; every other column is text.
   std::vector<bool> right_aligned = {false, false, false, true, false};
-  if (model != nullptr) right_aligned.push_back(false);
+  if (shard_paths != nullptr) right_aligned.push_back(false);
   print_table(rows, right_aligned);
 }
 
@@ -55,8 +60,8 @@ void print_file(const std::string& path, const Reader& reader) {
 
 // Layout: a summary line, the index line, "shards: N" and a line per shard (path order), then
 // the table by name with the shard column. Every shard is open: the model was validated.
-void print_model(const std::string& path, const safetensors::model_reader& model,
-                 const std::vector<model_tensor>& tensors) {
+template <class Model>
+void print_model(const std::string& path, const Model& model, const std::vector<model_tensor>& tensors) {
   std::uint64_t bytes = 0;
   for (const model_tensor& tensor : tensors) bytes += tensor.info->byte_size();
   out() << display_string(path) << ": " << plural(tensors.size(), "tensor", "tensors") << " in "
@@ -69,76 +74,61 @@ void print_model(const std::string& path, const safetensors::model_reader& model
   }
   out() << "shards: " << model.shard_count() << '\n';
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard) {
-    const safetensors::mapped_reader& reader = **model.try_shard(shard);
+    const auto& reader = **model.try_shard(shard);
     out() << "  " << display_string(model.shard_paths()[shard]) << ": " << plural(reader.size(), "tensor", "tensors")
           << ", " << plural(tensor_bytes(reader), "byte", "bytes") << '\n';
   }
-  print_tensor_table(tensors, &model);
+  print_tensor_table(tensors, &model.shard_paths());
 }
 
 // A model is validated whole (every shard against the index, and total_size) before it is
 // listed, as a single file is by opening it.
-safetensors::result<safetensors::model_reader> open_valid_model(const std::string& path) {
-  auto model = safetensors::try_open_model(path);
-  if (!model) return model.error();
-  if (auto valid = model->validate(); !valid) return valid.error();
-  return model;
+safetensors::result<tensor_collection> open_valid(const std::string& path, const remote_access& remote) {
+  open_options opening;
+  opening.remote = remote;
+  auto tensors = tensor_collection::open(path, opening);
+  if (!tensors) return tensors.error();
+  if (tensors->is_model()) {
+    if (auto valid = tensors->validate(); !valid) return valid.error();
+  }
+  return tensors;
 }
 
 struct inspect_options {
   std::string path;
   bool json = false;
+  remote_access remote;
 };
 
 int run_inspect(const inspect_options& options) {
-  if (is_model_path(options.path)) {
-    auto model = open_valid_model(options.path);
-    if (!model) return report_error(model.error(), options.json);
-    auto tensors = model_tensors(*model);
-    if (!tensors) return report_error(tensors.error(), options.json);
+  auto tensors = open_valid(options.path, options.remote);
+  if (!tensors) return report_error(tensors.error(), options.json);
+  return tensors->visit([&](const auto& model) -> int {
+    if (!tensors->is_model()) {
+      const auto& file = **model.try_shard(0);
+      if (options.json) {
+        out() << dump(ok_object(file_object(options.path, file))) << '\n';
+      } else {
+        print_file(options.path, file);
+      }
+      return exit_status::success;
+    }
+    auto listed = model_tensors(model);
+    if (!listed) return report_error(listed.error(), options.json);
     if (options.json) {
-      out() << dump(ok_object(model_object(options.path, *model, *tensors))) << '\n';
+      out() << dump(ok_object(model_object(options.path, model, *listed))) << '\n';
     } else {
-      print_model(options.path, *model, *tensors);
+      print_model(options.path, model, *listed);
     }
     return exit_status::success;
-  }
-  auto file = open_viewed(options.path);
-  if (!file) return report_error(file.error(), options.json);
-  std::visit(
-      [&](const auto& reader) {
-        if (options.json) {
-          out() << dump(ok_object(file_object(options.path, reader))) << '\n';
-        } else {
-          print_file(options.path, reader);
-        }
-      },
-      *file);
-  return exit_status::success;
+  });
 }
 
 struct validate_options {
   std::vector<std::string> paths;
   bool json = false;
+  remote_access remote;
 };
-
-// What validate found valid: a file, or a model (every shard opened and checked against the
-// index, and the index's total_size).
-struct validated {
-  std::size_t file_count;
-  std::size_t tensor_count;
-};
-
-safetensors::result<validated> validate_path(const std::string& path) {
-  if (!is_model_path(path)) {
-    auto file = open_viewed(path);
-    if (!file) return file.error();
-    return validated{1, std::visit([](const auto& reader) { return reader.size(); }, *file)};
-  }
-  auto model = open_valid_model(path);
-  if (!model) return model.error();
-  return validated{model->shard_count(), model->size()};
-}
 
 // One line per path, in the order given. The exit status is 1 when any is invalid, else 2 when
 // any could not be read, else 0.
@@ -146,7 +136,7 @@ int run_validate(const validate_options& options) {
   bool any_invalid = false;
   bool any_unreadable = false;
   for (const std::string& path : options.paths) {
-    auto checked = validate_path(path);
+    auto checked = open_valid(path, options.remote);
     if (!checked) {
       const safetensors::error& error = checked.error();
       (exit_status_for(error) == io_failure ? any_unreadable : any_invalid) = true;
@@ -156,10 +146,10 @@ int run_validate(const validate_options& options) {
         out() << "FAIL " << safetensors::error_kind_name(error.kind()) << ": " << error.message() << '\n';
       }
     } else if (options.json) {
-      out() << dump(ok_object(validation_object(path, checked->file_count, checked->tensor_count))) << '\n';
+      out() << dump(ok_object(validation_object(path, checked->file_count(), checked->size()))) << '\n';
     } else {
-      out() << "ok " << display_string(path) << " (" << plural(checked->tensor_count, "tensor", "tensors");
-      if (is_model_path(path)) out() << " in " << plural(checked->file_count, "shard", "shards");
+      out() << "ok " << display_string(path) << " (" << plural(checked->size(), "tensor", "tensors");
+      if (checked->is_model()) out() << " in " << plural(checked->file_count(), "shard", "shards");
       out() << ")\n";
     }
     // A line as soon as its path is checked: models can take long to check.
@@ -175,6 +165,7 @@ command_runner define_inspect(CLI::App& command) {
   auto options = std::make_shared<inspect_options>();
   command.add_option("path", options->path, path_help)->required();
   command.add_flag("--json", options->json, "Print one JSON object instead of a table");
+  add_remote_options(command, options->remote);
   command.footer(
       "A file: a summary line (header_length, data_start, tensor count), the metadata, and a table of tensors\n"
       "in data order (name, dtype, shape, bytes, offsets). --json: a file object {\"ok\": true, \"path\",\n"
@@ -194,6 +185,7 @@ command_runner define_validate(CLI::App& command) {
   auto options = std::make_shared<validate_options>();
   command.add_option("paths", options->paths, path_help + "; any number of them")->required();
   command.add_flag("--json", options->json, "Print one JSON object per path instead of a line");
+  add_remote_options(command, options->remote);
   command.footer(
       "Prints one line per path: ok \"FILE\" (N tensors), ok \"MODEL\" (N tensors in K shards), or\n"
       "FAIL Kind: message (the message names the file). A model has every shard opened and checked against\n"

@@ -1,14 +1,22 @@
-// safetensors-cli: look inside safetensors files and sharded models; rewrite, convert, split and
-// merge them.
+// safetensors-cli: look inside safetensors files and sharded models, local or remote; load, hash,
+// verify and compare them; rewrite, convert, split and merge them.
 //
-//   safetensors-cli inspect FILE|INDEX|DIR|- [--json]
-//   safetensors-cli dump FILE|INDEX|DIR|- (TENSOR | --index K) [--slice SLICE] [--json] [--limit N]
-//   safetensors-cli stats FILE|INDEX|DIR|- [TENSOR | --index K] [--json]
-//   safetensors-cli validate (FILE|INDEX|DIR|-)... [--json]
-//   safetensors-cli rewrite IN OUT [--align N]
-//   safetensors-cli convert IN OUT --dtype BF16|F16|F32
-//   safetensors-cli split IN OUTDIR [--max-shard-size SIZE]
+//   safetensors-cli inspect PATH [--json]
+//   safetensors-cli dump PATH (TENSOR | --index K) [--slice SLICE] [--json] [--limit N] [--packing ORDER]
+//   safetensors-cli stats PATH [TENSOR | --index K] [--json] [--packing ORDER]
+//   safetensors-cli validate PATH... [--json]
+//   safetensors-cli load PATH [--threads N] [--storage mmap|pread] [--direct] [--budget SIZE]
+//                             [--tp-size N --tp-rank R [--tp-dim D]] [--digest] [--json]
+//   safetensors-cli hash PATH [--threads N] [--json]
+//   safetensors-cli verify PATH [MANIFEST] [--threads N] [--json]
+//   safetensors-cli diff A B [--atol X] [--rtol X] [--json]
+//   safetensors-cli rewrite IN OUT [--align N] [--embed-hashes]
+//   safetensors-cli convert IN OUT --dtype BF16|F16|F32|F4|F6_E2M3|F6_E3M2 [--packing ORDER]
+//   safetensors-cli split IN OUTDIR [--max-shard-size SIZE] [--replace]
 //   safetensors-cli merge INDEX|DIR OUT
+//
+// PATH is a file, - (standard input), a directory or an index, or an http://, https:// or s3://
+// URL; the commands that read take --connections N and --token TOKEN for URLs.
 //
 // main() defines the commands from the table below, parses the whole command line, and only
 // then runs the one command given: every usage error is found before any work starts.
@@ -45,9 +53,12 @@ const command_entry command_table[] = {
     {"dump", "Print the values of one tensor, or of a slice of it, a row to a line", define_dump},
     {"stats", "Summarise the values of every tensor, or of one: count, min, max, mean, std", define_stats},
     {"validate", "Check that files and sharded models are valid", define_validate},
+    {"load", "Read every tensor (or a tensor-parallel rank's slices) through a load plan, and time it", define_load},
+    {"hash", "Print the sha256 of every file and tensor, as a manifest", define_hash},
+    {"verify", "Check a file or a model against a manifest, or against the hashes in its metadata", define_verify},
+    {"diff", "Compare two files or models: tensors, values and metadata", define_diff},
     {"rewrite", "Write the tensors and metadata of IN to OUT with this library's writer, streaming", define_rewrite},
-    {"convert", "Write IN to OUT with every F16, BF16, F32 and F64 tensor converted to one dtype, streaming",
-     define_convert},
+    {"convert", "Write IN to OUT with every float tensor (F8 aside) converted to one dtype, streaming", define_convert},
     {"split", "Write the tensors of IN as a sharded model in OUTDIR, with its model.safetensors.index.json",
      define_split},
     {"merge", "Write every tensor of a sharded model into one .safetensors file, streaming", define_merge},
@@ -141,15 +152,19 @@ int usage(const std::string& message, const CLI::App* command) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"Look inside safetensors files and sharded models; rewrite, convert, split and merge them.",
+  CLI::App app{"Look inside safetensors files and sharded models, local or remote; load, hash, verify and compare "
+               "them; rewrite, convert, split and merge them.",
                std::string(program_name)};
   app.footer(
-      "A path of - reads a file from standard input (inspect, dump, stats, validate, and the input of\n"
-      "rewrite, convert and split).\n"
+      "A path of - reads a file from standard input (every command that reads one file). An http://,\n"
+      "https:// or s3:// URL reads a remote file, or a model when its path ends in .json (every command\n"
+      "that reads; --connections N, --token TOKEN, HF_TOKEN for the Hugging Face hub, AWS_* for S3).\n"
       "Exit status: 0 success, 1 rejected input (an invalid file or index, no such tensor), 2 I/O error (a\n"
-      "file, or standard output, that could not be read or written), 64 usage error. A reader of standard\n"
-      "output that goes away (| head) ends the tool quietly, as it ends cat.\n"
-      "Long work (rewrite, convert, split, merge, stats) draws a progress bar on stderr when it is a terminal.");
+      "file, or standard output, that could not be read or written), 64 usage error; diff and verify exit 1\n"
+      "too when what they compare differs. A reader of standard output that goes away (| head) ends the\n"
+      "tool quietly, as it ends cat.\n"
+      "Long work (load, hash, verify, rewrite, convert, split, merge, stats) draws a progress bar on stderr\n"
+      "when it is a terminal.");
   app.set_version_flag("--version", version_text(), "Print the version (the library's) and exit");
   app.require_subcommand(0, 1);
   // Unknown words are collected, not refused, so that the message can name them.

@@ -39,13 +39,38 @@ struct model_tensor {
 };
 
 // Every tensor of a model, by name, each from its shard (opened and checked against the index).
-safetensors::result<std::vector<model_tensor>> model_tensors(const safetensors::model_reader& model);
+template <class Model>
+safetensors::result<std::vector<model_tensor>> model_tensors(const Model& model) {
+  std::vector<model_tensor> tensors;
+  tensors.reserve(model.size());
+  for (const safetensors::model_entry& entry : model.tensor_names()) {
+    auto info = model.try_info(entry.name);
+    if (!info) return info.error();
+    tensors.push_back({*info, entry.shard});
+  }
+  return tensors;
+}
 
 // {"path", "index" (null for a directory holding one file and no index), "total_size" (null when
 // the index has none), "shards": [file objects, in path order], "tensors": [tensor objects and
 // "shard" (the path of a shard in "shards"), by name]}. Every shard must be open (validated).
-json model_object(const std::string& path, const safetensors::model_reader& model,
-                  const std::vector<model_tensor>& tensors);
+template <class Model>
+json model_object(const std::string& path, const Model& model, const std::vector<model_tensor>& tensors) {
+  json object;
+  object["path"] = path;
+  object["index"] = model.index_path().empty() ? json(nullptr) : json(model.index_path());
+  object["total_size"] = model.total_size() ? json(*model.total_size()) : json(nullptr);
+  object["shards"] = json::array();
+  for (std::size_t shard = 0; shard < model.shard_count(); ++shard)
+    object["shards"].push_back(file_object(model.shard_paths()[shard], **model.try_shard(shard)));
+  object["tensors"] = json::array();
+  for (const model_tensor& tensor : tensors) {
+    json entry = tensor_object(*tensor.info);
+    entry["shard"] = model.shard_paths()[tensor.shard];
+    object["tensors"].push_back(std::move(entry));
+  }
+  return object;
+}
 
 // What validate says of a valid file or model: {"path", "file_count" (1 for a file, the number
 // of shards for a model), "tensor_count"}.

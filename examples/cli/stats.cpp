@@ -20,6 +20,8 @@ struct stats_options {
   std::string path;
   tensor_choice tensor;
   bool json = false;
+  safetensors::packing packing = safetensors::packing::low_first;
+  remote_access remote;
 };
 
 // A sum with Neumaier's compensation: exact as long as the running sum and the compensation
@@ -165,15 +167,15 @@ struct integer_range {
 // One pass over the tensor's bytes, chunk_elements at a time. Floats are widened to double,
 // integers to int64_t or uint64_t (min and max exact, mean and deviation through double); NaN
 // and infinities are counted and left out of everything else.
-safetensors::result<summary> summarise(const safetensors::tensor_view& tensor, progress_bar& progress) {
+safetensors::result<summary> summarise(const tensor_collection& tensors, const safetensors::tensor_info& info,
+                                       safetensors::packing packing, progress_bar& progress) {
   summary stats;
-  const value_kind kind = kind_of(tensor.dtype());
-  if (kind == value_kind::complex || kind == value_kind::raw_bytes) {
-    stats.note = kind == value_kind::complex ? "complex: not summarised" : "sub-byte: not summarised";
-    progress.advance(tensor.bytes.size());
+  const value_kind kind = kind_of(info.dtype);
+  if (kind == value_kind::complex) {
+    stats.note = "complex: not summarised";
+    progress.advance(info.byte_size());
     return stats;
   }
-  const std::size_t width = safetensors::dtype_bits(tensor.dtype()) / 8;
   std::vector<double> finite;
   float_range float_bounds;
   integer_range<std::int64_t> signed_bounds;
@@ -203,10 +205,13 @@ safetensors::result<summary> summarise(const safetensors::tensor_view& tensor, p
       }
     }
     stats.finite.merge(moments::of(finite));
-    progress.advance(values.size() * width);
+    progress.advance(bytes_of(info.dtype, values.size()));
   };
-  value_decoder decoder;
-  if (auto decoded = decoder.decode(tensor, 0, tensor.info->element_count, add_chunk); !decoded) return decoded.error();
+  value_decoder decoder(packing);
+  auto read_part = [&](std::uint64_t offset, safetensors::span<std::byte> destination) {
+    return tensors.read_part(info, offset, destination);
+  };
+  if (auto decoded = decoder.decode(info, 0, info.element_count, read_part, add_chunk); !decoded) return decoded.error();
   if (stats.finite.count > 0) {
     stats.mean = kind == value_kind::floating ? stats.finite.value_mean()
                                               : exact_sum.value() / static_cast<double>(stats.finite.count);
@@ -278,39 +283,41 @@ table_row summary_row(const safetensors::tensor_info& info, const summary& stats
 // column is there only when some tensor was not summarised. JSON: one array of objects. Output
 // is printed once every tensor is read, after the progress bar is gone.
 int run_stats(const stats_options& options) {
-  auto tensors = tensor_collection::open(options.path);
+  open_options opening;
+  opening.remote = options.remote;
+  auto tensors = tensor_collection::open(options.path, opening);
   if (!tensors) return report_error(tensors.error(), options.json);
-  std::vector<safetensors::tensor_view> chosen;
+  std::vector<const safetensors::tensor_info*> chosen;
   if (options.tensor.any()) {
     auto found = tensors->choose(options.tensor);
     if (!found) return report_error(found.error(), options.json);
     chosen.push_back(*found);
   } else {
     for (std::size_t i = 0; i < tensors->size(); ++i) {
-      auto view = tensors->at(i);
-      if (!view) return report_error(view.error(), options.json);
-      chosen.push_back(*view);
+      auto info = tensors->at(i);
+      if (!info) return report_error(info.error(), options.json);
+      chosen.push_back(*info);
     }
   }
   std::uint64_t total = 0;
-  for (const safetensors::tensor_view& tensor : chosen) total += tensor.bytes.size();
+  for (const safetensors::tensor_info* info : chosen) total += info->byte_size();
 
   std::vector<table_row> rows = {{"name", "dtype", "count", "min", "max", "mean", "std", "nan", "inf", "note"}};
   bool any_note = false;
   std::string text = "[";
   progress_bar progress("stats", total);
   for (std::size_t i = 0; i < chosen.size(); ++i) {
-    auto stats = summarise(chosen[i], progress);
+    auto stats = summarise(*tensors, *chosen[i], options.packing, progress);
     if (!stats) {
       progress.finish();
       if (options.json) out() << text << "]\n";
       return report_error(stats.error(), false);
     }
     if (options.json) {
-      text += (i > 0 ? "," : "") + dump(summary_json(*chosen[i].info, *stats));
+      text += (i > 0 ? "," : "") + dump(summary_json(*chosen[i], *stats));
     } else {
       any_note = any_note || !stats->note.empty();
-      rows.push_back(summary_row(*chosen[i].info, *stats));
+      rows.push_back(summary_row(*chosen[i], *stats));
     }
   }
   progress.finish();
@@ -327,7 +334,6 @@ int run_stats(const stats_options& options) {
   return exit_status::success;
 }
 
-
 }  // namespace
 
 command_runner define_stats(CLI::App& command) {
@@ -336,11 +342,13 @@ command_runner define_stats(CLI::App& command) {
   add_tensor_choice(command, options->tensor,
                     "Only this tensor (put -- before a name that starts with -); default: every tensor");
   command.add_flag("--json", options->json, "Print one JSON array of objects instead of a table");
+  add_packing_option(command, options->packing);
+  add_remote_options(command, options->remote);
   command.footer(
       "Per tensor: count (elements), min, max, mean, std (population standard deviation) of the finite\n"
-      "values, and how many are NaN and how many infinite. Floats (F8_* included) are widened to double;\n"
-      "integers' min and max are exact, their mean and std computed in double; BOOL counts as its byte.\n"
-      "C64 (\"complex: not summarised\") and F4, F6_* (\"sub-byte: not summarised\") are listed with a note.\n"
+      "values, and how many are NaN and how many infinite. Floats (F8_*, and F4 and F6_* unpacked as --packing\n"
+      "says, included) are widened to double; integers' min and max are exact, their mean and std computed in\n"
+      "double; BOOL counts as its byte. C64 is listed with a note, \"complex: not summarised\".\n"
       "The table shows mean and std to 6 digits; --json gives {\"name\", \"dtype\", \"count\", \"min\", \"max\",\n"
       "\"mean\", \"std\", \"nan\", \"inf\", \"note\"} per tensor, null where there is nothing to report.\n"
       "Rows come in inspect's order: data order for a file, name order for a model. While reading, a progress\n"

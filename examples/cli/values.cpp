@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 namespace cli {
 
@@ -11,9 +12,6 @@ value_kind kind_of(safetensors::dtype type) {
   using safetensors::dtype;
   switch (type) {
     case dtype::BOOL: return value_kind::boolean;
-    case dtype::F4:
-    case dtype::F6_E2M3:
-    case dtype::F6_E3M2: return value_kind::raw_bytes;
     case dtype::U8:
     case dtype::U16:
     case dtype::U32:
@@ -25,6 +23,33 @@ value_kind kind_of(safetensors::dtype type) {
     case dtype::C64: return value_kind::complex;
     default: return value_kind::floating;
   }
+}
+
+void add_packing_option(CLI::App& command, safetensors::packing& order) {
+  const std::map<std::string, safetensors::packing> orders = {{"low-first", safetensors::packing::low_first},
+                                                              {"high-first", safetensors::packing::high_first}};
+  command
+      .add_option("--packing", order,
+                  "F4 and F6: low-first (the default: element 2i in the low nibble of byte i, as PyTorch's "
+                  "float4_e2m1fn_x2; F6 a little-endian bit stream) or high-first (the other way round)")
+      ->type_name("ORDER")
+      ->transform(CLI::CheckedTransformer(orders).description(""))
+      ->default_str("low-first");
+}
+
+std::uint64_t elements_per_byte_group(safetensors::dtype type) {
+  switch (safetensors::dtype_bits(type)) {
+    case 4: return 2;
+    case 6: return 4;
+    default: return 1;
+  }
+}
+
+safetensors::result<void> value_decoder::to_doubles(const safetensors::tensor_info& info,
+                                                    safetensors::span<const std::byte> bytes,
+                                                    std::vector<double>& values) const {
+  values.resize(static_cast<std::size_t>(bytes.size() * 8 / safetensors::dtype_bits(info.dtype)));
+  return safetensors::copy_to(safetensors::tensor_view{&info, bytes}, safetensors::span<double>(values), order_);
 }
 
 namespace {

@@ -2,16 +2,18 @@
 // it reads into a writer through one loop.
 #include "arguments.hpp"
 #include "commands.hpp"
+#include "digest.hpp"
 #include "input.hpp"
 #include "output.hpp"
 #include "progress.hpp"
+#include "values.hpp"
 
 #include <algorithm>
-#include <filesystem>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
-#include <system_error>
 #include <type_traits>
 
 namespace cli {
@@ -28,16 +30,15 @@ struct streamed_tensor {
   const Reader* reader;
   const safetensors::tensor_info* info;
   std::optional<safetensors::dtype> target;
+  safetensors::packing packing = safetensors::packing::low_first;
 
   safetensors::tensor_declaration declaration() const {
     safetensors::tensor_declaration declared = safetensors::tensor_declaration::from(*info);
     declared.dtype = target.value_or(info->dtype);
     return declared;
   }
-  // Its size once written: converted tensors are of whole-byte float types.
-  std::uint64_t output_bytes() const {
-    return target ? info->element_count * (safetensors::dtype_bits(*target) / 8) : info->byte_size();
-  }
+  // Its size once written.
+  std::uint64_t output_bytes() const { return target ? bytes_of(*target, info->element_count) : info->byte_size(); }
 };
 
 // Every tensor of `reader`, in data order, copied unchanged.
@@ -46,20 +47,36 @@ void add_copies(const Reader& reader, std::vector<streamed_tensor<Reader>>& tens
   for (const safetensors::tensor_info& info : reader.tensors()) tensors.push_back({&reader, &info, std::nullopt});
 }
 
-// Fills `piece`, the bytes at `offset` of `info` converted to `target`, from the source bytes.
-// The writer hands out pieces by output bytes, whose element size differs from the input's, so
-// the piece is mapped back to the source elements it holds (a piece holds whole elements).
+// The memory a conversion stages its elements in, reused from piece to piece.
+struct conversion_buffers {
+  std::vector<std::byte> source;
+  std::vector<std::byte> converted;
+};
+
+// Fills `piece`, the bytes at `offset` of `tensor` converted to its target, from the source
+// bytes. The writer hands out pieces by output bytes, whose element size differs from the
+// input's, and a piece may cut through the bytes a group of sub-byte elements shares (3 bytes
+// of F6 hold 4 elements): the elements converted are those of the whole groups, on both sides,
+// that the piece touches, and the piece is copied from them.
 template <class Reader>
-result<void> convert_piece(const Reader& reader, const safetensors::tensor_info& info, safetensors::dtype target,
-                           safetensors::span<std::byte> piece, std::uint64_t offset, std::vector<std::byte>& source) {
-  const std::size_t in_width = safetensors::dtype_bits(info.dtype) / 8;
-  const std::size_t out_width = safetensors::dtype_bits(target) / 8;
-  source.resize(piece.size() / out_width * in_width);
-  if (auto read = reader.try_read_part(info, offset / out_width * in_width, source); !read) return read;
-  auto converted = safetensors::convert(source, info.dtype, piece, target);
-  if (!converted)
-    return error(converted.error().kind(), display_string(reader.name()) + ": tensor " + display_string(info.name) +
-                                               ": " + converted.error().message());
+result<void> convert_piece(const streamed_tensor<Reader>& tensor, safetensors::span<std::byte> piece,
+                           std::uint64_t offset, conversion_buffers& buffers) {
+  const safetensors::tensor_info& info = *tensor.info;
+  const safetensors::dtype target = *tensor.target;
+  const std::uint64_t group = std::lcm(elements_per_byte_group(info.dtype), elements_per_byte_group(target));
+  const std::uint64_t group_bits = group * safetensors::dtype_bits(target);
+  const std::uint64_t first = offset * 8 / group_bits * group;
+  const std::uint64_t end = std::min(info.element_count, ((offset + piece.size()) * 8 + group_bits - 1) / group_bits * group);
+  buffers.source.resize(static_cast<std::size_t>(bytes_of(info.dtype, end - first)));
+  if (auto read = tensor.reader->try_read_part(info, bytes_of(info.dtype, first), buffers.source); !read) return read;
+  const bool exact = bytes_of(target, first) == offset && bytes_of(target, end - first) == piece.size();
+  buffers.converted.resize(exact ? 0 : static_cast<std::size_t>(bytes_of(target, end - first)));
+  const safetensors::span<std::byte> into = exact ? piece : safetensors::span<std::byte>(buffers.converted);
+  if (auto converted = safetensors::convert(buffers.source, info.dtype, into, target, tensor.packing); !converted)
+    return error(converted.error().kind(), display_string(tensor.reader->name()) + ": tensor " +
+                                               display_string(info.name) + ": " + converted.error().message());
+  if (!exact)
+    std::memcpy(piece.data(), buffers.converted.data() + (offset - bytes_of(target, first)), piece.size());
   return {};
 }
 
@@ -79,10 +96,10 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
   auto writer = make_writer(std::move(declarations));
   if (!writer) return report_error(writer.error(), false);
   progress_bar progress(label, total);
-  std::vector<std::byte> source;
+  conversion_buffers buffers;
   for (const streamed_tensor<Reader>& tensor : tensors) {
     auto produced = writer->try_produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      auto filled = tensor.target ? convert_piece(*tensor.reader, *tensor.info, *tensor.target, piece, offset, source)
+      auto filled = tensor.target ? convert_piece(tensor, piece, offset, buffers)
                                   : tensor.reader->try_read_part(*tensor.info, offset, piece);
       if (filled) progress.advance(piece.size());
       return filled;
@@ -103,39 +120,71 @@ struct copy_options {
   std::string output;
   std::uint64_t alignment = 8;
   std::string dtype;  // convert's --dtype; empty for rewrite
+  safetensors::packing packing = safetensors::packing::low_first;
+  bool embed_hashes = false;
+  remote_access remote;
 };
 
-// The tensors convert changes: the IEEE-style floats. The F8 types are left alone: they hold
-// quantized data whose scales live in other tensors, which widening them would not apply.
+// The tensors convert changes: the IEEE-style floats and the sub-byte ones. The F8 types are left
+// alone: they hold quantized data whose scales live in other tensors, which widening them would
+// not apply.
 bool is_converted(safetensors::dtype type) {
   using safetensors::dtype;
-  return type == dtype::F16 || type == dtype::BF16 || type == dtype::F32 || type == dtype::F64;
+  return type == dtype::F16 || type == dtype::BF16 || type == dtype::F32 || type == dtype::F64 ||
+         elements_per_byte_group(type) > 1;
+}
+
+// The prefix of the metadata keys that hold tensors' sha256, as rewrite --embed-hashes writes
+// them and verify reads them.
+// `reader`'s metadata with a key sha256:NAME for every tensor (replacing any there was).
+template <class Reader>
+result<safetensors::metadata_entries> with_hashes(const tensor_collection& input, const Reader& reader) {
+  std::map<std::string, std::string> entries = safetensors::metadata_entries::from(reader).entries();
+  for (auto it = entries.begin(); it != entries.end();) {
+    it = it->first.compare(0, embedded_hash_prefix.size(), embedded_hash_prefix) == 0 ? entries.erase(it) : std::next(it);
+  }
+  progress_bar progress("hash", reader.data_size());
+  auto computed = compute_digests(input, false, default_threads(), progress);
+  if (!computed) return computed.error();
+  for (const auto& [name, hex] : computed->tensors) entries[embedded_hash_prefix + name] = hex;
+  return safetensors::metadata_entries(std::move(entries));
+}
+
+// The input of rewrite, convert and split: one file (local, standard input or a URL), read with
+// pread, never mapped, so that memory stays bounded.
+result<tensor_collection> open_input_file(const std::string& path, const remote_access& remote) {
+  open_options opening;
+  opening.storage = storage_kind::pread;
+  opening.remote = remote;
+  opening.as_file = true;
+  return tensor_collection::open(path, opening);
 }
 
 int run_copy(const char* label, const copy_options& options) {
   std::optional<safetensors::dtype> target;
   if (!options.dtype.empty()) target = safetensors::dtype_from_name(options.dtype);
-  auto file = open_streamed(options.input);
-  if (!file) return report_error(file.error(), false);
-  return std::visit(
-      [&](const auto& reader) {
-        using reader_type = std::decay_t<decltype(reader)>;
-        std::vector<streamed_tensor<reader_type>> tensors;
-        for (const safetensors::tensor_info& info : reader.tensors()) {
-          const bool converted = target && is_converted(info.dtype) && info.dtype != *target;
-          tensors.push_back({&reader, &info, converted ? target : std::nullopt});
-        }
-        safetensors::write_options write_options;
-        write_options.alignment = options.alignment;
-        return write_tensors(label, tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-          return safetensors::try_make_file_writer(options.output, std::move(declarations),
-                                                   safetensors::metadata_entries::from(reader), write_options);
-        });
-      },
-      *file);
+  auto input = open_input_file(options.input, options.remote);
+  if (!input) return report_error(input.error(), false);
+  return input->visit([&](const auto& model) {
+    const auto& reader = **model.try_shard(0);
+    using reader_type = std::decay_t<decltype(reader)>;
+    std::vector<streamed_tensor<reader_type>> tensors;
+    for (const safetensors::tensor_info& info : reader.tensors()) {
+      const bool converted = target && is_converted(info.dtype) && info.dtype != *target;
+      tensors.push_back({&reader, &info, converted ? target : std::nullopt, options.packing});
+    }
+    auto metadata = options.embed_hashes ? with_hashes(*input, reader)
+                                         : result<safetensors::metadata_entries>(safetensors::metadata_entries::from(reader));
+    if (!metadata) return report_error(metadata.error(), false);
+    safetensors::write_options write_options;
+    write_options.alignment = options.alignment;
+    return write_tensors(label, tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+      return safetensors::try_make_file_writer(options.output, std::move(declarations), *metadata, write_options);
+    });
+  });
 }
 
-const std::string input_help = "The .safetensors file to read, or - for standard input";
+const std::string input_help = "The .safetensors file to read: a path, - for standard input, or a URL";
 
 // IN and OUT, the arguments of rewrite and convert.
 void add_input_and_output(CLI::App& command, copy_options& options) {
@@ -151,11 +200,9 @@ struct split_options {
   std::string input;
   std::string directory;
   std::uint64_t max_shard_size = 5000000000ULL;
+  bool replace = false;
+  remote_access remote;
 };
-
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // `path` without trailing separators ("out/" and "out" name the same directory; "/" stays).
 std::string without_trailing_slashes(std::string path) {
@@ -163,52 +210,28 @@ std::string without_trailing_slashes(std::string path) {
   return path;
 }
 
-// Creates `directory` if it is missing. Refuses one that already holds a .safetensors file or
-// an index: new shards beside old ones would leave a directory that model_reader cannot open
-// (two indexes, or an index and a lone file) or an index beside stale shards.
-result<void> prepare_directory(const std::string& directory) {
-  const std::string named = display_string(directory) + ": ";
-  std::error_code failure;
-  std::filesystem::create_directories(directory, failure);
-  if (failure || !std::filesystem::is_directory(directory, failure))
-    return error(error_kind::io_error, named + "cannot create the directory" +
-                                           (failure ? ": " + failure.message() : std::string(": not a directory")));
-  std::vector<std::string> found;
-  for (std::filesystem::directory_iterator it(directory, failure), end; !failure && it != end; it.increment(failure)) {
-    const std::string name = it->path().filename().string();
-    if (ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json")) found.push_back(name);
-  }
-  if (failure) return error(error_kind::io_error, named + "cannot list the directory: " + failure.message());
-  if (!found.empty()) {
-    std::sort(found.begin(), found.end());
-    const std::string others = found.size() > 1 ? " and " + plural(found.size() - 1, "other", "others") : "";
-    return error(error_kind::io_error, named + "the directory already holds " + display_string(found.front()) +
-                                           others + ": split writes only where no model is");
-  }
-  return {};
-}
-
 // Tensors go to shards in IN's file order, with IN's metadata in every shard, or {"format":
-// "pt"} (as transformers writes) if IN has none.
+// "pt"} (as transformers writes) if IN has none. The writer refuses a directory that holds a
+// model, unless --replace: new shards beside old ones would leave a directory that opens as
+// the wrong model.
 int run_split(const split_options& options) {
-  auto file = open_streamed(options.input);
-  if (!file) return report_error(file.error(), false);
-  const std::string directory = without_trailing_slashes(options.directory);
-  if (auto ready = prepare_directory(directory); !ready) return report_error(ready.error(), false);
-  return std::visit(
-      [&](const auto& reader) {
-        using reader_type = std::decay_t<decltype(reader)>;
-        std::vector<streamed_tensor<reader_type>> tensors;
-        add_copies(reader, tensors);
-        safetensors::shard_options shard_options;
-        shard_options.max_shard_size = options.max_shard_size;
-        shard_options.metadata = reader.has_metadata() ? safetensors::metadata_entries::from(reader)
-                                                       : std::map<std::string, std::string>{{"format", "pt"}};
-        return write_tensors("split", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-          return safetensors::try_make_sharded_writer(directory, std::move(declarations), shard_options);
-        });
-      },
-      *file);
+  auto input = open_input_file(options.input, options.remote);
+  if (!input) return report_error(input.error(), false);
+  return input->visit([&](const auto& model) {
+    const auto& reader = **model.try_shard(0);
+    using reader_type = std::decay_t<decltype(reader)>;
+    std::vector<streamed_tensor<reader_type>> tensors;
+    add_copies(reader, tensors);
+    safetensors::shard_options shard_options;
+    shard_options.max_shard_size = options.max_shard_size;
+    shard_options.replace = options.replace;
+    shard_options.metadata = reader.has_metadata() ? safetensors::metadata_entries::from(reader)
+                                                   : std::map<std::string, std::string>{{"format", "pt"}};
+    return write_tensors("split", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+      return safetensors::try_make_sharded_writer(without_trailing_slashes(options.directory), std::move(declarations),
+                                                  shard_options);
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +241,7 @@ int run_split(const split_options& options) {
 struct merge_options {
   std::string input;
   std::string output;
+  remote_access remote;
 };
 
 // Checks the whole model first (every shard against the index, and total_size), then copies
@@ -225,19 +249,21 @@ struct merge_options {
 // each shard is read front to back. The output's metadata is the first shard's (in path order,
 // model-00001-of-0000N), none if it has none.
 int run_merge(const merge_options& options) {
-  auto model = safetensors::try_open_model(options.input);
-  if (!model) return report_error(model.error(), false);
-  if (auto valid = model->validate(); !valid) return report_error(valid.error(), false);
-  std::vector<streamed_tensor<safetensors::mapped_reader>> tensors;
-  for (std::size_t shard = 0; shard < model->shard_count(); ++shard) {
-    auto reader = model->try_shard(shard);
-    if (!reader) return report_error(reader.error(), false);
-    add_copies(**reader, tensors);
-  }
-  const auto metadata = model->shard_count() == 0 ? safetensors::metadata_entries()
-                                                  : safetensors::metadata_entries::from(**model->try_shard(0));
-  return write_tensors("merge", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-    return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
+  open_options opening;
+  opening.storage = storage_kind::pread;
+  opening.remote = options.remote;
+  auto input = tensor_collection::open(options.input, opening);
+  if (!input) return report_error(input.error(), false);
+  if (auto valid = input->validate(); !valid) return report_error(valid.error(), false);
+  return input->visit([&](const auto& model) {
+    using reader_type = typename std::decay_t<decltype(model)>::reader_type;
+    std::vector<streamed_tensor<reader_type>> tensors;
+    for (std::size_t shard = 0; shard < model.shard_count(); ++shard) add_copies(**model.try_shard(shard), tensors);
+    const auto metadata = model.shard_count() == 0 ? safetensors::metadata_entries()
+                                                   : safetensors::metadata_entries::from(**model.try_shard(0));
+    return write_tensors("merge", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+      return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
+    });
   });
 }
 
@@ -251,9 +277,15 @@ command_runner define_rewrite(CLI::App& command) {
                   "Start the data section at a multiple of N bytes (a power of two from 8 to 2^30)")
       ->capture_default_str()
       ->check(data_alignment);
+  command.add_flag("--embed-hashes", options->embed_hashes,
+                   "Add a metadata key sha256:NAME per tensor, its bytes' sha256 (replacing such keys IN has), for "
+                   "verify PATH without a manifest");
+  add_remote_options(command, options->remote);
   command.footer(
       "The output has the same tensors (names, dtypes, shapes, bytes) and metadata, laid out as the official\n"
       "writer lays them out, so a file it wrote with at most one metadata key comes back byte for byte.\n"
+      "--embed-hashes reads IN once more first, to hash its tensors (in parallel, one thread a core); metadata\n"
+      "is a map of strings, so the official reader accepts the keys.\n"
       "Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a terminal.\n"
       "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output, 64 usage error\n"
       "(a bad --align among them).");
@@ -265,22 +297,28 @@ command_runner define_convert(CLI::App& command) {
   add_input_and_output(command, *options);
   command.add_option("--dtype", options->dtype, "The dtype of the converted tensors")
       ->required()
-      ->check(CLI::IsMember({"BF16", "F16", "F32"}));
+      ->check(CLI::IsMember({"BF16", "F16", "F32", "F4", "F6_E2M3", "F6_E3M2"}));
+  add_packing_option(command, options->packing);
+  add_remote_options(command, options->remote);
   command.footer(
-      "Floats are rounded to nearest, ties to even; values beyond the target's range become infinities,\n"
-      "NaN stays NaN. Every other tensor (integers, BOOL, C64, F4, F6_*, and the F8 types, which hold\n"
+      "The floats are converted: F16, BF16, F32, F64, F4 and F6_* (F4 is OCP MX E2M1, F6_E2M3 and F6_E3M2\n"
+      "the MX 6-bit formats, packed as --packing says, on both sides). Values are rounded to nearest, ties to\n"
+      "even; beyond the target's range they become infinities, except in F4 and F6, which have none and\n"
+      "saturate to their largest value (6, 7.5, 28); NaN stays NaN, but F4 and F6 have no NaN, so a NaN\n"
+      "there is an error. A tensor in F4 or F6 must fill whole bytes (an even count of F4 elements, a\n"
+      "multiple of 4 of F6). Every other tensor (integers, BOOL, C64, and the F8 types, which hold\n"
       "quantized data whose scales are other tensors) is copied unchanged, and so are names, shapes and\n"
       "metadata. Nothing is written unless the whole file is. A progress bar is drawn on stderr if it is a\n"
       "terminal.\n"
-      "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output, 64 usage error.");
+      "Exit status: 0 written, 1 invalid input file or a value the target cannot hold (InvalidConversion), 2\n"
+      "unreadable input or unwritable output, 64 usage error.");
   return [options] { return run_copy("convert", *options); };
 }
 
 command_runner define_split(CLI::App& command) {
   auto options = std::make_shared<split_options>();
   command.add_option("in", options->input, input_help)->required();
-  command.add_option("outdir", options->directory, "The directory to write (created if missing; must hold no model)")
-      ->required();
+  command.add_option("outdir", options->directory, "The directory to write (created if missing)")->required();
   command
       .add_option("--max-shard-size", options->max_shard_size,
                   "Most tensor bytes per shard: an integer with an optional unit B, KB, MB, GB, TB (powers of "
@@ -288,6 +326,9 @@ command_runner define_split(CLI::App& command) {
       ->type_name("SIZE")
       ->transform(byte_size)
       ->default_str("5GB");
+  command.add_flag("--replace", options->replace,
+                   "Write even where OUTDIR holds a model, which is removed once the new one is complete");
+  add_remote_options(command, options->remote);
   command.footer(
       "Tensors go to shards in IN's file order, each shard holding at most SIZE tensor bytes; a tensor larger\n"
       "than SIZE gets a shard of its own. The shards are named model-00001-of-0000N.safetensors, each with\n"
@@ -297,17 +338,20 @@ command_runner define_split(CLI::App& command) {
       "Streaming: one file is open at a time, with up to 1 MiB of buffered data; each shard is closed as\n"
       "soon as its tensors are written, under a temporary name, and the shards take their names, then the\n"
       "index is written, only once every shard is complete; a failure leaves no shard behind. OUTDIR is\n"
-      "created if missing and must not already hold a .safetensors file or an index. A progress bar is\n"
-      "drawn on stderr if it is a terminal.\n"
-      "Exit status: 0 written, 1 invalid input file, 2 unreadable input or unwritable output (or OUTDIR\n"
-      "already holding a model), 64 usage error (such as an unknown size unit).");
+      "created if missing. One that already holds a model (a .safetensors file or an index) is refused\n"
+      "(InvalidArgument), since new shards beside old ones would open as the wrong model, unless --replace:\n"
+      "then the old model's files (its indexes and the shards they name) go once the new model is complete.\n"
+      "A progress bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 written, 1 invalid input file or OUTDIR holding a model, 2 unreadable input or\n"
+      "unwritable output, 64 usage error (such as an unknown size unit).");
   return [options] { return run_split(*options); };
 }
 
 command_runner define_merge(CLI::App& command) {
   auto options = std::make_shared<merge_options>();
-  command.add_option("model", options->input, "The model: its index (*.json) or its directory")->required();
+  command.add_option("model", options->input, "The model: its index (*.json) or its directory, or a URL")->required();
   command.add_option("out", options->output, "The file to write (replaced atomically)")->required();
+  add_remote_options(command, options->remote);
   command.footer(
       "The model is checked whole first: every shard present, each holding exactly the tensors the index\n"
       "places in it, and the index's total_size. OUT gets every tensor (names, dtypes, shapes, bytes) laid out\n"

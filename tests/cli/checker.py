@@ -10,7 +10,7 @@ import re
 import struct
 import sys
 
-from common import fail, same_value, unique_keys
+from common import fail, same_json, same_value, sub_byte_value, unique_keys, unpack_sub_byte
 
 work, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
 with open(work + "/out", "rb") as f:
@@ -145,8 +145,12 @@ def tensor_bytes(path, name):
     return data[8 + length + begin:8 + length + end]
 
 
-# The elements of a tensor as Python numbers, by struct format ("f", "q", ...).
+# The elements of a tensor as Python numbers, by struct format ("f", "q", ...), or "sub-byte" for
+# F4 and F6 (unpacked low-first).
 def tensor_values(path, name, code):
+    if code == "sub-byte":
+        dtype = read_header(path)[name]["dtype"]
+        return [sub_byte_value(bits, dtype) for bits in unpack_sub_byte(tensor_bytes(path, name), dtype)]
     return [value for (value,) in struct.iter_unpack("<" + code, tensor_bytes(path, name))]
 
 
@@ -233,8 +237,13 @@ def validate_lines(ref, status, *paths):
             fail(f"line {line!r} is not ok {shown}")
 
 
+# The dtypes convert converts: the IEEE-style floats and the sub-byte ones, not F8.
+CONVERTED = ("F16", "BF16", "F32", "F64", "F4", "F6_E2M3", "F6_E3M2")
+
+
 # inspect --json of a file converted to TARGET from the file with MANIFEST: the same names,
-# shapes and metadata; F16, BF16, F32, F64 tensors now TARGET, every other dtype unchanged.
+# shapes and metadata; F16, BF16, F32, F64, F4 and F6 tensors now TARGET, every other dtype
+# unchanged.
 def converted_header(manifest_path, target):
     manifest = load_manifest(manifest_path)
     expect("exit status", rc, 0)
@@ -244,16 +253,16 @@ def converted_header(manifest_path, target):
     expect("names", sorted(tensors), sorted(t["name"] for t in manifest["tensors"]))
     for want in manifest["tensors"]:
         tensor = tensors[want["name"]]
-        dtype = target if want["dtype"] in ("F16", "BF16", "F32", "F64") else want["dtype"]
+        dtype = target if want["dtype"] in CONVERTED else want["dtype"]
         expect(f"{want['name']} dtype", tensor["dtype"], dtype)
         expect(f"{want['name']} shape", tensor["shape"], want["shape"])
 
 
-# Every tensor of MANIFEST not converted (integers, BOOL, C64, F8, sub-byte) has the same
-# bytes in the file at PATH.
+# Every tensor of MANIFEST not converted (integers, BOOL, C64, F8) has the same bytes in the file
+# at PATH.
 def unchanged_bytes(manifest_path, path):
     for want in load_manifest(manifest_path)["tensors"]:
-        if want["dtype"] in ("F16", "BF16", "F32", "F64"):
+        if want["dtype"] in CONVERTED:
             continue
         digest = hashlib.sha256(tensor_bytes(path, want["name"])).hexdigest()
         expect(f"sha256 of {want['name']}", digest, want["sha256"])
@@ -374,7 +383,43 @@ def json_lines(status, expected):
             fail(f"line {number}: got {got_object!r}, want {want_object!r}")
 
 
-modes = {"json_lines": json_lines, "valid_json": valid_json, "error_json": error_json, "message": print_message,
+# Exactly one JSON object on stdout, the one in the file EXPECTED (keys in order, numbers of the same
+# JSON type), with exit status STATUS and nothing on stderr.
+def json_is(status, expected):
+    expect("exit status", rc, int(status))
+    expect("stderr", err, b"")
+    got = one_json_object()
+    with open(expected, encoding="utf-8") as f:
+        want = json.load(f)
+    if not same_json(got, want):
+        fail(f"got {json.dumps(got)[:1500]}, want {json.dumps(want)[:1500]}")
+
+
+# load --json: the object in EXPECTED, with "seconds" and "gb_per_s" (floats, not negative) after
+# "bytes_read", and gb_per_s = bytes / seconds / 10^9; bytes_read as EXPECTED's, or with RULE
+# "at-least", at least that.
+def load_json(expected, rule="exact"):
+    expect("exit status", rc, 0)
+    expect("stderr", err, b"")
+    got = one_json_object()
+    with open(expected, encoding="utf-8") as f:
+        want = json.load(f)
+    for key in ("seconds", "gb_per_s"):
+        if type(got.get(key)) is not float or got[key] < 0:
+            fail(f"{key}: {got.get(key)!r} is not a float at least 0")
+    if got["seconds"] > 0 and not math.isclose(got["gb_per_s"], got["bytes"] / got["seconds"] / 1e9, rel_tol=1e-9):
+        fail(f"gb_per_s {got['gb_per_s']} is not bytes / seconds / 10^9")
+    keys = list(want)
+    keys[4:4] = ["seconds", "gb_per_s"]
+    expect("keys", list(got), keys)
+    del got["seconds"], got["gb_per_s"]
+    if rule == "at-least" and type(got["bytes_read"]) is int and got["bytes_read"] >= want["bytes_read"]:
+        got["bytes_read"] = want["bytes_read"]
+    if not same_json(got, want):
+        fail(f"got {json.dumps(got)[:1500]}, want {json.dumps(want)[:1500]}")
+
+
+modes = {"json_is": json_is, "load_json": load_json, "json_lines": json_lines, "valid_json": valid_json, "error_json": error_json, "message": print_message,
          "error_text": error_text, "table": table, "stdout_is": stdout_is,
          "bf16_round_trip": bf16_round_trip, "stats_of": stats_of, "validate_lines": validate_lines,
          "converted_header": converted_header, "unchanged_bytes": unchanged_bytes, "model_json": model_json,

@@ -9,17 +9,18 @@ import struct
 import subprocess
 import sys
 
-from common import fail, same_value, unique_keys
+from common import (SUB_BYTE_FORMATS, fail, file_order, read_file, same_value, sub_byte_value, unique_keys,
+                    unpack_sub_byte, write_file)
 
 mode, args = sys.argv[1], sys.argv[2:]
 
 
 # dump --json --limit LIMIT of tensor INDEX of the file, by name where a command line can
 # hold it, else by --index; checks the whole object against `values`.
-def check_dump(cli, path, index, tensor, limit, values):
+def check_dump(cli, path, index, tensor, limit, values, options=()):
     name = tensor["name"]
     selector = ["--index", str(index)] if "\0" in name else ["--", name] if name.startswith("-") else [name]
-    run = subprocess.run([cli, "dump", "--json", "--limit", str(limit), path] + selector, capture_output=True)
+    run = subprocess.run([cli, "dump", "--json", "--limit", str(limit), *options, path] + selector, capture_output=True)
     label = f"tensor {index} {name!r}"
     if run.returncode != 0 or run.stderr:
         fail(f"{label}: exit {run.returncode}, stderr {run.stderr[:300]!r}")
@@ -74,47 +75,25 @@ def f8_value(byte, dtype):
 
 
 # F8 tensors: every value, decoded here from the tensor's bytes (the 256 bit patterns of each
-# format in dtype_F8_*'s vector); F4 and F6 tensors: the bytes themselves. The manifests give no
-# first_values for either.
-def all_bytes(cli, ref, relative):
+# format in dtype_F8_*'s vector); F4 and F6 tensors: every value, unpacked here in ORDER (low-first,
+# the default, or high-first, given as --packing) and decoded. The manifests give no first_values
+# for either.
+def all_values(cli, ref, relative, order="low-first"):
     checked = 0
     contents, _ = read_file(f"{ref}/{relative}")
+    options = () if order == "low-first" else ("--packing", order)
     for index, tensor in enumerate(load_manifest(ref, relative)):
         raw = contents[tensor["name"]][2]
         if tensor["dtype"].startswith("F8_"):
             values = [f8_value(byte, tensor["dtype"]) for byte in raw]
-        elif tensor["dtype"] in ("F4", "F6_E2M3", "F6_E3M2"):
-            values = list(raw)
+        elif tensor["dtype"] in SUB_BYTE_FORMATS:
+            values = [sub_byte_value(code, tensor["dtype"]) for code in unpack_sub_byte(raw, tensor["dtype"], order)]
         else:
             continue
-        check_dump(cli, f"{ref}/{relative}", index, tensor, len(raw), values)
+        check_dump(cli, f"{ref}/{relative}", index, tensor, len(values), values, options)
         checked += 1
     if checked == 0:
         fail("no F8 or sub-byte tensor")
-
-
-# Writes a safetensors file; metadata None writes no __metadata__.
-def write_file(path, tensors, metadata):
-    header, data = ({} if metadata is None else {"__metadata__": metadata}), b""
-    for name, dtype, shape, raw in tensors:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    metadata = header.pop("__metadata__", None)
-    tensors = {name: (entry["dtype"], entry["shape"],
-                      data[8 + length + entry["data_offsets"][0]:8 + length + entry["data_offsets"][1]])
-               for name, entry in header.items()}
-    return tensors, metadata
 
 
 # A file larger than the writer's 1 MiB pieces: "w", F16 [3, 200000] cycling through all
@@ -159,15 +138,6 @@ def widened(narrow, wide):
         fail(f"w[{first}]: got {got[first] if first < len(got) else None:#x}, want {want[first]:#x}")
     if result["ids"] != source["ids"]:
         fail("ids changed")
-
-
-# The names of the file at PATH in data order (by data_offsets, ties by name).
-def file_order(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    header.pop("__metadata__", None)
-    return sorted(header, key=lambda name: (header[name]["data_offsets"], name.encode()))
 
 
 # The shards split must make of ORIGINAL with at most MAX tensor bytes each: the tensors in file
@@ -344,7 +314,7 @@ def dump_slice(cli, path, name, slice_text):
         fail(f"text form: {len(rows)} rows {rows[:3]!r}, want {want_rows} of {row_length} values")
 
 
-modes = {"dump_slice": dump_slice, "first_values": first_values, "all_bytes": all_bytes, "make_f16": make_f16, "widened": widened,
+modes = {"dump_slice": dump_slice, "first_values": first_values, "all_values": all_values, "make_f16": make_f16, "widened": widened,
          "split_layout": split_layout, "index_text": index_text, "through_index": through_index,
          "same_tensors": same_tensors, "make_sharded": make_sharded}
 modes[mode](*args)

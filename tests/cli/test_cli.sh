@@ -125,8 +125,8 @@ check "rewrite of an invalid file: nothing written" test ! -e "$work/bad.safeten
 run rewrite "$work/missing.safetensors" "$work/bad.safetensors"
 check "rewrite of a missing file: exit 2" exit_status 2
 
-# dump: every reference tensor with first_values gives exactly those; F8, F4 and F6 tensors their
-# bytes' values; the text form; a missing tensor.
+# dump: every reference tensor with first_values gives exactly those; F8, F4 and F6 tensors the
+# values their bytes hold (F4 and F6 unpacked in either order); the text form; a missing tensor.
 for path in "$ref"/valid/*.safetensors "$ref"/foreign/*.safetensors; do
   file=${path#"$ref"/}
   if grep -q '"first_values"' "$path.json"; then
@@ -136,8 +136,12 @@ for path in "$ref"/valid/*.safetensors "$ref"/foreign/*.safetensors; do
 done
 for file in valid/dtype_F8_{E5M2,E4M3,E8M0,E4M3FNUZ,E5M2FNUZ}.safetensors valid/dtype_F4.safetensors \
   valid/dtype_F6_E2M3.safetensors valid/mixed_all_dtypes.safetensors; do
-  check "dump --json $file: F8 values decoded here from their bytes, F4/F6 raw bytes" \
-    python3 "$here/corpus.py" all_bytes "$cli" "$ref" "$file"
+  check "dump --json $file: F8, F4 and F6 values decoded here from their bytes (F4 low nibble first, F6 a \
+little-endian bit stream)" python3 "$here/corpus.py" all_values "$cli" "$ref" "$file"
+done
+for file in valid/dtype_F4.safetensors valid/dtype_F6_E2M3.safetensors valid/mixed_all_dtypes.safetensors; do
+  check "dump --json --packing high-first $file: F4 high nibble first, F6 a big-endian bit stream" \
+    python3 "$here/corpus.py" all_values "$cli" "$ref" "$file" high-first
 done
 run dump "$ref/valid/dtype_F32.safetensors" matrix
 check "dump matrix: a NAME DTYPE [shape] line, then the values a row of 6 to a line" assert stdout_is 0 \
@@ -149,7 +153,12 @@ run dump "$ref/valid/mixed_all_dtypes.safetensors" t_C64
 check "dump t_C64: [re, im] pairs" assert stdout_is 0 \
   $'"t_C64" C64 [5]\n[0, -0] [1, -1] [inf, -inf] [nan, 0.5] [1.401298464324817e-45, 3.4028234663852886e+38]\n'
 run dump "$ref/valid/mixed_all_dtypes.safetensors" t_F4
-check "dump t_F4: its 3 bytes as unsigned integers" assert stdout_is 0 $'"t_F4" F4 [6] as 3 raw bytes\n7 38 69\n'
+check "dump t_F4: bytes 7 38 69 are E2M1 6 0 4 1 3 2, low nibble first" assert stdout_is 0 $'"t_F4" F4 [6]\n6 0 4 1 3 2\n'
+run dump "$ref/valid/mixed_all_dtypes.safetensors" t_F4 --packing high-first
+check "dump t_F4 --packing high-first: 0 6 1 4 2 3" assert stdout_is 0 $'"t_F4" F4 [6]\n0 6 1 4 2 3\n'
+run dump "$ref/valid/mixed_all_dtypes.safetensors" t_F4 --packing middle
+check "dump --packing middle: a usage error naming --packing, exit 64" \
+  test "$(<"$work/rc"):$(grep -c -- '--packing' "$work/err")" = 64:1
 run dump --json --limit 3 "$ref/valid/mixed_all_dtypes.safetensors" t_U64
 check "dump --json t_U64: 2^64 - 1 exactly" assert stdout_is 0 \
   $'{"name":"t_U64","dtype":"U64","shape":[5],"values":[0,1,18446744073709551615]}\n'
@@ -194,8 +203,14 @@ run stats "$f32" matrix
 check "stats matrix: a table" assert stdout_is 0 \
   $'name      dtype  count  min   max    mean      std  nan  inf\n"matrix"  F32       24   -3  2.75  -0.125  1.73055    0    0\n'
 run stats "$ref/valid/mixed_all_dtypes.safetensors"
-check "stats: a row per tensor, sub-byte ones with a note" grep -q \
-  '^"t_F4" .*  -  sub-byte: not summarised$' "$work/out"
+check "stats: a row per tensor, t_F4 summarised: 6 values from 0 to 6, mean 2.66667" grep -q \
+  '^"t_F4"  *F4  *6  *0  *6  *2\.66667  *1\.97203  *0  *0 *$' "$work/out"
+for file_tensor in dtype_F4:matrix dtype_F4:vector dtype_F6_E2M3:cube mixed_all_dtypes:t_F6_E3M2; do
+  file=$ref/valid/${file_tensor%%:*}.safetensors tensor=${file_tensor#*:}
+  run stats --json "$file" "$tensor"
+  check "stats --json ${file_tensor/:/ }: count, min, max, mean, std of the values decoded here" \
+    assert stats_of "$file" "$tensor" sub-byte
+done
 run stats --json "$f32" missing
 check "stats --json of a missing tensor: exit 1, TensorNotFound" assert error_json TensorNotFound 1 '"missing"'
 run stats "$work/missing.safetensors"
@@ -238,9 +253,15 @@ mixed=$ref/valid/mixed_all_dtypes.safetensors
 run convert "$mixed" "$work/f16.safetensors" --dtype F16
 check "convert mixed_all_dtypes --dtype F16: exit 0" exit_status 0
 run inspect --json "$work/f16.safetensors"
-check "convert --dtype F16: floats F16, other dtypes unchanged" assert converted_header "$mixed.json" F16
-check "convert --dtype F16: integer, BOOL, C64, F8 and sub-byte tensors keep their sha256" \
+check "convert --dtype F16: floats (F4 and F6 too) F16, other dtypes unchanged" \
+  assert converted_header "$mixed.json" F16
+check "convert --dtype F16: integer, BOOL, C64 and F8 tensors keep their sha256" \
   assert unchanged_bytes "$mixed.json" "$work/f16.safetensors"
+for tensor in t_F4 t_F6_E2M3 t_F6_E3M2; do
+  "$cli" dump --json "$mixed" "$tensor" | sed 's/"dtype":"F[46][_E0-9M]*"/"dtype":"F16"/' >"$work/expected"
+  run dump --json "$work/f16.safetensors" "$tensor"
+  check "convert --dtype F16: $tensor widened exactly, its values unchanged" assert json_lines 0 "$work/expected"
+done
 python3 "$here/corpus.py" make_f16 "$work/big_f16.safetensors"
 run convert "$work/big_f16.safetensors" "$work/big_f32.safetensors" --dtype F32
 check "convert a 1.2 MB F16 tensor --dtype F32: exit 0" exit_status 0
@@ -400,11 +421,20 @@ check "split of an invalid file: exit 1, InvalidOffset, nothing created" \
   test "$(<"$work/rc")$(grep -c InvalidOffset "$work/err")$([[ -e $work/unsplit ]] && echo created)" = 11
 cp -r "$work/split_10KB" "$work/occupied"
 run split "$many" "$work/occupied" --max-shard-size 4KiB
-check "split into a directory holding a model: exit 2, an error naming a file there" assert error_text 2 \
-  "safetensors-cli: IoError: \"$work/occupied\": the directory already holds \"model-00001-of-00006.safetensors\" \
-and 6 others: split writes only where no model is"
+check "split into a directory holding a model: exit 1, the library's InvalidArgument naming a file there" \
+  assert error_text 1 "safetensors-cli: InvalidArgument: \"$work/occupied\": already holds a model \
+(\"model.safetensors.index.json\" and 6 others), which a new one replaces only when told to (shard_options::replace)"
 check "split into a directory holding a model: the model untouched" \
   diff -r "$work/split_10KB" "$work/occupied"
+run split "$many" "$work/occupied" --max-shard-size 4KiB --replace
+check "split --replace into the directory of a 6-shard model: exit 0, nothing on stdout or stderr" assert stdout_is 0 ""
+check "split --replace: the 15 new shards and their index, and nothing of the old model" \
+  python3 "$here/corpus.py" split_layout "$many" "$work/occupied" 4096 "$many_metadata"
+cp "$ref/valid/ordering.safetensors" "$work/occupied/extra.safetensors"
+run split "$ref/valid/ordering.safetensors" "$work/occupied" --replace
+check "split --replace of a small file: one model.safetensors, the old index and its 15 shards gone, a file no \
+index named kept" test "$(<"$work/rc"):$(cd "$work/occupied" && echo *)" = \
+  "0:extra.safetensors model.safetensors"
 run split "$many" "$ref/valid/empty.safetensors/sub"
 check "split into a path under a file: exit 2" exit_status 2
 
@@ -614,6 +644,266 @@ run validate --json "$ref/valid/ordering.safetensors" "$work/split_10KB" "$ref/i
 check "validate --json of a file, a model, an invalid file and a missing one: exit 1, an object each" \
   assert json_lines 1 "$work/expected"
 
+# convert to F4 and F6 and back: every value rounded to nearest, ties to even, saturating, as
+# computed here; a piece of the writer that ends inside a 3-byte group of F6; NaN refused.
+expected() { python3 "$here/expected.py" "$@"; }
+expected make_sub_byte_source "$work/wide.safetensors"
+for dtype in F4 F6_E2M3 F6_E3M2; do
+  run convert "$work/wide.safetensors" "$work/narrow_$dtype.safetensors" --dtype "$dtype"
+  check "convert --dtype $dtype of 1.4M F32 values and 8 BF16: exit 0" exit_status 0
+  check "convert --dtype $dtype: each value rounded to nearest even, saturating, packed low-first; I32, F8 and \
+metadata unchanged" expected narrowed "$work/wide.safetensors" "$work/narrow_$dtype.safetensors" "$dtype"
+  run convert "$work/narrow_$dtype.safetensors" "$work/back_$dtype.safetensors" --dtype F32
+  check "convert the $dtype file --dtype F32: its values exactly" \
+    expected widened_back "$work/narrow_$dtype.safetensors" "$work/back_$dtype.safetensors"
+done
+run convert "$work/wide.safetensors" "$work/high.safetensors" --dtype F6_E2M3 --packing high-first
+run dump --json "$work/high.safetensors" half --packing high-first
+cp "$work/out" "$work/high_values"
+run dump --json "$work/narrow_F6_E2M3.safetensors" half
+check "convert --packing high-first: read back high-first, the values convert gives low-first" \
+  assert json_lines 0 "$work/high_values"
+python3 -c 'import struct, sys; sys.path.insert(0, sys.argv[2]); from common import write_file
+write_file(sys.argv[1], [("n", "F32", [2], struct.pack("<2f", 1, float("nan")))], None)' "$work/nan.safetensors" "$here"
+run convert "$work/nan.safetensors" "$work/bad.safetensors" --dtype F4
+check "convert --dtype F4 of a tensor holding NaN: exit 1, InvalidConversion naming the file, tensor and element" \
+  assert error_text 1 "safetensors-cli: InvalidConversion: \"$work/nan.safetensors\": tensor \"n\": element 1 (nan) of F32 \
+has no F4 value: F4 has no NaN"
+check "convert --dtype F4 of a tensor holding NaN: nothing written" test ! -e "$work/bad.safetensors"
+run convert "$f32" "$work/bad.safetensors" --dtype F4
+check "convert --dtype F4 of a tensor of 1 element (4 bits): exit 1, MisalignedSlice naming it" assert error_text 1 \
+  'safetensors-cli: MisalignedSlice: tensor "scalar": 1 F4 elements fill 4 bits, not a whole number of bytes'
+
+# load: every tensor through one plan; bytes, bytes_read and each tensor's sha256 as computed here,
+# for a file and a model, mapped and pread, 1 to 4 threads, budgets down to one 4 KiB block;
+# tensor-parallel ranks along dimensions 0 and 1.
+expected make_load_file "$work/layers.safetensors"
+"$cli" split "$work/layers.safetensors" "$work/layers" --max-shard-size 300KB
+for path in "$work/layers.safetensors" "$work/layers" "$work/layers/model.safetensors.index.json" "$many" \
+  "$work/split_10KB"; do
+  expected load "$path" 0 0 0 digest >"$work/expected"
+  shown=${path#"$work"/}
+  shown=${shown#"$ref"/}
+  # With --digest, a tensor whose early pieces outgrow half the budget is read again, in order:
+  # bytes_read is then more than the plan's.
+  for options in ":exact" "--storage pread:exact" "--threads 1 --budget 4KiB:at-least" \
+    "--storage pread --threads 4 --budget 64KiB:at-least" "--storage pread --threads 3 --budget 12KiB:at-least"; do
+    flags=${options%:*}
+    # shellcheck disable=SC2086  # the options
+    run load --json --digest $flags "$path"
+    check "load --json --digest ${flags:+$flags }$shown: tensors, bytes, every sha256, bytes_read ${options#*:}" \
+      assert load_json "$work/expected" "${options#*:}"
+  done
+done
+expected load "$work/layers" 0 0 0 "" >"$work/expected"
+run load --json "$work/layers"
+check "load --json without --digest: no digests member" assert load_json "$work/expected"
+for tp in "4 1 0" "4 3 0" "2 1 1" "3 2 1" "2 0 2"; do
+  read -r size rank dim <<<"$tp"
+  for path in "$work/layers.safetensors" "$work/layers"; do
+    expected load "$path" "$size" "$rank" "$dim" digest >"$work/expected"
+    run load --json --digest --tp-size "$size" --tp-rank "$rank" --tp-dim "$dim" "$path"
+    check "load --tp-size $size --tp-rank $rank --tp-dim $dim ${path#"$work"/}: the rank's slices' bytes, sha256 and \
+bytes_read (runs merged when at most 4096 bytes apart)" assert load_json "$work/expected"
+  done
+done
+expected load "$work/layers.safetensors" 4 1 0 digest >"$work/expected"
+run load --json --digest --tp-size 4 --tp-rank 1 --storage pread --budget 8KiB --threads 4 "$work/layers.safetensors"
+check "load --tp-size 4 --tp-rank 1 --storage pread --budget 8KiB --threads 4: the same digests" \
+  python3 -c 'import json, sys; a, b = (json.load(open(p)) for p in sys.argv[1:]); sys.exit(a["digests"] != b["digests"])' \
+  "$work/out" "$work/expected"
+run load --json --digest --storage pread --direct --threads 3 --budget 12KiB "$work/layers"
+check "load --storage pread --direct: the same digests, bytes_read widened to 4096-byte multiples" python3 -c '
+import json, sys
+got, want = (json.load(open(p)) for p in sys.argv[1:])
+sys.exit(got["digests"] != want["digests"] or got["bytes"] != want["bytes"] or got["bytes_read"] < want["bytes_read"])' \
+  "$work/out" <(expected load "$work/layers" 0 0 0 digest)
+run load "$work/layers.safetensors" --digest --threads 2
+check "load --digest: a line \"PATH\": loaded T tensors, B bytes (R read) in S s: G GB/s, then HEX  \"NAME\" each" \
+  python3 -c '
+import json, re, sys
+lines = open(sys.argv[1]).read().split("\n")
+want = json.load(open(sys.argv[2]))
+summary = re.fullmatch(r"(\".*\"): loaded 8 tensors, (\d+) bytes \((\d+) read\) in \d+\.\d{3} s: \d+\.\d\d GB/s", lines[0])
+digests = [f"{h}  {json.dumps(n)}" for n, h in want["digests"].items()]
+sys.exit(not summary or json.loads(summary[1]) != sys.argv[3] or int(summary[2]) != want["bytes"] or
+         int(summary[3]) != want["bytes_read"] or lines[1:] != digests + [""])' "$work/out" \
+  <(expected load "$work/layers.safetensors" 0 0 0 digest) "$work/layers.safetensors"
+run load --json --tp-size 2 --tp-rank 0 "$mixed"
+check "load --tp-size 2 of F6 [4]: half of it is 12 bits, exit 1, MisalignedSlice" \
+  assert error_json MisalignedSlice 1 t_F6
+run load --json "$work/missing.safetensors"
+check "load --json of a missing file: exit 2, IoError" assert error_json IoError 2 "$work/missing.safetensors"
+run load "$ref/invalid/offsets_overlap.safetensors"
+check "load of an invalid file: exit 1, one line on stderr" \
+  test "$(<"$work/rc"):$(grep -c '^safetensors-cli: InvalidOffset: ' "$work/err")" = 1:1
+for usage in "--tp-size 2:--tp-size requires --tp-rank" "--tp-rank 1:--tp-rank requires --tp-size" \
+  "--tp-size 2 --tp-rank 2:--tp-rank 2 is not below --tp-size 2" "--tp-size 0 --tp-rank 0:--tp-size" \
+  "--direct:--direct needs --storage pread" "--storage disk:--storage" "--budget 1.5GB:--budget" \
+  "--budget 4095:--budget 4095 is less than one block of 4KiB" "--threads 0:--threads"; do
+  # shellcheck disable=SC2086  # the options
+  run load ${usage%%:*} "$work/layers.safetensors"
+  check "load ${usage%%:*}: a usage error saying '${usage#*:}', exit 64" \
+    test "$(<"$work/rc"):$(grep -c -- "${usage#*:}" "$work/err")" = 64:1
+done
+if [[ -x /usr/bin/time ]] && ! grep -q __asan_init "$cli"; then
+  expected make_sparse "$work/sparse.safetensors" 268435456
+  /usr/bin/time -f %M "$cli" load --storage pread --budget 8MiB "$work/sparse.safetensors" >"$work/out" 2>"$work/err"
+  check "load --storage pread --budget 8MiB of a 256 MiB file: peak RSS under 40 MB ($(tail -1 "$work/err") KiB)" \
+    test "$(tail -1 "$work/err")" -lt 40000
+else
+  echo "ok - # SKIP peak RSS of load: no /usr/bin/time, or AddressSanitizer"
+fi
+
+# hash: each file's and each tensor's sha256, as computed here, for files and models, on 1 to 4
+# threads; the text form is the same manifest.
+for path in "$many" "$work/split_10KB" "$work/layers" "$work/wide.safetensors" "$mixed"; do
+  expected hash "$path" >"$work/expected"
+  for threads in 1 4; do
+    run hash --json --threads "$threads" "$path"
+    check "hash --json --threads $threads ${path##*/}: every file's and tensor's sha256, in inspect's order" \
+      assert json_is 0 "$work/expected"
+  done
+done
+run hash "$work/layers"
+check "hash: lines HEX  file \"NAME\", then HEX  tensor \"NAME\", as --json has them" python3 -c '
+import json, sys
+want = json.load(open(sys.argv[2]))
+lines = [f"{h}  file {json.dumps(n)}" for n, h in want["files"].items()]
+lines += [f"{h}  tensor {json.dumps(n)}" for n, h in want["tensors"].items()]
+sys.exit(open(sys.argv[1]).read() != "\n".join(lines) + "\n")' "$work/out" <(expected hash "$work/layers")
+
+# verify: against hash's manifest (text and JSON) and against hashes embedded by rewrite
+# --embed-hashes; a changed tensor is named.
+"$cli" hash "$many" >"$work/manifest.txt"
+"$cli" hash --json "$many" >"$work/manifest.json"
+for manifest in manifest.txt manifest.json; do
+  run verify "$many" "$work/$manifest"
+  check "verify many_tensors_5000 $manifest: exit 0, ok" assert stdout_is 0 \
+    "ok \"$many\": 5000 tensors and 1 file match"$'\n'
+done
+name='#1759'
+expected flip "$many" "$work/flipped.safetensors" "$name"
+run verify "$work/flipped.safetensors" "$work/manifest.txt"
+check "verify of a copy with one byte of \"$name\" changed: exit 1, the tensor and the file named" assert stdout_is 1 \
+  "differs tensor \"$name\""$'\n'"differs file \"many_tensors_5000.safetensors\""$'\n'"FAIL \"$work/flipped.safetensors\": \
+1 of 5000 tensors and 1 of 1 file do not match"$'\n'
+run verify --json "$work/flipped.safetensors" "$work/manifest.json"
+check "verify --json of it: verified false, that tensor differs, the others the same" python3 -c '
+import json, sys
+got = json.load(open(sys.argv[1]))
+sys.exit(got["verified"] is not False or got["files"] != [{"name": "many_tensors_5000.safetensors", "status": "differs"}] or
+         [t["name"] for t in got["tensors"] if t["status"] != "same"] != [sys.argv[2]] or len(got["tensors"]) != 5000)' \
+  "$work/out" "$name"
+"$cli" hash --json "$work/split_10KB" >"$work/model_manifest.json"
+run verify "$work/split_10KB/model.safetensors.index.json" "$work/model_manifest.json"
+check "verify of a model through its index, against its manifest: exit 0" assert stdout_is 0 \
+  "ok \"$work/split_10KB/model.safetensors.index.json\": 5000 tensors and 6 files match"$'\n'
+run verify "$work/split_10KB" "$work/manifest.txt"
+check "verify of the model against the file's manifest: the tensors match, the files are missing and unlisted" \
+  test "$(<"$work/rc"):$(grep -c '^unlisted file "model-0000[1-6]-of-00006.safetensors"$' "$work/out"):$(
+    grep -c '^missing file "many_tensors_5000.safetensors"$' "$work/out"):$(grep -c '^[a-z]* tensor ' "$work/out")" = 1:6:1:0
+run rewrite "$many" "$work/embedded.safetensors" --embed-hashes
+check "rewrite --embed-hashes: exit 0" exit_status 0
+check "rewrite --embed-hashes: the metadata gains sha256:NAME, each tensor's sha256, for all 5000" python3 -c '
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from common import read_file
+(original, metadata), (got, got_metadata) = read_file(sys.argv[1]), read_file(sys.argv[2])
+want = dict(metadata, **{"sha256:" + n: t["sha256"] for n, t in ((t["name"], t) for t in json.load(open(sys.argv[1] + ".json"))["tensors"])})
+sys.exit(got != original or got_metadata != want)' "$many" "$work/embedded.safetensors" "$here"
+run verify "$work/embedded.safetensors"
+check "verify without a manifest: the embedded hashes, exit 0" assert stdout_is 0 \
+  "ok \"$work/embedded.safetensors\": 5000 tensors match"$'\n'
+expected flip "$work/embedded.safetensors" "$work/embedded_flipped.safetensors" "$name"
+run verify "$work/embedded_flipped.safetensors"
+check "verify without a manifest of a changed tensor: exit 1, naming it" assert stdout_is 1 \
+  "differs tensor \"$name\""$'\n'"FAIL \"$work/embedded_flipped.safetensors\": 1 of 5000 tensors do not match"$'\n'
+run split "$work/embedded.safetensors" "$work/embedded_model" --max-shard-size 10KB
+run verify "$work/embedded_model"
+check "verify without a manifest of a model split from it: every shard's hashes, exit 0" assert stdout_is 0 \
+  "ok \"$work/embedded_model\": 5000 tensors match"$'\n'
+run verify "$many"
+check "verify without a manifest of a file without hashes: exit 1, InvalidArgument saying so" assert error_text 1 \
+  "safetensors-cli: InvalidArgument: \"$many\": its metadata holds no sha256:NAME key (rewrite --embed-hashes writes \
+them): give a MANIFEST"
+printf '%s  tensor "a"\nnot a line\n' "$(printf '0%.0s' {1..64})" >"$work/bad_manifest"
+run verify "$ref/valid/ordering.safetensors" "$work/bad_manifest"
+check "verify with a malformed manifest: exit 1, the line named" \
+  test "$(<"$work/rc"):$(grep -c "InvalidArgument: \"$work/bad_manifest\": line 2: " "$work/err")" = 1:1
+run verify "$ref/valid/ordering.safetensors" "$work/missing_manifest"
+check "verify with a missing manifest: exit 2, IoError" \
+  test "$(<"$work/rc"):$(grep -c "IoError: \"$work/missing_manifest\": cannot open the manifest" "$work/err")" = 2:1
+
+# diff: against diff computed here (status, largest absolute and relative differences, differing
+# elements, metadata): a file and its rewrite, its split, its split merged back, its round trip
+# through BF16, a changed byte, and files that differ in every way.
+run rewrite "$many" "$work/many_rewritten.safetensors"
+for other in "$work/many_rewritten.safetensors" "$work/split_10KB" "$work/split_4KiB/model.safetensors.index.json" \
+  "$work/merged.safetensors" "$work/embedded.safetensors" "$work/flipped.safetensors"; do
+  expected diff "$many" "$other" 0 0 >"$work/expected"
+  status=$(python3 -c 'import json, sys; print(0 if json.load(open(sys.argv[1]))["equal"] else 1)' "$work/expected")
+  run diff --json "$many" "$other"
+  check "diff --json many_tensors_5000 ${other#"$work"/}: exit $status, each tensor and the metadata as computed here" \
+    assert json_is "$status" "$work/expected"
+done
+run diff "$many" "$work/split_10KB"
+check "diff of the file and its split: exit 0, equal" assert stdout_is 0 $'equal: 5000 tensors and the metadata\n'
+run diff "$many" "$work/flipped.safetensors"
+check "diff of a changed byte: exit 1, that tensor named, 1 element, by how much" \
+  test "$(<"$work/rc"):$(grep -c '^differs "#1759": 1 of [0-9]* elements differ' "$work/out"):$(tail -1 "$work/out")" = \
+  "1:1:not equal: 1 of 5000 tensors, 0 metadata keys"
+for tolerance in "0 0" "0 0.01" "1e30 0"; do
+  read -r atol rtol <<<"$tolerance"
+  expected diff "$f32" "$work/f32.safetensors" "$atol" "$rtol" >"$work/expected"
+  status=$(python3 -c 'import json, sys; print(0 if json.load(open(sys.argv[1]))["equal"] else 1)' "$work/expected")
+  run diff --json --atol "$atol" --rtol "$rtol" "$f32" "$work/f32.safetensors"
+  check "diff --json --atol $atol --rtol $rtol of dtype_F32 and its round trip through BF16: exit $status, the \
+rounding's largest differences" assert json_is "$status" "$work/expected"
+done
+for pair in "$f32 $work/bf16.safetensors" "$mixed $work/f16.safetensors" "$work/wide.safetensors $work/narrow_F4.safetensors"; do
+  read -r a b <<<"$pair"
+  expected diff "$a" "$b" 0 0 >"$work/expected"
+  run diff --json "$a" "$b"
+  check "diff --json ${a##*/} ${b##*/}: exit 1, status dtype, floats compared across dtypes" assert json_is 1 "$work/expected"
+done
+python3 - "$work/diff_a.safetensors" "$work/diff_b.safetensors" "$here" <<'PYTHON'
+import struct, sys
+sys.path.insert(0, sys.argv[3])
+from common import write_file
+f32 = lambda *values: struct.pack(f"<{len(values)}f", *values)
+write_file(sys.argv[1], [("x", "F32", [2, 3], f32(1, 2, 3, 4, 5, 6)), ("y", "I32", [2], struct.pack("<2i", 7, 8)),
+                         ("z", "F32", [2], f32(1, float("nan"))), ("a", "U8", [1], b"\x01"), ("c", "F32", [1], f32(1))],
+           {"k": "1", "only": "a"})
+write_file(sys.argv[2], [("x", "F32", [3, 2], f32(1, 2, 3, 4, 5, 6)), ("y", "I32", [2], struct.pack("<2i", 7, 9)),
+                         ("z", "F32", [2], f32(0, 2)), ("b", "U8", [1], b"\x01"), ("c", "F16", [1], b"\x00\x3c")],
+           {"k": "2", "other": "b"})
+PYTHON
+run diff --json "$work/diff_a.safetensors" "$work/diff_b.safetensors"
+check "diff --json of files differing in every way: only_a, only_b, dtype, shape, differs, metadata, exactly" \
+  assert stdout_is 1 '{"equal":false,"tensors":[{"name":"a","status":"only_a","max_abs_diff":null,"max_rel_diff":null,'\
+'"differing":null},{"name":"b","status":"only_b","max_abs_diff":null,"max_rel_diff":null,"differing":null},'\
+'{"name":"c","status":"dtype","max_abs_diff":0.0,"max_rel_diff":0.0,"differing":0},{"name":"x","status":"shape",'\
+'"max_abs_diff":null,"max_rel_diff":null,"differing":null},{"name":"y","status":"differs","max_abs_diff":null,'\
+'"max_rel_diff":null,"differing":1},{"name":"z","status":"differs","max_abs_diff":1.0,"max_rel_diff":"inf",'\
+'"differing":2}],"metadata":{"only_a":{"only":"a"},"only_b":{"other":"b"},"differs":{"k":["1","2"]}}}'$'\n'
+run diff "$work/diff_a.safetensors" "$work/diff_b.safetensors"
+check "diff of them: a line each, then the count" assert stdout_is 1 'only_a "a"
+only_b "b"
+dtype "c": F32 in A, F16 in B; 0 of 1 elements differ, max abs diff 0, max rel diff 0
+shape "x": [2, 3] in A, [3, 2] in B
+differs "y": 1 of 2 elements differ
+differs "z": 2 of 2 elements differ, max abs diff 1, max rel diff inf
+metadata "only": only in A ("a")
+metadata "other": only in B ("b")
+metadata "k": "1" in A, "2" in B
+not equal: 6 of 6 tensors, 3 metadata keys
+'
+run diff --json "$work/missing.safetensors" "$many"
+check "diff --json with a missing file: exit 2, IoError" assert error_json IoError 2 "$work/missing.safetensors"
+run diff "$many" "$many" --atol -1
+check "diff --atol -1: a usage error, exit 64" exit_status 64
+
 # Usage errors: exit 64, naming the unknown word and the nearest valid one.
 usage_check() {
   local description=$1 message=$2 command=$3
@@ -674,7 +964,7 @@ done
 run --help
 check "--help: exit 0" exit_status 0
 check "--help documents the exit statuses" grep -q '^Exit status: 0 success, 1 rejected input .*, 2 I/O error' "$work/out"
-for command in inspect dump stats validate rewrite convert split merge; do
+for command in inspect dump stats validate load hash verify diff rewrite convert split merge; do
   run --help
   check "--help lists $command" grep -q "^ *$command " "$work/out"
   run "$command" --help
@@ -683,7 +973,12 @@ done
 run inspect --help
 check "inspect --help lists --json" grep -q -- '--json' "$work/out"
 run dump --help
-check "dump --help says F4 and F6 print raw bytes" grep -q 'raw bytes' "$work/out"
+check "dump --help says F4 and F6 print values, unpacked as --packing says" grep -q 'unpacked as --packing says' "$work/out"
+for command in inspect dump stats validate load hash verify diff rewrite convert split merge; do
+  run "$command" --help
+  check "$command --help lists --connections and --token" \
+    test "$(grep -c -- '--connections N' "$work/out"):$(grep -c -- '--token TOKEN' "$work/out")" = 1:1
+done
 run split --help
 check "split --help: one file open at a time, no longer every shard open until the end" \
   test "$(grep -c 'one file is open at a time' "$work/out"):$(grep -c 'stays open' "$work/out")" = 1:0
@@ -695,7 +990,8 @@ run inspect --help
 check "inspect --help describes a model's JSON" grep -q '"shard" (its path)' "$work/out"
 run
 check "no subcommand: a usage error naming the commands, exit 64" assert error_text 64 \
-  $'safetensors-cli: a command is required: inspect, dump, stats, validate, rewrite, convert, split, merge\nRun \'safetensors-cli --help\' for usage.'
+  "safetensors-cli: a command is required: inspect, dump, stats, validate, load, hash, verify, diff, rewrite, convert, \
+split, merge"$'\n'"Run 'safetensors-cli --help' for usage."
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
