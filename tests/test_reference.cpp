@@ -18,7 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string reference_dir = std::string(SAFETENSORS_TEST_DATA) + "/reference/";
+using test::reference_dir;
 
 json load_json(const std::string& path) {
   std::ifstream in(path);

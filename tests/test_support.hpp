@@ -139,6 +139,11 @@ inline std::vector<std::string> temp_files_beside(const std::string& path) {
   return found;
 }
 
+#ifdef SAFETENSORS_TEST_DATA
+/// The reference corpus's directory (tests/data/reference/), with a trailing slash.
+inline const std::string reference_dir = std::string(SAFETENSORS_TEST_DATA) + "/reference/";
+#endif
+
 /// Every .safetensors file under `root` (the reference corpus's directory, say), sorted.
 inline std::vector<std::string> corpus_files(const std::string& root) {
   std::vector<std::string> files;

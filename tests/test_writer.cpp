@@ -18,7 +18,7 @@ namespace st = safetensors;
 
 namespace {
 
-const std::string reference_dir = std::string(SAFETENSORS_TEST_DATA) + "/reference/";
+using test::reference_dir;
 
 std::string as_text(const std::vector<std::byte>& bytes) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
