@@ -3563,6 +3563,10 @@ class load_plan {
 
   // One run of a plan: its threads, staging memory and first error.
   class execution {
+    // A block of at most this many contiguous runs is read into its destinations run by run: a
+    // read each (an HTTP request each, for a remote storage) against a second pass over the bytes.
+    static constexpr std::size_t max_runs_read_in_place = 4;
+
    public:
     execution(const load_plan& plan, const load_options& options, const piece_sink* sink)
         : plan_(plan), options_(options), sink_(sink) {}
@@ -3696,6 +3700,23 @@ class load_plan {
                         : source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
         if (!read) fail(read.error(), b);
         return static_cast<bool>(read);
+      }
+      // A block across a few contiguous runs (the end of one tensor, a small one, the start of the
+      // next) is read run by run straight into the destinations: staging it would pass over its
+      // bytes twice. Many runs, strided runs and direct reads still go through staging, in one read.
+      const bool direct = options_.direct_io && source.read_direct != nullptr;
+      if (!direct && b.copy_count <= max_runs_read_in_place &&
+          std::all_of(first, first + b.copy_count, [](const copy& c) { return c.runs == 1; })) {
+        for (std::size_t c = 0; c < b.copy_count; ++c) {
+          std::byte* into = plan_.requests_[first[c].request].destination.data() + first[c].request_offset;
+          auto read = source.read(source.storage, b.offset + first[c].block_offset, into,
+                                  static_cast<std::size_t>(first[c].run_bytes));
+          if (!read) {
+            fail(read.error(), b);
+            return false;
+          }
+        }
+        return true;
       }
       if (staging.get() == nullptr) {
         staging = detail::aligned_bytes(plan_.block_size_);
