@@ -160,20 +160,26 @@ result<tensor_collection> open_input_file(const std::string& path, const remote_
   return tensor_collection::open(path, opening);
 }
 
+// Opens IN as open_input_file does and returns `write(input, reader)` for its one file's reader, or
+// reports the error that kept it from opening.
+template <class Write>
+int with_input_file(const std::string& path, const remote_access& remote, Write&& write) {
+  auto input = open_input_file(path, remote);
+  if (!input) return report_error(input.error(), false);
+  return input->visit([&](const auto& model) { return write(*input, **model.try_shard(0)); });
+}
+
 int run_copy(const char* label, const copy_options& options) {
   std::optional<safetensors::dtype> target;
   if (!options.dtype.empty()) target = safetensors::dtype_from_name(options.dtype);
-  auto input = open_input_file(options.input, options.remote);
-  if (!input) return report_error(input.error(), false);
-  return input->visit([&](const auto& model) {
-    const auto& reader = **model.try_shard(0);
+  return with_input_file(options.input, options.remote, [&](const tensor_collection& input, const auto& reader) {
     using reader_type = std::decay_t<decltype(reader)>;
     std::vector<streamed_tensor<reader_type>> tensors;
     for (const safetensors::tensor_info& info : reader.tensors()) {
       const bool converted = target && is_converted(info.dtype) && info.dtype != *target;
       tensors.push_back({&reader, &info, converted ? target : std::nullopt, options.packing});
     }
-    auto metadata = options.embed_hashes ? with_hashes(*input, reader)
+    auto metadata = options.embed_hashes ? with_hashes(input, reader)
                                          : result<safetensors::metadata_entries>(safetensors::metadata_entries::from(reader));
     if (!metadata) return report_error(metadata.error(), false);
     safetensors::write_options write_options;
@@ -215,10 +221,7 @@ std::string without_trailing_slashes(std::string path) {
 // model, unless --replace: new shards beside old ones would leave a directory that opens as
 // the wrong model.
 int run_split(const split_options& options) {
-  auto input = open_input_file(options.input, options.remote);
-  if (!input) return report_error(input.error(), false);
-  return input->visit([&](const auto& model) {
-    const auto& reader = **model.try_shard(0);
+  return with_input_file(options.input, options.remote, [&](const tensor_collection&, const auto& reader) {
     using reader_type = std::decay_t<decltype(reader)>;
     std::vector<streamed_tensor<reader_type>> tensors;
     add_copies(reader, tensors);
