@@ -16,6 +16,22 @@
 
 #include "safetensors.hpp"
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
 #ifndef SAFETENSORS_NO_FILESYSTEM
 #include <filesystem>
 #endif

@@ -301,7 +301,7 @@ usage_check "an unknown option far from any: named alone" \
 usage_check "an option before the command: named" "unknown option '--json'" "" --json inspect "$f32"
 usage_check "an argument too many" "unexpected argument 'extra' for inspect" inspect inspect "$f32" extra
 version=$(sed -n 's/^#define SAFETENSORS_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' \
-  "$here/../../include/safetensors/safetensors.hpp" | paste -sd.)
+  "$here/../../include/safetensors/config.hpp" | paste -sd.)
 run --version
 check "--version: the library's version, $version" assert stdout_is 0 "safetensors-cli $version"$'\n'
 

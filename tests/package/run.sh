@@ -2,7 +2,8 @@
 # Installs the library into a prefix other than the one it was configured with, then builds and
 # runs the consumer with find_package (where nlohmann_json and libcurl cannot be found; then with
 # the remote component, where libcurl is installed), with add_subdirectory under a parent that
-# brings its own nlohmann_json, with the core header copied alone and a bare g++, and with
+# brings its own nlohmann_json, with the generated single header copied alone (checked up to date
+# first) and the include folder copied, each with a bare g++, and with
 # pkg-config from the prefix moved elsewhere; each must open the sample file and count its 42
 # tensors.
 set -euo pipefail
@@ -56,11 +57,17 @@ cmake --no-warn-unused-cli -S "$root/tests/package" -B "$work/subdirectory" -DCO
 cmake --build "$work/subdirectory" --target consumer >/dev/null
 check "add_subdirectory, the parent's own nlohmann_json target" "$work/subdirectory/consumer"
 
-# Vendored: the core header copied alone, and a bare compiler command.
+# Vendored: the generated single header copied alone (it must be up to date with the headers it
+# is made from), and a bare compiler command; then the include folder copied whole.
+python3 "$root/cmake/amalgamate.py" --check || fail "single_include/safetensors/safetensors.hpp is out of date"
 mkdir -p "$work/vendored/safetensors"
-cp "$root/include/safetensors/safetensors.hpp" "$work/vendored/safetensors/"
-g++ -std=c++17 -I "$work/vendored" "$root/tests/package/consumer.cpp" -o "$work/vendored-consumer"
-check "the core header copied alone and a bare g++ -std=c++17" "$work/vendored-consumer"
+cp "$root/single_include/safetensors/safetensors.hpp" "$work/vendored/safetensors/"
+g++ -std=c++17 -Wall -Wextra -Werror -I "$work/vendored" "$root/tests/package/consumer.cpp" -o "$work/vendored-consumer"
+check "the single header copied alone and a bare g++ -std=c++17" "$work/vendored-consumer"
+cp -r "$root/include/safetensors" "$work/vendored-folder"
+mkdir -p "$work/vendored-tree" && mv "$work/vendored-folder" "$work/vendored-tree/safetensors"
+g++ -std=c++17 -I "$work/vendored-tree" "$root/tests/package/consumer.cpp" -o "$work/vendored-tree-consumer"
+check "the include folder copied and a bare g++ -std=c++17" "$work/vendored-tree-consumer"
 # nlohmann_json is on this machine's include path, so the check is that no header includes it.
 for header in "$root"/include/safetensors/*.hpp; do
   included=$(g++ -std=c++17 -I "$root/include" -M -x c++ - <<<"#include <safetensors/${header##*/}>")

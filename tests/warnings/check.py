@@ -69,6 +69,14 @@ def compile_one(compiler, flags, standard, logs):
     return name, run.returncode, output
 
 
+def compile_alone(compiler, header, logs):
+    """Compiles a translation unit that includes `header` alone, C++17, every gcc warning an error."""
+    command = [compiler, "-std=c++17", "-fsyntax-only", "-Werror", *GCC_FLAGS, "-I", str(INCLUDE), "-x", "c++", "-"]
+    done = subprocess.run(command, input=f"#include <safetensors/{header}>\n", capture_output=True, text=True)
+    (logs / f"alone-{header}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+    return header, done.returncode
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gcc", default="g++")
@@ -77,6 +85,7 @@ def main():
     arguments = parser.parse_args()
 
     text = SOURCE.read_text(encoding="utf-8")
+    headers = sorted(header.name for header in (INCLUDE / "safetensors").glob("*.hpp"))
     missing = [header.name for header in sorted((INCLUDE / "safetensors").glob("*.hpp"))
                if f"#include <safetensors/{header.name}>" not in text]
     if missing:
@@ -88,6 +97,12 @@ def main():
     builds += [(arguments.clang, CLANG_FLAGS, standard) for standard in STANDARDS]
     with concurrent.futures.ThreadPoolExecutor(len(builds)) as pool:
         results = list(pool.map(lambda build: compile_one(*build, arguments.logs), builds))
+        # Each header alone, with gcc's warnings: every one must include what it uses.
+        alone = list(pool.map(lambda header: compile_alone(arguments.gcc, header, arguments.logs), headers))
+    not_alone = [name for name, returncode in alone if returncode != 0]
+    if not_alone:
+        print(f"headers that do not compile alone: {', '.join(not_alone)} (output in {arguments.logs})")
+        return 1
 
     found = {}  # (where, flag, message) -> builds that gave it
     failed = []

@@ -1,0 +1,552 @@
+// safetensors-hpp: the operating-system layer: files mapped (mapped_file) or read with pread (pread_file), written through a temporary file (file_sink). The only header that includes the system's headers; it knows nothing of the format.
+// Part of the core: docs/ARCHITECTURE.md says what each header owns and may include.
+//
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 the safetensors-hpp authors
+
+#ifndef SAFETENSORS_FILE_HPP
+#define SAFETENSORS_FILE_HPP
+
+#include "storage.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+#endif
+
+namespace safetensors {
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+
+namespace detail {
+/// `"path": what: the system's reason`.
+inline std::string system_error_text(const std::string& what, const std::string& path) {
+#if defined(_WIN32)
+  return quote(path) + ": " + what + ": Windows error " + std::to_string(GetLastError());
+#else
+  return quote(path) + ": " + what + ": " + std::strerror(errno);
+#endif
+}
+
+inline std::uint64_t page_size() noexcept {
+#if defined(_WIN32)
+  SYSTEM_INFO info;
+  GetSystemInfo(&info);
+  return info.dwPageSize;
+#else
+  static const long size = ::sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
+#endif
+}
+
+inline unsigned long process_id() noexcept {
+#if defined(_WIN32)
+  return GetCurrentProcessId();
+#else
+  return static_cast<unsigned long>(::getpid());
+#endif
+}
+
+#if defined(_WIN32)
+inline std::wstring widen(const std::string& utf8) {
+  int count = MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), nullptr, 0);
+  std::wstring wide(static_cast<std::size_t>(count), L'\0');
+  MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), wide.data(), count);
+  return wide;
+}
+#endif
+
+/// An open file descriptor (a HANDLE on Windows), closed on destruction.
+class file_handle {
+ public:
+#if defined(_WIN32)
+  using native_type = HANDLE;
+  static native_type invalid() noexcept { return INVALID_HANDLE_VALUE; }
+#else
+  using native_type = int;
+  static constexpr native_type invalid() noexcept { return -1; }
+#endif
+  file_handle() noexcept = default;
+  explicit file_handle(native_type handle) noexcept : handle_(handle) {}
+  file_handle(file_handle&& other) noexcept : handle_(std::exchange(other.handle_, invalid())) {}
+  file_handle& operator=(file_handle&& other) noexcept {
+    if (this != &other) {
+      close();
+      handle_ = std::exchange(other.handle_, invalid());
+    }
+    return *this;
+  }
+  file_handle(const file_handle&) = delete;
+  file_handle& operator=(const file_handle&) = delete;
+  ~file_handle() { close(); }
+
+  native_type get() const noexcept { return handle_; }
+  /// True when a file is open.
+  explicit operator bool() const noexcept { return handle_ != invalid(); }
+  /// Gives up ownership: the caller closes the handle.
+  native_type release() noexcept { return std::exchange(handle_, invalid()); }
+
+  /// Opens `path` read-only and finds its size; refuses anything but a regular file.
+  static result<file_handle> open_read(const std::string& path, std::uint64_t& size) {
+#if defined(_WIN32)
+    HANDLE handle = CreateFileW(widen(path).c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr,
+                                OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (handle == INVALID_HANDLE_VALUE) return error(error_kind::io_error, system_error_text("cannot open", path));
+    file_handle file(handle);
+    LARGE_INTEGER length;
+    if (!GetFileSizeEx(handle, &length)) return error(error_kind::io_error, system_error_text("cannot stat", path));
+    size = static_cast<std::uint64_t>(length.QuadPart);
+    return file;
+#else
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return error(error_kind::io_error, system_error_text("cannot open", path));
+    file_handle file(fd);
+    struct stat status;
+    if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
+    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, quote(path) + ": not a regular file");
+    size = static_cast<std::uint64_t>(status.st_size);
+    return file;
+#endif
+  }
+
+ private:
+  void close() noexcept {
+    if (handle_ == invalid()) return;
+#if defined(_WIN32)
+    CloseHandle(handle_);
+#else
+    ::close(handle_);
+#endif
+    handle_ = invalid();
+  }
+  native_type handle_ = invalid();
+};
+
+/// Reads `count` bytes at `offset` of `file` into `destination`, with as many positioned reads as
+/// it takes. The file ending first is an IoError (it shrank after it was opened), unless
+/// `end_ok`, when the bytes up to the end are read and their number returned.
+inline result<std::size_t> read_fully(const file_handle& file, const std::string& path, std::uint64_t offset,
+                                      std::byte* destination, std::size_t count, bool end_ok = false) {
+  std::size_t total = 0;
+  while (count > 0) {
+#if defined(_WIN32)
+    OVERLAPPED position{};
+    position.Offset = static_cast<DWORD>(offset);
+    position.OffsetHigh = static_cast<DWORD>(offset >> 32);
+    DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
+    DWORD got = 0;
+    if (!ReadFile(file.get(), destination, chunk, &got, &position) && GetLastError() != ERROR_HANDLE_EOF)
+      return error(error_kind::io_error, system_error_text("cannot read", path));
+    std::size_t done = got;
+#else
+    std::size_t chunk = std::min<std::size_t>(count, std::size_t{1} << 30);
+    ssize_t got = ::pread(file.get(), destination, chunk, static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return error(error_kind::io_error, system_error_text("cannot read", path));
+    }
+    std::size_t done = static_cast<std::size_t>(got);
+#endif
+    if (done == 0) {
+      if (end_ok) break;
+      return error(error_kind::io_error,
+                   quote(path) + ": ended at byte " + std::to_string(offset) + ": it shrank after it was opened");
+    }
+    destination += done;
+    offset += done;
+    count -= done;
+    total += done;
+  }
+  return total;
+}
+}  // namespace detail
+
+/// A file mapped read-only into memory: opening costs O(1), pages load when first touched.
+///
+/// Risk: if another process truncates the file while it is mapped, touching the lost pages
+/// raises SIGBUS. Use pread_file for files that may change under the reader.
+class mapped_file {
+ public:
+  /// Maps the file at `path`. An IoError names the path and the system's reason.
+  static result<mapped_file> open(const std::string& path) {
+    std::uint64_t size = 0;
+    auto file = detail::file_handle::open_read(path, size);
+    if (!file) return file.error();
+    mapped_file mapped;
+    mapped.path_ = path;
+    if (size == 0) return mapped;
+    if (size > std::numeric_limits<std::size_t>::max())
+      return error(error_kind::io_error, detail::quote(path) + ": too large to map");
+#if defined(_WIN32)
+    HANDLE mapping = CreateFileMappingW(file->get(), nullptr, PAGE_READONLY, 0, 0, nullptr);
+    if (mapping == nullptr) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+    void* address = MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+    CloseHandle(mapping);
+    if (address == nullptr) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+#else
+    void* address = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_SHARED, file->get(), 0);
+    if (address == MAP_FAILED) return error(error_kind::io_error, detail::system_error_text("cannot map", path));
+#endif
+    mapped.data_ = static_cast<const std::byte*>(address);
+    mapped.size_ = static_cast<std::size_t>(size);
+    mapped.file_ = std::move(*file);
+    return mapped;
+  }
+
+  mapped_file(mapped_file&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        file_(std::move(other.file_)),
+        path_(std::move(other.path_)) {}
+  mapped_file& operator=(mapped_file&& other) noexcept {
+    if (this != &other) {
+      unmap();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      file_ = std::move(other.file_);
+      path_ = std::move(other.path_);
+    }
+    return *this;
+  }
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  ~mapped_file() { unmap(); }
+
+  /// First byte of the mapping (nullptr for an empty file).
+  const std::byte* data() const noexcept { return data_; }
+  /// Number of bytes.
+  std::uint64_t size() const noexcept { return size_; }
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
+  /// Copies `count` bytes at `offset` to `destination`.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    if (auto read = borrowed_bytes(data_, size_).read_at(offset, destination, count); !read)
+      return detail::about(path_, read.error());
+    return {};
+  }
+
+  /// Turns the kernel's read-around of touched pages off (random) or back on (madvise RANDOM or
+  /// NORMAL over the whole mapping). A hint: failures are ignored.
+  void set_random_access(bool random) const noexcept {
+#if !defined(_WIN32)
+    if (data_ != nullptr) ::madvise(const_cast<std::byte*>(data_), size_, random ? MADV_RANDOM : MADV_NORMAL);
+#else
+    (void)random;
+#endif
+  }
+
+  /// Asks the kernel to start reading bytes [offset, offset + count) in, so that touching them
+  /// later does not wait (madvise WILLNEED). A hint: returns before the reads complete.
+  result<void> prefetch(std::uint64_t offset, std::uint64_t count) const {
+    auto [start, length] = page_range(offset, count);
+    if (length == 0) return {};
+#if defined(_WIN32)
+#if defined(_WIN32_WINNT) && _WIN32_WINNT >= 0x0602
+    WIN32_MEMORY_RANGE_ENTRY range{const_cast<std::byte*>(data_) + start, length};
+    PrefetchVirtualMemory(GetCurrentProcess(), 1, &range, 0);
+#endif
+#else
+    if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_WILLNEED) != 0)
+      return error(error_kind::io_error, detail::system_error_text("madvise WILLNEED failed", path_));
+#endif
+    return {};
+  }
+
+  /// Gives back the memory of bytes [offset, offset + count): drops them from this process
+  /// (madvise DONTNEED) and, being clean file pages, from the page cache (fadvise DONTNEED).
+  /// Reading them again later reads the file again. For weights already copied elsewhere.
+  result<void> release(std::uint64_t offset, std::uint64_t count) const {
+    auto [start, length] = page_range(offset, count);
+    if (length == 0) return {};
+#if defined(_WIN32)
+    // Unlocking pages that are not locked removes them from the working set.
+    VirtualUnlock(const_cast<std::byte*>(data_) + start, length);
+#else
+    if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_DONTNEED) != 0)
+      return error(error_kind::io_error, detail::system_error_text("madvise DONTNEED failed", path_));
+#if defined(POSIX_FADV_DONTNEED)
+    ::posix_fadvise(file_.get(), static_cast<off_t>(start), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+#endif
+#endif
+    return {};
+  }
+
+ private:
+  mapped_file() = default;
+
+  // The whole pages covering [offset, offset + count), clipped to the file: madvise wants a
+  // page-aligned start.
+  std::pair<std::size_t, std::size_t> page_range(std::uint64_t offset, std::uint64_t count) const noexcept {
+    if (offset >= size_ || count == 0) return {0, 0};
+    const std::uint64_t end = offset + std::min<std::uint64_t>(count, size_ - offset);
+    const std::uint64_t page = detail::page_size();
+    const std::uint64_t start = offset / page * page;
+    return {static_cast<std::size_t>(start), static_cast<std::size_t>(end - start)};
+  }
+
+  void unmap() noexcept {
+    if (data_ == nullptr) return;
+#if defined(_WIN32)
+    UnmapViewOfFile(data_);
+#else
+    ::munmap(const_cast<std::byte*>(data_), size_);
+#endif
+    data_ = nullptr;
+  }
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  detail::file_handle file_;
+  std::string path_;
+};
+
+/// A file read with positioned reads (pread) on demand: only the header is read at open; tensor
+/// bytes are copied into memory the caller provides. The choice for network file systems where
+/// mapping is slow, for loads into the engine's own memory (a mapped file's pages would count
+/// twice in the process's memory), and for files that may change while open (a file that shrank
+/// is an IoError, never a crash).
+class pread_file {
+ public:
+  /// Opens the file at `path`. An IoError names the path and the system's reason.
+  static result<pread_file> open(const std::string& path) {
+    pread_file file;
+    auto handle = detail::file_handle::open_read(path, file.size_);
+    if (!handle) return handle.error();
+    file.handle_ = std::move(*handle);
+    file.path_ = path;
+    file.direct_ = std::make_unique<direct_handle>();
+    return file;
+  }
+
+  /// The file's size when it was opened.
+  std::uint64_t size() const noexcept { return size_; }
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
+  /// Opening reads this much at once: the length prefix and, in most files, the whole header, in
+  /// one read instead of two.
+  static constexpr std::size_t first_read_size() noexcept { return 64 * 1024; }
+
+  /// Reads `count` bytes at `offset` into `destination`; an IoError when the file has fewer.
+  result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    if (auto read = detail::read_fully(handle_, path_, offset, destination, count); !read) return read.error();
+    return {};
+  }
+
+  /// Reads `count` bytes at `offset` past the page cache (O_DIRECT, Linux), into `destination`:
+  /// all three multiples of direct_io_alignment. Fewer bytes only where the file ends. The
+  /// direct handle is opened on first use; where the file system refuses O_DIRECT, or on other
+  /// systems, the read goes through the cache instead.
+  result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
+#if defined(O_DIRECT)
+    std::call_once(direct_->opened, [&] {
+      int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+      if (fd >= 0) direct_->file = detail::file_handle(fd);
+    });
+    if (direct_->file) {
+      auto read = detail::read_fully(direct_->file, path_, offset, destination, count, true);
+      if (!read) return read.error();
+      if (*read < wanted)
+        return error(error_kind::io_error, detail::quote(path_) + ": ended at byte " + std::to_string(offset + *read) +
+                                               ": it shrank after it was opened");
+      return {};
+    }
+#endif
+    return read_at(offset, destination, wanted);
+  }
+
+ private:
+  // The O_DIRECT descriptor, opened by the first direct read. Held by pointer so that the file
+  // stays movable (a once_flag is not).
+  struct direct_handle {
+    std::once_flag opened;
+    detail::file_handle file;
+  };
+
+  pread_file() = default;
+  detail::file_handle handle_;
+  std::string path_;
+  std::uint64_t size_ = 0;
+  std::unique_ptr<direct_handle> direct_;
+};
+
+#endif  // SAFETENSORS_NO_FILESYSTEM
+
+#ifndef SAFETENSORS_NO_FILESYSTEM
+/// A sink that writes a temporary file beside `path` and renames it over `path` at commit, so no
+/// reader ever sees a half-written file under the final name and existing mappings of the old
+/// file stay valid. Abandoned (destroyed before commit), it removes the temporary file.
+class file_sink {
+ public:
+  static constexpr bool positioned = true;
+
+  /// Creates the temporary file (mode 0666 less the umask, as for any new file).
+  static result<file_sink> create(const std::string& path, bool sync) {
+    file_sink sink;
+    sink.path_ = path;
+    sink.sync_ = sync;
+    static std::atomic<unsigned> counter{0};
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+      sink.temp_path_ = path + ".tmp." + std::to_string(detail::process_id()) + "." +
+                        std::to_string(counter.fetch_add(1)) + "." + std::to_string(stamp % 1000000007ULL);
+#if defined(_WIN32)
+      HANDLE handle = CreateFileW(detail::widen(sink.temp_path_).c_str(), GENERIC_WRITE, 0, nullptr, CREATE_NEW,
+                                  FILE_ATTRIBUTE_NORMAL, nullptr);
+      if (handle != INVALID_HANDLE_VALUE) {
+        sink.file_ = detail::file_handle(handle);
+        return sink;
+      }
+      if (GetLastError() != ERROR_FILE_EXISTS)
+        return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+#else
+      int fd = ::open(sink.temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd >= 0) {
+        sink.file_ = detail::file_handle(fd);
+        return sink;
+      }
+      if (errno != EEXIST) return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+#endif
+    }
+    return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
+  }
+
+  file_sink(file_sink&& other) noexcept
+      : file_(std::move(other.file_)),
+        path_(std::move(other.path_)),
+        temp_path_(std::exchange(other.temp_path_, std::string())),
+        sync_(other.sync_) {}
+  file_sink& operator=(file_sink&& other) noexcept {
+    if (this != &other) {
+      discard();
+      file_ = std::move(other.file_);
+      path_ = std::move(other.path_);
+      temp_path_ = std::exchange(other.temp_path_, std::string());
+      sync_ = other.sync_;
+    }
+    return *this;
+  }
+  file_sink(const file_sink&) = delete;
+  file_sink& operator=(const file_sink&) = delete;
+  ~file_sink() { discard(); }
+
+  result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
+    while (count > 0) {
+#if defined(_WIN32)
+      OVERLAPPED position{};
+      position.Offset = static_cast<DWORD>(offset);
+      position.OffsetHigh = static_cast<DWORD>(offset >> 32);
+      DWORD chunk = static_cast<DWORD>(std::min<std::size_t>(count, 1u << 30));
+      DWORD done = 0;
+      if (!WriteFile(file_.get(), data, chunk, &done, &position))
+        return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
+#else
+      ssize_t done = ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30),
+                              static_cast<off_t>(offset));
+      if (done < 0) {
+        if (errno == EINTR) continue;
+        return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
+      }
+#endif
+      data += done;
+      offset += static_cast<std::uint64_t>(done);
+      count -= static_cast<std::size_t>(done);
+    }
+    return {};
+  }
+
+  /// Flushes (with `sync`) and closes the temporary file, which stays under its temporary name:
+  /// commit() then only renames it. A set of files (a sharded model's) can so be completed one at
+  /// a time, with one file open, and renamed together.
+  result<void> close() {
+    if (!file_) return {};
+#if defined(_WIN32)
+    if (sync_ && !FlushFileBuffers(file_.get()))
+      return error(error_kind::io_error, detail::system_error_text("cannot flush", temp_path_));
+    file_ = detail::file_handle();
+#else
+    if (sync_ && ::fsync(file_.get()) != 0)
+      return error(error_kind::io_error, detail::system_error_text("cannot sync", temp_path_));
+    if (::close(file_.release()) != 0)
+      return error(error_kind::io_error, detail::system_error_text("cannot close", temp_path_));
+#endif
+    return {};
+  }
+
+  /// Closes the temporary file (flushed with `sync`) and renames it over the target.
+  result<void> commit() {
+    if (auto closed = close(); !closed) return closed;
+    const std::string renaming = "cannot rename " + detail::quote(temp_path_) + " over it";
+#if defined(_WIN32)
+    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(path_).c_str(),
+                     MOVEFILE_REPLACE_EXISTING | (sync_ ? MOVEFILE_WRITE_THROUGH : 0)))
+      return error(error_kind::io_error, detail::system_error_text(renaming, path_));
+#else
+    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+      return error(error_kind::io_error, detail::system_error_text(renaming, path_));
+    if (sync_) {
+      std::string::size_type slash = path_.rfind('/');
+      std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+      int fd = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+#endif
+    temp_path_.clear();
+    return {};
+  }
+
+  /// Closes and removes the temporary file, unless it was committed.
+  void discard() noexcept {
+    if (temp_path_.empty()) return;
+    file_ = detail::file_handle();
+#if defined(_WIN32)
+    DeleteFileW(detail::widen(temp_path_).c_str());
+#else
+    ::unlink(temp_path_.c_str());
+#endif
+    temp_path_.clear();
+  }
+
+ private:
+  file_sink() = default;
+
+  detail::file_handle file_;
+  std::string path_;
+  std::string temp_path_;  // empty once committed or discarded
+  bool sync_ = false;
+};
+#endif  // SAFETENSORS_NO_FILESYSTEM
+
+}  // namespace safetensors
+
+#endif  // SAFETENSORS_FILE_HPP
