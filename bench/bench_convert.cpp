@@ -34,7 +34,7 @@ void convert_to_f32(benchmark::State& state, st::dtype source_type) {
   const std::vector<std::byte> source = source_bytes(source_type);
   std::vector<std::byte> destination(element_count * 4);
   for (auto _ : state) {
-    auto converted = st::convert(source, source_type, destination, st::dtype::F32);
+    auto converted = st::try_convert(source, source_type, destination, st::dtype::F32);
     if (!converted) state.SkipWithError(converted.error().to_string().c_str());
     benchmark::DoNotOptimize(destination.data());
     benchmark::ClobberMemory();

@@ -431,7 +431,7 @@ void open_index(benchmark::State& state) {
     state.PauseTiming();
     std::string text = index.text;  // parse() keeps the text it is given
     state.ResumeTiming();
-    auto parsed = safetensors::model_index::parse(std::move(text));
+    auto parsed = safetensors::model_index::try_parse(std::move(text));
     if (!parsed || parsed->size() != count) state.SkipWithError("parse failed");
     benchmark::DoNotOptimize(parsed);
   }

@@ -47,7 +47,7 @@ void report(benchmark::State& state, std::uint64_t file_size) {
 
 // The yardstick: the same bytes with write(), 200 tensor-sized writes after the header.
 void raw_write(benchmark::State& state) {
-  auto layout = safetensors::file_layout::make(declarations()).value();
+  auto layout = safetensors::file_layout::try_make(declarations()).value();
   const auto& data = tensor_data();
   for (auto _ : state) {
     int fd = ::open(target_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

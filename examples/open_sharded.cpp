@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
     std::cerr << model.error().to_string() << '\n';
     return 1;
   }
-  // Shards open on first use; validate() opens them all and checks total_size.
-  if (auto valid = model->validate(); !valid) {
+  // Shards open on first use; try_validate() opens them all and checks total_size.
+  if (auto valid = model->try_validate(); !valid) {
     std::cerr << valid.error().to_string() << '\n';
     return 1;
   }

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<float> local(static_cast<std::size_t>(slice->element_count()));
-    if (auto copied = slice->copy_to(safetensors::span<float>(local)); !copied) {
+    if (auto copied = slice->try_copy_to(safetensors::span<float>(local)); !copied) {
       std::cerr << copied.error().to_string() << '\n';
       return 1;
     }

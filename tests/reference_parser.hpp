@@ -1,6 +1,6 @@
 // A second, independent reading of safetensors files, built on nlohmann_json: simple and slow,
 // kept to check the library's own scanner against (differential tests and fuzzing). It follows
-// SPEC.md rule by rule and avoids nlohmann's traps: duplicate keys are seen through the parse
+// docs/FORMAT.md rule by rule and avoids nlohmann's traps: duplicate keys are seen through the parse
 // callback, numbers by their kind, the header is passed as a byte range, a BOM is refused.
 #pragma once
 
@@ -109,7 +109,7 @@ inline bool mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
 
 }  // namespace internal
 
-/// Reads a whole file's bytes the way SPEC.md says a reader must.
+/// Reads a whole file's bytes the way docs/FORMAT.md says a reader must.
 inline outcome parse(const unsigned char* file, std::size_t size, bool allow_trailing_bytes = false) {
   outcome result;
   auto fail = [&](const char* kind) {

@@ -38,17 +38,17 @@ TEST_CASE("configurations: reading from memory, views, slices, conversions and l
   CHECK(*reader->metadata().find("format") == "pt");
 
   std::vector<float> a(6);
-  REQUIRE(st::copy_to(reader->view("a"), st::span<float>(a.data(), a.size())));
+  REQUIRE(st::try_copy_to(reader->view("a"), st::span<float>(a.data(), a.size())));
   CHECK(a == std::vector<float>{0, 1, 2, 3, 4, 5});
 
   std::vector<float> b(2);
-  REQUIRE(st::copy_to(reader->view("b"), st::span<float>(b.data(), b.size())));
+  REQUIRE(st::try_copy_to(reader->view("b"), st::span<float>(b.data(), b.size())));
   CHECK(b == std::vector<float>{1, -2});
 
   auto column = reader->try_slice("a", {st::all(), st::at(1)});
   REQUIRE(column);
   std::vector<std::byte> column_bytes(8);
-  REQUIRE(column->copy_to(column_bytes, st::dtype::F32));
+  REQUIRE(column->try_copy_to(column_bytes, st::dtype::F32));
   float column_values[2];
   std::memcpy(column_values, column_bytes.data(), sizeof column_values);
   CHECK(column_values[0] == 1);

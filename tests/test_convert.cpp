@@ -173,7 +173,7 @@ std::vector<T> from_le_bytes(const std::vector<std::byte>& bytes) {
 // Converts `source` of `from` into a fresh buffer of the same element count of `to`.
 st::result<std::vector<std::byte>> convert_bytes(const std::vector<std::byte>& source, st::dtype from, st::dtype to) {
   std::vector<std::byte> destination(source.size() / (st::dtype_bits(from) / 8) * (st::dtype_bits(to) / 8));
-  auto converted = st::convert(source, from, destination, to);
+  auto converted = st::try_convert(source, from, destination, to);
   if (!converted) return converted.error();
   return destination;
 }
@@ -477,37 +477,37 @@ TEST_CASE("E8M0 narrowing: nearest power of two, ties up, saturating, NaN for ne
 
 TEST_CASE("convert refuses mismatched sizes and C64 with anything else", "[convert]") {
   std::vector<std::byte> six(6), eight(8), five(5);
-  auto mismatch = st::convert(six, st::dtype::F16, eight, st::dtype::F32);
+  auto mismatch = st::try_convert(six, st::dtype::F16, eight, st::dtype::F32);
   REQUIRE_FALSE(mismatch);
   CHECK(mismatch.error().kind() == st::error_kind::invalid_tensor_view);
   CHECK(mismatch.error().message() ==
         "source has 6 bytes (3 F16 elements) but destination has 8 bytes (2 F32 elements): they must hold the "
         "same number of whole elements");
 
-  auto partial = st::convert(five, st::dtype::F16, six, st::dtype::F16);
+  auto partial = st::try_convert(five, st::dtype::F16, six, st::dtype::F16);
   REQUIRE_FALSE(partial);
   CHECK(partial.error().message().find("5 bytes (not a whole number of 16-bit F16 elements)") != std::string::npos);
   // Sub-byte dtypes count elements in bits: 6 bytes are 12 F4 or 8 F6 elements.
-  auto f6 = st::convert(six, st::dtype::F6_E3M2, six, st::dtype::U8);
+  auto f6 = st::try_convert(six, st::dtype::F6_E3M2, six, st::dtype::U8);
   REQUIRE_FALSE(f6);
   CHECK(f6.error().message() == "source has 6 bytes (8 F6_E3M2 elements) but destination has 6 bytes (6 U8 elements): "
                                 "they must hold the same number of whole elements");
-  CHECK(st::convert(five, st::dtype::F6_E2M3, six, st::dtype::U8).error().message() ==
+  CHECK(st::try_convert(five, st::dtype::F6_E2M3, six, st::dtype::U8).error().message() ==
         "source has 5 bytes (not a whole number of 6-bit F6_E2M3 elements) but destination has 6 bytes (6 U8 elements): "
         "they must hold the same number of whole elements");
 
   auto c64 = test::le_bytes<float>({1.5f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f});
   std::vector<std::byte> copy(c64.size());
-  REQUIRE(st::convert(c64, st::dtype::C64, copy, st::dtype::C64));
+  REQUIRE(st::try_convert(c64, st::dtype::C64, copy, st::dtype::C64));
   CHECK(copy == c64);
-  auto to_f64 = st::convert(c64, st::dtype::C64, copy, st::dtype::F64);
+  auto to_f64 = st::try_convert(c64, st::dtype::C64, copy, st::dtype::F64);
   REQUIRE_FALSE(to_f64);
   CHECK(to_f64.error().message() == "C64 converts only to C64, not C64 to F64");
-  CHECK_FALSE(st::convert(c64, st::dtype::F64, copy, st::dtype::C64));
-  CHECK_FALSE(st::convert(c64, st::dtype::I32, six, st::dtype::C64));
+  CHECK_FALSE(st::try_convert(c64, st::dtype::F64, copy, st::dtype::C64));
+  CHECK_FALSE(st::try_convert(c64, st::dtype::I32, six, st::dtype::C64));
 
   std::vector<std::byte> none;
-  CHECK(st::convert(none, st::dtype::F16, none, st::dtype::I8));
+  CHECK(st::try_convert(none, st::dtype::F16, none, st::dtype::I8));
 }
 
 TEST_CASE("convert writes the file's little-endian layout", "[convert]") {
@@ -525,7 +525,7 @@ TEST_CASE("convert writes the file's little-endian layout", "[convert]") {
 TEST_CASE("convert to the same dtype copies the bytes unchanged", "[convert]") {
   auto f32 = test::le_bytes<std::uint32_t>({0x7f800001u, 0x3f800000u, 0x80000000u});
   std::vector<std::byte> copy(f32.size());
-  REQUIRE(st::convert(f32, st::dtype::F32, copy, st::dtype::F32));
+  REQUIRE(st::try_convert(f32, st::dtype::F32, copy, st::dtype::F32));
   CHECK(copy == f32);
   const std::vector<std::byte> flags = {std::byte{0}, std::byte{2}, std::byte{255}};
   auto same_flags = convert_bytes(flags, st::dtype::BOOL, st::dtype::BOOL);
@@ -731,14 +731,14 @@ TEST_CASE("fast paths equal the general path, at any alignment", "[convert]") {
   for (st::dtype from : {st::dtype::F16, st::dtype::BF16}) {
     INFO(st::dtype_name(from));
     std::vector<std::byte> fast(count * 4 + 1);
-    REQUIRE(st::convert(misaligned_source, from, st::span<std::byte>(fast.data() + 1, count * 4), st::dtype::F32));
+    REQUIRE(st::try_convert(misaligned_source, from, st::span<std::byte>(fast.data() + 1, count * 4), st::dtype::F32));
     // The general path, through F64: both steps are exact, NaN payloads included.
     std::vector<std::byte> wide(count * 8), general(count * 4);
-    REQUIRE(st::convert(misaligned_source, from, wide, st::dtype::F64));
-    REQUIRE(st::convert(wide, st::dtype::F64, general, st::dtype::F32));
+    REQUIRE(st::try_convert(misaligned_source, from, wide, st::dtype::F64));
+    REQUIRE(st::try_convert(wide, st::dtype::F64, general, st::dtype::F32));
     CHECK(std::memcmp(fast.data() + 1, general.data(), general.size()) == 0);
     std::vector<std::byte> aligned(count * 4);
-    REQUIRE(st::convert(misaligned_source, from, aligned, st::dtype::F32));
+    REQUIRE(st::try_convert(misaligned_source, from, aligned, st::dtype::F32));
     CHECK(aligned == general);
   }
 }

@@ -38,9 +38,9 @@ TEST_CASE("every error kind has its official name and is raised by the library",
       {"MetadataIncompleteBuffer", open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", "xy").error()},
       {"TensorNotFound", reader->try_info("nothing").error()},
       {"InvalidTensorView", reader->try_read_into(reader->info("w"), small)},
-      {"InvalidConversion", st::convert(nan_bytes, st::dtype::F64, one_byte, st::dtype::I8)},
+      {"InvalidConversion", st::try_convert(nan_bytes, st::dtype::F64, one_byte, st::dtype::I8)},
       {"InvalidArgument", reader->try_slice("w", {st::range(0, 1, 0)}).error()},
-      {"InvalidIndex", st::model_index::parse("[]").error()},
+      {"InvalidIndex", st::model_index::try_parse("[]").error()},
       {"IoError", st::try_open("/nonexistent/model.safetensors").error()},
   };
   REQUIRE(st::all_error_kinds.size() == st::error_kind_count);

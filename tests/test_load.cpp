@@ -189,13 +189,13 @@ TEST_CASE("residency: opening reads only the header; with random access a tensor
     // prefetch reads a tensor in ahead of use; the reads complete in the background.
     const st::tensor_info& wanted = reader->tensors()[9];
     const std::uint64_t wanted_start = reader->data_start() + wanted.data_offsets[0];
-    REQUIRE(reader->prefetch(wanted));
+    REQUIRE(reader->try_prefetch(wanted));
     for (int wait = 0; wait < 500 && resident_pages(base, wanted_start, size) < size / page; ++wait)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK(resident_pages(base, wanted_start, size) == size / page);
 
     // release gives the pages back; touching them again reads them from the file.
-    REQUIRE(reader->release(touched));
+    REQUIRE(reader->try_release(touched));
     CHECK(resident_pages(base, touched_start, touched.byte_size()) == 0);
     CHECK(holds_pattern(reader->view(touched).bytes, 5));
   }

@@ -1,4 +1,4 @@
-// The header rules of SPEC.md, each at its boundary, from hand-written bytes.
+// The header rules of docs/FORMAT.md, each at its boundary, from hand-written bytes.
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>

@@ -23,7 +23,7 @@ std::vector<std::byte> pattern_file(std::uint64_t alignment = 8) {
                                                             {"d", st::dtype::I64, {7, 3, 5}}};
   st::write_options options;
   options.alignment = alignment;
-  auto layout = st::file_layout::make(declarations, {}, options);
+  auto layout = st::file_layout::try_make(declarations, {}, options);
   REQUIRE(layout);
   std::vector<std::byte> bytes(static_cast<std::size_t>(layout->file_size()));
   std::memcpy(bytes.data(), layout->header().data(), layout->header().size());
@@ -313,7 +313,7 @@ TEST_CASE("plans: a storage of the user's own reads its header in one go, loads 
   const std::vector<std::byte> file = pattern_file();
   REQUIRE(file.size() > 4096);
   counting_storage storage(file);
-  auto reader = st::basic_reader<counting_storage>::open(storage);
+  auto reader = st::basic_reader<counting_storage>::try_open(storage);
   REQUIRE(reader);
   CHECK(storage.reads() == 1);
   check_loads(*reader, file, mixed_requests(), {});
@@ -321,17 +321,17 @@ TEST_CASE("plans: a storage of the user's own reads its header in one go, loads 
   // A header of 5,000 tensors does not: the prefix, then the header.
   std::vector<st::tensor_declaration> many;
   for (int i = 0; i < 5000; ++i) many.push_back({"t" + std::to_string(i), st::dtype::U8, {1}});
-  auto large = st::file_layout::make(many);
+  auto large = st::file_layout::try_make(many);
   REQUIRE(large);
   std::vector<std::byte> large_file(static_cast<std::size_t>(large->file_size()));
   std::memcpy(large_file.data(), large->header().data(), large->header().size());
   counting_storage two_reads(large_file);
-  REQUIRE(st::basic_reader<counting_storage>::open(two_reads));
+  REQUIRE(st::basic_reader<counting_storage>::try_open(two_reads));
   CHECK(two_reads.reads() == 2);
 
   // Its errors name it, as a file's do.
   std::vector<std::byte> truncated(file.begin(), file.end() - 1);
-  auto bad = st::basic_reader<counting_storage>::open(counting_storage(truncated));
+  auto bad = st::basic_reader<counting_storage>::try_open(counting_storage(truncated));
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message() == "\"memory://counted\": the tensors cover " +
                                      std::to_string(file.size() - reader->data_start()) + " bytes but the data buffer holds " +

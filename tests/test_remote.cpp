@@ -69,8 +69,8 @@ void prepare(const std::string& dir, const std::string& reference) {
 // Options for tests: short waits between retries, so that a test of five retries is quick.
 st::remote_options quick() {
   st::remote_options options;
-  options.retry_delay = std::chrono::milliseconds(10);
-  options.max_retry_delay = std::chrono::milliseconds(200);
+  options.retry.initial_delay = std::chrono::milliseconds(10);
+  options.retry.max_delay = std::chrono::milliseconds(200);
   return options;
 }
 
@@ -203,7 +203,7 @@ TEST_CASE("remote: opening costs one request when the header fits the first, two
   auto with_query = st::try_open_remote_model(http("model/model.safetensors.index.json?download=true"), quick());
   REQUIRE(with_query);
   CHECK(with_query->shard_paths()[0] == http("model/model-00001-of-00004.safetensors"));
-  CHECK(with_query->validate());
+  CHECK(with_query->try_validate());
 
   // A redirect is followed; the size and bytes are the file's.
   auto redirected = st::try_open_remote(http("redirect/" + shard), quick());
@@ -286,10 +286,10 @@ struct fault_outcome {
 
 // Opens the shard through `spec` and loads every tensor in 16 KiB blocks; "ok" only when every
 // byte is the file's.
-fault_outcome load_through(const std::string& spec) {
+fault_outcome load_through(const std::string& spec, const st::remote_options& remote_options = small_first()) {
   control("reset", true);
   fault_outcome outcome;
-  auto remote = st::try_open_remote(faulty(spec, fault_shard), small_first());
+  auto remote = st::try_open_remote(faulty(spec, fault_shard), remote_options);
   if (!remote) {
     outcome.result = test::outcome(remote) + ": " + remote.error().message();
   } else {
@@ -357,6 +357,55 @@ TEST_CASE("remote: faults are retried to the right bytes, or end in a clear erro
   CHECK_THAT(replaced.result, Catch::StartsWith(named("replace-after=1", "the file changed during the load")));
   const fault_outcome resized = load_through("replace-after=1,size-delta=-8");
   CHECK_THAT(resized.result, Catch::StartsWith(named("replace-after=1,size-delta=-8", "the file changed during the load")));
+}
+
+TEST_CASE("retry_policy: what is retried, and how long it waits", "[remote]") {
+  using policy = st::retry_policy;
+  CHECK(policy::retries_status(503));
+  CHECK(policy::retries_status(429));
+  CHECK(policy::retries_status(408));
+  CHECK(policy::retries_status(599));
+  CHECK_FALSE(policy::retries_status(404));
+  CHECK_FALSE(policy::retries_status(412));
+  CHECK_FALSE(policy::retries_status(530 + 100));
+  CHECK(policy::retries_transport(CURLE_COULDNT_CONNECT));
+  CHECK(policy::retries_transport(CURLE_RECV_ERROR));
+  CHECK(policy::retries_transport(CURLE_OPERATION_TIMEDOUT));
+  CHECK_FALSE(policy::retries_transport(CURLE_SSL_CONNECT_ERROR));
+  CHECK_FALSE(policy::retries_transport(CURLE_PEER_FAILED_VERIFICATION));
+  CHECK_FALSE(policy::retries_transport(CURLE_COULDNT_RESOLVE_HOST));
+  CHECK_FALSE(policy::retries_transport(CURLE_UNSUPPORTED_PROTOCOL));
+  CHECK_FALSE(policy::retries_transport(CURLE_TOO_MANY_REDIRECTS));
+  const policy waits;
+  CHECK(waits.delay(0, 1.0, 0) == std::chrono::milliseconds(200));
+  CHECK(waits.delay(2, 1.0, 0) == std::chrono::milliseconds(800));
+  CHECK(waits.delay(3, 0.5, 0) == std::chrono::milliseconds(800));
+  CHECK(waits.delay(20, 1.4, 0) == std::chrono::milliseconds(10000));
+  CHECK(waits.delay(0, 1.0, 3) == std::chrono::milliseconds(3000));
+  CHECK(waits.delay(0, 1.0, 60) == std::chrono::milliseconds(10000));
+}
+
+TEST_CASE("remote: attempts that deliver bytes do not use up the retries; the deadline bounds a read", "[remote]") {
+  // Every connection closes after 1000 bytes: each attempt makes progress, so a 16 KiB block is
+  // read to its end however many attempts it takes.
+  const fault_outcome dropping = load_through("drop-after=1000");
+  CHECK(dropping.result == "ok");
+  CHECK(dropping.retries > 5);
+  // Only fruitless attempts count: with one retry allowed, a server that fails every attempt
+  // fails the read after two requests.
+  st::remote_options one_retry = small_first();
+  one_retry.retry.retries = 1;
+  const fault_outcome unavailable = load_through("status=503", one_retry);
+  CHECK(unavailable.requests == 2);
+  CHECK_THAT(unavailable.result, Catch::EndsWith("bytes [0, 4096): HTTP status 503 (after 1 retries)"));
+  // The deadline ends a read that would retry on and on.
+  st::remote_options bounded = small_first();
+  bounded.retry.retries = 1000;
+  bounded.retry.deadline = std::chrono::milliseconds(400);
+  const fault_outcome late = load_through("status=503", bounded);
+  CHECK_THAT(late.result, Catch::EndsWith("(the read's deadline of 400 ms has passed)"));
+  CHECK(late.requests >= 2);
+  CHECK(late.requests < 20);
 }
 
 TEST_CASE("remote: a model whose shards fault loads right, and one replaced mid-load fails", "[remote]") {

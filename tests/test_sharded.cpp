@@ -109,7 +109,7 @@ TEST_CASE("model reader: every tensor by name through the index, the directory o
     CHECK(model->size() == sizes.size());
     CHECK(model->shard_paths().size() == 4);
     CHECK(model->total_size() == 400);
-    REQUIRE(model->validate());
+    REQUIRE(model->try_validate());
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       auto view = model->try_view("t" + std::to_string(i));
       REQUIRE(view);
@@ -140,7 +140,7 @@ TEST_CASE("model reader: shards open on first use", "[sharded]") {
   auto broken = model->try_view("t4");
   REQUIRE_FALSE(broken);
   CHECK(broken.error().kind() == st::error_kind::header_too_large);  // "not a sa" read as a length
-  CHECK_FALSE(model->validate());
+  CHECK_FALSE(model->try_validate());
 
   // A failure is not remembered: once the shard is whole, the same model_reader opens it.
   test::write_text(last_shard, last_shard_bytes);
@@ -148,7 +148,7 @@ TEST_CASE("model reader: shards open on first use", "[sharded]") {
   REQUIRE(repaired);
   CHECK(repaired->bytes.size() == 10);
   CHECK(repaired->bytes[9] == test::fill_byte(4, 9));
-  CHECK(model->validate());
+  CHECK(model->try_validate());
 }
 
 TEST_CASE("model reader: an index that disagrees with its shards is refused, naming shard and tensor", "[sharded]") {
@@ -193,9 +193,9 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   const std::string good_map = R"({"t0": ")" + shard1 + R"(", "t1": ")" + shard1 + R"(", "t2": ")" + shard2 + R"("})";
   auto wrong_total = with_map(good_map, R"({"total_size": 141})");
   REQUIRE(wrong_total);
-  CHECK(message(wrong_total->validate()) ==
+  CHECK(message(wrong_total->try_validate()) ==
         "InvalidIndex: \"" + index + "\": metadata.total_size is 141 but the tensors hold 140 bytes");
-  CHECK(with_map(good_map)->validate());
+  CHECK(with_map(good_map)->try_validate());
   CHECK(test::outcome(with_map(good_map, R"({"total_size": -1})")) == "InvalidIndex");
   CHECK(test::outcome(with_map(R"([])")) == "InvalidIndex");
   test::write_text(index, "{");
@@ -228,7 +228,7 @@ TEST_CASE("sharded writer: each shard is closed as soon as its tensors are compl
   REQUIRE(model);
   CHECK(model->shard_paths() ==
         std::vector<std::string>{made + "/model-00001-of-00002.safetensors", made + "/model-00002-of-00002.safetensors"});
-  CHECK(model->validate());
+  CHECK(model->try_validate());
 }
 
 TEST_CASE("sharded writer: declarations are checked across shards before anything is written", "[sharded]") {
@@ -244,7 +244,7 @@ TEST_CASE("sharded writer: declarations are checked across shards before anythin
 }
 
 TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in file-name order", "[sharded][index]") {
-  auto index = st::model_index::parse(
+  auto index = st::model_index::try_parse(
       R"( {"metadata": {"total_size": 12, "total_parameters": {"nested": [1, 2.5, null]}}, "extra": [true],
            "weight_map": {"z.w": "b.safetensors", "caf\u00e9": "a.safetensors", "y": "b.safetensors",
                           "line\nbreak": "\u0061.safetensors"}} )");
@@ -260,7 +260,7 @@ TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in
   CHECK(index->find("z") == nullptr);
 
   auto message = [](std::string text) {
-    auto parsed = st::model_index::parse(std::move(text));
+    auto parsed = st::model_index::try_parse(std::move(text));
     REQUIRE_FALSE(parsed);
     return test::outcome(parsed) + ": " + parsed.error().message();
   };
@@ -285,7 +285,7 @@ TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in
   CHECK(message(R"({"weight_map": {}} x)") == "InvalidIndex: unexpected bytes after the index's closing '}' (at index byte 19)");
   CHECK(message(std::string("{\"weight_map\": {\"a\0\": \"x.safetensors\"}}", 39)) ==
         "InvalidIndex: control character in a string must be escaped (at index byte 18)");
-  CHECK(test::outcome(st::model_index::parse(R"({"metadata": null, "weight_map": {}})")) == "ok");
+  CHECK(test::outcome(st::model_index::try_parse(R"({"metadata": null, "weight_map": {}})")) == "ok");
 }
 
 TEST_CASE("sharded writer: the index escapes non-ASCII names and DEL as transformers does", "[sharded]") {
@@ -332,7 +332,7 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
   CHECK(files_in(dir.path) == 4);
   auto old = st::try_open_model(dir.path);
   REQUIRE(old);
-  CHECK(old->validate());
+  CHECK(old->try_validate());
   CHECK(old->size() == 3);
 
   // A replacement that succeeds: the new single file, and no trace of the old index or shards.

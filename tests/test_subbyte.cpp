@@ -48,7 +48,7 @@ std::vector<std::byte> pack_low_first(const std::vector<unsigned>& codes, unsign
 std::vector<double> to_doubles(const std::vector<std::byte>& bytes, st::dtype type, std::size_t count,
                                st::packing order = st::packing::low_first) {
   std::vector<std::byte> out(count * 8);
-  auto converted = st::convert(bytes, type, out, st::dtype::F64, order);
+  auto converted = st::try_convert(bytes, type, out, st::dtype::F64, order);
   REQUIRE(converted);
   std::vector<double> values(count);
   for (std::size_t i = 0; i < count; ++i) values[i] = st::detail::bit_cast<double>(st::detail::load_le<std::uint64_t>(out.data() + 8 * i));
@@ -59,7 +59,7 @@ std::vector<std::byte> from_doubles(const std::vector<double>& values, st::dtype
   std::vector<std::byte> in(values.size() * 8);
   for (std::size_t i = 0; i < values.size(); ++i) st::detail::store_le(in.data() + 8 * i, st::detail::bit_cast<std::uint64_t>(values[i]));
   std::vector<std::byte> out(values.size() * st::dtype_bits(type) / 8);
-  auto converted = st::convert(in, st::dtype::F64, out, type, order);
+  auto converted = st::try_convert(in, st::dtype::F64, out, type, order);
   REQUIRE(converted);
   return out;
 }
@@ -125,18 +125,18 @@ TEST_CASE("sub-byte floats: narrowing rounds to nearest even, saturates, and ref
   st::detail::store_le<std::int32_t>(integers.data(), 5);
   std::vector<std::byte> nibble(1);
   // One I32 is not two F4 elements.
-  REQUIRE_FALSE(st::convert(st::span<const std::byte>(integers.data(), 4), st::dtype::I32,
+  REQUIRE_FALSE(st::try_convert(st::span<const std::byte>(integers.data(), 4), st::dtype::I32,
                             st::span<std::byte>(nibble.data(), 1), st::dtype::F4));
   std::vector<std::byte> two_integers(8);
   st::detail::store_le<std::int32_t>(two_integers.data(), 5);
   st::detail::store_le<std::int32_t>(two_integers.data() + 4, -100);
-  REQUIRE(st::convert(two_integers, st::dtype::I32, nibble, st::dtype::F4));
+  REQUIRE(st::try_convert(two_integers, st::dtype::I32, nibble, st::dtype::F4));
   CHECK(to_doubles(nibble, st::dtype::F4, 2) == std::vector<double>{4, -6});
 
   std::vector<std::byte> in(16), out(1);
   st::detail::store_le(in.data(), st::detail::bit_cast<std::uint64_t>(1.0));
   st::detail::store_le(in.data() + 8, st::detail::bit_cast<std::uint64_t>(std::numeric_limits<double>::quiet_NaN()));
-  auto nan = st::convert(in, st::dtype::F64, out, st::dtype::F4);
+  auto nan = st::try_convert(in, st::dtype::F64, out, st::dtype::F4);
   REQUIRE_FALSE(nan);
   CHECK(test::outcome(nan) + ": " + nan.error().message() == "InvalidConversion: element 1 (nan) of F64 has no F4 value: F4 has no NaN");
 }
@@ -161,13 +161,13 @@ TEST_CASE("sub-byte floats: a reference file's F4 tensors read as numbers, and s
   CHECK(rows->contiguous());
   CHECK(rows->byte_size() == 6);
   std::vector<double> got(12);
-  REQUIRE(rows->copy_to(st::span<double>(got)));
+  REQUIRE(rows->try_copy_to(st::span<double>(got)));
   CHECK(got == std::vector<double>(want.begin() + 6, want.begin() + 18));
   auto columns = reader->try_slice("matrix", {st::all(), st::range(2, 4)});
   REQUIRE(columns);
   CHECK(columns->run_bytes() == 1);
   std::vector<double> pairs(8);
-  REQUIRE(columns->copy_to(st::span<double>(pairs)));
+  REQUIRE(columns->try_copy_to(st::span<double>(pairs)));
   CHECK(pairs == std::vector<double>{want[2], want[3], want[8], want[9], want[14], want[15], want[20], want[21]});
   auto half = reader->try_slice("matrix", {st::all(), st::at(3)});
   REQUIRE_FALSE(half);

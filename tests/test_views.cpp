@@ -52,7 +52,7 @@ TEST_CASE("views: a misaligned tensor is refused with a pointer to copy_to", "[v
   if (!st::detail::host_is_big_endian) CHECK_THAT(refused.error().message(), Catch::Contains("not aligned to 4 bytes"));
   CHECK_THAT(refused.error().message(), Catch::Contains("copy_to"));
   float value = 0;
-  REQUIRE(st::copy_to(view, st::span<float>(&value, 1)));
+  REQUIRE(st::try_copy_to(view, st::span<float>(&value, 1)));
   CHECK(value == 0.5f);  // the manifest's first value
 }
 
@@ -62,7 +62,7 @@ TEST_CASE("copy_to: converts into host order at any alignment", "[views]") {
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   std::vector<std::byte> raw(3 * 8 + 1);
-  REQUIRE(st::copy_to(reader->view("b"), st::span<std::byte>(raw.data() + 1, 24), st::dtype::F64));
+  REQUIRE(st::try_copy_to(reader->view("b"), st::span<std::byte>(raw.data() + 1, 24), st::dtype::F64));
   double values[3];
   std::memcpy(values, raw.data() + 1, sizeof values);
   CHECK(values[0] == 1.5);
@@ -70,12 +70,12 @@ TEST_CASE("copy_to: converts into host order at any alignment", "[views]") {
   CHECK(values[2] == std::numeric_limits<double>::infinity());
 
   std::int32_t ints[3];
-  auto refused = st::copy_to(reader->view("b"), st::span<std::int32_t>(ints, 3));
+  auto refused = st::try_copy_to(reader->view("b"), st::span<std::int32_t>(ints, 3));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().kind() == st::error_kind::invalid_conversion);
   CHECK_THAT(refused.error().message(), Catch::StartsWith("tensor \"b\": element 0 (1.5) of BF16 has no I32 value: it is not a whole number"));
   float two[2];
-  CHECK(st::copy_to(reader->view("b"), st::span<float>(two, 2)).error().kind() == st::error_kind::invalid_tensor_view);
+  CHECK(st::try_copy_to(reader->view("b"), st::span<float>(two, 2)).error().kind() == st::error_kind::invalid_tensor_view);
 }
 
 namespace {
@@ -133,10 +133,10 @@ TEST_CASE("slices: random shapes and selections agree with a naive gather", "[vi
     const std::vector<std::int32_t> want = naive_gather(shape, dims);
     REQUIRE(slice->element_count() == want.size());
     std::vector<std::int32_t> got(want.size());
-    REQUIRE(slice->copy_to(st::span<std::int32_t>(got)));
+    REQUIRE(slice->try_copy_to(st::span<std::int32_t>(got)));
     CHECK(got == want);
     std::vector<double> as_double(want.size());
-    REQUIRE(slice->copy_to(st::span<double>(as_double)));
+    REQUIRE(slice->try_copy_to(st::span<double>(as_double)));
     CHECK(std::equal(as_double.begin(), as_double.end(), want.begin()));
 
     // A contiguous selection is a view of exactly those bytes; the claim is checked by position.
@@ -210,7 +210,7 @@ TEST_CASE("slices: negative indices and bounds count from the end, as in Python"
   auto values = [&](std::vector<st::slice_dim> dims) {
     st::tensor_slice slice = reader->slice("w", std::move(dims));
     std::vector<std::int32_t> out(static_cast<std::size_t>(slice.element_count()));
-    REQUIRE(slice.copy_to(st::span<std::int32_t>(out)));
+    REQUIRE(slice.try_copy_to(st::span<std::int32_t>(out)));
     return out;
   };
   CHECK(values({st::at(-1), st::at(-6)}) == std::vector<std::int32_t>{42});
@@ -241,7 +241,7 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   info.data_offsets = {0, 8 * 6 * 4};
   info.element_count = 48;
   auto groups = [&](std::vector<st::slice_dim> dims) {
-    auto slice = st::tensor_slice::make(info, std::move(dims));
+    auto slice = st::tensor_slice::try_make(info, std::move(dims));
     REQUIRE(slice);
     std::vector<std::array<std::uint64_t, 3>> out;
     slice->for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t count) {
@@ -262,7 +262,7 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   CHECK(groups({st::at(3), st::at(-1)}) == std::make_tuple(std::uint64_t{4}, std::uint64_t{1}, runs{{92, 24, 1}}));
   CHECK(groups({st::range(3, 3)}) == std::make_tuple(std::uint64_t{0}, std::uint64_t{0}, runs{}));
 
-  auto slice = st::tensor_slice::make(info, {st::range(2, 4)});
+  auto slice = st::tensor_slice::try_make(info, {st::range(2, 4)});
   REQUIRE(slice);
   CHECK(slice->byte_size() == 48);
   std::uint64_t visited = 0;
@@ -274,5 +274,5 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   CHECK(test::outcome(bytes) + ": " + bytes.error().message() ==
         "InvalidTensorView: slice of tensor \"w\" was made from its description, without its bytes: read it through its reader");
   std::vector<float> out(12);
-  CHECK(test::outcome(slice->copy_to(st::span<float>(out))) == "InvalidTensorView");
+  CHECK(test::outcome(slice->try_copy_to(st::span<float>(out))) == "InvalidTensorView");
 }

@@ -190,7 +190,7 @@ TEST_CASE("writer: names and metadata are escaped as the official writer does", 
 
 TEST_CASE("writer: declarations are validated before anything is written", "[writer]") {
   using decls = std::vector<st::tensor_declaration>;
-  auto kind_of = [](decls declarations) { return test::outcome(st::file_layout::make(std::move(declarations))); };
+  auto kind_of = [](decls declarations) { return test::outcome(st::file_layout::try_make(std::move(declarations))); };
   CHECK(kind_of({{"a", st::dtype::F32, {1}}, {"a", st::dtype::U8, {1}}}) == "InvalidHeaderDeserialization");
   CHECK(kind_of({{"__metadata__", st::dtype::U8, {1}}}) == "InvalidHeaderDeserialization");
   CHECK(kind_of({{"f4", st::dtype::F4, {3}}}) == "MisalignedSlice");
@@ -203,7 +203,7 @@ TEST_CASE("writer: declarations are validated before anything is written", "[wri
   CHECK(kind_of({{"bad\xff", st::dtype::U8, {1}}}) == "InvalidHeader");
   CHECK(kind_of({{std::string(100000000, 'n'), st::dtype::U8, {1}}}) == "HeaderTooLarge");
 
-  auto duplicate = st::file_layout::make({{"x", st::dtype::F32, {1}}, {"x", st::dtype::F32, {1}}});
+  auto duplicate = st::file_layout::try_make({{"x", st::dtype::F32, {1}}, {"x", st::dtype::F32, {1}}});
   CHECK(duplicate.error().message() == "two tensors are named \"x\": names must be unique");
   auto reserved = st::try_serialize({{{"__metadata__", st::dtype::U8, {1}}, {}}});
   CHECK_THAT(reserved.error().message(), Catch::Contains("reserved"));
@@ -219,7 +219,7 @@ TEST_CASE("writer: declarations are validated before anything is written", "[wri
   st::write_options bad_alignment;
   for (std::uint64_t alignment : {0, 1, 4, 12, 100}) {
     bad_alignment.alignment = alignment;
-    CHECK(test::outcome(st::file_layout::make({}, {}, bad_alignment)) == "InvalidArgument");
+    CHECK(test::outcome(st::file_layout::try_make({}, {}, bad_alignment)) == "InvalidArgument");
   }
 }
 

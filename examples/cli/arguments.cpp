@@ -143,7 +143,7 @@ const CLI::Validator data_alignment(
       safetensors::write_options options;
       const auto parsed = std::from_chars(text.data(), text.data() + text.size(), options.alignment);
       if (parsed.ec != std::errc()) return "'" + text + "' is more than 2^64 - 1";
-      auto layout = safetensors::file_layout::make({}, {}, options);
+      auto layout = safetensors::file_layout::try_make({}, {}, options);
       return layout ? std::string() : layout.error().message();
     },
     "");

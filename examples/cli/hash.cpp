@@ -34,15 +34,14 @@ result<tensor_collection> open_for_hashing(const std::string& path, const remote
 
 // The bytes compute_digests reads: every file whole when `with_files`, and every tensor.
 std::uint64_t bytes_to_hash(const tensor_collection& tensors, bool with_files) {
-  return tensors.visit([&](const auto& model) {
-    std::uint64_t total = 0;
-    for (std::size_t i = 0; i < model.shard_count(); ++i) {
-      auto shard = model.try_shard(i);
-      if (!shard) continue;
-      total += (*shard)->data_size() + (with_files ? (*shard)->storage().size() : 0);
-    }
-    return total;
-  });
+  const safetensors::any_model& model = tensors.model();
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < model.shard_count(); ++i) {
+    auto shard = model.try_shard(i);
+    if (!shard) continue;
+    total += shard->data_size() + (with_files ? shard->file_size() : 0);
+  }
+  return total;
 }
 
 result<digests> hash_all(const tensor_collection& tensors, bool with_files, unsigned threads) {
@@ -176,11 +175,12 @@ result<manifest> read_manifest(const std::string& path) {
 // The hashes rewrite --embed-hashes wrote: every shard's metadata keys sha256:NAME.
 result<manifest> embedded_manifest(const tensor_collection& tensors) {
   manifest listed;
-  auto gathered = tensors.visit([&](const auto& model) -> result<void> {
+  const safetensors::any_model& model = tensors.model();
+  auto gathered = [&]() -> result<void> {
     for (std::size_t i = 0; i < model.shard_count(); ++i) {
       auto shard = model.try_shard(i);
       if (!shard) return shard.error();
-      for (const auto& [key, value] : (*shard)->metadata()) {
+      for (const auto& [key, value] : shard->metadata()) {
         if (key.compare(0, embedded_hash_prefix.size(), embedded_hash_prefix) != 0) continue;
         const std::string name = key.substr(embedded_hash_prefix.size());
         const auto [entry, added] = listed.tensors.emplace(name, value);
@@ -190,7 +190,7 @@ result<manifest> embedded_manifest(const tensor_collection& tensors) {
       }
     }
     return {};
-  });
+  }();
   if (!gathered) return gathered.error();
   if (listed.tensors.empty())
     return error(error_kind::invalid_argument, display_string(tensors.path()) +

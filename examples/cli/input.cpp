@@ -146,24 +146,21 @@ safetensors::remote_options remote_options_for(const std::string& url, const rem
 }
 #endif
 
-template <class Storage>
-using model_over = tensor_collection::model_over<Storage>;
-
 // A file opened as a model of one file, with `open_file(location)` opening its storage.
 template <class Storage, class OpenFile>
-result<tensor_collection::source> open_single(const std::string& path, OpenFile open_file) {
-  auto model = model_over<Storage>::from_file(path, open_file);
+result<safetensors::any_model> open_single(const std::string& path, OpenFile open_file) {
+  auto model = safetensors::basic_model_reader<Storage>::try_from_file(path, open_file);
   if (!model) return model.error();
-  return tensor_collection::source(std::move(*model));
+  return safetensors::any_model(std::move(*model));
 }
 
 template <class Model>
-result<tensor_collection::source> as_source(result<Model> model) {
+result<safetensors::any_model> as_source(result<Model> model) {
   if (!model) return model.error();
-  return tensor_collection::source(std::move(*model));
+  return safetensors::any_model(std::move(*model));
 }
 
-result<tensor_collection::source> open_source(const std::string& path, bool model, const open_options& options) {
+result<safetensors::any_model> open_source(const std::string& path, bool model, const open_options& options) {
   if (is_standard_input(path)) {
     auto bytes = read_standard_input();
     if (!bytes) return bytes.error();
@@ -177,7 +174,7 @@ result<tensor_collection::source> open_source(const std::string& path, bool mode
     const safetensors::remote_options remote = remote_options_for(path, options.remote);
     if (model) return as_source(safetensors::try_open_remote_model(path, remote));
     return open_single<safetensors::remote_file>(
-        path, [remote](const std::string& location) { return safetensors::remote_file::open(location, remote); });
+        path, [remote](const std::string& location) { return safetensors::remote_file::try_open(location, remote); });
 #else
     return error(error_kind::io_error,
                  display_string(path) + ": this safetensors-cli was built without remote support (libcurl), so it "
@@ -187,11 +184,11 @@ result<tensor_collection::source> open_source(const std::string& path, bool mode
   if (options.storage == storage_kind::pread) {
     if (model) return as_source(safetensors::try_open_model_pread(path));
     return open_single<safetensors::pread_file>(path,
-                                                [](const std::string& location) { return safetensors::pread_file::open(location); });
+                                                [](const std::string& location) { return safetensors::pread_file::try_open(location); });
   }
   if (model) return as_source(safetensors::try_open_model(path));
   return open_single<safetensors::mapped_file>(path,
-                                               [](const std::string& location) { return safetensors::mapped_file::open(location); });
+                                               [](const std::string& location) { return safetensors::mapped_file::try_open(location); });
 }
 
 }  // namespace
@@ -240,21 +237,17 @@ result<tensor_collection> tensor_collection::open(const std::string& path, const
   return tensor_collection(path, model, std::move(*opened));
 }
 
-std::size_t tensor_collection::size() const {
-  return visit([](const auto& model) { return model.size(); });
-}
+std::size_t tensor_collection::size() const { return model_.size(); }
 
 result<const safetensors::tensor_info*> tensor_collection::at(std::size_t position) const {
-  return visit([&](const auto& model) -> result<const safetensors::tensor_info*> {
-    if (is_model_) return model.try_info(model.tensor_names()[position].name);
-    auto file = model.try_shard(0);
-    if (!file) return file.error();
-    return &(*file)->tensors()[position];
-  });
+  if (is_model_) return model_.try_info(model_.tensor_names()[position].name);
+  auto file = model_.try_shard(0);
+  if (!file) return file.error();
+  return &file->tensors()[position];
 }
 
 result<const safetensors::tensor_info*> tensor_collection::find(std::string_view name) const {
-  return visit([&](const auto& model) { return model.try_info(name); });
+  return model_.try_info(name);
 }
 
 result<const safetensors::tensor_info*> tensor_collection::choose(const tensor_choice& choice) const {
@@ -269,56 +262,47 @@ result<const safetensors::tensor_info*> tensor_collection::choose(const tensor_c
 
 result<safetensors::tensor_slice> tensor_collection::slice(std::string_view name,
                                                           std::vector<safetensors::slice_dim> dims) const {
-  return visit([&](const auto& model) { return model.try_slice(name, std::move(dims)); });
+  return model_.try_slice(name, std::move(dims));
 }
 
 result<void> tensor_collection::read_part(const safetensors::tensor_info& info, std::uint64_t offset,
                                           safetensors::span<std::byte> destination) const {
-  return visit([&](const auto& model) { return model.try_read_part(info, offset, destination); });
+  return model_.try_read_part(info, offset, destination);
 }
 
 result<safetensors::load_request> tensor_collection::request(const safetensors::tensor_info& info,
                                                              std::vector<safetensors::slice_dim> dims) const {
-  return visit([&](const auto& model) { return model.try_request(info.name, {}, std::move(dims)); });
+  return model_.try_request(info.name, {}, std::move(dims));
 }
 
 result<safetensors::load_plan> tensor_collection::plan(safetensors::span<const safetensors::load_request> requests,
                                                        const safetensors::load_options& options) const {
-  return visit([&](const auto& model) { return model.try_plan(requests, options); });
+  return model_.try_plan(requests, options);
 }
 
-result<void> tensor_collection::validate() const {
-  return visit([](const auto& model) { return model.validate(); });
-}
+result<void> tensor_collection::validate() const { return model_.try_validate(); }
 
 result<safetensors::metadata_map> tensor_collection::metadata() const {
-  return visit([](const auto& model) -> result<safetensors::metadata_map> {
-    if (model.shard_count() == 0) return safetensors::metadata_map();
-    auto first = model.try_shard(0);
-    if (!first) return first.error();
-    return (*first)->metadata();
-  });
+  if (model_.shard_count() == 0) return safetensors::metadata_map();
+  auto metadata = model_.try_metadata();
+  if (!metadata) return metadata.error();
+  return **metadata;
 }
 
-std::size_t tensor_collection::file_count() const {
-  return visit([](const auto& model) { return model.shard_count(); });
-}
+std::size_t tensor_collection::file_count() const { return model_.shard_count(); }
 
 result<file_access> tensor_collection::file(std::size_t index) const {
-  return visit([&](const auto& model) -> result<file_access> {
-    auto shard = model.try_shard(index);
-    if (!shard) return shard.error();
-    const auto* reader = *shard;
-    file_access access;
-    access.name = file_name_of(is_model_ ? model.shard_paths()[index] : path_);
-    access.size = reader->storage().size();
-    access.data_start = reader->data_start();
-    for (const safetensors::tensor_info& info : reader->tensors()) access.tensors.push_back(&info);
-    access.read = [reader](std::uint64_t offset, safetensors::span<std::byte> destination) {
-      return reader->storage().read_at(offset, destination.data(), destination.size());
-    };
-    return access;
-  });
+  auto shard = model_.try_shard(index);
+  if (!shard) return shard.error();
+  file_access access;
+  access.name = file_name_of(is_model_ ? model_.shard_paths()[index] : path_);
+  access.size = shard->file_size();
+  access.data_start = shard->data_start();
+  for (const safetensors::tensor_info& info : shard->tensors()) access.tensors.push_back(&info);
+  access.read = [reader = *shard](std::uint64_t offset, safetensors::span<std::byte> destination) {
+    return reader.try_read_at(offset, destination);
+  };
+  return access;
 }
 
 }  // namespace cli

@@ -16,7 +16,6 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 namespace cli {
@@ -89,16 +88,6 @@ struct file_access {
 // with no index; whether it was given as a file or as a model decides how it is shown.
 class tensor_collection {
  public:
-  template <class Storage>
-  using model_over = safetensors::basic_model_reader<Storage>;
-  using source = std::variant<model_over<safetensors::mapped_file>, model_over<safetensors::pread_file>,
-                              model_over<standard_input_bytes>
-#if SAFETENSORS_CLI_REMOTE
-                              ,
-                              model_over<safetensors::remote_file>
-#endif
-                              >;
-
   static safetensors::result<tensor_collection> open(const std::string& path, const open_options& options = {});
 
   const std::string& path() const { return path_; }
@@ -131,19 +120,16 @@ class tensor_collection {
   std::size_t file_count() const;
   safetensors::result<file_access> file(std::size_t index) const;
 
-  // Calls `visit(model)` with the model reader, of whichever storage.
-  template <class Visit>
-  decltype(auto) visit(Visit&& visit) const {
-    return std::visit(std::forward<Visit>(visit), source_);
-  }
+  // The model (a file is a model of one shard), whichever storage it reads.
+  const safetensors::any_model& model() const { return model_; }
 
  private:
-  tensor_collection(std::string path, bool is_model, source opened)
-      : path_(std::move(path)), is_model_(is_model), source_(std::move(opened)) {}
+  tensor_collection(std::string path, bool is_model, safetensors::any_model opened)
+      : path_(std::move(path)), is_model_(is_model), model_(std::move(opened)) {}
 
   std::string path_;
   bool is_model_;
-  source source_;
+  safetensors::any_model model_;
 };
 
 }  // namespace cli

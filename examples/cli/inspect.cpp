@@ -74,7 +74,7 @@ void print_model(const std::string& path, const Model& model, const std::vector<
   }
   out() << "shards: " << model.shard_count() << '\n';
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard) {
-    const auto& reader = **model.try_shard(shard);
+    const safetensors::any_reader reader = model.shard(shard);
     out() << "  " << display_string(model.shard_paths()[shard]) << ": " << plural(reader.size(), "tensor", "tensors")
           << ", " << plural(tensor_bytes(reader), "byte", "bytes") << '\n';
   }
@@ -103,25 +103,24 @@ struct inspect_options {
 int run_inspect(const inspect_options& options) {
   auto tensors = open_valid(options.path, options.remote);
   if (!tensors) return report_error(tensors.error(), options.json);
-  return tensors->visit([&](const auto& model) -> int {
-    if (!tensors->is_model()) {
-      const auto& file = **model.try_shard(0);
-      if (options.json) {
-        out() << dump(ok_object(file_object(options.path, file))) << '\n';
-      } else {
-        print_file(options.path, file);
-      }
-      return exit_status::success;
-    }
-    auto listed = model_tensors(model);
-    if (!listed) return report_error(listed.error(), options.json);
+  const safetensors::any_model& model = tensors->model();
+  if (!tensors->is_model()) {
+    const safetensors::any_reader file = model.shard(0);
     if (options.json) {
-      out() << dump(ok_object(model_object(options.path, model, *listed))) << '\n';
+      out() << dump(ok_object(file_object(options.path, file))) << '\n';
     } else {
-      print_model(options.path, model, *listed);
+      print_file(options.path, file);
     }
     return exit_status::success;
-  });
+  }
+  auto listed = model_tensors(model);
+  if (!listed) return report_error(listed.error(), options.json);
+  if (options.json) {
+    out() << dump(ok_object(model_object(options.path, model, *listed))) << '\n';
+  } else {
+    print_model(options.path, model, *listed);
+  }
+  return exit_status::success;
 }
 
 struct validate_options {

@@ -62,7 +62,7 @@ json model_object(const std::string& path, const Model& model, const std::vector
   object["total_size"] = model.total_size() ? json(*model.total_size()) : json(nullptr);
   object["shards"] = json::array();
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard)
-    object["shards"].push_back(file_object(model.shard_paths()[shard], **model.try_shard(shard)));
+    object["shards"].push_back(file_object(model.shard_paths()[shard], model.shard(shard)));
   object["tensors"] = json::array();
   for (const model_tensor& tensor : tensors) {
     json entry = tensor_object(*tensor.info);

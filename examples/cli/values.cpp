@@ -49,7 +49,7 @@ safetensors::result<void> value_decoder::to_doubles(const safetensors::tensor_in
                                                     safetensors::span<const std::byte> bytes,
                                                     std::vector<double>& values) const {
   values.resize(static_cast<std::size_t>(bytes.size() * 8 / safetensors::dtype_bits(info.dtype)));
-  return safetensors::copy_to(safetensors::tensor_view{&info, bytes}, safetensors::span<double>(values), order_);
+  return safetensors::try_copy_to(safetensors::tensor_view{&info, bytes}, safetensors::span<double>(values), order_);
 }
 
 namespace {

@@ -95,7 +95,7 @@ class value_decoder {
                                   std::vector<T>& values, Visit& visit) const {
     values.resize(whole);
     const safetensors::tensor_view part{&info, safetensors::span<const std::byte>(bytes_)};
-    if (auto copied = safetensors::copy_to(part, safetensors::span<T>(values.data(), whole), order_); !copied)
+    if (auto copied = safetensors::try_copy_to(part, safetensors::span<T>(values.data(), whole), order_); !copied)
       return copied;
     visit(safetensors::span<const T>(values.data(), shown));
     return {};

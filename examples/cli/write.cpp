@@ -72,7 +72,7 @@ result<void> convert_piece(const streamed_tensor<Reader>& tensor, safetensors::s
   const bool exact = bytes_of(target, first) == offset && bytes_of(target, end - first) == piece.size();
   buffers.converted.resize(exact ? 0 : static_cast<std::size_t>(bytes_of(target, end - first)));
   const safetensors::span<std::byte> into = exact ? piece : safetensors::span<std::byte>(buffers.converted);
-  if (auto converted = safetensors::convert(buffers.source, info.dtype, into, target, tensor.packing); !converted)
+  if (auto converted = safetensors::try_convert(buffers.source, info.dtype, into, target, tensor.packing); !converted)
     return error(converted.error().kind(), display_string(tensor.reader->name()) + ": tensor " +
                                                display_string(info.name) + ": " + converted.error().message());
   if (!exact)
@@ -166,7 +166,9 @@ template <class Write>
 int with_input_file(const std::string& path, const remote_access& remote, Write&& write) {
   auto input = open_input_file(path, remote);
   if (!input) return report_error(input.error(), false);
-  return input->visit([&](const auto& model) { return write(*input, **model.try_shard(0)); });
+  auto file = input->model().try_shard(0);
+  if (!file) return report_error(file.error(), false);
+  return write(*input, *file);
 }
 
 int run_copy(const char* label, const copy_options& options) {
@@ -258,15 +260,15 @@ int run_merge(const merge_options& options) {
   auto input = tensor_collection::open(options.input, opening);
   if (!input) return report_error(input.error(), false);
   if (auto valid = input->validate(); !valid) return report_error(valid.error(), false);
-  return input->visit([&](const auto& model) {
-    using reader_type = typename std::decay_t<decltype(model)>::reader_type;
-    std::vector<streamed_tensor<reader_type>> tensors;
-    for (std::size_t shard = 0; shard < model.shard_count(); ++shard) add_copies(**model.try_shard(shard), tensors);
-    const auto metadata = model.shard_count() == 0 ? safetensors::metadata_entries()
-                                                   : safetensors::metadata_entries::from(**model.try_shard(0));
-    return write_tensors("merge", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-      return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
-    });
+  const safetensors::any_model& model = input->model();
+  // Validated: every shard is open, and the readers outlive the tensors that point to them.
+  std::vector<safetensors::any_reader> shards;
+  for (std::size_t shard = 0; shard < model.shard_count(); ++shard) shards.push_back(model.shard(shard));
+  std::vector<streamed_tensor<safetensors::any_reader>> tensors;
+  for (const safetensors::any_reader& shard : shards) add_copies(shard, tensors);
+  const auto metadata = shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(shards[0]);
+  return write_tensors("merge", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+    return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
   });
 }
 

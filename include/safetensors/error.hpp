@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -198,6 +199,17 @@ class [[nodiscard]] result {
   T&& value() && {
     if (!has_value()) detail::raise(*std::get_if<1>(&state_));
     return std::move(*std::get_if<0>(&state_));
+  }
+  /// The value, or `fallback` when this holds an error (which is dropped): for callers to whom a
+  /// failure only means "use the default", e.g. `reader.try_read_as<float>("bias").value_or({})`.
+  template <class U = T>
+  T value_or(U&& fallback) const& {
+    return has_value() ? *std::get_if<0>(&state_) : static_cast<T>(std::forward<U>(fallback));
+  }
+  /// The value moved out, or `fallback` when this holds an error.
+  template <class U = T>
+  T value_or(U&& fallback) && {
+    return has_value() ? std::move(*std::get_if<0>(&state_)) : static_cast<T>(std::forward<U>(fallback));
   }
   /// The value; only when has_value().
   T& operator*() & noexcept { return *std::get_if<0>(&state_); }

@@ -196,7 +196,7 @@ inline result<std::size_t> read_fully(const file_handle& file, const std::string
 class mapped_file {
  public:
   /// Maps the file at `path`. An IoError names the path and the system's reason.
-  static result<mapped_file> open(const std::string& path) {
+  static result<mapped_file> try_open(const std::string& path) {
     std::uint64_t size = 0;
     auto file = detail::file_handle::open_read(path, size);
     if (!file) return file.error();
@@ -220,6 +220,8 @@ class mapped_file {
     mapped.file_ = std::move(*file);
     return mapped;
   }
+  /// Maps the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
+  static mapped_file open(const std::string& path) { return try_open(path).value(); }
 
   mapped_file(mapped_file&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
@@ -335,7 +337,7 @@ class mapped_file {
 class pread_file {
  public:
   /// Opens the file at `path`. An IoError names the path and the system's reason.
-  static result<pread_file> open(const std::string& path) {
+  static result<pread_file> try_open(const std::string& path) {
     pread_file file;
     auto handle = detail::file_handle::open_read(path, file.size_);
     if (!handle) return handle.error();
@@ -344,6 +346,8 @@ class pread_file {
     file.direct_ = std::make_unique<direct_handle>();
     return file;
   }
+  /// Opens the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
+  static pread_file open(const std::string& path) { return try_open(path).value(); }
 
   /// The file's size when it was opened.
   std::uint64_t size() const noexcept { return size_; }
@@ -408,7 +412,7 @@ class file_sink {
   static constexpr bool positioned = true;
 
   /// Creates the temporary file (mode 0666 less the umask, as for any new file).
-  static result<file_sink> create(const std::string& path, bool sync) {
+  static result<file_sink> try_create(const std::string& path, bool sync) {
     file_sink sink;
     sink.path_ = path;
     sink.sync_ = sync;
@@ -437,6 +441,8 @@ class file_sink {
     }
     return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
   }
+  /// As try_create; throws safetensors::exception (aborts without exceptions) on failure.
+  static file_sink create(const std::string& path, bool sync) { return try_create(path, sync).value(); }
 
   file_sink(file_sink&& other) noexcept
       : file_(std::move(other.file_)),

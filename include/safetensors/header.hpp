@@ -100,7 +100,7 @@ struct tensor_size {
   std::uint64_t bytes;
 };
 
-/// SPEC rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
+/// docs/FORMAT.md rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
 /// count by checked multiplication left to right over `shape` (so [2^32, 2^32, 0] overflows before
 /// the zero is reached), then the bit count, which must fill whole bytes. True with `out` set when
 /// both hold; size_error() then says which broke. Split so that the reader's loop over every
@@ -134,7 +134,7 @@ inline error size_error(std::string_view name, dtype type, span<const std::uint6
                                                  " bits, not a whole number of bytes");
 }
 
-/// SPEC rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
+/// docs/FORMAT.md rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
 inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, span<const std::uint64_t> shape) {
   tensor_size size{};
   if (fits_size_rules(type, shape, size)) return size;
@@ -299,7 +299,7 @@ struct header_index {
 
 namespace detail {
 
-/// Scans header JSON with the grammar of a safetensors header, enforcing SPEC rules 5 and 6:
+/// Scans header JSON with the grammar of a safetensors header, enforcing docs/FORMAT.md rules 5 and 6:
 /// strict JSON (json_scanner), root object, typed tensor entries, metadata of strings, unique
 /// keys, nesting below 128 levels. Numbers in shape and data_offsets must be plain unsigned
 /// integers.
@@ -564,7 +564,7 @@ class header_scanner : private json_scanner {
   }
 };
 
-/// Checks SPEC rules 7-11 over the scanned tensors, in the official order, puts the tensors in
+/// Checks docs/FORMAT.md rules 7-11 over the scanned tensors, in the official order, puts the tensors in
 /// data order and builds the name table. `index.data_size` is the real size of the data buffer.
 inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes) {
   std::vector<tensor_info>& tensors = index.tensors;
@@ -667,7 +667,7 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   return {};
 }
 
-/// Parses and validates a header (SPEC rules 4-11) whose bytes are `text`, followed in the file
+/// Parses and validates a header (docs/FORMAT.md rules 4-11) whose bytes are `text`, followed in the file
 /// by a data buffer of `data_size` bytes (of which the tensors may leave some at the end unused
 /// if `allow_trailing_bytes`: read_options::allow_trailing_bytes).
 /// `owner`, when given, holds `text` and is kept by the index: names point into the header.

@@ -10,7 +10,6 @@
 #include "storage.hpp"
 #include "thread_pool.hpp"
 #include "slice.hpp"
-#include "header.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -165,6 +164,15 @@ class aligned_bytes {
   std::byte* data_ = nullptr;
 };
 
+/// `options` for a load through a consumer: blocks no larger than the budget (whole multiples of
+/// direct_io_alignment, at least one), so that staging stays within it.
+inline load_options within_budget(load_options options) {
+  const std::uint64_t most =
+      std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment, direct_io_alignment);
+  if (options.block_size > most) options.block_size = static_cast<std::size_t>(most);
+  return options;
+}
+
 class plan_builder;
 }  // namespace detail
 
@@ -242,9 +250,13 @@ class load_plan {
 
   /// Asks the kernel to read the plan's ranges ahead, in the order the plan reads them (storages
   /// that can: mapped files); for engines that stay on mapped views.
-  result<void> prefetch() const { return advise(false); }
+  result<void> try_prefetch() const { return advise(false); }
+  /// As try_prefetch; throws safetensors::exception (aborts without exceptions) on failure.
+  void prefetch() const { try_prefetch().value(); }
   /// Gives back the memory of the plan's ranges (mapped files), e.g. once copied to a device.
-  result<void> release() const { return advise(true); }
+  result<void> try_release() const { return advise(true); }
+  /// As try_release; throws on failure.
+  void release() const { try_release().value(); }
 
  private:
   friend class detail::plan_builder;
@@ -609,7 +621,7 @@ class plan_builder {
         builder.add(i, r.shard, *r.tensor, nullptr, r.destination);
         continue;
       }
-      auto slice = tensor_slice::make(*r.tensor, r.slice);
+      auto slice = tensor_slice::try_make(*r.tensor, r.slice);
       if (!slice) return about(builder.plan_.sources_[r.shard].name, slice.error());
       builder.add(i, r.shard, *r.tensor, &*slice, r.destination);
     }

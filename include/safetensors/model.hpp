@@ -227,7 +227,7 @@ class model_index {
  public:
   /// Parses `text`, which the index keeps (names point into it). Errors are InvalidIndex, with
   /// the position in the text.
-  static result<model_index> parse(std::string text) {
+  static result<model_index> try_parse(std::string text) {
     model_index index;
     index.text_ = std::make_unique<std::string>(std::move(text));
     const std::string& kept = *index.text_;
@@ -266,6 +266,8 @@ class model_index {
     if (auto indexed = index.index_names(); !indexed) return indexed.error();
     return index;
   }
+  /// As try_parse; throws safetensors::exception (aborts without exceptions) on failure.
+  static model_index parse(std::string text) { return try_parse(std::move(text)).value(); }
 
   /// Every tensor with its shard, sorted by name.
   span<const model_entry> entries() const noexcept { return {entries_.data(), entries_.size()}; }
@@ -331,7 +333,7 @@ class model_index {
 /// used from many threads.
 ///
 /// A shard is checked against the index when it is first opened: every tensor the index places
-/// there is in it, and it holds no other. validate() opens every shard and also checks
+/// there is in it, and it holds no other. try_validate() opens every shard and also checks
 /// metadata.total_size. Errors name the index or the shard file, and the tensor.
 template <class Storage>
 class basic_model_reader {
@@ -359,7 +361,7 @@ class basic_model_reader {
   }
 
   /// A model of the single file at `location`, opened now with `open_shard`.
-  static result<basic_model_reader> from_file(std::string location, shard_opener open_shard,
+  static result<basic_model_reader> try_from_file(std::string location, shard_opener open_shard,
                                               const read_options& options = {}) {
     basic_model_reader model(std::move(open_shard), options);
     model.locations_.push_back(location);
@@ -368,6 +370,10 @@ class basic_model_reader {
     if (!single) return single.error();
     model.index_ = model_index::of_file(std::move(location), (*single)->tensors());
     return model;
+  }
+  /// As try_from_file; throws safetensors::exception (aborts without exceptions) on failure.
+  static basic_model_reader from_file(std::string location, shard_opener open_shard, const read_options& options = {}) {
+    return try_from_file(std::move(location), std::move(open_shard), options).value();
   }
 
   basic_model_reader(basic_model_reader&&) noexcept = default;
@@ -385,10 +391,16 @@ class basic_model_reader {
   const std::string& index_path() const noexcept { return index_location_; }
   /// metadata.total_size from the index, if it had one.
   std::optional<std::uint64_t> total_size() const noexcept { return index_.total_size(); }
-  /// The entry of the tensor named `name`, or nullptr. O(1), and opens no shard.
-  const model_entry* find(std::string_view name) const { return index_.find(name); }
-  /// True when a tensor is named `name`.
-  bool contains(std::string_view name) const { return find(name) != nullptr; }
+  /// The index's entry of the tensor named `name` (its shard), or nullptr. O(1), and opens no shard.
+  const model_entry* find_entry(std::string_view name) const { return index_.find(name); }
+  /// The tensor named `name`, as a file's reader gives it, or nullptr when the model has none or
+  /// its shard cannot be opened (try_info says why). Opens the shard if it was not.
+  const tensor_info* find(std::string_view name) const {
+    auto located = locate(name);
+    return located ? located->second : nullptr;
+  }
+  /// True when a tensor is named `name`. Opens no shard.
+  bool contains(std::string_view name) const { return find_entry(name) != nullptr; }
 
   /// The reader of shard `index`, opened and checked against the index on first use and kept.
   /// A failure is not kept: the next call tries again, so a shard that was still being copied
@@ -403,7 +415,7 @@ class basic_model_reader {
     if (!s.reader) {
       auto storage = open_shard_(locations_[index]);
       if (!storage) return storage.error();
-      auto opened = reader_type::open(std::move(*storage), options_);
+      auto opened = reader_type::try_open(std::move(*storage), options_);
       if (!opened) return opened.error();
       if (auto agrees = check_shard(index, *opened); !agrees) return agrees.error();
       s.reader = std::make_unique<reader_type>(std::move(*opened));
@@ -477,6 +489,8 @@ class basic_model_reader {
     if (!reader) return reader.error();
     return (*reader)->try_read_into(info, destination);
   }
+  /// Copies as try_read_into does; throws safetensors::exception (aborts without exceptions).
+  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
   /// Copies a piece of a tensor of this model (see basic_reader::try_read_part).
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     auto reader = owner_of(info);
@@ -495,12 +509,51 @@ class basic_model_reader {
     if (!reader) return reader.error();
     return (*reader)->try_read_into(slice, destination);
   }
+  /// Copies as try_read_into does; throws safetensors::exception (aborts without exceptions).
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    try_read_into(slice, destination).value();
+  }
+
+  /// The `__metadata__` of the model: its first shard's (in the index's order of shards), as
+  /// writers of sharded checkpoints put the same metadata in every shard. Opens that shard.
+  result<const metadata_map*> try_metadata() const {
+    auto first = try_shard(0);
+    if (!first) return first.error();
+    return &(*first)->metadata();
+  }
+  /// The metadata as try_metadata gives it; throws safetensors::exception on failure.
+  const metadata_map& metadata() const { return *try_metadata().value(); }
+
+  /// Starts reading the pages of a tensor of this model ahead of use (mapped shards only).
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  result<void> try_prefetch(const tensor_info& info) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return (*reader)->try_prefetch(info);
+  }
+  /// As try_prefetch; throws safetensors::exception on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void prefetch(const tensor_info& info) const {
+    try_prefetch(info).value();
+  }
+  /// Gives back the memory of a tensor's pages (mapped shards only), as basic_reader::try_release.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  result<void> try_release(const tensor_info& info) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return (*reader)->try_release(info);
+  }
+  /// As try_release; throws safetensors::exception on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void release(const tensor_info& info) const {
+    try_release(info).value();
+  }
 
   /// A load request for the tensor named `name` (or the `slice` of it) into `destination`
   /// (empty for a consumer), its shard filled in: the shard is opened if it was not.
   result<load_request> try_request(std::string_view name, span<std::byte> destination = {},
                                    std::vector<slice_dim> slice = {}) const {
-    const model_entry* entry = find(name);
+    const model_entry* entry = find_entry(name);
     if (entry == nullptr) return not_found(name);
     auto reader = try_shard(entry->shard);
     if (!reader) return reader.error();
@@ -540,11 +593,7 @@ class basic_model_reader {
   /// hands each piece to `consumer` (see basic_reader::try_load).
   template <class Consumer>
   result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    load_options planned = options;
-    const std::uint64_t most =
-        std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment, direct_io_alignment);
-    if (planned.block_size > most) planned.block_size = static_cast<std::size_t>(most);
-    auto plan = try_plan(requests, planned);
+    auto plan = try_plan(requests, detail::within_budget(options));
     if (!plan) return plan.error();
     return plan->try_execute(std::forward<Consumer>(consumer), options);
   }
@@ -556,7 +605,7 @@ class basic_model_reader {
 
   /// Opens every shard (each checked against the index) and checks that metadata.total_size,
   /// when the index has one, is the sum of the tensors' byte sizes.
-  result<void> validate() const {
+  result<void> try_validate() const {
     std::uint64_t sum = 0;
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       auto reader = try_shard(i);
@@ -568,6 +617,8 @@ class basic_model_reader {
                          std::to_string(sum) + " bytes");
     return {};
   }
+  /// As try_validate; throws safetensors::exception (aborts without exceptions) on failure.
+  void validate() const { try_validate().value(); }
 
  private:
   struct slot {
@@ -592,7 +643,7 @@ class basic_model_reader {
   }
 
   result<std::pair<const reader_type*, const tensor_info*>> locate(std::string_view name) const {
-    const model_entry* entry = find(name);
+    const model_entry* entry = find_entry(name);
     if (entry == nullptr) return not_found(name);
     auto reader = try_shard(entry->shard);
     if (!reader) return reader.error();
@@ -615,7 +666,7 @@ class basic_model_reader {
     if (index_location_.empty()) return {};
     const std::string shard_name = detail::quote(locations_[index]);
     for (const tensor_info& info : reader.tensors()) {
-      const model_entry* entry = find(info.name);
+      const model_entry* entry = find_entry(info.name);
       if (entry == nullptr)
         return index_error("shard " + shard_name + " holds tensor " + detail::quote(info.name) +
                            ", which the index does not list");
@@ -639,6 +690,250 @@ class basic_model_reader {
   std::vector<std::unique_ptr<slot>> slots_;
 };
 
+namespace detail {
+
+/// What any_model asks of the model it holds: basic_model_reader's members that do not depend
+/// on the storage's type.
+class model_interface {
+ public:
+  virtual ~model_interface() = default;
+  virtual std::size_t size() const noexcept = 0;
+  virtual span<const model_entry> tensor_names() const noexcept = 0;
+  virtual const std::vector<std::string>& shard_paths() const noexcept = 0;
+  virtual const std::string& index_path() const noexcept = 0;
+  virtual std::optional<std::uint64_t> total_size() const noexcept = 0;
+  virtual const model_entry* find_entry(std::string_view name) const = 0;
+  virtual result<any_reader> try_shard(std::size_t index) const = 0;
+  virtual result<const tensor_info*> try_info(std::string_view name) const = 0;
+  virtual result<load_request> try_request(std::string_view name, span<std::byte> destination,
+                                           std::vector<slice_dim> slice) const = 0;
+  virtual result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const = 0;
+  virtual result<void> try_validate() const = 0;
+};
+
+template <class Storage>
+class model_holder final : public model_interface {
+ public:
+  explicit model_holder(basic_model_reader<Storage> model) : model_(std::move(model)) {}
+
+  std::size_t size() const noexcept override { return model_.size(); }
+  span<const model_entry> tensor_names() const noexcept override { return model_.tensor_names(); }
+  const std::vector<std::string>& shard_paths() const noexcept override { return model_.shard_paths(); }
+  const std::string& index_path() const noexcept override { return model_.index_path(); }
+  std::optional<std::uint64_t> total_size() const noexcept override { return model_.total_size(); }
+  const model_entry* find_entry(std::string_view name) const override { return model_.find_entry(name); }
+  result<any_reader> try_shard(std::size_t index) const override {
+    auto shard = model_.try_shard(index);
+    if (!shard) return shard.error();
+    return any_reader::borrowing(**shard);
+  }
+  result<const tensor_info*> try_info(std::string_view name) const override { return model_.try_info(name); }
+  result<load_request> try_request(std::string_view name, span<std::byte> destination,
+                                   std::vector<slice_dim> slice) const override {
+    return model_.try_request(name, destination, std::move(slice));
+  }
+  result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const override {
+    return model_.try_plan(requests, options);
+  }
+  result<void> try_validate() const override { return model_.try_validate(); }
+
+ private:
+  basic_model_reader<Storage> model_;
+};
+
+}  // namespace detail
+
+/// A model of any storage, chosen at run time (mapped or pread shards, remote ones, a file read
+/// into memory, a storage of your own) behind one type: basic_model_reader's members, in both
+/// forms, for programs that pick the storage from what they are given (the command-line tool
+/// does). A single file is a model of one shard. Shards are handed out as any_reader, valid while
+/// the model lives. Copies share the model.
+///
+/// ```cpp
+/// safetensors::any_model model = pread ? safetensors::any_model(safetensors::open_model_pread(path))
+///                                      : safetensors::any_model(safetensors::open_model(path));
+/// for (const auto& entry : model.tensor_names()) std::cout << entry.name << '\n';
+/// ```
+class any_model {
+ public:
+  /// Holds `model`, whatever its storage.
+  template <class Storage>
+  any_model(basic_model_reader<Storage> model)  // NOLINT: implicit, as a model converts to any_model
+      : model_(std::make_shared<detail::model_holder<Storage>>(std::move(model))) {}
+
+  /// Number of tensors.
+  std::size_t size() const noexcept { return model_->size(); }
+  /// Every tensor's name and shard, in name order.
+  span<const model_entry> tensor_names() const noexcept { return model_->tensor_names(); }
+  /// The shards' paths or URLs, in the index's order.
+  const std::vector<std::string>& shard_paths() const noexcept { return model_->shard_paths(); }
+  /// Number of shards.
+  std::size_t shard_count() const noexcept { return shard_paths().size(); }
+  /// The index's path, or empty for a model of one file.
+  const std::string& index_path() const noexcept { return model_->index_path(); }
+  /// metadata.total_size from the index, if it had one.
+  std::optional<std::uint64_t> total_size() const noexcept { return model_->total_size(); }
+  /// The index's entry of the tensor named `name`, or nullptr. Opens no shard.
+  const model_entry* find_entry(std::string_view name) const { return model_->find_entry(name); }
+  /// The tensor named `name`, or nullptr when there is none or its shard cannot be opened.
+  const tensor_info* find(std::string_view name) const {
+    auto found = try_info(name);
+    return found ? *found : nullptr;
+  }
+  /// True when a tensor is named `name`. Opens no shard.
+  bool contains(std::string_view name) const { return find_entry(name) != nullptr; }
+
+  /// Shard `index`, opened on first use, as an any_reader valid while this model lives.
+  result<any_reader> try_shard(std::size_t index) const { return model_->try_shard(index); }
+  /// Shard `index`; throws safetensors::exception on an error.
+  any_reader shard(std::size_t index) const { return try_shard(index).value(); }
+  /// The shard that holds the tensor named `name`.
+  result<any_reader> try_reader_of(std::string_view name) const {
+    const model_entry* entry = find_entry(name);
+    if (entry == nullptr) return try_info(name).error();
+    return try_shard(entry->shard);
+  }
+  /// The tensor named `name` (its shard opened), or TensorNotFound.
+  result<const tensor_info*> try_info(std::string_view name) const { return model_->try_info(name); }
+  /// The tensor named `name`; throws safetensors::exception on an error.
+  const tensor_info& info(std::string_view name) const { return *try_info(name).value(); }
+
+  /// A zero-copy view of the tensor named `name` (an error where the storage has no views).
+  result<tensor_view> try_view(std::string_view name) const {
+    auto reader = try_reader_of(name);
+    if (!reader) return reader.error();
+    return reader->try_view(name);
+  }
+  /// A zero-copy view; throws safetensors::exception on an error.
+  tensor_view view(std::string_view name) const { return try_view(name).value(); }
+  /// A slice of the tensor named `name`.
+  result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const {
+    auto reader = try_reader_of(name);
+    if (!reader) return reader.error();
+    return reader->try_slice(name, std::move(dims));
+  }
+  /// A slice; throws safetensors::exception on an error.
+  tensor_slice slice(std::string_view name, std::vector<slice_dim> dims) const {
+    return try_slice(name, std::move(dims)).value();
+  }
+  /// A copy of the bytes of the tensor named `name`.
+  result<std::vector<std::byte>> try_read(std::string_view name) const {
+    auto reader = try_reader_of(name);
+    if (!reader) return reader.error();
+    return reader->try_read(name);
+  }
+  /// A copy of a tensor's bytes; throws safetensors::exception on an error.
+  std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+  /// The elements of the tensor named `name` as values of T (see basic_reader::try_read_as).
+  template <class T>
+  result<std::vector<T>> try_read_as(std::string_view name) const {
+    auto reader = try_reader_of(name);
+    if (!reader) return reader.error();
+    return reader->template try_read_as<T>(name);
+  }
+  /// The elements as values of T; throws safetensors::exception on an error.
+  template <class T>
+  std::vector<T> read_as(std::string_view name) const {
+    return try_read_as<T>(name).value();
+  }
+  /// Copies the bytes of `info` (from try_info) into `destination`.
+  result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return reader->try_read_into(info, destination);
+  }
+  /// As try_read_into; throws safetensors::exception on an error.
+  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  /// Copies the bytes a slice selects into `destination`.
+  result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    auto reader = owner_of(slice.info());
+    if (!reader) return reader.error();
+    return reader->try_read_into(slice, destination);
+  }
+  /// As try_read_into; throws safetensors::exception on an error.
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const { try_read_into(slice, destination).value(); }
+  /// Copies destination.size() bytes of `info` from `offset` on.
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return reader->try_read_part(info, offset, destination);
+  }
+
+  /// The model's `__metadata__`: its first shard's (see basic_model_reader::try_metadata).
+  result<const metadata_map*> try_metadata() const {
+    auto first = try_shard(0);
+    if (!first) return first.error();
+    return &first->metadata();
+  }
+  /// The metadata; throws safetensors::exception on an error.
+  const metadata_map& metadata() const { return *try_metadata().value(); }
+
+  /// Starts reading the pages of `info` ahead of use; InvalidArgument where the storage cannot.
+  result<void> try_prefetch(const tensor_info& info) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return reader->try_prefetch(info);
+  }
+  /// As try_prefetch; throws safetensors::exception on an error.
+  void prefetch(const tensor_info& info) const { try_prefetch(info).value(); }
+
+  /// A load request for the tensor named `name` (or a slice of it), its shard filled in.
+  result<load_request> try_request(std::string_view name, span<std::byte> destination = {},
+                                   std::vector<slice_dim> slice = {}) const {
+    return model_->try_request(name, destination, std::move(slice));
+  }
+  /// A load request; throws safetensors::exception on an error.
+  load_request request(std::string_view name, span<std::byte> destination = {}, std::vector<slice_dim> slice = {}) const {
+    return try_request(name, destination, std::move(slice)).value();
+  }
+  /// Plans the reads of `requests` across every shard (see basic_model_reader::try_plan).
+  result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
+    return model_->try_plan(requests, options);
+  }
+  /// Loads tensors or slices into the requests' destinations.
+  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
+    auto plan = try_plan(requests, options);
+    if (!plan) return plan.error();
+    return plan->try_execute_into(options);
+  }
+  /// As try_load_into; throws safetensors::exception on an error.
+  void load_into(span<const load_request> requests, const load_options& options = {}) const {
+    try_load_into(requests, options).value();
+  }
+  /// Reads `requests` through staging memory of at most options.budget bytes, handing each piece
+  /// to `consumer` (see basic_reader::try_load).
+  template <class Consumer>
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    auto plan = try_plan(requests, detail::within_budget(options));
+    if (!plan) return plan.error();
+    return plan->try_execute(std::forward<Consumer>(consumer), options);
+  }
+  /// As try_load; throws safetensors::exception on an error.
+  template <class Consumer>
+  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    try_load(requests, std::forward<Consumer>(consumer), options).value();
+  }
+
+  /// Opens every shard and checks it against the index and total_size.
+  result<void> try_validate() const { return model_->try_validate(); }
+  /// As try_validate; throws safetensors::exception on an error.
+  void validate() const { try_validate().value(); }
+
+ private:
+  // The shard holding `info`, which must be this model's (from try_info).
+  result<any_reader> owner_of(const tensor_info& info) const {
+    auto reader = try_reader_of(info.name);
+    if (!reader) return reader.error();
+    if (reader->find(info.name) != &info)
+      return detail::about(reader->name(), error(error_kind::invalid_argument,
+                                                 "tensor " + detail::quote(info.name) +
+                                                     " is not this model's: take it from the model's try_info"));
+    return reader;
+  }
+
+  std::shared_ptr<const detail::model_interface> model_;
+};
+
 #ifndef SAFETENSORS_NO_FILESYSTEM
 
 /// A model over mapped shards: zero-copy views, and loads that copy from the mapping.
@@ -650,7 +945,7 @@ using pread_model_reader = basic_model_reader<pread_file>;
 namespace detail {
 /// The whole of a small text file (an index), refused past SAFETENSORS_MAX_HEADER_SIZE bytes.
 inline result<std::string> read_text_file(const std::string& path) {
-  auto file = pread_file::open(path);
+  auto file = pread_file::try_open(path);
   if (!file) return file.error();
   if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
     return about(path, error(error_kind::invalid_index,
@@ -701,7 +996,7 @@ inline result<std::string> find_in_directory(const std::string& directory) {
 template <class Storage>
 result<basic_model_reader<Storage>> try_open_model_as(const std::string& path, const read_options& options = {}) {
   using model = basic_model_reader<Storage>;
-  auto open_shard = [](const std::string& location) { return Storage::open(location); };
+  auto open_shard = [](const std::string& location) { return Storage::try_open(location); };
   std::error_code failure;
   std::string location = path;
   if (std::filesystem::is_directory(path, failure)) {
@@ -709,10 +1004,10 @@ result<basic_model_reader<Storage>> try_open_model_as(const std::string& path, c
     if (!found) return found.error();
     location = std::move(*found);
   }
-  if (!detail::ends_with(location, ".json")) return model::from_file(location, open_shard, options);
+  if (!detail::ends_with(location, ".json")) return model::try_from_file(location, open_shard, options);
   auto text = detail::read_text_file(location);
   if (!text) return text.error();
-  auto index = model_index::parse(std::move(*text));
+  auto index = model_index::try_parse(std::move(*text));
   if (!index) return detail::about(location, index.error());
   model opened = model::from_index(location, std::move(*index), open_shard, options);
   for (std::size_t i = 0; i < opened.shard_count(); ++i) {
@@ -829,9 +1124,9 @@ inline std::string index_json(std::uint64_t total_size, const std::vector<std::p
 class sharded_writer {
  public:
   /// Plans the shards in `directory`. Nothing is written yet.
-  static result<sharded_writer> create(const std::string& directory, std::vector<tensor_declaration> declarations,
+  static result<sharded_writer> try_create(const std::string& directory, std::vector<tensor_declaration> declarations,
                                        const shard_options& options = {}) {
-    auto checked = file_layout::make(declarations, {}, options.write);
+    auto checked = file_layout::try_make(declarations, {}, options.write);
     if (!checked) return checked.error();
     std::error_code failure;
     std::filesystem::create_directories(directory, failure);
@@ -865,7 +1160,7 @@ class sharded_writer {
       std::string file_name = count == 1 ? options.base_name + ".safetensors"
                                          : options.base_name + "-" + number(i + 1) + "-of-" + number(count) + ".safetensors";
       for (const tensor_declaration& d : groups[i]) writer.shard_of_.emplace_back(d.name, i);
-      auto layout = file_layout::make(std::move(groups[i]), options.metadata, options.write);
+      auto layout = file_layout::try_make(std::move(groups[i]), options.metadata, options.write);
       if (!layout) return layout.error();
       writer.shards_.push_back({std::move(*layout), std::nullopt});
       writer.file_names_.push_back(std::move(file_name));
@@ -874,6 +1169,11 @@ class sharded_writer {
     if (count > 1) writer.index_path_ = writer.path_of(options.base_name + ".safetensors.index.json");
     writer.sync_ = options.write.sync;
     return writer;
+  }
+  /// As try_create; throws safetensors::exception (aborts without exceptions) on failure.
+  static sharded_writer create(const std::string& directory, std::vector<tensor_declaration> declarations,
+                               const shard_options& options = {}) {
+    return try_create(directory, std::move(declarations), options).value();
   }
 
   /// The shards' file names, in order.
@@ -958,7 +1258,7 @@ class sharded_writer {
       old_files_.push_back(path_of(index));
       auto text = detail::read_text_file(path_of(index));
       if (!text) continue;
-      auto parsed = model_index::parse(std::move(*text));
+      auto parsed = model_index::try_parse(std::move(*text));
       if (!parsed) continue;
       for (const std::string& file : parsed->shard_files()) old_files_.push_back(path_of(file));
     }
@@ -982,7 +1282,7 @@ class sharded_writer {
       entries.reserve(shard_of_.size());
       for (const auto& [name, number] : shard_of_) entries.emplace_back(name, file_names_[number]);
       const std::string text = detail::index_json(total_size_, entries);
-      auto sink = file_sink::create(index_path_, sync_);
+      auto sink = file_sink::try_create(index_path_, sync_);
       if (!sink) return sink.error();
       if (auto wrote = sink->write_at(0, reinterpret_cast<const std::byte*>(text.data()), text.size()); !wrote) return wrote;
       if (auto closed = sink->close(); !closed) return closed;
@@ -1035,9 +1335,9 @@ class sharded_writer {
   result<file_writer*> writer_of(std::size_t index) {
     shard& s = shards_[index];
     if (!s.writer) {
-      auto sink = file_sink::create(path_of(file_names_[index]), sync_);
+      auto sink = file_sink::try_create(path_of(file_names_[index]), sync_);
       if (!sink) return sink.error();
-      auto started = file_writer::start(s.layout, std::move(*sink));
+      auto started = file_writer::try_start(s.layout, std::move(*sink));
       if (!started) return started.error();
       s.writer.emplace(std::move(*started));
     }
@@ -1060,7 +1360,7 @@ class sharded_writer {
 inline result<sharded_writer> try_make_sharded_writer(const std::string& directory,
                                                       std::vector<tensor_declaration> declarations,
                                                       const shard_options& options = {}) {
-  return sharded_writer::create(directory, std::move(declarations), options);
+  return sharded_writer::try_create(directory, std::move(declarations), options);
 }
 /// Starts writing a sharded model in `directory`; throws safetensors::exception.
 inline sharded_writer make_sharded_writer(const std::string& directory, std::vector<tensor_declaration> declarations,

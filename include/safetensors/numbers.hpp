@@ -206,7 +206,7 @@ inline std::uint32_t round_magnitude(std::uint64_t magnitude, int mantissa_bits,
 /// format has one and becomes the largest finite value of its sign where it has not; overflow goes
 /// to infinity or, when the format saturates, to the largest finite value; and where the format has
 /// no -0, a result of zero is +0. A format with no NaN at all (float_specials::finite) has nothing
-/// to give for one: callers refuse NaN first, as convert() does; here it becomes a zero.
+/// to give for one: callers refuse NaN first, as try_convert() does; here it becomes a zero.
 inline std::uint32_t encode_float(const float_format& format, std::uint64_t bits) noexcept {
   const std::uint32_t sign = bits & double_sign ? std::uint32_t{1} << format.sign_shift() : 0;
   const std::uint64_t magnitude = bits & ~double_sign;
@@ -716,8 +716,8 @@ inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, 
 /// Errors: InvalidTensorView when the sizes do not match, InvalidConversion for a dtype pair or an
 /// element that cannot be converted; each names the sizes, or the element's index and value. On
 /// an element error, the elements before it have been written, those after it not.
-inline result<void> convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
-                            dtype destination_type, packing order = packing::low_first) {
+inline result<void> try_convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
+                                dtype destination_type, packing order = packing::low_first) {
   const auto fail = [](std::string message) { return error(detail::conversion_error_kind, std::move(message)); };
   if ((source_type == dtype::C64) != (destination_type == dtype::C64))
     return fail("C64 converts only to C64, not " + std::string(dtype_name(source_type)) + " to " +
@@ -786,6 +786,13 @@ inline result<void> convert(span<const std::byte> source, dtype source_type, spa
     return fail(std::move(message));
   }
   return {};
+}
+
+/// Converts as try_convert does; throws safetensors::exception (aborts without exceptions) when it
+/// cannot. Example: `convert(f32_bytes, dtype::F32, bf16_bytes, dtype::BF16);`
+inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination, dtype destination_type,
+                    packing order = packing::low_first) {
+  try_convert(source, source_type, destination, destination_type, order).value();
 }
 
 }  // namespace safetensors

@@ -7,8 +7,9 @@
 #ifndef SAFETENSORS_READER_HPP
 #define SAFETENSORS_READER_HPP
 
-#include "load_plan.hpp"
 #include "file.hpp"
+#include "header.hpp"
+#include "load_plan.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -57,7 +58,7 @@ class basic_reader {
 
   /// Validates the file held by `storage` (every rule of the format) and indexes its tensors.
   /// The header is read in one read when it fits in the storage's first_read_size(), else in two.
-  static result<basic_reader> open(Storage storage, const read_options& options = {}) {
+  static result<basic_reader> try_open(Storage storage, const read_options& options = {}) {
     const std::string_view name = detail::storage_name(storage);
     auto fail = [&](error_kind kind, std::string message) { return detail::about(name, error(kind, std::move(message))); };
     // Reading the header must not read around it: the kernel would load megabytes of tensor data.
@@ -111,6 +112,10 @@ class basic_reader {
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
     return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)), options.packing);
   }
+  /// As try_open; throws safetensors::exception (aborts without exceptions) on failure.
+  static basic_reader open(Storage storage, const read_options& options = {}) {
+    return try_open(std::move(storage), options).value();
+  }
 
   /// Every tensor, in data order (by data_offsets, ties by name).
   span<const tensor_info> tensors() const noexcept { return {index_->tensors.data(), index_->tensors.size()}; }
@@ -156,9 +161,9 @@ class basic_reader {
     if (!info) return info.error();
     result<tensor_slice> slice = [&] {
       if constexpr (has_views) {
-        return tensor_slice::make(view(**info), std::move(dims));
+        return tensor_slice::try_make(view(**info), std::move(dims));
       } else {
-        return tensor_slice::make(**info, std::move(dims));
+        return tensor_slice::try_make(**info, std::move(dims));
       }
     }();
     if (!slice) return named(slice.error());
@@ -218,7 +223,7 @@ class basic_reader {
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
   /// The elements of the tensor named `name` as values of T (float, std::int64_t, bfloat16, ...),
-  /// converted exactly as convert() does (F4 and F6 unpacked as read_options::packing says) and
+  /// converted exactly as try_convert() does (F4 and F6 unpacked as read_options::packing says) and
   /// in host byte order: Python's
   /// get_tensor(name).float() in one call. Storages not in memory read the bytes first, so the
   /// tensor's bytes are held twice while it converts.
@@ -241,7 +246,7 @@ class basic_reader {
         read_bytes = std::move(*bytes);
         source.bytes = read_bytes;
       }
-      if (auto converted = copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
+      if (auto converted = try_copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
       return {};
     }();
     if (!copied) return copied.error();
@@ -294,7 +299,7 @@ class basic_reader {
   /// made no larger than the budget.
   template <class Consumer>
   result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, within_budget(options));
+    auto plan = try_plan(requests, detail::within_budget(options));
     if (!plan) return plan.error();
     return plan->try_execute(std::forward<Consumer>(consumer), options);
   }
@@ -306,17 +311,29 @@ class basic_reader {
 
   /// Starts reading a tensor's pages in ahead of use (mapped files only).
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
-  result<void> prefetch(const tensor_info& info) const {
+  result<void> try_prefetch(const tensor_info& info) const {
     return storage_.prefetch(data_start() + info.data_offsets[0], info.byte_size());
+  }
+  /// As try_prefetch; throws safetensors::exception (aborts without exceptions) on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void prefetch(const tensor_info& info) const {
+    try_prefetch(info).value();
   }
   /// Gives back the memory of a tensor's pages, e.g. once it has been copied to a device (mapped
   /// files only). Pages shared with a neighbouring tensor are released too; they read back in
   /// from the file when touched.
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
-  result<void> release(const tensor_info& info) const {
+  result<void> try_release(const tensor_info& info) const {
     return storage_.release(data_start() + info.data_offsets[0], info.byte_size());
   }
+  /// As try_release; throws safetensors::exception (aborts without exceptions) on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void release(const tensor_info& info) const {
+    try_release(info).value();
+  }
 
+  /// How this reader unpacks sub-byte elements (read_options::packing).
+  safetensors::packing element_packing() const noexcept { return packing_; }
   /// The header's `__metadata__` (empty when there is none).
   const metadata_map& metadata() const noexcept { return index_->metadata; }
   /// True when the header has a `__metadata__` object (false for none or null).
@@ -343,13 +360,6 @@ class basic_reader {
 
   std::vector<detail::plan_source> sources() const { return {plan_source()}; }
 
-  static load_options within_budget(load_options options) {
-    const std::uint64_t most = std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment,
-                                                       direct_io_alignment);
-    if (options.block_size > most) options.block_size = static_cast<std::size_t>(most);
-    return options;
-  }
-
   result<std::vector<std::byte>> allocate(std::uint64_t size, std::string_view tensor) const {
     if (size > std::numeric_limits<std::size_t>::max())
       return named(error(error_kind::io_error, "tensor " + detail::quote(tensor) + " does not fit in memory"));
@@ -368,7 +378,7 @@ using buffer_reader = basic_reader<owned_bytes>;
 
 /// Validates the `size` bytes at `data`, which the caller keeps alive as long as the reader.
 inline result<memory_reader> try_open_memory(const void* data, std::size_t size, const read_options& options = {}) {
-  return memory_reader::open(borrowed_bytes(data, size), options);
+  return memory_reader::try_open(borrowed_bytes(data, size), options);
 }
 /// Validates the `size` bytes at `data`; throws safetensors::exception.
 inline memory_reader open_memory(const void* data, std::size_t size, const read_options& options = {}) {
@@ -376,7 +386,7 @@ inline memory_reader open_memory(const void* data, std::size_t size, const read_
 }
 /// Validates `bytes` and keeps them.
 inline result<buffer_reader> try_open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
-  return buffer_reader::open(owned_bytes(std::move(bytes)), options);
+  return buffer_reader::try_open(owned_bytes(std::move(bytes)), options);
 }
 /// Validates `bytes` and keeps them; throws safetensors::exception.
 inline buffer_reader open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
@@ -391,9 +401,9 @@ using pread_reader = basic_reader<pread_file>;
 
 /// Maps and validates the file at `path`. Costs O(header): no data page is touched.
 inline result<mapped_reader> try_open(const std::string& path, const read_options& options = {}) {
-  auto file = mapped_file::open(path);
+  auto file = mapped_file::try_open(path);
   if (!file) return file.error();
-  return mapped_reader::open(std::move(*file), options);
+  return mapped_reader::try_open(std::move(*file), options);
 }
 /// Maps and validates the file at `path`; throws safetensors::exception.
 inline mapped_reader open(const std::string& path, const read_options& options = {}) {
@@ -402,9 +412,9 @@ inline mapped_reader open(const std::string& path, const read_options& options =
 /// Opens and validates the file at `path`, reading only its header (in one read when it is
 /// under 64 KiB).
 inline result<pread_reader> try_open_pread(const std::string& path, const read_options& options = {}) {
-  auto file = pread_file::open(path);
+  auto file = pread_file::try_open(path);
   if (!file) return file.error();
-  return pread_reader::open(std::move(*file), options);
+  return pread_reader::try_open(std::move(*file), options);
 }
 /// Opens and validates the file at `path`, reading only its header; throws safetensors::exception.
 inline pread_reader open_pread(const std::string& path, const read_options& options = {}) {

@@ -37,6 +37,60 @@
 
 namespace safetensors {
 
+/// What remote reads retry, how often, how long they wait between attempts and how long one read
+/// may take in all. An attempt that fails for a reason that may pass is retried, resuming at the
+/// first byte not yet received: a connection that broke, timed out or stalled (the transport
+/// errors of retries_transport, an allow-list: anything else, a TLS or certificate failure, an
+/// unknown host, a malformed URL, is final), an answer 408, 429 or 5xx, or a body cut short or
+/// misplaced. Only attempts that delivered no byte count against `retries`: a server that drops
+/// every connection after a while still serves a long range to its end, and `deadline` bounds
+/// the whole.
+struct retry_policy {
+  /// Attempts after the first that may deliver nothing before the read fails.
+  unsigned retries = 5;
+  /// The first retry waits about this long; each next one twice as long, up to max_delay, each
+  /// jittered by a random factor in [0.5, 1.5). A longer Retry-After from the server is waited
+  /// instead (up to max_delay).
+  std::chrono::milliseconds initial_delay{200};
+  /// The longest wait between two attempts.
+  std::chrono::milliseconds max_delay{10000};
+  /// The longest one read (one range, every attempt and wait included) may take; 0 for none.
+  /// Past it the read fails with the last attempt's reason.
+  std::chrono::milliseconds deadline{300000};
+
+  /// Whether an answer with HTTP status `status` (not a 206) is worth another attempt: 408
+  /// (request timeout), 429 (too many requests) and 5xx (server errors).
+  static constexpr bool retries_status(long status) noexcept {
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+  }
+  /// Whether a libcurl failure is worth another attempt: the connection could not be made, broke,
+  /// timed out, stalled or brought nothing.
+  static constexpr bool retries_transport(CURLcode code) noexcept {
+    switch (code) {
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_OPERATION_TIMEDOUT:
+      case CURLE_SEND_ERROR:
+      case CURLE_RECV_ERROR:
+      case CURLE_GOT_NOTHING:
+      case CURLE_PARTIAL_FILE:
+      case CURLE_HTTP2:
+      case CURLE_HTTP2_STREAM:
+        return true;
+      default:
+        return false;
+    }
+  }
+  /// The wait before retry number `retry` (0 for the first), for a `jitter` in [0.5, 1.5) and
+  /// the server's Retry-After in seconds (0 when it sent none).
+  std::chrono::milliseconds delay(unsigned retry, double jitter, std::uint64_t retry_after_seconds) const noexcept {
+    const auto longest = static_cast<double>(max_delay.count());
+    double wait = static_cast<double>(initial_delay.count()) * jitter;
+    for (unsigned i = 0; i < retry && wait < longest; ++i) wait *= 2;
+    wait = std::max(wait, static_cast<double>(std::min<std::uint64_t>(retry_after_seconds, 3600)) * 1000.0);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(wait, longest)));
+  }
+};
+
 /// How remote files are reached. For s3:// URLs, credential, region and endpoint fields left
 /// empty are taken from the environment as AWS tools take them (each field says which variable);
 /// explicit values win. Nothing else is read from the environment.
@@ -49,15 +103,8 @@ struct remote_options {
   /// Most connections one file keeps open and reads on at once (kept alive between reads). Loads
   /// read on as many as they have threads (load_options::threads), up to this.
   unsigned connections = 16;
-  /// Attempts after the first for one range: connection drops, timeouts, 429 and 5xx answers,
-  /// short or misplaced bodies are retried, resuming at the first byte not yet received.
-  unsigned retries = 5;
-  /// The first retry waits about this long; each next one twice as long, up to max_retry_delay,
-  /// each jittered by a random factor in [0.5, 1.5). A Retry-After the server sends, when
-  /// longer, is waited instead (up to max_retry_delay).
-  std::chrono::milliseconds retry_delay{200};
-  /// The longest wait between two attempts.
-  std::chrono::milliseconds max_retry_delay{10000};
+  /// What is retried, how often and how long a read may take (see retry_policy).
+  retry_policy retry;
   /// A connection not made in this time is a failed attempt.
   std::chrono::milliseconds connect_timeout{10000};
   /// A transfer that receives nothing for this long is a failed attempt.
@@ -322,7 +369,7 @@ inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void
 class remote_file {
  public:
   /// Opens `url` (http://, https:// or s3://BUCKET/KEY), reading its first bytes.
-  static result<remote_file> open(const std::string& url, const remote_options& options = {}) {
+  static result<remote_file> try_open(const std::string& url, const remote_options& options = {}) {
     detail::curl_global();
     auto state = std::make_shared<shared_state>();
     state->url = url;
@@ -333,6 +380,8 @@ class remote_file {
     if (auto first = file.read_first(); !first) return first.error();
     return file;
   }
+  /// As try_open; throws safetensors::exception (aborts without exceptions) on failure.
+  static remote_file open(const std::string& url, const remote_options& options = {}) { return try_open(url, options).value(); }
 
   /// The file's size, from the first answer.
   std::uint64_t size() const noexcept { return size_; }
@@ -513,12 +562,15 @@ class remote_file {
                        std::size_t* received_total = nullptr) {
       CURL* handle = take();
       if (handle == nullptr) return fail("cannot make a libcurl handle");
+      const retry_policy& policy = options.retry;
+      const auto started = std::chrono::steady_clock::now();
       std::size_t received = 0;
-      std::string last_problem;
+      unsigned fruitless = 0;  // attempts since the last that delivered bytes
       for (unsigned attempt_number = 0;; ++attempt_number) {
         if (attempt_number > 0) ++retries;
         attempt a = request(handle, offset + received, destination + received, count - received, first_request);
         received += a.answer.received;
+        fruitless = a.answer.received > 0 ? 0 : fruitless + 1;
         const std::string asked = "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ")";
         bool retry = false;
         std::string problem;
@@ -559,32 +611,30 @@ class remote_file {
           return {};
         } else if (a.answer.status != 0 && a.answer.status != 206) {
           problem = "HTTP status " + std::to_string(a.answer.status) + detail::error_code_of(a.answer.error_body);
-          retry = a.answer.status == 429 || a.answer.status == 408 || a.answer.status >= 500;
+          retry = retry_policy::retries_status(a.answer.status);
         } else {
           // No answer, or one cut short: the connection failed, timed out or was reset.
           problem = a.curl_message;
-          retry = a.code != CURLE_UNSUPPORTED_PROTOCOL && a.code != CURLE_URL_MALFORMAT && a.code != CURLE_SSL_CACERT &&
-                  a.code != CURLE_PEER_FAILED_VERIFICATION && a.code != CURLE_TOO_MANY_REDIRECTS &&
-                  a.code != CURLE_COULDNT_RESOLVE_HOST;
+          retry = a.answer.stalled || a.code == CURLE_OK || retry_policy::retries_transport(a.code);
         }
-        if (!retry || attempt_number >= options.retries) {
+        const auto wait = policy.delay(fruitless == 0 ? 0 : fruitless - 1, jitter(), a.answer.retry_after_seconds);
+        const bool past_deadline = policy.deadline.count() > 0 &&
+                                   std::chrono::steady_clock::now() + wait - started >= policy.deadline;
+        if (!retry || fruitless > policy.retries || past_deadline) {
           give_back(handle);
           std::string message = asked + ": " + problem;
           if (attempt_number > 0) message += " (after " + std::to_string(attempt_number) + " retries)";
+          if (retry && past_deadline)
+            message += " (the read's deadline of " + std::to_string(policy.deadline.count()) + " ms has passed)";
           return fail(message);
         }
-        std::this_thread::sleep_for(backoff(attempt_number, a.answer.retry_after_seconds));
+        std::this_thread::sleep_for(wait);
       }
     }
 
-    std::chrono::milliseconds backoff(unsigned attempt_number, std::uint64_t retry_after_seconds) const {
+    static double jitter() {
       thread_local std::minstd_rand random(std::random_device{}());
-      const double jitter = 0.5 + std::uniform_real_distribution<double>(0.0, 1.0)(random);
-      double wait = static_cast<double>(options.retry_delay.count()) * jitter;
-      for (unsigned i = 0; i < attempt_number && wait < static_cast<double>(options.max_retry_delay.count()); ++i) wait *= 2;
-      wait = std::max(wait, static_cast<double>(std::min<std::uint64_t>(retry_after_seconds, 3600)) * 1000.0);
-      wait = std::min(wait, static_cast<double>(options.max_retry_delay.count()));
-      return std::chrono::milliseconds(static_cast<std::int64_t>(wait));
+      return 0.5 + std::uniform_real_distribution<double>(0.0, 1.0)(random);
     }
   };
 
@@ -616,9 +666,9 @@ using remote_model_reader = basic_model_reader<remote_file>;
 /// in remote_options::first_request_size, two otherwise), not its data.
 inline result<remote_reader> try_open_remote(const std::string& url, const remote_options& remote = {},
                                              const read_options& options = {}) {
-  auto file = remote_file::open(url, remote);
+  auto file = remote_file::try_open(url, remote);
   if (!file) return file.error();
-  return remote_reader::open(std::move(*file), options);
+  return remote_reader::try_open(std::move(*file), options);
 }
 /// Opens the remote file at `url`; throws safetensors::exception.
 inline remote_reader open_remote(const std::string& url, const remote_options& remote = {},
@@ -632,17 +682,17 @@ inline remote_reader open_remote(const std::string& url, const remote_options& r
 /// read several shards and blocks at once, each thread on a connection of its own.
 inline result<remote_model_reader> try_open_remote_model(const std::string& url, const remote_options& remote = {},
                                                          const read_options& options = {}) {
-  auto open_shard = [remote](const std::string& location) { return remote_file::open(location, remote); };
+  auto open_shard = [remote](const std::string& location) { return remote_file::try_open(location, remote); };
   const std::string path = url.substr(0, url.find_first_of("?#"));
-  if (!detail::ends_with(path, ".json")) return remote_model_reader::from_file(url, open_shard, options);
-  auto file = remote_file::open(url, remote);
+  if (!detail::ends_with(path, ".json")) return remote_model_reader::try_from_file(url, open_shard, options);
+  auto file = remote_file::try_open(url, remote);
   if (!file) return file.error();
   if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
     return detail::about(url, error(error_kind::invalid_index,
                                     "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
   std::string text(static_cast<std::size_t>(file->size()), '\0');
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
-  auto index = model_index::parse(std::move(text));
+  auto index = model_index::try_parse(std::move(text));
   if (!index) return detail::about(url, index.error());
   // Shards are found beside the index's path: a query (?download=true) is the index's alone.
   return remote_model_reader::from_index(path, std::move(*index), open_shard, options);

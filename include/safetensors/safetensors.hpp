@@ -24,6 +24,7 @@
 //   load_plan.hpp     load_options, load_request, load_piece, load_plan
 //   reader.hpp        read_options, basic_reader<Storage>, memory_reader, buffer_reader,
 //                     mapped_reader, pread_reader, try_open, try_open_pread, try_open_memory, ...
+//   any_reader.hpp    any_reader: a reader of any storage, chosen at run time
 //   writer.hpp        tensor_declaration, tensor_source, metadata_entries, write_options,
 //                     file_layout, vector_sink, ostream_sink, basic_writer<Sink>, serialize, save,
 //                     make_stream_writer, make_file_writer
@@ -51,6 +52,7 @@
 #include "thread_pool.hpp"
 #include "load_plan.hpp"
 #include "reader.hpp"
+#include "any_reader.hpp"
 #include "writer.hpp"
 
 #endif  // SAFETENSORS_HPP

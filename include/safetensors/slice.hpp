@@ -61,11 +61,11 @@ class tensor_slice {
   /// Checks `dims` against the tensor's shape: an InvalidArgument names the dimension at fault. A
   /// sub-byte tensor's (F4, F6) selection must start and end on byte boundaries, run by run,
   /// else MisalignedSlice, as the official slice code says.
-  static result<tensor_slice> make(const tensor_info& info, std::vector<slice_dim> dims) {
-    return make(tensor_view{&info, {}}, std::move(dims));
+  static result<tensor_slice> try_make(const tensor_info& info, std::vector<slice_dim> dims) {
+    return try_make(tensor_view{&info, {}}, std::move(dims));
   }
-  /// As the other form, keeping the view's bytes for try_bytes() and copy_to().
-  static result<tensor_slice> make(const tensor_view& tensor, std::vector<slice_dim> dims) {
+  /// As the other form, keeping the view's bytes for try_bytes() and try_copy_to().
+  static result<tensor_slice> try_make(const tensor_view& tensor, std::vector<slice_dim> dims) {
     const span<const std::uint64_t> shape = tensor.shape();
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
     if (dims.size() > shape.size())
@@ -108,6 +108,14 @@ class tensor_slice {
     slice.find_runs();
     if (auto aligned = slice.check_byte_aligned(); !aligned) return aligned.error();
     return slice;
+  }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static tensor_slice make(const tensor_info& info, std::vector<slice_dim> dims) {
+    return try_make(info, std::move(dims)).value();
+  }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static tensor_slice make(const tensor_view& tensor, std::vector<slice_dim> dims) {
+    return try_make(tensor, std::move(dims)).value();
   }
 
   /// The tensor sliced: its description, and its bytes when the slice was made from a view.
@@ -173,10 +181,10 @@ class tensor_slice {
   }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
-  /// host byte order (converted as convert() does, sub-byte elements packed as `order` says);
+  /// host byte order (converted as try_convert() does, sub-byte elements packed as `order` says);
   /// `destination` holds exactly element_count(). Slices made from a view only (a reader reads
   /// the others: read_into, load_into).
-  result<void> copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
+  result<void> try_copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
     if (auto viewable = check_viewable(); !viewable) return viewable;
     const std::size_t target_bits = dtype_bits(target);
     if (destination.size() * 8 % target_bits != 0 || destination.size() * 8 / target_bits != count_)
@@ -196,7 +204,7 @@ class tensor_slice {
     for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
       for (std::uint64_t r = 0; r < runs; ++r) {
         const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
-        if (auto converted = convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
+        if (auto converted = try_convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
             !converted) {
           outcome = error(converted.error().kind(),
                           "slice of tensor " + detail::quote(tensor_.name()) + ": " + converted.error().message());
@@ -212,10 +220,20 @@ class tensor_slice {
   }
   /// Gathers the selected elements into `destination` as values of T (see the untyped form).
   template <class T>
-  result<void> copy_to(span<T> destination, packing order = packing::low_first) const {
+  result<void> try_copy_to(span<T> destination, packing order = packing::low_first) const {
     static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-    return copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                   detail::dtype_of<T>::value, order);
+    return try_copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                       detail::dtype_of<T>::value, order);
+  }
+  /// Gathers as try_copy_to does; throws safetensors::exception (aborts without exceptions) when
+  /// it cannot.
+  void copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
+    try_copy_to(destination, target, order).value();
+  }
+  /// Gathers as try_copy_to does, into values of T; throws when it cannot.
+  template <class T>
+  void copy_to(span<T> destination, packing order = packing::low_first) const {
+    try_copy_to(destination, order).value();
   }
 
  private:

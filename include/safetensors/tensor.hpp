@@ -141,11 +141,11 @@ struct tensor_view {
 };
 
 /// Copies every element of `tensor` into `destination` as `target` values in host byte order,
-/// converting them (see convert() for the rules) and swapping bytes on a big-endian host. The
+/// converting them (see try_convert() for the rules) and swapping bytes on a big-endian host. The
 /// destination may have any alignment; it holds exactly element_count elements of `target`.
-inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
-                            packing order = packing::low_first) {
-  if (auto converted = convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
+inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
+                                packing order = packing::low_first) {
+  if (auto converted = try_convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
     return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
   }
   detail::to_host_order(destination, target);
@@ -156,10 +156,22 @@ inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destinati
 /// std::int64_t, ...), converting them; `destination` holds exactly element_count of them.
 /// Sub-byte tensors' elements are read as `order` says.
 template <class T>
-result<void> copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
+result<void> try_copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
   static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-  return copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+  return try_copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
                  detail::dtype_of<T>::value, order);
+}
+
+/// Copies as try_copy_to does; throws safetensors::exception (aborts without exceptions) when it
+/// cannot. Example: `std::vector<float> out(n); copy_to(view, span<float>(out));`
+inline void copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
+                    packing order = packing::low_first) {
+  try_copy_to(tensor, destination, target, order).value();
+}
+/// Copies as try_copy_to does, into values of T; throws when it cannot.
+template <class T>
+void copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
+  try_copy_to(tensor, destination, order).value();
 }
 
 }  // namespace safetensors

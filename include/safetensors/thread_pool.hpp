@@ -7,7 +7,7 @@
 #ifndef SAFETENSORS_THREAD_POOL_HPP
 #define SAFETENSORS_THREAD_POOL_HPP
 
-#include "error.hpp"
+#include "config.hpp"
 
 #include <algorithm>
 #include <condition_variable>

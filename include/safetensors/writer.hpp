@@ -85,9 +85,10 @@ class metadata_entries {
   metadata_entries() = default;
   /// These entries (implicit, so a map can be passed where metadata is expected).
   metadata_entries(std::map<std::string, std::string> entries) : entries_(std::move(entries)), present_(true) {}
-  /// The entries of a file that was read, or none when it had no `__metadata__`.
-  template <class Storage>
-  static metadata_entries from(const basic_reader<Storage>& reader) {
+  /// The entries of a file that was read (a basic_reader or an any_reader), or none when it had
+  /// no `__metadata__`.
+  template <class Reader>
+  static metadata_entries from(const Reader& reader) {
     if (!reader.has_metadata()) return {};
     return std::map<std::string, std::string>(reader.metadata().begin(), reader.metadata().end());
   }
@@ -166,7 +167,7 @@ class file_layout {
 
   /// Validates the declarations (unique names, no "__metadata__", valid UTF-8, whole bytes, no
   /// overflow, header within the limit) and lays the file out.
-  static result<file_layout> make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
+  static result<file_layout> try_make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
                                   const write_options& options = {}) {
     if (options.alignment < 8 || (options.alignment & (options.alignment - 1)) != 0 || options.alignment > (1u << 30))
       return error(error_kind::invalid_argument, "alignment " + std::to_string(options.alignment) +
@@ -264,6 +265,11 @@ class file_layout {
     });
     return layout;
   }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static file_layout make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
+                          const write_options& options = {}) {
+    return try_make(std::move(declarations), metadata, options).value();
+  }
 
   /// Tensors in file order.
   const std::vector<entry>& entries() const noexcept { return entries_; }
@@ -302,11 +308,15 @@ class vector_sink {
  public:
   static constexpr bool positioned = true;
   /// Writes into `bytes`, which is resized to `file_size` now.
-  static result<vector_sink> create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
+  static result<vector_sink> try_create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
     if (file_size > std::numeric_limits<std::size_t>::max() / 2)
       return error(error_kind::io_error, "a file of " + std::to_string(file_size) + " bytes does not fit in memory");
     bytes.assign(static_cast<std::size_t>(file_size), std::byte{0});
     return vector_sink(bytes);
+  }
+  /// As try_create; throws safetensors::exception (aborts without exceptions) on failure.
+  static vector_sink create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
+    return try_create(bytes, file_size).value();
   }
   result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
     if (count != 0) std::memcpy(bytes_->data() + offset, data, count);
@@ -357,7 +367,7 @@ class basic_writer {
   static constexpr std::size_t buffer_size = std::size_t{1} << 20;
 
   /// Writes the header of `layout` to `sink`.
-  static result<basic_writer> start(file_layout layout, Sink sink) {
+  static result<basic_writer> try_start(file_layout layout, Sink sink) {
     basic_writer writer(std::move(layout), std::move(sink));
     const std::string_view header = writer.layout_.header();
     if (auto wrote = writer.sink_.write_at(0, reinterpret_cast<const std::byte*>(header.data()), header.size()); !wrote)
@@ -366,6 +376,8 @@ class basic_writer {
     writer.stream_position_ = header.size();
     return writer;
   }
+  /// As try_start; throws safetensors::exception (aborts without exceptions) on failure.
+  static basic_writer start(file_layout layout, Sink sink) { return try_start(std::move(layout), std::move(sink)).value(); }
 
   /// The layout being written.
   const file_layout& layout() const noexcept { return layout_; }
@@ -562,7 +574,7 @@ inline result<file_layout> layout_of(const std::vector<tensor_source>& tensors, 
   std::vector<tensor_declaration> declarations;
   declarations.reserve(tensors.size());
   for (const tensor_source& t : tensors) declarations.push_back(t.declaration);
-  return file_layout::make(std::move(declarations), metadata, options);
+  return file_layout::try_make(std::move(declarations), metadata, options);
 }
 
 // The layout of `tensors`, whose data must match their declarations: checked before any sink is
@@ -588,7 +600,7 @@ template <class Sink>
 result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_source>& tensors) {
   std::vector<const tensor_source*> in_file_order(tensors.size(), nullptr);
   for (const tensor_source& t : tensors) in_file_order[*layout.find(t.declaration.name)] = &t;
-  auto writer = basic_writer<Sink>::start(std::move(layout), std::move(sink));
+  auto writer = basic_writer<Sink>::try_start(std::move(layout), std::move(sink));
   if (!writer) return writer.error();
   for (const tensor_source* t : in_file_order) {
     if constexpr (host_is_big_endian) {
@@ -620,7 +632,7 @@ inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_sou
   auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
   std::vector<std::byte> bytes;
-  auto sink = vector_sink::create(bytes, layout->file_size());
+  auto sink = vector_sink::try_create(bytes, layout->file_size());
   if (!sink) return sink.error();
   if (auto wrote = detail::write_all(std::move(*layout), std::move(*sink), tensors); !wrote) return wrote.error();
   return bytes;
@@ -649,9 +661,9 @@ inline void serialize(std::ostream& stream, const std::vector<tensor_source>& te
 inline result<stream_writer> try_make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
                                                     const metadata_entries& metadata = {},
                                                     const write_options& options = {}) {
-  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  auto layout = file_layout::try_make(std::move(declarations), metadata, options);
   if (!layout) return layout.error();
-  return stream_writer::start(std::move(*layout), ostream_sink(stream));
+  return stream_writer::try_start(std::move(*layout), ostream_sink(stream));
 }
 /// Starts writing a file to `stream`; throws safetensors::exception.
 inline stream_writer make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
@@ -668,11 +680,11 @@ using file_writer = basic_writer<file_sink>;
 inline result<file_writer> try_make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
                                                 const metadata_entries& metadata = {},
                                                 const write_options& options = {}) {
-  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  auto layout = file_layout::try_make(std::move(declarations), metadata, options);
   if (!layout) return layout.error();
-  auto sink = file_sink::create(path, options.sync);
+  auto sink = file_sink::try_create(path, options.sync);
   if (!sink) return sink.error();
-  return file_writer::start(std::move(*layout), std::move(*sink));
+  return file_writer::try_start(std::move(*layout), std::move(*sink));
 }
 /// Starts writing a file at `path`; throws safetensors::exception.
 inline file_writer make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
@@ -686,7 +698,7 @@ inline result<void> try_save(const std::string& path, const std::vector<tensor_s
                              const metadata_entries& metadata = {}, const write_options& options = {}) {
   auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
-  auto sink = file_sink::create(path, options.sync);
+  auto sink = file_sink::try_create(path, options.sync);
   if (!sink) return sink.error();
   return detail::write_all(std::move(*layout), std::move(*sink), tensors);
 }

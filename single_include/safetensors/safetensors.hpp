@@ -29,6 +29,7 @@
 //   load_plan.hpp     load_options, load_request, load_piece, load_plan
 //   reader.hpp        read_options, basic_reader<Storage>, memory_reader, buffer_reader,
 //                     mapped_reader, pread_reader, try_open, try_open_pread, try_open_memory, ...
+//   any_reader.hpp    any_reader: a reader of any storage, chosen at run time
 //   writer.hpp        tensor_declaration, tensor_source, metadata_entries, write_options,
 //                     file_layout, vector_sink, ostream_sink, basic_writer<Sink>, serialize, save,
 //                     make_stream_writer, make_file_writer
@@ -95,6 +96,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -281,6 +283,17 @@ class [[nodiscard]] result {
   T&& value() && {
     if (!has_value()) detail::raise(*std::get_if<1>(&state_));
     return std::move(*std::get_if<0>(&state_));
+  }
+  /// The value, or `fallback` when this holds an error (which is dropped): for callers to whom a
+  /// failure only means "use the default", e.g. `reader.try_read_as<float>("bias").value_or({})`.
+  template <class U = T>
+  T value_or(U&& fallback) const& {
+    return has_value() ? *std::get_if<0>(&state_) : static_cast<T>(std::forward<U>(fallback));
+  }
+  /// The value moved out, or `fallback` when this holds an error.
+  template <class U = T>
+  T value_or(U&& fallback) && {
+    return has_value() ? std::move(*std::get_if<0>(&state_)) : static_cast<T>(std::forward<U>(fallback));
   }
   /// The value; only when has_value().
   T& operator*() & noexcept { return *std::get_if<0>(&state_); }
@@ -747,7 +760,7 @@ inline std::uint32_t round_magnitude(std::uint64_t magnitude, int mantissa_bits,
 /// format has one and becomes the largest finite value of its sign where it has not; overflow goes
 /// to infinity or, when the format saturates, to the largest finite value; and where the format has
 /// no -0, a result of zero is +0. A format with no NaN at all (float_specials::finite) has nothing
-/// to give for one: callers refuse NaN first, as convert() does; here it becomes a zero.
+/// to give for one: callers refuse NaN first, as try_convert() does; here it becomes a zero.
 inline std::uint32_t encode_float(const float_format& format, std::uint64_t bits) noexcept {
   const std::uint32_t sign = bits & double_sign ? std::uint32_t{1} << format.sign_shift() : 0;
   const std::uint64_t magnitude = bits & ~double_sign;
@@ -1257,8 +1270,8 @@ inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, 
 /// Errors: InvalidTensorView when the sizes do not match, InvalidConversion for a dtype pair or an
 /// element that cannot be converted; each names the sizes, or the element's index and value. On
 /// an element error, the elements before it have been written, those after it not.
-inline result<void> convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
-                            dtype destination_type, packing order = packing::low_first) {
+inline result<void> try_convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
+                                dtype destination_type, packing order = packing::low_first) {
   const auto fail = [](std::string message) { return error(detail::conversion_error_kind, std::move(message)); };
   if ((source_type == dtype::C64) != (destination_type == dtype::C64))
     return fail("C64 converts only to C64, not " + std::string(dtype_name(source_type)) + " to " +
@@ -1327,6 +1340,13 @@ inline result<void> convert(span<const std::byte> source, dtype source_type, spa
     return fail(std::move(message));
   }
   return {};
+}
+
+/// Converts as try_convert does; throws safetensors::exception (aborts without exceptions) when it
+/// cannot. Example: `convert(f32_bytes, dtype::F32, bf16_bytes, dtype::BF16);`
+inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination, dtype destination_type,
+                    packing order = packing::low_first) {
+  try_convert(source, source_type, destination, destination_type, order).value();
 }
 
 }  // namespace safetensors
@@ -1476,11 +1496,11 @@ struct tensor_view {
 };
 
 /// Copies every element of `tensor` into `destination` as `target` values in host byte order,
-/// converting them (see convert() for the rules) and swapping bytes on a big-endian host. The
+/// converting them (see try_convert() for the rules) and swapping bytes on a big-endian host. The
 /// destination may have any alignment; it holds exactly element_count elements of `target`.
-inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
-                            packing order = packing::low_first) {
-  if (auto converted = convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
+inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
+                                packing order = packing::low_first) {
+  if (auto converted = try_convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
     return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
   }
   detail::to_host_order(destination, target);
@@ -1491,10 +1511,22 @@ inline result<void> copy_to(const tensor_view& tensor, span<std::byte> destinati
 /// std::int64_t, ...), converting them; `destination` holds exactly element_count of them.
 /// Sub-byte tensors' elements are read as `order` says.
 template <class T>
-result<void> copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
+result<void> try_copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
   static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-  return copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+  return try_copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
                  detail::dtype_of<T>::value, order);
+}
+
+/// Copies as try_copy_to does; throws safetensors::exception (aborts without exceptions) when it
+/// cannot. Example: `std::vector<float> out(n); copy_to(view, span<float>(out));`
+inline void copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
+                    packing order = packing::low_first) {
+  try_copy_to(tensor, destination, target, order).value();
+}
+/// Copies as try_copy_to does, into values of T; throws when it cannot.
+template <class T>
+void copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
+  try_copy_to(tensor, destination, order).value();
 }
 
 }  // namespace safetensors
@@ -1564,11 +1596,11 @@ class tensor_slice {
   /// Checks `dims` against the tensor's shape: an InvalidArgument names the dimension at fault. A
   /// sub-byte tensor's (F4, F6) selection must start and end on byte boundaries, run by run,
   /// else MisalignedSlice, as the official slice code says.
-  static result<tensor_slice> make(const tensor_info& info, std::vector<slice_dim> dims) {
-    return make(tensor_view{&info, {}}, std::move(dims));
+  static result<tensor_slice> try_make(const tensor_info& info, std::vector<slice_dim> dims) {
+    return try_make(tensor_view{&info, {}}, std::move(dims));
   }
-  /// As the other form, keeping the view's bytes for try_bytes() and copy_to().
-  static result<tensor_slice> make(const tensor_view& tensor, std::vector<slice_dim> dims) {
+  /// As the other form, keeping the view's bytes for try_bytes() and try_copy_to().
+  static result<tensor_slice> try_make(const tensor_view& tensor, std::vector<slice_dim> dims) {
     const span<const std::uint64_t> shape = tensor.shape();
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
     if (dims.size() > shape.size())
@@ -1611,6 +1643,14 @@ class tensor_slice {
     slice.find_runs();
     if (auto aligned = slice.check_byte_aligned(); !aligned) return aligned.error();
     return slice;
+  }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static tensor_slice make(const tensor_info& info, std::vector<slice_dim> dims) {
+    return try_make(info, std::move(dims)).value();
+  }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static tensor_slice make(const tensor_view& tensor, std::vector<slice_dim> dims) {
+    return try_make(tensor, std::move(dims)).value();
   }
 
   /// The tensor sliced: its description, and its bytes when the slice was made from a view.
@@ -1676,10 +1716,10 @@ class tensor_slice {
   }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
-  /// host byte order (converted as convert() does, sub-byte elements packed as `order` says);
+  /// host byte order (converted as try_convert() does, sub-byte elements packed as `order` says);
   /// `destination` holds exactly element_count(). Slices made from a view only (a reader reads
   /// the others: read_into, load_into).
-  result<void> copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
+  result<void> try_copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
     if (auto viewable = check_viewable(); !viewable) return viewable;
     const std::size_t target_bits = dtype_bits(target);
     if (destination.size() * 8 % target_bits != 0 || destination.size() * 8 / target_bits != count_)
@@ -1699,7 +1739,7 @@ class tensor_slice {
     for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
       for (std::uint64_t r = 0; r < runs; ++r) {
         const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
-        if (auto converted = convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
+        if (auto converted = try_convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
             !converted) {
           outcome = error(converted.error().kind(),
                           "slice of tensor " + detail::quote(tensor_.name()) + ": " + converted.error().message());
@@ -1715,10 +1755,20 @@ class tensor_slice {
   }
   /// Gathers the selected elements into `destination` as values of T (see the untyped form).
   template <class T>
-  result<void> copy_to(span<T> destination, packing order = packing::low_first) const {
+  result<void> try_copy_to(span<T> destination, packing order = packing::low_first) const {
     static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-    return copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                   detail::dtype_of<T>::value, order);
+    return try_copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                       detail::dtype_of<T>::value, order);
+  }
+  /// Gathers as try_copy_to does; throws safetensors::exception (aborts without exceptions) when
+  /// it cannot.
+  void copy_to(span<std::byte> destination, dtype target, packing order = packing::low_first) const {
+    try_copy_to(destination, target, order).value();
+  }
+  /// Gathers as try_copy_to does, into values of T; throws when it cannot.
+  template <class T>
+  void copy_to(span<T> destination, packing order = packing::low_first) const {
+    try_copy_to(destination, order).value();
   }
 
  private:
@@ -2325,7 +2375,7 @@ struct tensor_size {
   std::uint64_t bytes;
 };
 
-/// SPEC rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
+/// docs/FORMAT.md rules 8 and 9 for one tensor, the one check the reader and the writer share: the element
 /// count by checked multiplication left to right over `shape` (so [2^32, 2^32, 0] overflows before
 /// the zero is reached), then the bit count, which must fill whole bytes. True with `out` set when
 /// both hold; size_error() then says which broke. Split so that the reader's loop over every
@@ -2359,7 +2409,7 @@ inline error size_error(std::string_view name, dtype type, span<const std::uint6
                                                  " bits, not a whole number of bytes");
 }
 
-/// SPEC rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
+/// docs/FORMAT.md rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
 inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, span<const std::uint64_t> shape) {
   tensor_size size{};
   if (fits_size_rules(type, shape, size)) return size;
@@ -2524,7 +2574,7 @@ struct header_index {
 
 namespace detail {
 
-/// Scans header JSON with the grammar of a safetensors header, enforcing SPEC rules 5 and 6:
+/// Scans header JSON with the grammar of a safetensors header, enforcing docs/FORMAT.md rules 5 and 6:
 /// strict JSON (json_scanner), root object, typed tensor entries, metadata of strings, unique
 /// keys, nesting below 128 levels. Numbers in shape and data_offsets must be plain unsigned
 /// integers.
@@ -2789,7 +2839,7 @@ class header_scanner : private json_scanner {
   }
 };
 
-/// Checks SPEC rules 7-11 over the scanned tensors, in the official order, puts the tensors in
+/// Checks docs/FORMAT.md rules 7-11 over the scanned tensors, in the official order, puts the tensors in
 /// data order and builds the name table. `index.data_size` is the real size of the data buffer.
 inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes) {
   std::vector<tensor_info>& tensors = index.tensors;
@@ -2892,7 +2942,7 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   return {};
 }
 
-/// Parses and validates a header (SPEC rules 4-11) whose bytes are `text`, followed in the file
+/// Parses and validates a header (docs/FORMAT.md rules 4-11) whose bytes are `text`, followed in the file
 /// by a data buffer of `data_size` bytes (of which the tensors may leave some at the end unused
 /// if `allow_trailing_bytes`: read_options::allow_trailing_bytes).
 /// `owner`, when given, holds `text` and is kept by the index: names point into the header.
@@ -3266,7 +3316,7 @@ inline result<std::size_t> read_fully(const file_handle& file, const std::string
 class mapped_file {
  public:
   /// Maps the file at `path`. An IoError names the path and the system's reason.
-  static result<mapped_file> open(const std::string& path) {
+  static result<mapped_file> try_open(const std::string& path) {
     std::uint64_t size = 0;
     auto file = detail::file_handle::open_read(path, size);
     if (!file) return file.error();
@@ -3290,6 +3340,8 @@ class mapped_file {
     mapped.file_ = std::move(*file);
     return mapped;
   }
+  /// Maps the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
+  static mapped_file open(const std::string& path) { return try_open(path).value(); }
 
   mapped_file(mapped_file&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
@@ -3405,7 +3457,7 @@ class mapped_file {
 class pread_file {
  public:
   /// Opens the file at `path`. An IoError names the path and the system's reason.
-  static result<pread_file> open(const std::string& path) {
+  static result<pread_file> try_open(const std::string& path) {
     pread_file file;
     auto handle = detail::file_handle::open_read(path, file.size_);
     if (!handle) return handle.error();
@@ -3414,6 +3466,8 @@ class pread_file {
     file.direct_ = std::make_unique<direct_handle>();
     return file;
   }
+  /// Opens the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
+  static pread_file open(const std::string& path) { return try_open(path).value(); }
 
   /// The file's size when it was opened.
   std::uint64_t size() const noexcept { return size_; }
@@ -3478,7 +3532,7 @@ class file_sink {
   static constexpr bool positioned = true;
 
   /// Creates the temporary file (mode 0666 less the umask, as for any new file).
-  static result<file_sink> create(const std::string& path, bool sync) {
+  static result<file_sink> try_create(const std::string& path, bool sync) {
     file_sink sink;
     sink.path_ = path;
     sink.sync_ = sync;
@@ -3507,6 +3561,8 @@ class file_sink {
     }
     return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
   }
+  /// As try_create; throws safetensors::exception (aborts without exceptions) on failure.
+  static file_sink create(const std::string& path, bool sync) { return try_create(path, sync).value(); }
 
   file_sink(file_sink&& other) noexcept
       : file_(std::move(other.file_)),
@@ -3898,6 +3954,15 @@ class aligned_bytes {
   std::byte* data_ = nullptr;
 };
 
+/// `options` for a load through a consumer: blocks no larger than the budget (whole multiples of
+/// direct_io_alignment, at least one), so that staging stays within it.
+inline load_options within_budget(load_options options) {
+  const std::uint64_t most =
+      std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment, direct_io_alignment);
+  if (options.block_size > most) options.block_size = static_cast<std::size_t>(most);
+  return options;
+}
+
 class plan_builder;
 }  // namespace detail
 
@@ -3975,9 +4040,13 @@ class load_plan {
 
   /// Asks the kernel to read the plan's ranges ahead, in the order the plan reads them (storages
   /// that can: mapped files); for engines that stay on mapped views.
-  result<void> prefetch() const { return advise(false); }
+  result<void> try_prefetch() const { return advise(false); }
+  /// As try_prefetch; throws safetensors::exception (aborts without exceptions) on failure.
+  void prefetch() const { try_prefetch().value(); }
   /// Gives back the memory of the plan's ranges (mapped files), e.g. once copied to a device.
-  result<void> release() const { return advise(true); }
+  result<void> try_release() const { return advise(true); }
+  /// As try_release; throws on failure.
+  void release() const { try_release().value(); }
 
  private:
   friend class detail::plan_builder;
@@ -4342,7 +4411,7 @@ class plan_builder {
         builder.add(i, r.shard, *r.tensor, nullptr, r.destination);
         continue;
       }
-      auto slice = tensor_slice::make(*r.tensor, r.slice);
+      auto slice = tensor_slice::try_make(*r.tensor, r.slice);
       if (!slice) return about(builder.plan_.sources_[r.shard].name, slice.error());
       builder.add(i, r.shard, *r.tensor, &*slice, r.destination);
     }
@@ -4609,7 +4678,7 @@ class basic_reader {
 
   /// Validates the file held by `storage` (every rule of the format) and indexes its tensors.
   /// The header is read in one read when it fits in the storage's first_read_size(), else in two.
-  static result<basic_reader> open(Storage storage, const read_options& options = {}) {
+  static result<basic_reader> try_open(Storage storage, const read_options& options = {}) {
     const std::string_view name = detail::storage_name(storage);
     auto fail = [&](error_kind kind, std::string message) { return detail::about(name, error(kind, std::move(message))); };
     // Reading the header must not read around it: the kernel would load megabytes of tensor data.
@@ -4663,6 +4732,10 @@ class basic_reader {
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
     return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)), options.packing);
   }
+  /// As try_open; throws safetensors::exception (aborts without exceptions) on failure.
+  static basic_reader open(Storage storage, const read_options& options = {}) {
+    return try_open(std::move(storage), options).value();
+  }
 
   /// Every tensor, in data order (by data_offsets, ties by name).
   span<const tensor_info> tensors() const noexcept { return {index_->tensors.data(), index_->tensors.size()}; }
@@ -4708,9 +4781,9 @@ class basic_reader {
     if (!info) return info.error();
     result<tensor_slice> slice = [&] {
       if constexpr (has_views) {
-        return tensor_slice::make(view(**info), std::move(dims));
+        return tensor_slice::try_make(view(**info), std::move(dims));
       } else {
-        return tensor_slice::make(**info, std::move(dims));
+        return tensor_slice::try_make(**info, std::move(dims));
       }
     }();
     if (!slice) return named(slice.error());
@@ -4770,7 +4843,7 @@ class basic_reader {
   /// A copy of the bytes of the tensor named `name`; throws on TensorNotFound or an I/O error.
   std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
   /// The elements of the tensor named `name` as values of T (float, std::int64_t, bfloat16, ...),
-  /// converted exactly as convert() does (F4 and F6 unpacked as read_options::packing says) and
+  /// converted exactly as try_convert() does (F4 and F6 unpacked as read_options::packing says) and
   /// in host byte order: Python's
   /// get_tensor(name).float() in one call. Storages not in memory read the bytes first, so the
   /// tensor's bytes are held twice while it converts.
@@ -4793,7 +4866,7 @@ class basic_reader {
         read_bytes = std::move(*bytes);
         source.bytes = read_bytes;
       }
-      if (auto converted = copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
+      if (auto converted = try_copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
       return {};
     }();
     if (!copied) return copied.error();
@@ -4846,7 +4919,7 @@ class basic_reader {
   /// made no larger than the budget.
   template <class Consumer>
   result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, within_budget(options));
+    auto plan = try_plan(requests, detail::within_budget(options));
     if (!plan) return plan.error();
     return plan->try_execute(std::forward<Consumer>(consumer), options);
   }
@@ -4858,17 +4931,29 @@ class basic_reader {
 
   /// Starts reading a tensor's pages in ahead of use (mapped files only).
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
-  result<void> prefetch(const tensor_info& info) const {
+  result<void> try_prefetch(const tensor_info& info) const {
     return storage_.prefetch(data_start() + info.data_offsets[0], info.byte_size());
+  }
+  /// As try_prefetch; throws safetensors::exception (aborts without exceptions) on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void prefetch(const tensor_info& info) const {
+    try_prefetch(info).value();
   }
   /// Gives back the memory of a tensor's pages, e.g. once it has been copied to a device (mapped
   /// files only). Pages shared with a neighbouring tensor are released too; they read back in
   /// from the file when touched.
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
-  result<void> release(const tensor_info& info) const {
+  result<void> try_release(const tensor_info& info) const {
     return storage_.release(data_start() + info.data_offsets[0], info.byte_size());
   }
+  /// As try_release; throws safetensors::exception (aborts without exceptions) on failure.
+  template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
+  void release(const tensor_info& info) const {
+    try_release(info).value();
+  }
 
+  /// How this reader unpacks sub-byte elements (read_options::packing).
+  safetensors::packing element_packing() const noexcept { return packing_; }
   /// The header's `__metadata__` (empty when there is none).
   const metadata_map& metadata() const noexcept { return index_->metadata; }
   /// True when the header has a `__metadata__` object (false for none or null).
@@ -4895,13 +4980,6 @@ class basic_reader {
 
   std::vector<detail::plan_source> sources() const { return {plan_source()}; }
 
-  static load_options within_budget(load_options options) {
-    const std::uint64_t most = std::max<std::uint64_t>(options.budget / direct_io_alignment * direct_io_alignment,
-                                                       direct_io_alignment);
-    if (options.block_size > most) options.block_size = static_cast<std::size_t>(most);
-    return options;
-  }
-
   result<std::vector<std::byte>> allocate(std::uint64_t size, std::string_view tensor) const {
     if (size > std::numeric_limits<std::size_t>::max())
       return named(error(error_kind::io_error, "tensor " + detail::quote(tensor) + " does not fit in memory"));
@@ -4920,7 +4998,7 @@ using buffer_reader = basic_reader<owned_bytes>;
 
 /// Validates the `size` bytes at `data`, which the caller keeps alive as long as the reader.
 inline result<memory_reader> try_open_memory(const void* data, std::size_t size, const read_options& options = {}) {
-  return memory_reader::open(borrowed_bytes(data, size), options);
+  return memory_reader::try_open(borrowed_bytes(data, size), options);
 }
 /// Validates the `size` bytes at `data`; throws safetensors::exception.
 inline memory_reader open_memory(const void* data, std::size_t size, const read_options& options = {}) {
@@ -4928,7 +5006,7 @@ inline memory_reader open_memory(const void* data, std::size_t size, const read_
 }
 /// Validates `bytes` and keeps them.
 inline result<buffer_reader> try_open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
-  return buffer_reader::open(owned_bytes(std::move(bytes)), options);
+  return buffer_reader::try_open(owned_bytes(std::move(bytes)), options);
 }
 /// Validates `bytes` and keeps them; throws safetensors::exception.
 inline buffer_reader open_buffer(std::vector<std::byte> bytes, const read_options& options = {}) {
@@ -4943,9 +5021,9 @@ using pread_reader = basic_reader<pread_file>;
 
 /// Maps and validates the file at `path`. Costs O(header): no data page is touched.
 inline result<mapped_reader> try_open(const std::string& path, const read_options& options = {}) {
-  auto file = mapped_file::open(path);
+  auto file = mapped_file::try_open(path);
   if (!file) return file.error();
-  return mapped_reader::open(std::move(*file), options);
+  return mapped_reader::try_open(std::move(*file), options);
 }
 /// Maps and validates the file at `path`; throws safetensors::exception.
 inline mapped_reader open(const std::string& path, const read_options& options = {}) {
@@ -4954,9 +5032,9 @@ inline mapped_reader open(const std::string& path, const read_options& options =
 /// Opens and validates the file at `path`, reading only its header (in one read when it is
 /// under 64 KiB).
 inline result<pread_reader> try_open_pread(const std::string& path, const read_options& options = {}) {
-  auto file = pread_file::open(path);
+  auto file = pread_file::try_open(path);
   if (!file) return file.error();
-  return pread_reader::open(std::move(*file), options);
+  return pread_reader::try_open(std::move(*file), options);
 }
 /// Opens and validates the file at `path`, reading only its header; throws safetensors::exception.
 inline pread_reader open_pread(const std::string& path, const read_options& options = {}) {
@@ -4968,6 +5046,337 @@ inline pread_reader open_pread(const std::string& path, const read_options& opti
 
 #endif  // SAFETENSORS_READER_HPP
 // ---- end include/safetensors/reader.hpp ----
+// ---- begin include/safetensors/any_reader.hpp ----
+// safetensors-hpp: any_reader, a reader whose storage is chosen at run time (mapped, pread,
+// memory, remote, or a storage of the user's) behind one type.
+// Part of the core: docs/ARCHITECTURE.md says what each header owns and may include.
+//
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 the safetensors-hpp authors
+
+#ifndef SAFETENSORS_ANY_READER_HPP
+#define SAFETENSORS_ANY_READER_HPP
+
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace safetensors {
+
+namespace detail {
+
+/// What any_reader asks of the reader it holds: basic_reader's members that do not depend on the
+/// storage's type.
+class reader_interface {
+ public:
+  virtual ~reader_interface() = default;
+  virtual span<const tensor_info> tensors() const noexcept = 0;
+  virtual const tensor_info* find(std::string_view name) const noexcept = 0;
+  virtual bool has_views() const noexcept = 0;
+  virtual result<tensor_view> try_view(std::string_view name) const = 0;
+  virtual result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const = 0;
+  virtual result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const = 0;
+  virtual result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const = 0;
+  virtual result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const = 0;
+  virtual result<std::vector<std::byte>> try_read(std::string_view name) const = 0;
+  virtual result<std::vector<std::byte>> try_read(const tensor_slice& slice) const = 0;
+  virtual result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const = 0;
+  virtual result<void> try_prefetch(const tensor_info& info) const = 0;
+  virtual result<void> try_release(const tensor_info& info) const = 0;
+  virtual result<void> try_read_at(std::uint64_t offset, span<std::byte> destination) const = 0;
+  virtual const metadata_map& metadata() const noexcept = 0;
+  virtual bool has_metadata() const noexcept = 0;
+  virtual std::uint64_t header_length() const noexcept = 0;
+  virtual std::uint64_t data_size() const noexcept = 0;
+  virtual std::uint64_t file_size() const noexcept = 0;
+  virtual std::string_view name() const noexcept = 0;
+  virtual packing element_packing() const noexcept = 0;
+  virtual const void* reader_address(const void* storage_type) const noexcept = 0;
+};
+
+/// A distinct address per storage type, which any_reader::get compares without RTTI (so that it
+/// works under -fno-rtti too).
+template <class Storage>
+const void* storage_type_tag() noexcept {
+  static const char tag = 0;
+  return &tag;
+}
+
+/// The error of a residency call on a storage that has none.
+inline error no_residency_control(std::string_view name, std::string_view what) {
+  return about(name, error(error_kind::invalid_argument,
+                           std::string(what) + " needs a storage that controls residency (a mapped file)"));
+}
+
+template <class Storage>
+class reader_holder final : public reader_interface {
+ public:
+  using reader_type = basic_reader<Storage>;
+  explicit reader_holder(std::shared_ptr<const reader_type> reader) noexcept : reader_(std::move(reader)) {}
+
+  span<const tensor_info> tensors() const noexcept override { return reader_->tensors(); }
+  const tensor_info* find(std::string_view name) const noexcept override { return reader_->find(name); }
+  bool has_views() const noexcept override { return reader_type::has_views; }
+  result<tensor_view> try_view(std::string_view name) const override {
+    if constexpr (reader_type::has_views) {
+      return reader_->try_view(name);
+    } else {
+      return about(reader_->name(), error(error_kind::invalid_argument,
+                                          "tensor " + quote(name) + " has no view: its storage holds no bytes in memory"));
+    }
+  }
+  result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const override {
+    return reader_->try_slice(name, std::move(dims));
+  }
+  result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const override {
+    return reader_->try_read_into(info, destination);
+  }
+  result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const override {
+    return reader_->try_read_into(slice, destination);
+  }
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const override {
+    return reader_->try_read_part(info, offset, destination);
+  }
+  result<std::vector<std::byte>> try_read(std::string_view name) const override { return reader_->try_read(name); }
+  result<std::vector<std::byte>> try_read(const tensor_slice& slice) const override { return reader_->try_read(slice); }
+  result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const override {
+    return reader_->try_plan(requests, options);
+  }
+  result<void> try_prefetch(const tensor_info& info) const override {
+    if constexpr (has_residency_control<Storage>::value) {
+      return reader_->try_prefetch(info);
+    } else {
+      (void)info;
+      return no_residency_control(reader_->name(), "prefetch");
+    }
+  }
+  result<void> try_release(const tensor_info& info) const override {
+    if constexpr (has_residency_control<Storage>::value) {
+      return reader_->try_release(info);
+    } else {
+      (void)info;
+      return no_residency_control(reader_->name(), "release");
+    }
+  }
+  result<void> try_read_at(std::uint64_t offset, span<std::byte> destination) const override {
+    return reader_->storage().read_at(offset, destination.data(), destination.size());
+  }
+  const metadata_map& metadata() const noexcept override { return reader_->metadata(); }
+  bool has_metadata() const noexcept override { return reader_->has_metadata(); }
+  std::uint64_t header_length() const noexcept override { return reader_->header_length(); }
+  std::uint64_t data_size() const noexcept override { return reader_->data_size(); }
+  std::uint64_t file_size() const noexcept override { return reader_->storage().size(); }
+  std::string_view name() const noexcept override { return reader_->name(); }
+  packing element_packing() const noexcept override { return reader_->element_packing(); }
+  const void* reader_address(const void* storage_type) const noexcept override {
+    return storage_type == storage_type_tag<Storage>() ? reader_.get() : nullptr;
+  }
+
+ private:
+  std::shared_ptr<const reader_type> reader_;
+};
+
+}  // namespace detail
+
+/// A reader of any storage, chosen at run time: a mapped file, pread, bytes in memory, a remote
+/// file or a storage of your own, behind one type, for programs (a tool, a binding to another
+/// language) that pick the storage from what they are given. It has basic_reader's members, in
+/// both forms (try_ returning result, and throwing); views and residency calls answer with an
+/// error where the storage has none (has_views() says which). Copies share the reader: cheap,
+/// and safe to use from many threads as the reader is.
+///
+/// ```cpp
+/// safetensors::any_reader reader = use_pread ? safetensors::any_reader(safetensors::open_pread(path))
+///                                            : safetensors::any_reader(safetensors::open(path));
+/// std::vector<float> bias = reader.read_as<float>("bias");
+/// ```
+class any_reader {
+ public:
+  /// Holds `reader`, whatever its storage.
+  template <class Storage>
+  any_reader(basic_reader<Storage> reader)  // NOLINT: implicit, as a reader converts to any_reader
+      : reader_(std::make_shared<detail::reader_holder<Storage>>(
+            std::make_shared<const basic_reader<Storage>>(std::move(reader)))) {}
+
+  /// Refers to `reader` without owning it: `reader` must outlive this any_reader and its copies
+  /// (a model's shards are given out this way).
+  template <class Storage>
+  static any_reader borrowing(const basic_reader<Storage>& reader) {
+    return any_reader(std::make_shared<detail::reader_holder<Storage>>(
+        std::shared_ptr<const basic_reader<Storage>>(std::shared_ptr<const void>(), &reader)));
+  }
+
+  /// The reader held, when its storage is `Storage`; else nullptr.
+  template <class Storage>
+  const basic_reader<Storage>* get() const noexcept {
+    return static_cast<const basic_reader<Storage>*>(reader_->reader_address(detail::storage_type_tag<Storage>()));
+  }
+
+  /// Every tensor, in data order.
+  span<const tensor_info> tensors() const noexcept { return reader_->tensors(); }
+  /// Number of tensors.
+  std::size_t size() const noexcept { return tensors().size(); }
+  /// The tensor named `name`, or nullptr.
+  const tensor_info* find(std::string_view name) const noexcept { return reader_->find(name); }
+  /// True when a tensor is named `name`.
+  bool contains(std::string_view name) const noexcept { return find(name) != nullptr; }
+  /// The tensor named `name`, or TensorNotFound naming the file.
+  result<const tensor_info*> try_info(std::string_view name) const {
+    if (const tensor_info* info = find(name)) return info;
+    return detail::about(this->name(), error(error_kind::tensor_not_found, "no tensor named " + detail::quote(name)));
+  }
+  /// The tensor named `name`; throws safetensors::exception when there is none.
+  const tensor_info& info(std::string_view name) const { return *try_info(name).value(); }
+
+  /// True when the storage holds the bytes in memory, so that views are available.
+  bool has_views() const noexcept { return reader_->has_views(); }
+  /// A zero-copy view of the tensor named `name`; an error when there is none, or no views.
+  result<tensor_view> try_view(std::string_view name) const { return reader_->try_view(name); }
+  /// A zero-copy view; throws safetensors::exception on an error.
+  tensor_view view(std::string_view name) const { return try_view(name).value(); }
+  /// A slice of the tensor named `name` (see basic_reader::try_slice).
+  result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const {
+    return reader_->try_slice(name, std::move(dims));
+  }
+  /// A slice; throws safetensors::exception on an error.
+  tensor_slice slice(std::string_view name, std::vector<slice_dim> dims) const {
+    return try_slice(name, std::move(dims)).value();
+  }
+
+  /// Copies the bytes of `info` (one of this reader's tensors) into `destination`.
+  result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
+    return reader_->try_read_into(info, destination);
+  }
+  /// As try_read_into; throws safetensors::exception on an error.
+  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  /// Copies the bytes a slice selects into `destination`.
+  result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    return reader_->try_read_into(slice, destination);
+  }
+  /// As try_read_into; throws safetensors::exception on an error.
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const { try_read_into(slice, destination).value(); }
+  /// Copies destination.size() bytes of `info` from `offset` on.
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    return reader_->try_read_part(info, offset, destination);
+  }
+  /// A copy of the bytes of the tensor named `name`.
+  result<std::vector<std::byte>> try_read(std::string_view name) const { return reader_->try_read(name); }
+  /// A copy of a tensor's bytes; throws safetensors::exception on an error.
+  std::vector<std::byte> read(std::string_view name) const { return try_read(name).value(); }
+  /// A copy of the bytes a slice selects.
+  result<std::vector<std::byte>> try_read(const tensor_slice& slice) const { return reader_->try_read(slice); }
+  /// A copy of the bytes a slice selects; throws safetensors::exception on an error.
+  std::vector<std::byte> read(const tensor_slice& slice) const { return try_read(slice).value(); }
+
+  /// The elements of the tensor named `name` as values of T, converted as basic_reader::try_read_as does.
+  template <class T>
+  result<std::vector<T>> try_read_as(std::string_view name) const {
+    auto found = try_info(name);
+    if (!found) return found.error();
+    const tensor_info& tensor = **found;
+    if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
+      return detail::about(this->name(),
+                           error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
+    std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
+    std::vector<std::byte> read_bytes;
+    tensor_view source{&tensor, {}};
+    if (has_views()) {
+      auto viewed = try_view(name);
+      if (!viewed) return viewed.error();
+      source = *viewed;
+    } else {
+      auto bytes = try_read(name);
+      if (!bytes) return bytes.error();
+      read_bytes = std::move(*bytes);
+      source.bytes = read_bytes;
+    }
+    if (auto converted = try_copy_to(source, span<T>(values), reader_->element_packing()); !converted)
+      return detail::about(this->name(), converted.error());
+    return values;
+  }
+  /// The elements as values of T; throws safetensors::exception on an error.
+  template <class T>
+  std::vector<T> read_as(std::string_view name) const {
+    return try_read_as<T>(name).value();
+  }
+
+  /// Plans the reads of `requests` (see basic_reader::try_plan).
+  result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
+    return reader_->try_plan(requests, options);
+  }
+  /// Copies tensors, or slices of them, into the requests' destinations (see basic_reader::try_load_into).
+  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
+    auto plan = try_plan(requests, options);
+    if (!plan) return plan.error();
+    return plan->try_execute_into(options);
+  }
+  /// As try_load_into; throws safetensors::exception on an error.
+  void load_into(span<const load_request> requests, const load_options& options = {}) const {
+    try_load_into(requests, options).value();
+  }
+  /// Reads `requests` through staging memory of at most options.budget bytes, handing each piece
+  /// to `consumer` (see basic_reader::try_load).
+  template <class Consumer>
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    auto plan = try_plan(requests, detail::within_budget(options));
+    if (!plan) return plan.error();
+    return plan->try_execute(std::forward<Consumer>(consumer), options);
+  }
+  /// As try_load; throws safetensors::exception on an error.
+  template <class Consumer>
+  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    try_load(requests, std::forward<Consumer>(consumer), options).value();
+  }
+
+  /// Starts reading a tensor's pages in ahead of use; InvalidArgument where the storage cannot.
+  result<void> try_prefetch(const tensor_info& info) const { return reader_->try_prefetch(info); }
+  /// As try_prefetch; throws safetensors::exception on an error.
+  void prefetch(const tensor_info& info) const { try_prefetch(info).value(); }
+  /// Gives back the memory of a tensor's pages; InvalidArgument where the storage cannot.
+  result<void> try_release(const tensor_info& info) const { return reader_->try_release(info); }
+  /// As try_release; throws safetensors::exception on an error.
+  void release(const tensor_info& info) const { try_release(info).value(); }
+
+  /// Copies the file's bytes [offset, offset + destination.size()), header included: what a
+  /// whole-file digest reads.
+  result<void> try_read_at(std::uint64_t offset, span<std::byte> destination) const {
+    return reader_->try_read_at(offset, destination);
+  }
+
+  /// The header's `__metadata__` (empty when there is none).
+  const metadata_map& metadata() const noexcept { return reader_->metadata(); }
+  /// True when the header has a `__metadata__` object.
+  bool has_metadata() const noexcept { return reader_->has_metadata(); }
+  /// Length of the JSON header, in bytes.
+  std::uint64_t header_length() const noexcept { return reader_->header_length(); }
+  /// Offset of the data buffer in the file.
+  std::uint64_t data_start() const noexcept { return 8 + header_length(); }
+  /// Size of the data buffer.
+  std::uint64_t data_size() const noexcept { return reader_->data_size(); }
+  /// Size of the whole file.
+  std::uint64_t file_size() const noexcept { return reader_->file_size(); }
+  /// Where the bytes come from (a path or URL), or empty for bytes in memory.
+  std::string_view name() const noexcept { return reader_->name(); }
+  /// How sub-byte elements are unpacked (read_options::packing).
+  packing element_packing() const noexcept { return reader_->element_packing(); }
+
+ private:
+  explicit any_reader(std::shared_ptr<const detail::reader_interface> reader) noexcept : reader_(std::move(reader)) {}
+
+  std::shared_ptr<const detail::reader_interface> reader_;
+};
+
+}  // namespace safetensors
+
+#endif  // SAFETENSORS_ANY_READER_HPP
+// ---- end include/safetensors/any_reader.hpp ----
 // ---- begin include/safetensors/writer.hpp ----
 // safetensors-hpp: the writer: declarations, sources, metadata, the layout of a file, sinks, basic_writer<Sink>, serialize and save.
 // Part of the core: docs/ARCHITECTURE.md says what each header owns and may include.
@@ -5055,9 +5464,10 @@ class metadata_entries {
   metadata_entries() = default;
   /// These entries (implicit, so a map can be passed where metadata is expected).
   metadata_entries(std::map<std::string, std::string> entries) : entries_(std::move(entries)), present_(true) {}
-  /// The entries of a file that was read, or none when it had no `__metadata__`.
-  template <class Storage>
-  static metadata_entries from(const basic_reader<Storage>& reader) {
+  /// The entries of a file that was read (a basic_reader or an any_reader), or none when it had
+  /// no `__metadata__`.
+  template <class Reader>
+  static metadata_entries from(const Reader& reader) {
     if (!reader.has_metadata()) return {};
     return std::map<std::string, std::string>(reader.metadata().begin(), reader.metadata().end());
   }
@@ -5136,7 +5546,7 @@ class file_layout {
 
   /// Validates the declarations (unique names, no "__metadata__", valid UTF-8, whole bytes, no
   /// overflow, header within the limit) and lays the file out.
-  static result<file_layout> make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
+  static result<file_layout> try_make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
                                   const write_options& options = {}) {
     if (options.alignment < 8 || (options.alignment & (options.alignment - 1)) != 0 || options.alignment > (1u << 30))
       return error(error_kind::invalid_argument, "alignment " + std::to_string(options.alignment) +
@@ -5234,6 +5644,11 @@ class file_layout {
     });
     return layout;
   }
+  /// As try_make; throws safetensors::exception (aborts without exceptions) on failure.
+  static file_layout make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
+                          const write_options& options = {}) {
+    return try_make(std::move(declarations), metadata, options).value();
+  }
 
   /// Tensors in file order.
   const std::vector<entry>& entries() const noexcept { return entries_; }
@@ -5272,11 +5687,15 @@ class vector_sink {
  public:
   static constexpr bool positioned = true;
   /// Writes into `bytes`, which is resized to `file_size` now.
-  static result<vector_sink> create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
+  static result<vector_sink> try_create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
     if (file_size > std::numeric_limits<std::size_t>::max() / 2)
       return error(error_kind::io_error, "a file of " + std::to_string(file_size) + " bytes does not fit in memory");
     bytes.assign(static_cast<std::size_t>(file_size), std::byte{0});
     return vector_sink(bytes);
+  }
+  /// As try_create; throws safetensors::exception (aborts without exceptions) on failure.
+  static vector_sink create(std::vector<std::byte>& bytes, std::uint64_t file_size) {
+    return try_create(bytes, file_size).value();
   }
   result<void> write_at(std::uint64_t offset, const std::byte* data, std::size_t count) {
     if (count != 0) std::memcpy(bytes_->data() + offset, data, count);
@@ -5327,7 +5746,7 @@ class basic_writer {
   static constexpr std::size_t buffer_size = std::size_t{1} << 20;
 
   /// Writes the header of `layout` to `sink`.
-  static result<basic_writer> start(file_layout layout, Sink sink) {
+  static result<basic_writer> try_start(file_layout layout, Sink sink) {
     basic_writer writer(std::move(layout), std::move(sink));
     const std::string_view header = writer.layout_.header();
     if (auto wrote = writer.sink_.write_at(0, reinterpret_cast<const std::byte*>(header.data()), header.size()); !wrote)
@@ -5336,6 +5755,8 @@ class basic_writer {
     writer.stream_position_ = header.size();
     return writer;
   }
+  /// As try_start; throws safetensors::exception (aborts without exceptions) on failure.
+  static basic_writer start(file_layout layout, Sink sink) { return try_start(std::move(layout), std::move(sink)).value(); }
 
   /// The layout being written.
   const file_layout& layout() const noexcept { return layout_; }
@@ -5532,7 +5953,7 @@ inline result<file_layout> layout_of(const std::vector<tensor_source>& tensors, 
   std::vector<tensor_declaration> declarations;
   declarations.reserve(tensors.size());
   for (const tensor_source& t : tensors) declarations.push_back(t.declaration);
-  return file_layout::make(std::move(declarations), metadata, options);
+  return file_layout::try_make(std::move(declarations), metadata, options);
 }
 
 // The layout of `tensors`, whose data must match their declarations: checked before any sink is
@@ -5558,7 +5979,7 @@ template <class Sink>
 result<void> write_all(file_layout layout, Sink sink, const std::vector<tensor_source>& tensors) {
   std::vector<const tensor_source*> in_file_order(tensors.size(), nullptr);
   for (const tensor_source& t : tensors) in_file_order[*layout.find(t.declaration.name)] = &t;
-  auto writer = basic_writer<Sink>::start(std::move(layout), std::move(sink));
+  auto writer = basic_writer<Sink>::try_start(std::move(layout), std::move(sink));
   if (!writer) return writer.error();
   for (const tensor_source* t : in_file_order) {
     if constexpr (host_is_big_endian) {
@@ -5590,7 +6011,7 @@ inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_sou
   auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
   std::vector<std::byte> bytes;
-  auto sink = vector_sink::create(bytes, layout->file_size());
+  auto sink = vector_sink::try_create(bytes, layout->file_size());
   if (!sink) return sink.error();
   if (auto wrote = detail::write_all(std::move(*layout), std::move(*sink), tensors); !wrote) return wrote.error();
   return bytes;
@@ -5619,9 +6040,9 @@ inline void serialize(std::ostream& stream, const std::vector<tensor_source>& te
 inline result<stream_writer> try_make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
                                                     const metadata_entries& metadata = {},
                                                     const write_options& options = {}) {
-  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  auto layout = file_layout::try_make(std::move(declarations), metadata, options);
   if (!layout) return layout.error();
-  return stream_writer::start(std::move(*layout), ostream_sink(stream));
+  return stream_writer::try_start(std::move(*layout), ostream_sink(stream));
 }
 /// Starts writing a file to `stream`; throws safetensors::exception.
 inline stream_writer make_stream_writer(std::ostream& stream, std::vector<tensor_declaration> declarations,
@@ -5638,11 +6059,11 @@ using file_writer = basic_writer<file_sink>;
 inline result<file_writer> try_make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
                                                 const metadata_entries& metadata = {},
                                                 const write_options& options = {}) {
-  auto layout = file_layout::make(std::move(declarations), metadata, options);
+  auto layout = file_layout::try_make(std::move(declarations), metadata, options);
   if (!layout) return layout.error();
-  auto sink = file_sink::create(path, options.sync);
+  auto sink = file_sink::try_create(path, options.sync);
   if (!sink) return sink.error();
-  return file_writer::start(std::move(*layout), std::move(*sink));
+  return file_writer::try_start(std::move(*layout), std::move(*sink));
 }
 /// Starts writing a file at `path`; throws safetensors::exception.
 inline file_writer make_file_writer(const std::string& path, std::vector<tensor_declaration> declarations,
@@ -5656,7 +6077,7 @@ inline result<void> try_save(const std::string& path, const std::vector<tensor_s
                              const metadata_entries& metadata = {}, const write_options& options = {}) {
   auto layout = detail::checked_layout(tensors, metadata, options);
   if (!layout) return layout.error();
-  auto sink = file_sink::create(path, options.sync);
+  auto sink = file_sink::try_create(path, options.sync);
   if (!sink) return sink.error();
   return detail::write_all(std::move(*layout), std::move(*sink), tensors);
 }

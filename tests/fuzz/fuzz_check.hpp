@@ -20,7 +20,7 @@
 
 namespace fuzz {
 
-/// The kinds a reader gives for a file it refuses (README, "Errors"; SPEC rules 1-11).
+/// The kinds a reader gives for a file it refuses (README, "Errors"; docs/FORMAT.md rules 1-11).
 inline bool is_reader_kind(safetensors::error_kind kind) {
   using k = safetensors::error_kind;
   switch (kind) {

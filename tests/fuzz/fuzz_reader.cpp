@@ -92,14 +92,14 @@ void check_slice(const Reader& reader, const st::tensor_info& t, const std::uint
   const std::size_t width = st::dtype_bits(t.dtype) / 8;
   FUZZ_CHECK(slice->element_count() * width == expected.size());
   std::vector<std::byte> copy(expected.size());
-  FUZZ_CHECK(slice->copy_to(copy, t.dtype));
+  FUZZ_CHECK(slice->try_copy_to(copy, t.dtype));
   FUZZ_CHECK(copy == expected);
   if (slice->contiguous()) {
     auto run = slice->try_bytes();
     FUZZ_CHECK(run && std::equal(run->begin(), run->end(), expected.begin(), expected.end()));
   }
   copy.resize(expected.size() + width);
-  auto refused = slice->copy_to(copy, t.dtype);
+  auto refused = slice->try_copy_to(copy, t.dtype);
   FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::invalid_tensor_view);
 }
 
@@ -116,8 +116,8 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
     FUZZ_CHECK(whole && whole->contiguous() && whole->byte_size() == view.bytes.size());
     if (t.element_count > 4096) return;
     std::vector<std::byte> wide(static_cast<std::size_t>(t.element_count) * 8), back(view.bytes.size());
-    FUZZ_CHECK(st::convert(view.bytes, t.dtype, wide, st::dtype::F64));
-    FUZZ_CHECK(st::convert(wide, st::dtype::F64, back, t.dtype));
+    FUZZ_CHECK(st::try_convert(view.bytes, t.dtype, wide, st::dtype::F64));
+    FUZZ_CHECK(st::try_convert(wide, st::dtype::F64, back, t.dtype));
     FUZZ_CHECK(std::equal(back.begin(), back.end(), view.bytes.begin(), view.bytes.end()));
     return;
   }
@@ -131,14 +131,14 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
   // A sub-byte target holds the elements only when they fill whole bytes.
   if (t.element_count * st::dtype_bits(target) % 8 == 0) {
     std::vector<std::byte> converted(static_cast<std::size_t>(t.element_count) * st::dtype_bits(target) / 8);
-    auto conversion = st::copy_to(view, converted, target);
+    auto conversion = st::try_copy_to(view, converted, target);
     if (!conversion) {
       FUZZ_CHECK(conversion.error().kind() == st::error_kind::invalid_conversion && !conversion.error().message().empty());
       FUZZ_CHECK(target != t.dtype);
     }
   }
   std::vector<std::byte> same(view.bytes.size());
-  FUZZ_CHECK(st::copy_to(view, same, t.dtype));
+  FUZZ_CHECK(st::try_copy_to(view, same, t.dtype));
   FUZZ_CHECK(std::equal(same.begin(), same.end(), view.bytes.begin(), view.bytes.end()));
 
   const std::size_t rank = t.shape.size();
@@ -291,7 +291,7 @@ void check_reader(const Reader& reader, const std::uint8_t* data, std::size_t si
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto opened = st::try_open_memory(data, size);
-  auto copied = copying_reader::open(copying_storage(data, size));
+  auto copied = copying_reader::try_open(copying_storage(data, size));
   FUZZ_CHECK(same_outcome(opened, copied));
   st::read_options lenient;
   lenient.allow_trailing_bytes = true;

@@ -250,7 +250,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // right, the layout says which.
   const bool file_size_may_overflow = !data_size_overflows && data_size > UINT64_MAX - (std::uint64_t{1} << 31);
 
-  auto made = st::file_layout::make(declarations, metadata, options);
+  auto made = st::file_layout::try_make(declarations, metadata, options);
   if (!made) {
     const st::error_kind kind = made.error().kind();
     FUZZ_CHECK(fuzz::is_layout_kind(kind));
@@ -263,7 +263,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_layout(layout, options.alignment);
   FUZZ_CHECK(layout.data_size() == data_size);
   {
-    auto header_read = st::basic_reader<layout_storage>::open(layout_storage(layout));
+    auto header_read = st::basic_reader<layout_storage>::try_open(layout_storage(layout));
     FUZZ_CHECK(header_read);
     check_read_back(*header_read, layout, metadata);
   }

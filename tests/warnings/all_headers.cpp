@@ -118,7 +118,7 @@ inline float exercise_number_types(float value) {
 }
 
 inline st::result<void> exercise_convert(st::span<const std::byte> source, st::span<std::byte> destination) {
-  return st::convert(source, st::dtype::BF16, destination, st::dtype::F32);
+  return st::try_convert(source, st::dtype::BF16, destination, st::dtype::F32);
 }
 
 inline std::size_t exercise_span(std::vector<float>& values, const std::vector<float>& constant) {
@@ -142,8 +142,8 @@ bool view_and_copy(const st::tensor_view& view, const st::tensor_slice& slice) {
   std::vector<T> whole(static_cast<std::size_t>(view.info->element_count));
   std::vector<T> part(static_cast<std::size_t>(slice.element_count()));
   const st::result<st::span<const T>> typed = view.try_as<T>();
-  return typed && view.as<T>().size() == typed->size() && st::copy_to(view, st::span<T>(whole)) &&
-         slice.copy_to(st::span<T>(part));
+  return typed && view.as<T>().size() == typed->size() && st::try_copy_to(view, st::span<T>(whole)) &&
+         slice.try_copy_to(st::span<T>(part));
 }
 
 template <class... T>
@@ -163,9 +163,9 @@ inline bool exercise_views(const st::mapped_reader& reader) {
   return every_type<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t, std::uint32_t, std::int32_t, std::uint64_t,
                     std::int64_t, float, double, std::complex<float>, st::bfloat16, st::float16, st::float8_e5m2,
                     st::float8_e4m3, st::float8_e8m0, st::float8_e4m3fnuz, st::float8_e5m2fnuz>(view, slice) &&
-         view.try_as<std::byte>().has_value() && st::copy_to(view, st::span<std::byte>(bytes), st::dtype::F16) &&
+         view.try_as<std::byte>().has_value() && st::try_copy_to(view, st::span<std::byte>(bytes), st::dtype::F16) &&
          slice.try_bytes().has_value() && slice.contiguous() && slice.shape().size() == groups &&
-         st::tensor_slice::make(view.info[0], {st::at(0)}).has_value() && view.name() == slice.info().name &&
+         st::tensor_slice::try_make(view.info[0], {st::at(0)}).has_value() && view.name() == slice.info().name &&
          view.dtype() == slice.tensor().dtype() && view.shape().size() > 0;
 }
 
@@ -208,11 +208,11 @@ inline bool exercise_readers(const std::string& path, std::vector<std::byte> byt
   const st::buffer_reader buffer = st::open_buffer(bytes);
   const st::mapped_reader mapped = st::open(path);
   const st::pread_reader pread = st::open_pread(path);
-  const auto blob = st::basic_reader<consumer::blob_storage>::open(consumer::blob_storage(std::move(bytes))).value();
+  const auto blob = st::basic_reader<consumer::blob_storage>::try_open(consumer::blob_storage(std::move(bytes))).value();
   const st::tensor_info& first = mapped.tensors()[0];
   return read_all(memory) && read_all(buffer) && read_all(mapped) && read_all(pread) && read_all(blob) &&
          memory.try_view("w").has_value() && buffer.view(first).bytes.size() == first.byte_size() &&
-         mapped.prefetch(first) && mapped.release(first) && exercise_views(mapped);
+         mapped.try_prefetch(first) && mapped.try_release(first) && exercise_views(mapped);
 }
 
 inline bool exercise_plan(const st::load_plan& plan) {
@@ -221,7 +221,7 @@ inline bool exercise_plan(const st::load_plan& plan) {
   return plan.try_execute([](const st::load_piece& piece) -> st::result<void> {
     if (piece.bytes.empty()) return st::error(st::error_kind::invalid_argument, "empty");
     return {};
-  }) && plan.prefetch() && plan.release() && plan.size() + plan.read_count() + plan.block_count() + plan.block_size() > 0;
+  }) && plan.try_prefetch() && plan.try_release() && plan.size() + plan.read_count() + plan.block_count() + plan.block_size() > 0;
 }
 
 inline void exercise_thread_pool(st::thread_pool& pool) {
@@ -266,13 +266,13 @@ inline bool exercise_writers(const st::mapped_reader& reader, std::ostream& stre
   options.alignment = 4096;
   options.sync = metadata.entries().empty();
 
-  st::file_layout layout = st::file_layout::make(declarations, metadata, options).value();
+  st::file_layout layout = st::file_layout::try_make(declarations, metadata, options).value();
   std::vector<std::byte> bytes;
-  st::vector_sink vector_sink = st::vector_sink::create(bytes, layout.file_size()).value();
-  st::vector_writer in_memory = st::vector_writer::start(layout, std::move(vector_sink)).value();
+  st::vector_sink vector_sink = st::vector_sink::try_create(bytes, layout.file_size()).value();
+  st::vector_writer in_memory = st::vector_writer::try_start(layout, std::move(vector_sink)).value();
   st::stream_writer streamed = st::make_stream_writer(stream, declarations, metadata, options);
   st::file_writer to_file = st::make_file_writer(path, declarations);
-  st::file_sink file_sink = st::file_sink::create(path, false).value();
+  st::file_sink file_sink = st::file_sink::try_create(path, false).value();
   file_sink.discard();
 
   return write_all(in_memory, chunk) && write_all(streamed, chunk) && write_all(to_file, chunk) &&
@@ -302,7 +302,7 @@ bool read_model(const st::basic_model_reader<Storage>& model, std::vector<std::b
            if (piece.bytes.empty()) return st::error(st::error_kind::invalid_argument, "empty");
            return {};
          }) &&
-         model.try_load_into(requests) && model.try_plan(requests).has_value() && model.validate() &&
+         model.try_load_into(requests) && model.try_plan(requests).has_value() && model.try_validate() &&
          model.try_read(slice).has_value() && model.try_read_into(slice, st::span<std::byte>(destination)) &&
          model.try_read_into(info, st::span<std::byte>(destination)) &&
          model.try_read_part(info, 0, st::span<std::byte>(destination)) && model.read("w").size() == delivered &&
@@ -316,7 +316,7 @@ inline bool exercise_models(const std::string& directory, std::vector<std::byte>
   const st::model_reader mapped = st::open_model(directory);
   const st::pread_model_reader pread = st::open_model_pread(directory);
   const auto blobs = st::basic_model_reader<blob_storage>::from_index(
-      directory + "/model.safetensors.index.json", st::model_index::parse("{}").value(),
+      directory + "/model.safetensors.index.json", st::model_index::try_parse("{}").value(),
       [](const std::string&) -> st::result<blob_storage> { return blob_storage({}); });
   return read_model(mapped, destination) && read_model(pread, destination) && read_model(blobs, destination) &&
          mapped.view("w").bytes.size() == mapped.try_view("w")->bytes.size() && st::try_open_model(directory) &&
@@ -347,7 +347,7 @@ inline bool exercise_remote(const std::string& url, std::vector<std::byte>& dest
   const st::remote_statistics cost = file.storage().statistics();
   return read_model(model, destination) && st::try_open_remote(url).has_value() &&
          st::try_open_remote_model(url).has_value() && cost.requests >= cost.retries && !file.storage().etag().empty() &&
-         st::remote_file::open(url, options).has_value();
+         st::remote_file::try_open(url, options).has_value();
 }
 
 }  // namespace consumer
