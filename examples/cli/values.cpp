@@ -8,23 +8,6 @@
 
 namespace cli {
 
-value_kind kind_of(safetensors::dtype type) {
-  using safetensors::dtype;
-  switch (type) {
-    case dtype::BOOL: return value_kind::boolean;
-    case dtype::U8:
-    case dtype::U16:
-    case dtype::U32:
-    case dtype::U64: return value_kind::unsigned_integer;
-    case dtype::I8:
-    case dtype::I16:
-    case dtype::I32:
-    case dtype::I64: return value_kind::signed_integer;
-    case dtype::C64: return value_kind::complex;
-    default: return value_kind::floating;
-  }
-}
-
 void add_packing_option(CLI::App& command, safetensors::packing& order) {
   const std::map<std::string, safetensors::packing> orders = {{"low-first", safetensors::packing::low_first},
                                                               {"high-first", safetensors::packing::high_first}};

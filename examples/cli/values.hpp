@@ -14,16 +14,12 @@
 
 namespace cli {
 
-// How a dtype's elements are shown and summarised.
-enum class value_kind {
-  floating,          // F16, BF16, F32, F64, the F8 types, F4 and F6: widened to double, exactly
-  signed_integer,    // I8 to I64: widened to int64_t
-  unsigned_integer,  // U8 to U64: widened to uint64_t
-  boolean,           // BOOL: the byte's value
-  complex,           // C64: pairs of F32
-};
-
-value_kind kind_of(safetensors::dtype type);
+// How a dtype's elements are shown and summarised, by the library's dtype_kind: floating (F16,
+// BF16, F32, F64, the F8 types, F4 and F6) widened to double, exactly; signed and unsigned
+// integers widened to int64_t and uint64_t; boolean (BOOL) the byte's value; complex (C64) pairs
+// of F32.
+using value_kind = safetensors::dtype_kind;
+using safetensors::kind_of;
 
 // Adds --packing low-first|high-first: how F4 and F6 elements lie in their bytes.
 void add_packing_option(CLI::App& command, safetensors::packing& order);

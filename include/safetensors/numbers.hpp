@@ -620,16 +620,11 @@ inline std::string element_text(element value) {
 
 /// The values an integer dtype holds, for a message, e.g. "-128 to 127".
 inline std::string integer_range_text(dtype type) {
-  auto range = [](auto low, auto high) { return std::to_string(low) + " to " + std::to_string(high); };
-  switch (type) {
-    case dtype::U8: return range(0, std::numeric_limits<std::uint8_t>::max());
-    case dtype::I8: return range(std::numeric_limits<std::int8_t>::min(), std::numeric_limits<std::int8_t>::max());
-    case dtype::U16: return range(0, std::numeric_limits<std::uint16_t>::max());
-    case dtype::I16: return range(std::numeric_limits<std::int16_t>::min(), std::numeric_limits<std::int16_t>::max());
-    case dtype::U32: return range(0, std::numeric_limits<std::uint32_t>::max());
-    case dtype::I32: return range(std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max());
-    case dtype::U64: return range(0, std::numeric_limits<std::uint64_t>::max());
-    case dtype::I64: return range(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max());
+  const std::size_t bits = dtype_bits(type);
+  const std::uint64_t all_ones = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+  switch (kind_of(type)) {
+    case dtype_kind::unsigned_integer: return "0 to " + std::to_string(all_ones);
+    case dtype_kind::signed_integer: return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
     default: return "";
   }
 }

@@ -18,6 +18,13 @@
 #include <utility>
 #include <vector>
 
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L && defined(__has_include)
+#if __has_include(<concepts>)
+#include <concepts>
+#define SAFETENSORS_DETAIL_HAS_CONCEPTS 1
+#endif
+#endif
+
 namespace safetensors {
 
 // ---------------------------------------------------------------------------------------------
@@ -26,8 +33,10 @@ namespace safetensors {
 // A storage holds a file's bytes or reaches them. Every storage has
 //   std::uint64_t size() const;
 //   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const;
-// and read_at must be safe to call from many threads at once: a reader promises thread safety
-// and its loads read with several threads. A storage may also offer (each found at compile time):
+// and read_at must be safe to call from many threads at once, on any ranges: a reader promises
+// thread safety and its loads read with several threads. Under C++20 this is the concept
+// safetensors::storage; under C++17 detail::is_storage checks the same, and basic_reader says
+// what is missing in a static_assert. A storage may also offer (each found at compile time):
 //   const std::byte* data() const;              the bytes are in memory: zero-copy views
 //   const std::string& path() const;            where the bytes come from: every error names it
 //   std::size_t first_read_size() const;        bytes worth reading at once when opening (the
@@ -134,6 +143,9 @@ struct has_residency_control<Storage, std::void_t<decltype(std::declval<const St
                                                   decltype(std::declval<const Storage&>().release(0, 0))>>
     : std::true_type {};
 
+static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value, "borrowed_bytes is a storage with views");
+static_assert(is_storage<owned_bytes>::value && has_data<owned_bytes>::value, "owned_bytes is a storage with views");
+
 /// Where a storage's bytes come from, for messages: its path, or nothing for bytes in memory.
 template <class Storage>
 std::string_view storage_name(const Storage& storage) noexcept {
@@ -145,6 +157,17 @@ std::string_view storage_name(const Storage& storage) noexcept {
   }
 }
 }  // namespace detail
+
+#if defined(SAFETENSORS_DETAIL_HAS_CONCEPTS)
+/// What basic_reader asks of its Storage (C++20): the size, and read_at, which many threads may
+/// call at once. The optional members are listed above.
+template <class Storage>
+concept storage = requires(const Storage& bytes, std::uint64_t offset, std::byte* destination, std::size_t count) {
+  { bytes.size() } -> std::convertible_to<std::uint64_t>;
+  { bytes.read_at(offset, destination, count) } -> std::same_as<result<void>>;
+};
+static_assert(storage<borrowed_bytes> && storage<owned_bytes>);
+#endif
 
 }  // namespace safetensors
 
