@@ -3,7 +3,7 @@
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors; C++20 with
 # -fno-exceptions), under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests
 # under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 30), the suite on big-endian s390x
-# under qemu, a consumer of every public header with every warning of gcc and clang, the installed
+# under qemu, the unit tests and the tool cross-compiled for Windows and run under wine, a consumer of every public header with every warning of gcc and clang, the installed
 # CMake package with each way of consuming it, and remote reading against nginx, an S3 server and
 # a fault-injecting server started on 127.0.0.1.
 set -euo pipefail
@@ -12,7 +12,8 @@ root=$PWD
 jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
-          libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev)
+          libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev
+          g++-mingw-w64-x86-64 wine64)
 # The servers the remote tests start on 127.0.0.1: nginx, Node.js for s3rver, botocore, curl.
 read -r -a remote_packages <<<"$(bash tests/remote/debian-packages.sh)"
 packages+=("${remote_packages[@]}")
@@ -80,6 +81,18 @@ cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROC
 cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]"
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_filesystem_tests"
+
+# Windows: the unit tests (less the few that watch POSIX itself) and the tool, cross-compiled with
+# mingw-w64 and run under wine, so that file.hpp's Windows branches run. The header-only
+# dependencies come from a folder of their own (CMakeLists.txt, SAFETENSORS_HEADER_ONLY_DEPENDENCIES).
+step "windows: x86_64-w64-mingw32-g++, C++17, the unit tests and the tool under wine64"
+mkdir -p "$build/windows-dependencies"
+for dependency in catch2 nlohmann CLI; do ln -sfn "/usr/include/$dependency" "$build/windows-dependencies/$dependency"; done
+cmake -S "$root" -B "$build/windows" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64.cmake" \
+  -DSAFETENSORS_HEADER_ONLY_DEPENDENCIES="$build/windows-dependencies" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1 \
+  -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
+cmake --build "$build/windows" -j"$jobs" --target safetensors_tests safetensors-cli
+bash "$root/tests/windows/run.sh" "$build/windows" "$build/gcc-cxx17/examples/safetensors-cli"
 
 step "warnings: a consumer of every public header, gcc and clang, C++17 and C++20, every warning an error"
 python3 "$root/tests/warnings/check.py" --logs "$build/warnings"

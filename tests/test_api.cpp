@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -232,5 +233,40 @@ TEST_CASE("every fallible function has a try_ form, and a throwing form without 
   std::vector<float> gathered(1);
   st::tensor_slice::make(mapped.view("w"), {st::range(1)}).copy_to(st::span<float>(gathered));
   CHECK(gathered[0] == -2.0f);
+#endif
+}
+
+TEST_CASE("paths: a model's files are joined with the platform's separator, or the one its directory uses", "[api]") {
+  CHECK(st::detail::join_path("models/x", "a.safetensors") == "models/x/a.safetensors");
+  CHECK(st::detail::join_path("models/x/", "a") == "models/x/a");
+  CHECK(st::detail::join_path("", "a") == "a");
+  CHECK(st::detail::file_name_start("https://host/m/model.safetensors.index.json") == 15);
+  CHECK(st::detail::file_name_start("index.json") == 0);
+  test::temp_directory directory;
+  {
+    st::shard_options options;
+    options.max_shard_size = 1;
+    auto writer = st::make_sharded_writer(directory.path, {{"a", st::dtype::U8, {1}}, {"b", st::dtype::U8, {1}}}, options);
+    writer.write("a", test::le_bytes<std::uint8_t>({1}));
+    writer.write("b", test::le_bytes<std::uint8_t>({2}));
+    writer.finish();
+  }
+#if defined(_WIN32)
+  CHECK(st::detail::join_path("C:\\models\\x", "a") == "C:\\models\\x\\a");
+  CHECK(st::detail::join_path("C:\\models\\x\\", "a") == "C:\\models\\x\\a");
+  CHECK(st::detail::join_path("C:/models/x", "a") == "C:/models/x/a");
+  CHECK(st::detail::file_name_start("C:\\m\\index.json") == 5);
+  std::string native = directory.path;
+  std::replace(native.begin(), native.end(), '/', '\\');
+  const st::model_reader model = st::open_model(native);
+  CHECK(model.index_path() == native + "\\model.safetensors.index.json");
+  CHECK(model.shard_paths()[1] == native + "\\model-00002-of-00002.safetensors");
+  CHECK(model.read_as<int>("b") == std::vector<int>{2});
+#else
+  CHECK(st::detail::join_path("odd\\name", "a") == "odd\\name/a");
+  const st::model_reader model = st::open_model(directory.path);
+  CHECK(model.index_path() == directory.path + "/model.safetensors.index.json");
+  CHECK(model.shard_paths()[1] == directory.path + "/model-00002-of-00002.safetensors");
+  CHECK(model.read_as<int>("b") == std::vector<int>{2});
 #endif
 }

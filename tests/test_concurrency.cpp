@@ -207,7 +207,13 @@ TEST_CASE("concurrency: threads open readers of one file while others replace it
       std::vector<std::byte> data(replacement_size, static_cast<std::byte>(thread));
       for (int i = 0; i < 10; ++i) {
         auto saved = st::try_save(target.path(), {{{"writer", st::dtype::U8, {replacement_size}}, data}});
+#if defined(_WIN32)
+        // Windows refuses to replace a file that a reader has mapped: a clean IoError.
+        report.check(saved || saved.error().message().find("cannot rename") != std::string::npos,
+                     saved ? "" : saved.error().to_string());
+#else
         report.check(bool(saved), saved ? "" : saved.error().to_string());
+#endif
       }
       return;
     }
@@ -236,7 +242,11 @@ TEST_CASE("concurrency: threads open readers of one file while others replace it
   // The last rename won; nothing is left beside the target.
   auto final_file = st::try_open(target.path());
   REQUIRE(final_file);
+#if defined(_WIN32)
+  CHECK((final_file->contains("writer") || final_file->size() == generated.declarations.size()));
+#else
   CHECK(final_file->contains("writer"));
+#endif
   const std::string directory = target.path().substr(0, target.path().rfind('/'));
   const std::string prefix = target.path().substr(target.path().rfind('/') + 1) + ".tmp.";
   std::vector<std::string> leftovers;

@@ -129,22 +129,29 @@ TEST_CASE("files: missing files, directories and empty files", "[reader][files]"
     CHECK(opened == "IoError");
   }
   auto missing = st::try_open("/nonexistent/x.safetensors");
+#if defined(_WIN32)
+  CHECK_THAT(missing.error().message(), Catch::Contains("/nonexistent/x.safetensors") &&
+                                            Catch::Contains("cannot open: ") && Catch::EndsWith("(Windows error 3)"));
+#else
   CHECK_THAT(missing.error().message(), Catch::Contains("/nonexistent/x.safetensors") && Catch::Contains("No such file"));
+#endif
   test::temp_file empty(std::vector<std::byte>{});
   CHECK(test::outcome(st::try_open(empty.path())) == "HeaderTooSmall");
   CHECK(test::outcome(st::try_open_pread(empty.path())) == "HeaderTooSmall");
 }
 
+#if !defined(_WIN32)  // see test::shrink_file
 TEST_CASE("files: a pread file that shrank after opening is an IoError", "[reader][files]") {
   test::temp_file file(test::file_bytes(two_tensors, two_tensors_data));
   auto reader = st::try_open_pread(file.path());
   REQUIRE(reader);
-  REQUIRE(::truncate(file.path().c_str(), static_cast<off_t>(reader->data_start() + 4)) == 0);
+  REQUIRE(test::shrink_file(file.path(), reader->data_start() + 4));
   auto copy = reader->try_read("b");
   REQUIRE_FALSE(copy);
   CHECK(copy.error().kind() == st::error_kind::io_error);
   CHECK_THAT(copy.error().message(), Catch::Contains("shrank"));
 }
+#endif
 
 TEST_CASE("files: a pread reader reads only the header at open", "[reader][files]") {
   // A header claiming far more data than exists: nothing is allocated for it before the check.

@@ -330,10 +330,12 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
     CHECK(test::outcome(failing.try_finish()) == "TensorInvalidInfo");  // t1 got no bytes
   }
   CHECK(files_in(dir.path) == 4);
-  auto old = st::try_open_model(dir.path);
-  REQUIRE(old);
-  CHECK(old->try_validate());
-  CHECK(old->size() == 3);
+  {
+    auto old = st::try_open_model(dir.path);
+    REQUIRE(old);
+    CHECK(old->try_validate());
+    CHECK(old->size() == 3);
+  }
 
   // A replacement that succeeds: the new single file, and no trace of the old index or shards.
   auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);

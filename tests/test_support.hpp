@@ -4,13 +4,14 @@
 #include <safetensors/safetensors.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <dirent.h>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace test {
@@ -91,21 +92,33 @@ std::string outcome(const Result& result) {
   return std::string(safetensors::error_kind_name(result.error().kind()));
 }
 
+/// A name in the temporary directory that nothing has yet, starting with `prefix`: the process id
+/// and a counter make it unique among the tests running at once.
+inline std::string unique_temp_path(const std::string& prefix) {
+  static std::atomic<unsigned> counter{0};
+  static const auto seed = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (;;) {
+    const std::filesystem::path candidate = std::filesystem::temp_directory_path() /
+        (prefix + std::to_string(seed) + "_" + std::to_string(counter++));
+    std::error_code ignored;
+    if (!std::filesystem::exists(candidate, ignored)) return candidate.generic_string();
+  }
+}
+
 /// A file in the temporary directory, removed when the object goes away.
 class temp_file {
  public:
-  explicit temp_file(const std::vector<std::byte>& bytes) {
-    char name[] = "/tmp/safetensors_test_XXXXXX";
-    int fd = ::mkstemp(name);
-    path_ = name;
-    if (fd >= 0) {
-      if (!bytes.empty() && ::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) path_.clear();
-      ::close(fd);
-    }
+  explicit temp_file(const std::vector<std::byte>& bytes) : path_(unique_temp_path("safetensors_test_")) {
+    std::ofstream out(path_, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) path_.clear();
   }
   temp_file(const temp_file&) = delete;
   temp_file& operator=(const temp_file&) = delete;
-  ~temp_file() { std::remove(path_.c_str()); }
+  ~temp_file() {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
   const std::string& path() const { return path_; }
 
  private:
@@ -114,27 +127,36 @@ class temp_file {
 
 /// A fresh directory, removed with everything in it.
 struct temp_directory {
-  temp_directory() {
-    char pattern[] = "/tmp/safetensors_test_dir_XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
+  temp_directory() : path(unique_temp_path("safetensors_test_dir_")) { std::filesystem::create_directories(path); }
   temp_directory(const temp_directory&) = delete;
   temp_directory& operator=(const temp_directory&) = delete;
-  ~temp_directory() { std::filesystem::remove_all(path); }
+  ~temp_directory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
   /// The path of `name` in the directory.
   std::string file(const std::string& name) const { return path + "/" + name; }
   std::string path;
 };
+
+/// Cuts the file at `path` to `size` bytes, as another process might while a reader has it open.
+/// Windows refuses to shrink a file another handle has open (or mapped), so the tests of files
+/// that shrink under a reader run on POSIX systems only.
+inline bool shrink_file(const std::string& path, std::uint64_t size) {
+  std::error_code failure;
+  std::filesystem::resize_file(path, size, failure);
+  return !failure;
+}
 
 /// The temporary files a writer leaves beside `path` (PATH.tmp.*), with their paths.
 inline std::vector<std::string> temp_files_beside(const std::string& path) {
   const std::string directory = path.substr(0, path.rfind('/'));
   const std::string prefix = path.substr(path.rfind('/') + 1) + ".tmp.";
   std::vector<std::string> found;
-  if (DIR* dir = ::opendir(directory.c_str())) {
-    while (dirent* entry = ::readdir(dir))
-      if (std::string(entry->d_name).rfind(prefix, 0) == 0) found.push_back(directory + "/" + entry->d_name);
-    ::closedir(dir);
+  std::error_code failure;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, failure)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) found.push_back(directory + "/" + name);
   }
   return found;
 }

@@ -1,7 +1,12 @@
 #include "digest.hpp"
 
+#if defined(_WIN32)
+#include <windows.h>
+#include <bcrypt.h>
+#else
 #include <openssl/evp.h>
 #include <openssl/opensslv.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -14,20 +19,6 @@ namespace cli {
 
 namespace {
 
-// The SHA-256 implementation, fetched once: OpenSSL 3 looks an algorithm up on every
-// initialisation that names it implicitly (EVP_sha256()), which an explicit fetch avoids.
-const EVP_MD* sha256_algorithm() {
-#if OPENSSL_VERSION_MAJOR >= 3
-  struct algorithm_deleter {
-    void operator()(EVP_MD* algorithm) const { EVP_MD_free(algorithm); }
-  };
-  static const std::unique_ptr<EVP_MD, algorithm_deleter> fetched(EVP_MD_fetch(nullptr, "SHA256", nullptr));
-  return fetched.get();
-#else
-  return EVP_sha256();
-#endif
-}
-
 std::string hex_of(const unsigned char* bytes, unsigned size) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string text;
@@ -37,11 +28,6 @@ std::string hex_of(const unsigned char* bytes, unsigned size) {
     text += digits[bytes[i] & 15];
   }
   return text;
-}
-
-// libcrypto fails only when memory runs out or the algorithm is missing from its providers.
-void require(int status) {
-  if (status != 1) throw std::bad_alloc();
 }
 
 constexpr std::size_t block_size = std::size_t{4} << 20;
@@ -152,23 +138,105 @@ class digest_run {
 
 }  // namespace
 
-void sha256::context_deleter::operator()(evp_md_ctx_st* context) const { EVP_MD_CTX_free(context); }
+#if defined(_WIN32)
 
-sha256::sha256() : context_(EVP_MD_CTX_new()) {
-  if (!context_) throw std::bad_alloc();
-  require(EVP_DigestInit_ex(context_.get(), sha256_algorithm(), nullptr));
+namespace {
+// BCrypt fails only when memory runs out or the algorithm is missing.
+void require(NTSTATUS status) {
+  if (!BCRYPT_SUCCESS(status)) throw std::bad_alloc();
+}
+
+// The SHA-256 provider, opened once for the process.
+BCRYPT_ALG_HANDLE sha256_algorithm() {
+  static const BCRYPT_ALG_HANDLE algorithm = [] {
+    BCRYPT_ALG_HANDLE opened = nullptr;
+    require(BCryptOpenAlgorithmProvider(&opened, BCRYPT_SHA256_ALGORITHM, nullptr, 0));
+    return opened;
+  }();
+  return algorithm;
+}
+}  // namespace
+
+struct sha256::state {
+  BCRYPT_HASH_HANDLE hash = nullptr;
+};
+
+void sha256::state_deleter::operator()(state* hashing) const {
+  if (hashing->hash != nullptr) BCryptDestroyHash(hashing->hash);
+  delete hashing;
+}
+
+sha256::sha256() : state_(new state) {
+  require(BCryptCreateHash(sha256_algorithm(), &state_->hash, nullptr, 0, nullptr, 0, 0));
 }
 
 void sha256::update(safetensors::span<const std::byte> bytes) {
-  require(EVP_DigestUpdate(context_.get(), bytes.data(), bytes.size()));
+  // BCryptHashData takes at most 4 GiB - 1 at a time.
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ULONG count = static_cast<ULONG>(std::min<std::size_t>(bytes.size() - done, 1u << 30));
+    require(BCryptHashData(state_->hash, reinterpret_cast<PUCHAR>(const_cast<std::byte*>(bytes.data() + done)), count, 0));
+    done += count;
+  }
+}
+
+std::string sha256::hex() {
+  unsigned char digest[32];
+  require(BCryptFinishHash(state_->hash, digest, sizeof digest, 0));
+  return hex_of(digest, sizeof digest);
+}
+
+#else
+
+namespace {
+// The SHA-256 implementation, fetched once: OpenSSL 3 looks an algorithm up on every
+// initialisation that names it implicitly (EVP_sha256()), which an explicit fetch avoids.
+const EVP_MD* sha256_algorithm() {
+#if OPENSSL_VERSION_MAJOR >= 3
+  struct algorithm_deleter {
+    void operator()(EVP_MD* algorithm) const { EVP_MD_free(algorithm); }
+  };
+  static const std::unique_ptr<EVP_MD, algorithm_deleter> fetched(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+  return fetched.get();
+#else
+  return EVP_sha256();
+#endif
+}
+
+// libcrypto fails only when memory runs out or the algorithm is missing from its providers.
+void require(int status) {
+  if (status != 1) throw std::bad_alloc();
+}
+
+}  // namespace
+
+struct sha256::state {
+  EVP_MD_CTX* context = nullptr;
+};
+
+void sha256::state_deleter::operator()(state* hashing) const {
+  EVP_MD_CTX_free(hashing->context);
+  delete hashing;
+}
+
+sha256::sha256() : state_(new state) {
+  state_->context = EVP_MD_CTX_new();
+  if (state_->context == nullptr) throw std::bad_alloc();
+  require(EVP_DigestInit_ex(state_->context, sha256_algorithm(), nullptr));
+}
+
+void sha256::update(safetensors::span<const std::byte> bytes) {
+  require(EVP_DigestUpdate(state_->context, bytes.data(), bytes.size()));
 }
 
 std::string sha256::hex() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned size = 0;
-  require(EVP_DigestFinal_ex(context_.get(), digest, &size));
+  require(EVP_DigestFinal_ex(state_->context, digest, &size));
   return hex_of(digest, size);
 }
+
+#endif
 
 unsigned default_threads() { return std::max(std::thread::hardware_concurrency(), 1u); }
 

@@ -1,4 +1,4 @@
-// sha256 with OpenSSL's libcrypto, and the digests of files and tensors that hash, verify,
+// sha256 (OpenSSL's libcrypto; Windows' BCrypt there), and the digests of files and tensors that hash, verify,
 // load --digest and rewrite --embed-hashes compute.
 #pragma once
 
@@ -13,8 +13,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-struct evp_md_ctx_st;
 
 namespace cli {
 
@@ -31,10 +29,11 @@ class sha256 {
   std::string hex();
 
  private:
-  struct context_deleter {
-    void operator()(evp_md_ctx_st* context) const;
+  struct state;  // the platform's hash object
+  struct state_deleter {
+    void operator()(state* hashing) const;
   };
-  std::unique_ptr<evp_md_ctx_st, context_deleter> context_;
+  std::unique_ptr<state, state_deleter> state_;
 };
 
 // What the digests of a file or a model are: each file's (by file_name_of, in path order) and

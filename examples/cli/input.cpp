@@ -105,6 +105,7 @@ result<std::vector<std::byte>> read_standard_input() {
   return bytes;
 }
 
+#if SAFETENSORS_CLI_REMOTE
 // The host of an http(s) URL, lower-case, without user information or port.
 std::string url_host(std::string_view url) {
   std::string_view rest = url.substr(url.find("://") + 3);
@@ -127,7 +128,6 @@ bool in_domain(std::string_view host, std::string_view domain) {
                             host[host.size() - domain.size() - 1] == '.');
 }
 
-#if SAFETENSORS_CLI_REMOTE
 // The library's options for `url`: --connections, and a bearer token for http(s) only: --token
 // for the URL's host, else HF_TOKEN from the environment, and that only for the Hugging Face
 // hub's hosts, so that a token never goes to a server it was not meant for.

@@ -167,6 +167,8 @@ int run(int argc, char** argv) {
       "when it is a terminal.");
   app.set_version_flag("--version", version_text(), "Print the version (the library's) and exit");
   app.require_subcommand(0, 1);
+  // Paths start with '/' on every system: CLI11 reads /NAME as an option on Windows unless told not to.
+  app.allow_windows_style_options(false);
   // Unknown words are collected, not refused, so that the message can name them.
   app.allow_extras();
   std::vector<std::pair<CLI::App*, command_runner>> commands;

@@ -41,17 +41,68 @@
 
 namespace safetensors {
 
+namespace detail {
+
+/// Where the file name starts in `location` (a path or a URL): after its last '/', or on Windows
+/// its last '/' or '\\'; 0 when it has none.
+inline std::size_t file_name_start(std::string_view location) noexcept {
+#if defined(_WIN32)
+  const std::size_t separator = location.find_last_of("/\\");
+#else
+  const std::size_t separator = location.rfind('/');
+#endif
+  return separator == std::string_view::npos ? 0 : separator + 1;
+}
+
+/// `directory` joined with `name`: with the separator the directory ends in or already uses,
+/// else the platform's ('\\' on Windows, '/' elsewhere).
+inline std::string join_path(const std::string& directory, std::string_view name) {
+  if (directory.empty()) return std::string(name);
+  if (file_name_start(directory) == directory.size()) return directory + std::string(name);
+#if defined(_WIN32)
+  const char separator = directory.find('/') == std::string::npos ? '\\' : '/';
+#else
+  const char separator = '/';
+#endif
+  return directory + separator + std::string(name);
+}
+
+}  // namespace detail
+
 #ifndef SAFETENSORS_NO_FILESYSTEM
 
 namespace detail {
 /// `"path": what: the system's reason`.
 inline std::string system_error_text(const std::string& what, const std::string& path) {
 #if defined(_WIN32)
-  return quote(path) + ": " + what + ": Windows error " + std::to_string(GetLastError());
+  // The system's own words, as strerror gives them on POSIX, and the code, which is what a
+  // search for the failure needs.
+  const DWORD code = GetLastError();
+  char* text = nullptr;
+  const DWORD length =
+      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
+                     code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
+  std::string reason = length != 0 && text != nullptr ? std::string(text, length) : std::string();
+  if (text != nullptr) LocalFree(text);
+  while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
+    reason.pop_back();
+  return quote(path) + ": " + what + ": " + (reason.empty() ? std::string() : reason + " ") + "(Windows error " +
+         std::to_string(code) + ")";
 #else
   return quote(path) + ": " + what + ": " + std::strerror(errno);
 #endif
 }
+
+/// Makes what was written to `fd` durable: fsync, or on Apple's systems F_FULLFSYNC, since their
+/// fsync leaves the data in the drive's cache.
+#if !defined(_WIN32)
+inline int sync_to_disk(int fd) noexcept {
+#if defined(__APPLE__) && defined(F_FULLFSYNC)
+  if (::fcntl(fd, F_FULLFSYNC) == 0) return 0;
+#endif
+  return ::fsync(fd);
+}
+#endif
 
 inline std::uint64_t page_size() noexcept {
 #if defined(_WIN32)
@@ -498,7 +549,7 @@ class file_sink {
       return error(error_kind::io_error, detail::system_error_text("cannot flush", temp_path_));
     file_ = detail::file_handle();
 #else
-    if (sync_ && ::fsync(file_.get()) != 0)
+    if (sync_ && detail::sync_to_disk(file_.get()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot sync", temp_path_));
     if (::close(file_.release()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot close", temp_path_));
@@ -522,7 +573,7 @@ class file_sink {
       std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
       int fd = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
-        ::fsync(fd);
+        detail::sync_to_disk(fd);
         ::close(fd);
       }
     }
@@ -551,6 +602,17 @@ class file_sink {
   std::string temp_path_;  // empty once committed or discarded
   bool sync_ = false;
 };
+namespace detail {
+static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value && has_residency_control<mapped_file>::value &&
+                  has_access_advice<mapped_file>::value,
+              "mapped_file: a storage with views and residency control");
+static_assert(is_storage<pread_file>::value && !has_data<pread_file>::value && has_direct_io<pread_file>::value,
+              "pread_file: a storage read on demand, with direct I/O");
+}  // namespace detail
+#if defined(SAFETENSORS_DETAIL_HAS_CONCEPTS)
+static_assert(storage<mapped_file> && storage<pread_file>);
+#endif
+
 #endif  // SAFETENSORS_NO_FILESYSTEM
 
 }  // namespace safetensors

@@ -347,12 +347,11 @@ class basic_model_reader {
 
   /// A model whose index, found at `index_location`, is `index`: the shard named F is opened,
   /// when first used, with open_shard(D + F), where D is `index_location` up to and including
-  /// its last '/' (nothing when it has none).
+  /// its last separator ('/', and on Windows '\\' too; nothing when it has none).
   static basic_model_reader from_index(std::string index_location, model_index index, shard_opener open_shard,
                                        const read_options& options = {}) {
     basic_model_reader model(std::move(open_shard), options);
-    const std::string::size_type slash = index_location.rfind('/');
-    const std::string directory = slash == std::string::npos ? std::string() : index_location.substr(0, slash + 1);
+    const std::string directory = index_location.substr(0, detail::file_name_start(index_location));
     for (const std::string& file : index.shard_files()) model.locations_.push_back(directory + file);
     model.index_ = std::move(index);
     model.index_location_ = std::move(index_location);
@@ -752,7 +751,7 @@ class model_holder final : public model_interface {
 /// ```cpp
 /// safetensors::any_model model = pread ? safetensors::any_model(safetensors::open_model_pread(path))
 ///                                      : safetensors::any_model(safetensors::open_model(path));
-/// for (const auto& entry : model.tensor_names()) std::cout << entry.name << '\n';
+/// std::vector<float> bias = model.read_as<float>(model.tensor_names()[0].name);
 /// ```
 class any_model {
  public:
@@ -973,15 +972,14 @@ inline result<std::pair<std::vector<std::string>, std::vector<std::string>>> lis
 /// The index or single file a directory holds: model.safetensors.index.json, or its only
 /// *.safetensors.index.json, or else its only .safetensors file.
 inline result<std::string> find_in_directory(const std::string& directory) {
-  const std::string prefix = directory.empty() || directory.back() == '/' ? directory : directory + "/";
   std::error_code failure;
-  if (std::filesystem::is_regular_file(prefix + "model.safetensors.index.json", failure))
-    return prefix + "model.safetensors.index.json";
+  const std::string index = detail::join_path(directory, "model.safetensors.index.json");
+  if (std::filesystem::is_regular_file(index, failure)) return index;
   auto found = list_models(directory);
   if (!found) return found.error();
   const auto& [indexes, files] = *found;
-  if (indexes.size() == 1) return prefix + indexes[0];
-  if (indexes.empty() && files.size() == 1) return prefix + files[0];
+  if (indexes.size() == 1) return detail::join_path(directory, indexes[0]);
+  if (indexes.empty() && files.size() == 1) return detail::join_path(directory, files[0]);
   return error(error_kind::io_error, quote(directory) + ": holds " + std::to_string(indexes.size()) +
                                          " index files and " + std::to_string(files.size()) +
                                          " .safetensors files: name the index or the file to open");
@@ -1237,7 +1235,7 @@ class sharded_writer {
 
   sharded_writer() = default;
 
-  std::string path_of(const std::string& file_name) const { return directory_ + "/" + file_name; }
+  std::string path_of(const std::string& file_name) const { return detail::join_path(directory_, file_name); }
 
   // The files of the model the directory holds: its index files and the shards they name, or
   // without an index its .safetensors files. Refused unless `replace`.

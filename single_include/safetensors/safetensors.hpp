@@ -496,44 +496,92 @@ inline constexpr std::array<dtype, dtype_count> all_dtypes = {
     dtype::U16, dtype::F16,  dtype::BF16,   dtype::I32,     dtype::U32,         dtype::F32,
     dtype::C64, dtype::F64,  dtype::I64,    dtype::U64};
 
-/// Bits per element: 4 for F4, 6 for F6_*, 64 for C64 (two F32), else the type's width.
-constexpr std::size_t dtype_bits(dtype type) noexcept {
-  switch (type) {
-    case dtype::F4: return 4;
-    case dtype::F6_E2M3:
-    case dtype::F6_E3M2: return 6;
-    case dtype::BOOL:
-    case dtype::U8:
-    case dtype::I8:
-    case dtype::F8_E5M2:
-    case dtype::F8_E4M3:
-    case dtype::F8_E8M0:
-    case dtype::F8_E4M3FNUZ:
-    case dtype::F8_E5M2FNUZ: return 8;
-    case dtype::I16:
-    case dtype::U16:
-    case dtype::F16:
-    case dtype::BF16: return 16;
-    case dtype::I32:
-    case dtype::U32:
-    case dtype::F32: return 32;
-    case dtype::C64:
-    case dtype::F64:
-    case dtype::I64:
-    case dtype::U64: return 64;
+/// What kind of number a dtype's elements are.
+enum class dtype_kind : std::uint8_t { boolean, unsigned_integer, signed_integer, floating, complex };
+
+/// Everything the library knows of one dtype. `name` is both the JSON spelling and the name of the
+/// official crate's `Dtype` variant, which are the same.
+struct dtype_facts {
+  dtype type;
+  std::string_view name;
+  std::uint8_t bits;  // per element: 4 for F4, 6 for F6_*, 64 for C64 (two F32)
+  dtype_kind kind;
+
+  /// Bytes per element, or 0 for the dtypes smaller than a byte.
+  constexpr std::size_t element_size() const noexcept { return bits % 8 == 0 ? bits / 8u : 0; }
+};
+
+/// The facts of every dtype, in enum order: the one place they are written down.
+inline constexpr std::array<dtype_facts, dtype_count> dtype_table = {{
+    {dtype::BOOL, "BOOL", 8, dtype_kind::boolean},
+    {dtype::F4, "F4", 4, dtype_kind::floating},
+    {dtype::F6_E2M3, "F6_E2M3", 6, dtype_kind::floating},
+    {dtype::F6_E3M2, "F6_E3M2", 6, dtype_kind::floating},
+    {dtype::U8, "U8", 8, dtype_kind::unsigned_integer},
+    {dtype::I8, "I8", 8, dtype_kind::signed_integer},
+    {dtype::F8_E5M2, "F8_E5M2", 8, dtype_kind::floating},
+    {dtype::F8_E4M3, "F8_E4M3", 8, dtype_kind::floating},
+    {dtype::F8_E8M0, "F8_E8M0", 8, dtype_kind::floating},
+    {dtype::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8, dtype_kind::floating},
+    {dtype::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8, dtype_kind::floating},
+    {dtype::I16, "I16", 16, dtype_kind::signed_integer},
+    {dtype::U16, "U16", 16, dtype_kind::unsigned_integer},
+    {dtype::F16, "F16", 16, dtype_kind::floating},
+    {dtype::BF16, "BF16", 16, dtype_kind::floating},
+    {dtype::I32, "I32", 32, dtype_kind::signed_integer},
+    {dtype::U32, "U32", 32, dtype_kind::unsigned_integer},
+    {dtype::F32, "F32", 32, dtype_kind::floating},
+    {dtype::C64, "C64", 64, dtype_kind::complex},
+    {dtype::F64, "F64", 64, dtype_kind::floating},
+    {dtype::I64, "I64", 64, dtype_kind::signed_integer},
+    {dtype::U64, "U64", 64, dtype_kind::unsigned_integer},
+}};
+
+namespace detail {
+constexpr bool dtype_table_is_consistent() noexcept {
+  for (std::size_t i = 0; i < dtype_count; ++i) {
+    const dtype_facts& facts = dtype_table[i];
+    if (facts.type != static_cast<dtype>(i) || all_dtypes[i] != facts.type) return false;
+    if (facts.name.size() < 2 || facts.name.size() > 11) return false;  // dtype_from_name relies on it
+    if (facts.bits != 4 && facts.bits != 6 && facts.bits % 8 != 0) return false;
+    if ((facts.kind == dtype_kind::unsigned_integer || facts.kind == dtype_kind::signed_integer) && facts.bits % 8 != 0)
+      return false;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (dtype_table[j].name == facts.name) return false;
+    }
   }
-  return 0;
+  return true;
+}
+static_assert(dtype_table_is_consistent(), "dtype_table: one row per dtype, in enum order, with valid facts");
+static_assert(static_cast<std::size_t>(dtype::U64) + 1 == dtype_count, "dtype_count counts every dtype");
+
+constexpr std::array<std::string_view, dtype_count> names_of_dtypes() noexcept {
+  std::array<std::string_view, dtype_count> names{};
+  for (std::size_t i = 0; i < dtype_count; ++i) names[i] = dtype_table[i].name;
+  return names;
+}
+}  // namespace detail
+
+/// The facts of a dtype (see dtype_table).
+constexpr const dtype_facts& facts_of(dtype type) noexcept {
+  const auto index = static_cast<std::size_t>(type);
+  return dtype_table[index < dtype_count ? index : 0];
 }
 
+/// Bits per element: 4 for F4, 6 for F6_*, 64 for C64 (two F32), else the type's width.
+constexpr std::size_t dtype_bits(dtype type) noexcept {
+  return static_cast<std::size_t>(type) < dtype_count ? facts_of(type).bits : 0;
+}
+
+/// What kind of number the elements of `type` are.
+constexpr dtype_kind kind_of(dtype type) noexcept { return facts_of(type).kind; }
+
 /// The JSON spelling of every dtype, in enum order.
-inline constexpr std::array<std::string_view, dtype_count> dtype_names = {
-    "BOOL",        "F4",  "F6_E2M3", "F6_E3M2", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ",
-    "I16",         "U16", "F16",     "BF16",    "I32", "U32", "F32",     "C64",     "F64",     "I64",         "U64"};
+inline constexpr std::array<std::string_view, dtype_count> dtype_names = detail::names_of_dtypes();
 
 /// The JSON spelling of a dtype, e.g. "BF16".
 constexpr std::string_view dtype_name(dtype type) noexcept {
-  const auto index = static_cast<std::size_t>(type);
-  return index < dtype_count ? dtype_names[index] : std::string_view();
+  return static_cast<std::size_t>(type) < dtype_count ? facts_of(type).name : std::string_view();
 }
 
 /// The dtype spelled `name` (exact, case-sensitive), or nullopt.
@@ -1174,16 +1222,11 @@ inline std::string element_text(element value) {
 
 /// The values an integer dtype holds, for a message, e.g. "-128 to 127".
 inline std::string integer_range_text(dtype type) {
-  auto range = [](auto low, auto high) { return std::to_string(low) + " to " + std::to_string(high); };
-  switch (type) {
-    case dtype::U8: return range(0, std::numeric_limits<std::uint8_t>::max());
-    case dtype::I8: return range(std::numeric_limits<std::int8_t>::min(), std::numeric_limits<std::int8_t>::max());
-    case dtype::U16: return range(0, std::numeric_limits<std::uint16_t>::max());
-    case dtype::I16: return range(std::numeric_limits<std::int16_t>::min(), std::numeric_limits<std::int16_t>::max());
-    case dtype::U32: return range(0, std::numeric_limits<std::uint32_t>::max());
-    case dtype::I32: return range(std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max());
-    case dtype::U64: return range(0, std::numeric_limits<std::uint64_t>::max());
-    case dtype::I64: return range(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max());
+  const std::size_t bits = dtype_bits(type);
+  const std::uint64_t all_ones = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+  switch (kind_of(type)) {
+    case dtype_kind::unsigned_integer: return "0 to " + std::to_string(all_ones);
+    case dtype_kind::signed_integer: return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
     default: return "";
   }
 }
@@ -2986,6 +3029,13 @@ inline result<header_index> parse_header(const char* text, std::size_t size, std
 #include <utility>
 #include <vector>
 
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L && defined(__has_include)
+#if __has_include(<concepts>)
+#include <concepts>
+#define SAFETENSORS_DETAIL_HAS_CONCEPTS 1
+#endif
+#endif
+
 namespace safetensors {
 
 // ---------------------------------------------------------------------------------------------
@@ -2994,8 +3044,10 @@ namespace safetensors {
 // A storage holds a file's bytes or reaches them. Every storage has
 //   std::uint64_t size() const;
 //   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const;
-// and read_at must be safe to call from many threads at once: a reader promises thread safety
-// and its loads read with several threads. A storage may also offer (each found at compile time):
+// and read_at must be safe to call from many threads at once, on any ranges: a reader promises
+// thread safety and its loads read with several threads. Under C++20 this is the concept
+// safetensors::storage; under C++17 detail::is_storage checks the same, and basic_reader says
+// what is missing in a static_assert. A storage may also offer (each found at compile time):
 //   const std::byte* data() const;              the bytes are in memory: zero-copy views
 //   const std::string& path() const;            where the bytes come from: every error names it
 //   std::size_t first_read_size() const;        bytes worth reading at once when opening (the
@@ -3102,6 +3154,9 @@ struct has_residency_control<Storage, std::void_t<decltype(std::declval<const St
                                                   decltype(std::declval<const Storage&>().release(0, 0))>>
     : std::true_type {};
 
+static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value, "borrowed_bytes is a storage with views");
+static_assert(is_storage<owned_bytes>::value && has_data<owned_bytes>::value, "owned_bytes is a storage with views");
+
 /// Where a storage's bytes come from, for messages: its path, or nothing for bytes in memory.
 template <class Storage>
 std::string_view storage_name(const Storage& storage) noexcept {
@@ -3113,6 +3168,17 @@ std::string_view storage_name(const Storage& storage) noexcept {
   }
 }
 }  // namespace detail
+
+#if defined(SAFETENSORS_DETAIL_HAS_CONCEPTS)
+/// What basic_reader asks of its Storage (C++20): the size, and read_at, which many threads may
+/// call at once. The optional members are listed above.
+template <class Storage>
+concept storage = requires(const Storage& bytes, std::uint64_t offset, std::byte* destination, std::size_t count) {
+  { bytes.size() } -> std::convertible_to<std::uint64_t>;
+  { bytes.read_at(offset, destination, count) } -> std::same_as<result<void>>;
+};
+static_assert(storage<borrowed_bytes> && storage<owned_bytes>);
+#endif
 
 }  // namespace safetensors
 
@@ -3161,17 +3227,68 @@ std::string_view storage_name(const Storage& storage) noexcept {
 
 namespace safetensors {
 
+namespace detail {
+
+/// Where the file name starts in `location` (a path or a URL): after its last '/', or on Windows
+/// its last '/' or '\\'; 0 when it has none.
+inline std::size_t file_name_start(std::string_view location) noexcept {
+#if defined(_WIN32)
+  const std::size_t separator = location.find_last_of("/\\");
+#else
+  const std::size_t separator = location.rfind('/');
+#endif
+  return separator == std::string_view::npos ? 0 : separator + 1;
+}
+
+/// `directory` joined with `name`: with the separator the directory ends in or already uses,
+/// else the platform's ('\\' on Windows, '/' elsewhere).
+inline std::string join_path(const std::string& directory, std::string_view name) {
+  if (directory.empty()) return std::string(name);
+  if (file_name_start(directory) == directory.size()) return directory + std::string(name);
+#if defined(_WIN32)
+  const char separator = directory.find('/') == std::string::npos ? '\\' : '/';
+#else
+  const char separator = '/';
+#endif
+  return directory + separator + std::string(name);
+}
+
+}  // namespace detail
+
 #ifndef SAFETENSORS_NO_FILESYSTEM
 
 namespace detail {
 /// `"path": what: the system's reason`.
 inline std::string system_error_text(const std::string& what, const std::string& path) {
 #if defined(_WIN32)
-  return quote(path) + ": " + what + ": Windows error " + std::to_string(GetLastError());
+  // The system's own words, as strerror gives them on POSIX, and the code, which is what a
+  // search for the failure needs.
+  const DWORD code = GetLastError();
+  char* text = nullptr;
+  const DWORD length =
+      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
+                     code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
+  std::string reason = length != 0 && text != nullptr ? std::string(text, length) : std::string();
+  if (text != nullptr) LocalFree(text);
+  while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
+    reason.pop_back();
+  return quote(path) + ": " + what + ": " + (reason.empty() ? std::string() : reason + " ") + "(Windows error " +
+         std::to_string(code) + ")";
 #else
   return quote(path) + ": " + what + ": " + std::strerror(errno);
 #endif
 }
+
+/// Makes what was written to `fd` durable: fsync, or on Apple's systems F_FULLFSYNC, since their
+/// fsync leaves the data in the drive's cache.
+#if !defined(_WIN32)
+inline int sync_to_disk(int fd) noexcept {
+#if defined(__APPLE__) && defined(F_FULLFSYNC)
+  if (::fcntl(fd, F_FULLFSYNC) == 0) return 0;
+#endif
+  return ::fsync(fd);
+}
+#endif
 
 inline std::uint64_t page_size() noexcept {
 #if defined(_WIN32)
@@ -3618,7 +3735,7 @@ class file_sink {
       return error(error_kind::io_error, detail::system_error_text("cannot flush", temp_path_));
     file_ = detail::file_handle();
 #else
-    if (sync_ && ::fsync(file_.get()) != 0)
+    if (sync_ && detail::sync_to_disk(file_.get()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot sync", temp_path_));
     if (::close(file_.release()) != 0)
       return error(error_kind::io_error, detail::system_error_text("cannot close", temp_path_));
@@ -3642,7 +3759,7 @@ class file_sink {
       std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
       int fd = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
-        ::fsync(fd);
+        detail::sync_to_disk(fd);
         ::close(fd);
       }
     }
@@ -3671,6 +3788,17 @@ class file_sink {
   std::string temp_path_;  // empty once committed or discarded
   bool sync_ = false;
 };
+namespace detail {
+static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value && has_residency_control<mapped_file>::value &&
+                  has_access_advice<mapped_file>::value,
+              "mapped_file: a storage with views and residency control");
+static_assert(is_storage<pread_file>::value && !has_data<pread_file>::value && has_direct_io<pread_file>::value,
+              "pread_file: a storage read on demand, with direct I/O");
+}  // namespace detail
+#if defined(SAFETENSORS_DETAIL_HAS_CONCEPTS)
+static_assert(storage<mapped_file> && storage<pread_file>);
+#endif
+
 #endif  // SAFETENSORS_NO_FILESYSTEM
 
 }  // namespace safetensors

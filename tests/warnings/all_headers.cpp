@@ -19,6 +19,7 @@
 #include <safetensors/thread_pool.hpp>
 #include <safetensors/load_plan.hpp>
 #include <safetensors/reader.hpp>
+#include <safetensors/any_reader.hpp>
 #include <safetensors/writer.hpp>
 #include <safetensors/safetensors.hpp>
 #include <safetensors/model.hpp>
@@ -348,6 +349,24 @@ inline bool exercise_remote(const std::string& url, std::vector<std::byte>& dest
   return read_model(model, destination) && st::try_open_remote(url).has_value() &&
          st::try_open_remote_model(url).has_value() && cost.requests >= cost.retries && !file.storage().etag().empty() &&
          st::remote_file::try_open(url, options).has_value();
+}
+
+inline bool exercise_any(const std::string& path, std::vector<std::byte>& destination) {
+  const st::any_reader reader = st::open_pread(path);
+  const st::memory_reader in_memory = st::open_memory(destination.data(), destination.size());
+  const st::any_reader borrowed = st::any_reader::borrowing(in_memory);
+  const st::any_model model = st::open_model(path);
+  const st::load_request request = model.request("a", destination);
+  auto consume = [](const st::load_piece&) { return st::result<void>(); };
+  return reader.read_as<float>("a").size() + model.read_as<double>("a").size() > 0 && reader.get<st::pread_file>() != nullptr &&
+         borrowed.has_views() && model.try_load(st::span<const st::load_request>(&request, 1), consume) &&
+         reader.try_load(st::span<const st::load_request>(&request, 1), consume) && model.shard(0).file_size() > 0 &&
+         st::result<int>(1).value_or(2) == 1;
+}
+
+inline bool exercise_retry_policy(const st::retry_policy& policy) {
+  return st::retry_policy::retries_status(503) && !st::retry_policy::retries_transport(CURLE_SSL_CONNECT_ERROR) &&
+         policy.delay(1, 1.0, 0).count() > 0;
 }
 
 }  // namespace consumer
