@@ -149,7 +149,7 @@ class reader_holder final : public reader_interface {
 ///                                            : safetensors::any_reader(safetensors::open(path));
 /// std::vector<float> bias = reader.read_as<float>("bias");
 /// ```
-class any_reader {
+class any_reader : public detail::plan_loads<any_reader> {
  public:
   /// Holds `reader`, whatever its storage.
   template <class Storage>
@@ -263,30 +263,6 @@ class any_reader {
   result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
     return reader_->try_plan(requests, options);
   }
-  /// Copies tensors, or slices of them, into the requests' destinations (see basic_reader::try_load_into).
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
-  /// As try_load_into; throws safetensors::exception on an error.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
-  /// Reads `requests` through staging memory of at most options.budget bytes, handing each piece
-  /// to `consumer` (see basic_reader::try_load).
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// As try_load; throws safetensors::exception on an error.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Starts reading a tensor's pages in ahead of use; InvalidArgument where the storage cannot.
   result<void> try_prefetch(const tensor_info& info) const { return reader_->try_prefetch(info); }
   /// As try_prefetch; throws safetensors::exception on an error.

@@ -398,12 +398,8 @@ class header_scanner : private json_scanner {
     ++cur_;
     index.has_metadata = true;
     auto& entries = metadata_access::entries(index.metadata);
-    skip_whitespace();
-    if (cur_ < end_ && *cur_ == '}') {
-      ++cur_;
-      return true;
-    }
-    for (;;) {
+    const auto where = [] { return "in __metadata__"; };
+    const bool scanned = scan_object(where, [&] {
       std::string key;
       std::string value;
       if (!scan_string_into(key)) return false;
@@ -411,16 +407,9 @@ class header_scanner : private json_scanner {
       if (cur_ == end_ || *cur_ != '"') return set_error("__metadata__ value of key " + quote(key) + " must be a string");
       if (!scan_string_into(value)) return false;
       entries.emplace_back(std::move(key), std::move(value));
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in __metadata__");
-      if (*cur_ == '}') {
-        ++cur_;
-        break;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or '}' in __metadata__");
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
+    if (!scanned) return false;
     std::sort(entries.begin(), entries.end());
     auto repeated = std::adjacent_find(entries.begin(), entries.end(),
                                        [](const auto& a, const auto& b) { return a.first == b.first; });
@@ -433,26 +422,14 @@ class header_scanner : private json_scanner {
     ++cur_;
     const std::size_t first_dim = dims.size();
     tensor.element_count = pack_dims(first_dim, 0);
-    skip_whitespace();
-    if (cur_ < end_ && *cur_ == ']') {
-      ++cur_;
-      return true;
-    }
-    for (;;) {
+    const auto where = [&] { return "in the shape of tensor " + quote(name); };
+    return scan_array(where, [&] {
       std::uint64_t dim = 0;
       if (!scan_unsigned(dim, [&] { return "a shape dimension of tensor " + quote(name); })) return false;
       dims.push_back(dim);
       tensor.element_count = pack_dims(first_dim, dims.size() - first_dim);
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in the shape of tensor " + quote(name));
-      if (*cur_ == ']') {
-        ++cur_;
-        return true;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or ']' in the shape of tensor " + quote(name));
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
   }
 
   bool scan_offsets(std::string_view name, tensor_info& tensor) {
@@ -513,10 +490,8 @@ class header_scanner : private json_scanner {
     ++cur_;
     bool has_dtype = false, has_shape = false, has_offsets = false;
     std::vector<std::string> other_keys;
-    skip_whitespace();
-    bool empty = cur_ < end_ && *cur_ == '}';
-    if (empty) ++cur_;
-    while (!empty) {
+    const auto where = [&] { return "in tensor " + quote(name); };
+    const bool scanned = scan_object(where, [&] {
       std::string_view field;
       if (!scan_key(field)) return false;
       if (!expect_colon()) return false;
@@ -541,16 +516,9 @@ class header_scanner : private json_scanner {
         other_keys.emplace_back(field);
         if (!skip_value(3)) return false;
       }
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in tensor " + quote(name));
-      if (*cur_ == '}') {
-        ++cur_;
-        break;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or '}' in tensor " + quote(name));
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
+    if (!scanned) return false;
     if (!other_keys.empty()) {
       std::sort(other_keys.begin(), other_keys.end());
       auto repeated = std::adjacent_find(other_keys.begin(), other_keys.end());

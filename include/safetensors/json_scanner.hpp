@@ -298,6 +298,41 @@ class json_scanner {
     return true;
   }
 
+  // The members of an object or array whose opening bracket was just consumed, through its
+  // closing `close` ('}' or ']'): `member()` scans one, then ',' or `close` must follow. Every
+  // object and array loop of the header and index parsers is this one step; `where()` names the
+  // container in its errors, e.g. "in __metadata__".
+  template <class Where, class Member>
+  bool scan_members(char close, Where&& where, Member&& member) {
+    skip_whitespace();
+    if (cur_ < end_ && *cur_ == close) {
+      ++cur_;
+      return true;
+    }
+    for (;;) {
+      if (!member()) return false;
+      skip_whitespace();
+      if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " " + where());
+      if (*cur_ == close) {
+        ++cur_;
+        return true;
+      }
+      if (*cur_ != ',') return set_error(std::string("expected ',' or '") + close + "' " + where());
+      ++cur_;
+      skip_whitespace();
+    }
+  }
+  // An object's members (see scan_members).
+  template <class Where, class Member>
+  bool scan_object(Where&& where, Member&& member) {
+    return scan_members('}', std::forward<Where>(where), std::forward<Member>(member));
+  }
+  // An array's elements (see scan_members).
+  template <class Where, class Element>
+  bool scan_array(Where&& where, Element&& element) {
+    return scan_members(']', std::forward<Where>(where), std::forward<Element>(element));
+  }
+
   // Any JSON value at nesting level `depth` (the level a container opened here would have),
   // validated and skipped. Object keys must be unique here too.
   bool skip_value(int depth) {
@@ -310,49 +345,21 @@ class json_scanner {
       case '[': {
         if (depth > max_depth) return set_error("nesting deeper than 127 levels");
         ++cur_;
-        skip_whitespace();
-        if (cur_ < end_ && *cur_ == ']') {
-          ++cur_;
-          return true;
-        }
-        for (;;) {
-          if (!skip_value(depth + 1)) return false;
-          skip_whitespace();
-          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an array");
-          if (*cur_ == ']') {
-            ++cur_;
-            return true;
-          }
-          if (*cur_ != ',') return set_error("expected ',' or ']' in an array");
-          ++cur_;
-          skip_whitespace();
-        }
+        const auto where = [] { return "in an array"; };
+        return scan_array(where, [&] { return skip_value(depth + 1); });
       }
       case '{': {
         if (depth > max_depth) return set_error("nesting deeper than 127 levels");
         ++cur_;
-        skip_whitespace();
-        if (cur_ < end_ && *cur_ == '}') {
-          ++cur_;
-          return true;
-        }
         std::vector<std::string> keys;
-        for (;;) {
+        const auto where = [] { return "in an object"; };
+        const bool scanned = scan_object(where, [&] {
           std::string key;
           if (!scan_string_into(key)) return false;
           keys.push_back(std::move(key));
-          if (!expect_colon()) return false;
-          if (!skip_value(depth + 1)) return false;
-          skip_whitespace();
-          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an object");
-          if (*cur_ == '}') {
-            ++cur_;
-            break;
-          }
-          if (*cur_ != ',') return set_error("expected ',' or '}' in an object");
-          ++cur_;
-          skip_whitespace();
-        }
+          return expect_colon() && skip_value(depth + 1);
+        });
+        if (!scanned) return false;
         std::sort(keys.begin(), keys.end());
         auto repeated = std::adjacent_find(keys.begin(), keys.end());
         if (repeated != keys.end()) return set_error("duplicate key " + quote(*repeated));

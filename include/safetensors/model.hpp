@@ -160,12 +160,8 @@ class index_scanner : private json_scanner {
   bool scan_weight_map(OnEntry& on_entry) {
     if (cur_ == end_ || *cur_ != '{') return set_error("weight_map must be an object of tensor names to file names");
     ++cur_;
-    skip_whitespace();
-    if (cur_ < end_ && *cur_ == '}') {
-      ++cur_;
-      return true;
-    }
-    for (;;) {
+    const auto where = [] { return "in weight_map"; };
+    return scan_object(where, [&] {
       std::string_view name;
       if (!scan_name(name)) return false;
       if (!expect_colon()) return false;
@@ -173,17 +169,8 @@ class index_scanner : private json_scanner {
         return set_error("the shard of tensor " + quote(name) + " must be a file name (a string)");
       std::string_view file;
       if (!scan_key(file)) return false;
-      if (!on_entry(name, file, position())) return false;
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of index in weight_map");
-      if (*cur_ == '}') {
-        ++cur_;
-        return true;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or '}' in weight_map");
-      ++cur_;
-      skip_whitespace();
-    }
+      return on_entry(name, file, position());
+    });
   }
 
   // A tensor name: a view of the index text when it has no escape, else of its unescaped copy
@@ -336,7 +323,7 @@ class model_index {
 /// there is in it, and it holds no other. try_validate() opens every shard and also checks
 /// metadata.total_size. Errors name the index or the shard file, and the tensor.
 template <class Storage>
-class basic_model_reader {
+class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>> {
  public:
   /// The reader of one shard.
   using reader_type = basic_reader<Storage>;
@@ -577,31 +564,6 @@ class basic_model_reader {
     }
     return detail::plan_builder::build(std::move(sources), requests, options);
   }
-  /// Loads tensors or slices of them from any shards into the engine's memory (see
-  /// basic_reader::try_load_into): shards and blocks are read by several threads at once.
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
-  /// Loads tensors into the engine's memory; throws safetensors::exception.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
-  /// Reads `requests` from any shards into staging memory of at most options.budget bytes and
-  /// hands each piece to `consumer` (see basic_reader::try_load).
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// Reads `requests` and hands them to `consumer`; throws safetensors::exception.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Opens every shard (each checked against the index) and checks that metadata.total_size,
   /// when the index has one, is the sum of the tensors' byte sizes.
   result<void> try_validate() const {
@@ -753,7 +715,7 @@ class model_holder final : public model_interface {
 ///                                      : safetensors::any_model(safetensors::open_model(path));
 /// std::vector<float> bias = model.read_as<float>(model.tensor_names()[0].name);
 /// ```
-class any_model {
+class any_model : public detail::plan_loads<any_model> {
  public:
   /// Holds `model`, whatever its storage.
   template <class Storage>
@@ -889,30 +851,6 @@ class any_model {
   result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
     return model_->try_plan(requests, options);
   }
-  /// Loads tensors or slices into the requests' destinations.
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
-  /// As try_load_into; throws safetensors::exception on an error.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
-  /// Reads `requests` through staging memory of at most options.budget bytes, handing each piece
-  /// to `consumer` (see basic_reader::try_load).
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// As try_load; throws safetensors::exception on an error.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Opens every shard and checks it against the index and total_size.
   result<void> try_validate() const { return model_->try_validate(); }
   /// As try_validate; throws safetensors::exception on an error.

@@ -47,12 +47,15 @@ struct read_options {
 /// threads may use one reader at once. Errors about a file with a path name it first:
 /// `"model.safetensors": tensor "b": ...`.
 template <class Storage>
-class basic_reader {
+class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   static_assert(detail::is_storage<Storage>::value,
                 "a storage needs `std::uint64_t size() const` and `result<void> read_at(std::uint64_t offset, "
                 "std::byte* destination, std::size_t count) const`, safe to call from many threads at once");
 
  public:
+  using detail::plan_loads<basic_reader>::try_load_into;
+  using detail::plan_loads<basic_reader>::load_into;
+
   /// True when the storage is in memory and views are zero-copy.
   static constexpr bool has_views = detail::has_data<Storage>::value;
 
@@ -272,43 +275,15 @@ class basic_reader {
   result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
     return detail::plan_builder::build(sources(), requests, options);
   }
-  /// Copies tensors, or slices of them, into memory the engine owns (pinned staging buffers, an
-  /// arena), through a plan read by options.threads threads. Each destination holds exactly the
-  /// bytes its request delivers. On an error the destinations hold a mix of old and new bytes.
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
   /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
   result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
     const load_request request{&info, destination};
     return try_load_into(span<const load_request>(&request, 1), options);
   }
-  /// Copies tensors into memory the engine owns; throws on a size mismatch or an I/O error.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
   /// Copies one tensor into `destination`; throws on a size mismatch or an I/O error.
   void load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
     try_load_into(info, destination, options).value();
   }
-  /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
-  /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
-  /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
-  /// made no larger than the budget.
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// Reads `requests` and hands them to `consumer` (see try_load); throws on an error.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Starts reading a tensor's pages in ahead of use (mapped files only).
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
   result<void> try_prefetch(const tensor_info& info) const {

@@ -2209,6 +2209,41 @@ class json_scanner {
     return true;
   }
 
+  // The members of an object or array whose opening bracket was just consumed, through its
+  // closing `close` ('}' or ']'): `member()` scans one, then ',' or `close` must follow. Every
+  // object and array loop of the header and index parsers is this one step; `where()` names the
+  // container in its errors, e.g. "in __metadata__".
+  template <class Where, class Member>
+  bool scan_members(char close, Where&& where, Member&& member) {
+    skip_whitespace();
+    if (cur_ < end_ && *cur_ == close) {
+      ++cur_;
+      return true;
+    }
+    for (;;) {
+      if (!member()) return false;
+      skip_whitespace();
+      if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " " + where());
+      if (*cur_ == close) {
+        ++cur_;
+        return true;
+      }
+      if (*cur_ != ',') return set_error(std::string("expected ',' or '") + close + "' " + where());
+      ++cur_;
+      skip_whitespace();
+    }
+  }
+  // An object's members (see scan_members).
+  template <class Where, class Member>
+  bool scan_object(Where&& where, Member&& member) {
+    return scan_members('}', std::forward<Where>(where), std::forward<Member>(member));
+  }
+  // An array's elements (see scan_members).
+  template <class Where, class Element>
+  bool scan_array(Where&& where, Element&& element) {
+    return scan_members(']', std::forward<Where>(where), std::forward<Element>(element));
+  }
+
   // Any JSON value at nesting level `depth` (the level a container opened here would have),
   // validated and skipped. Object keys must be unique here too.
   bool skip_value(int depth) {
@@ -2221,49 +2256,21 @@ class json_scanner {
       case '[': {
         if (depth > max_depth) return set_error("nesting deeper than 127 levels");
         ++cur_;
-        skip_whitespace();
-        if (cur_ < end_ && *cur_ == ']') {
-          ++cur_;
-          return true;
-        }
-        for (;;) {
-          if (!skip_value(depth + 1)) return false;
-          skip_whitespace();
-          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an array");
-          if (*cur_ == ']') {
-            ++cur_;
-            return true;
-          }
-          if (*cur_ != ',') return set_error("expected ',' or ']' in an array");
-          ++cur_;
-          skip_whitespace();
-        }
+        const auto where = [] { return "in an array"; };
+        return scan_array(where, [&] { return skip_value(depth + 1); });
       }
       case '{': {
         if (depth > max_depth) return set_error("nesting deeper than 127 levels");
         ++cur_;
-        skip_whitespace();
-        if (cur_ < end_ && *cur_ == '}') {
-          ++cur_;
-          return true;
-        }
         std::vector<std::string> keys;
-        for (;;) {
+        const auto where = [] { return "in an object"; };
+        const bool scanned = scan_object(where, [&] {
           std::string key;
           if (!scan_string_into(key)) return false;
           keys.push_back(std::move(key));
-          if (!expect_colon()) return false;
-          if (!skip_value(depth + 1)) return false;
-          skip_whitespace();
-          if (cur_ == end_) return set_error(std::string("unexpected end of ") + document_ + " in an object");
-          if (*cur_ == '}') {
-            ++cur_;
-            break;
-          }
-          if (*cur_ != ',') return set_error("expected ',' or '}' in an object");
-          ++cur_;
-          skip_whitespace();
-        }
+          return expect_colon() && skip_value(depth + 1);
+        });
+        if (!scanned) return false;
         std::sort(keys.begin(), keys.end());
         auto repeated = std::adjacent_find(keys.begin(), keys.end());
         if (repeated != keys.end()) return set_error("duplicate key " + quote(*repeated));
@@ -2716,12 +2723,8 @@ class header_scanner : private json_scanner {
     ++cur_;
     index.has_metadata = true;
     auto& entries = metadata_access::entries(index.metadata);
-    skip_whitespace();
-    if (cur_ < end_ && *cur_ == '}') {
-      ++cur_;
-      return true;
-    }
-    for (;;) {
+    const auto where = [] { return "in __metadata__"; };
+    const bool scanned = scan_object(where, [&] {
       std::string key;
       std::string value;
       if (!scan_string_into(key)) return false;
@@ -2729,16 +2732,9 @@ class header_scanner : private json_scanner {
       if (cur_ == end_ || *cur_ != '"') return set_error("__metadata__ value of key " + quote(key) + " must be a string");
       if (!scan_string_into(value)) return false;
       entries.emplace_back(std::move(key), std::move(value));
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in __metadata__");
-      if (*cur_ == '}') {
-        ++cur_;
-        break;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or '}' in __metadata__");
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
+    if (!scanned) return false;
     std::sort(entries.begin(), entries.end());
     auto repeated = std::adjacent_find(entries.begin(), entries.end(),
                                        [](const auto& a, const auto& b) { return a.first == b.first; });
@@ -2751,26 +2747,14 @@ class header_scanner : private json_scanner {
     ++cur_;
     const std::size_t first_dim = dims.size();
     tensor.element_count = pack_dims(first_dim, 0);
-    skip_whitespace();
-    if (cur_ < end_ && *cur_ == ']') {
-      ++cur_;
-      return true;
-    }
-    for (;;) {
+    const auto where = [&] { return "in the shape of tensor " + quote(name); };
+    return scan_array(where, [&] {
       std::uint64_t dim = 0;
       if (!scan_unsigned(dim, [&] { return "a shape dimension of tensor " + quote(name); })) return false;
       dims.push_back(dim);
       tensor.element_count = pack_dims(first_dim, dims.size() - first_dim);
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in the shape of tensor " + quote(name));
-      if (*cur_ == ']') {
-        ++cur_;
-        return true;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or ']' in the shape of tensor " + quote(name));
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
   }
 
   bool scan_offsets(std::string_view name, tensor_info& tensor) {
@@ -2831,10 +2815,8 @@ class header_scanner : private json_scanner {
     ++cur_;
     bool has_dtype = false, has_shape = false, has_offsets = false;
     std::vector<std::string> other_keys;
-    skip_whitespace();
-    bool empty = cur_ < end_ && *cur_ == '}';
-    if (empty) ++cur_;
-    while (!empty) {
+    const auto where = [&] { return "in tensor " + quote(name); };
+    const bool scanned = scan_object(where, [&] {
       std::string_view field;
       if (!scan_key(field)) return false;
       if (!expect_colon()) return false;
@@ -2859,16 +2841,9 @@ class header_scanner : private json_scanner {
         other_keys.emplace_back(field);
         if (!skip_value(3)) return false;
       }
-      skip_whitespace();
-      if (cur_ == end_) return set_error("unexpected end of header in tensor " + quote(name));
-      if (*cur_ == '}') {
-        ++cur_;
-        break;
-      }
-      if (*cur_ != ',') return set_error("expected ',' or '}' in tensor " + quote(name));
-      ++cur_;
-      skip_whitespace();
-    }
+      return true;
+    });
+    if (!scanned) return false;
     if (!other_keys.empty()) {
       std::sort(other_keys.begin(), other_keys.end());
       auto repeated = std::adjacent_find(other_keys.begin(), other_keys.end());
@@ -4091,7 +4066,14 @@ inline load_options within_budget(load_options options) {
   return options;
 }
 
+/// A consumer of pieces, type-erased: `call(context, piece)`.
+struct piece_sink {
+  void* context = nullptr;
+  result<void> (*call)(void*, const load_piece&) = nullptr;
+};
+
 class plan_builder;
+class plan_executor;
 }  // namespace detail
 
 /// Reads planned across every file of a load at once: the requests' byte ranges, sorted, merged
@@ -4123,17 +4105,7 @@ class load_plan {
 
   /// Reads every request's bytes into its destination, which must hold exactly them
   /// (InvalidTensorView otherwise, before anything is read).
-  result<void> try_execute_into(const load_options& options = {}) const {
-    for (const request& r : requests_) {
-      if (r.destination.size() != r.bytes)
-        return detail::about(sources_[r.source].name,
-                             error(error_kind::invalid_tensor_view, describe(r) + " has " + std::to_string(r.bytes) +
-                                                                        " bytes but the destination holds " +
-                                                                        std::to_string(r.destination.size())));
-    }
-    execution run(*this, options, nullptr);
-    return run.go();
-  }
+  result<void> try_execute_into(const load_options& options = {}) const;
   /// Reads every request's bytes into its destination; throws on an error.
   void execute_into(const load_options& options = {}) const { try_execute_into(options).value(); }
 
@@ -4146,7 +4118,7 @@ class load_plan {
   template <class Consumer>
   result<void> try_execute(Consumer&& consumer, const load_options& options = {}) const {
     using consumer_type = std::remove_reference_t<Consumer>;
-    piece_sink sink;
+    detail::piece_sink sink;
     sink.context = const_cast<void*>(static_cast<const void*>(std::addressof(consumer)));
     sink.call = [](void* context, const load_piece& piece) -> result<void> {
       auto& call = *static_cast<consumer_type*>(context);
@@ -4157,8 +4129,7 @@ class load_plan {
         return call(piece);
       }
     };
-    execution run(*this, options, &sink);
-    return run.go();
+    return run(options, &sink);
   }
   /// Calls `consumer` for every piece (see try_execute); throws on an error.
   template <class Consumer>
@@ -4178,6 +4149,7 @@ class load_plan {
 
  private:
   friend class detail::plan_builder;
+  friend class detail::plan_executor;
 
   struct request {
     const tensor_info* tensor;
@@ -4204,14 +4176,13 @@ class load_plan {
     std::size_t first_copy;
     std::size_t copy_count;
   };
-  struct piece_sink {
-    void* context = nullptr;
-    result<void> (*call)(void*, const load_piece&) = nullptr;
-  };
 
   std::string describe(const request& r) const {
     return std::string(r.sliced ? "slice of tensor " : "tensor ") + detail::quote(r.tensor->name);
   }
+
+  // Runs the plan once (defined after detail::plan_executor).
+  result<void> run(const load_options& options, const detail::piece_sink* sink) const;
 
   result<void> advise(bool release_pages) const {
     for (const block& b : blocks_) {
@@ -4223,297 +4194,6 @@ class load_plan {
     return {};
   }
 
-  // One run of a plan: its threads, staging memory and first error.
-  class execution {
-    // A block of at most this many contiguous runs is read into its destinations run by run: a
-    // read each (an HTTP request each, for a remote storage) against a second pass over the bytes.
-    static constexpr std::size_t max_runs_read_in_place = 4;
-
-   public:
-    execution(const load_plan& plan, const load_options& options, const piece_sink* sink)
-        : plan_(plan), options_(options), sink_(sink) {}
-
-    result<void> go() {
-      const std::size_t block_count = plan_.blocks_.size();
-      if (block_count == 0) return {};
-      unsigned threads = options_.threads != 0 ? options_.threads
-                                               : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
-      if (options_.pool != nullptr) threads = std::min(threads, options_.pool->size());
-      readers_ = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), block_count));
-      // A consumer thread of its own is the calling thread, beside the readers, when the pool has
-      // room for both.
-      consumer_thread_ = sink_ != nullptr && options_.consumer_thread &&
-                         (options_.pool == nullptr || options_.pool->size() >= 2);
-      if (consumer_thread_ && options_.pool != nullptr) readers_ = std::min(readers_, options_.pool->size() - 1);
-      if (sink_ != nullptr) {
-        if (auto staged = allocate_staging(); !staged) return staged;
-      }
-      remaining_readers_ = readers_;
-      const unsigned workers = readers_ + (consumer_thread_ ? 1u : 0u);
-      auto task = [this](unsigned worker) { work(worker); };
-      if (workers == 1) {
-        task(0u);
-      } else if (options_.pool != nullptr) {
-        options_.pool->run(workers, task);
-      } else {
-        thread_pool own(workers);
-        own.run(workers, task);
-      }
-#if SAFETENSORS_EXCEPTIONS
-      if (exception_) std::rethrow_exception(exception_);
-#endif
-      if (first_error_) return *first_error_;
-      return {};
-    }
-
-   private:
-    result<void> allocate_staging() {
-      // In-memory storages deliver from their own bytes: they need no staging.
-      bool needs_staging = false;
-      for (const block& b : plan_.blocks_) needs_staging = needs_staging || plan_.sources_[b.source].memory == nullptr;
-      if (!needs_staging) return {};
-      const std::uint64_t size = plan_.block_size_;
-      if (options_.budget < size)
-        return error(error_kind::invalid_argument, "a budget of " + std::to_string(options_.budget) +
-                                                       " bytes holds no block of " + std::to_string(size) +
-                                                       " bytes: plan with a smaller block_size");
-      const std::uint64_t count = std::min<std::uint64_t>(options_.budget / size, plan_.blocks_.size());
-      for (std::uint64_t i = 0; i < count; ++i) {
-        detail::aligned_bytes buffer(static_cast<std::size_t>(size));
-        if (buffer.get() == nullptr)
-          return error(error_kind::io_error, "cannot allocate a staging buffer of " + std::to_string(size) + " bytes");
-        free_buffers_.push_back(buffer.get());
-        staging_.push_back(std::move(buffer));
-      }
-      return {};
-    }
-
-    void work(unsigned worker) {
-#if SAFETENSORS_EXCEPTIONS
-      try {
-#endif
-        if (consumer_thread_ && worker == 0) {
-          consume_queue();
-        } else {
-          read_blocks();
-        }
-#if SAFETENSORS_EXCEPTIONS
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(lock_);
-        if (!exception_ && !first_error_) exception_ = std::current_exception();
-        stop_locked();
-      }
-#endif
-      if (!(consumer_thread_ && worker == 0)) {
-        std::lock_guard<std::mutex> lock(lock_);
-        if (--remaining_readers_ == 0) ready_.notify_all();
-      }
-    }
-
-    void read_blocks() {
-      detail::aligned_bytes own_staging;  // load_into: blocks that are not read in place
-      for (;;) {
-        if (stopped_.load(std::memory_order_acquire)) return;
-        const std::size_t index = next_block_.fetch_add(1, std::memory_order_relaxed);
-        if (index >= plan_.blocks_.size()) return;
-        const block& b = plan_.blocks_[index];
-        const detail::plan_source& source = plan_.sources_[b.source];
-        if (sink_ == nullptr) {
-          if (!fill_destinations(b, source, own_staging)) return;
-          continue;
-        }
-        // An in-memory storage's block is delivered where it lies, without a staging buffer.
-        std::byte* buffer = nullptr;
-        if (source.memory == nullptr) {
-          buffer = take_buffer();
-          if (buffer == nullptr) return;
-          if (auto read = read_block(b, source, buffer); !read) {
-            fail(read.error(), b);
-            give_back(buffer);
-            return;
-          }
-        }
-        if (consumer_thread_) {
-          std::lock_guard<std::mutex> lock(lock_);
-          filled_.push_back({index, buffer});
-          ready_.notify_one();
-        } else {
-          const bool delivered = deliver(b, buffer != nullptr ? buffer : source.memory + b.offset);
-          if (buffer != nullptr) give_back(buffer);
-          if (!delivered) return;
-        }
-      }
-    }
-
-    // load_into: a block that is one run of one destination is read straight into it; others go
-    // through staging memory and are copied out run by run.
-    bool fill_destinations(const block& b, const detail::plan_source& source, detail::aligned_bytes& staging) {
-      const copy* first = plan_.copies_.data() + b.first_copy;
-      if (source.memory != nullptr) {
-        for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], source.memory + b.offset);
-        return true;
-      }
-      const bool direct = options_.direct_io && source.read_direct != nullptr;
-      const bool contiguous = std::all_of(first, first + b.copy_count, [](const copy& c) { return c.runs == 1; });
-      // A direct read lands in place only when one destination takes the whole, aligned block.
-      if (direct && contiguous && b.copy_count == 1 && first->block_offset == 0 && first->run_bytes == b.size) {
-        std::byte* into = plan_.requests_[first->request].destination.data() + first->request_offset;
-        const bool aligned = reinterpret_cast<std::uintptr_t>(into) % direct_io_alignment == 0 &&
-                             b.offset % direct_io_alignment == 0 && b.size % direct_io_alignment == 0;
-        auto read = aligned ? source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size))
-                            : source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
-        if (!read) fail(read.error(), b);
-        return static_cast<bool>(read);
-      }
-      // Other reads land in place when the block holds a few contiguous runs (one tensor, or the
-      // end of one, a small one and the start of the next), a read per run: staging them would pass
-      // over their bytes twice. Many runs and strided runs go through staging, in one read.
-      if (!direct && contiguous && b.copy_count <= max_runs_read_in_place) {
-        for (std::size_t c = 0; c < b.copy_count; ++c) {
-          std::byte* into = plan_.requests_[first[c].request].destination.data() + first[c].request_offset;
-          auto read = source.read(source.storage, b.offset + first[c].block_offset, into,
-                                  static_cast<std::size_t>(first[c].run_bytes));
-          if (!read) {
-            fail(read.error(), b);
-            return false;
-          }
-        }
-        return true;
-      }
-      if (staging.get() == nullptr) {
-        staging = detail::aligned_bytes(plan_.block_size_);
-        if (staging.get() == nullptr) {
-          fail(error(error_kind::io_error,
-                     "cannot allocate a staging buffer of " + std::to_string(plan_.block_size_) + " bytes"),
-               b);
-          return false;
-        }
-      }
-      if (auto read = read_block(b, source, staging.get()); !read) {
-        fail(read.error(), b);
-        return false;
-      }
-      for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], staging.get());
-      return true;
-    }
-
-    result<void> read_block(const block& b, const detail::plan_source& source, std::byte* into) const {
-      if (options_.direct_io && source.read_direct != nullptr)
-        return source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size));
-      return source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
-    }
-
-    void copy_out(const copy& c, const std::byte* block_bytes) const {
-      std::byte* to = plan_.requests_[c.request].destination.data() + c.request_offset;
-      const std::byte* from = block_bytes + c.block_offset;
-      const auto run = static_cast<std::size_t>(c.run_bytes);
-      for (std::uint64_t r = 0; r < c.runs; ++r) {
-        std::memcpy(to, from, run);
-        to += run;
-        from += c.stride;
-      }
-    }
-
-    bool deliver(const block& b, const std::byte* block_bytes) {
-      const copy* first = plan_.copies_.data() + b.first_copy;
-      for (std::size_t c = 0; c < b.copy_count; ++c) {
-        const copy& piece = first[c];
-        for (std::uint64_t r = 0; r < piece.runs; ++r) {
-          if (stopped_.load(std::memory_order_acquire)) return false;
-          load_piece delivered;
-          delivered.request = piece.request;
-          delivered.offset = piece.request_offset + r * piece.run_bytes;
-          delivered.bytes = span<const std::byte>(block_bytes + piece.block_offset + r * piece.stride,
-                                                  static_cast<std::size_t>(piece.run_bytes));
-          if (auto consumed = sink_->call(sink_->context, delivered); !consumed) {
-            const request& target = plan_.requests_[piece.request];
-            fail(error(consumed.error().kind(), plan_.describe(target) + ": the consumer failed at byte " +
-                                                    std::to_string(delivered.offset) + ": " + consumed.error().message()),
-                 b, false);
-            return false;
-          }
-        }
-      }
-      return true;
-    }
-
-    void consume_queue() {
-      std::unique_lock<std::mutex> lock(lock_);
-      for (;;) {
-        ready_.wait(lock, [&] { return !filled_.empty() || remaining_readers_ == 0 || stopped_.load(); });
-        if (stopped_.load() || filled_.empty()) return;
-        const std::pair<std::size_t, std::byte*> next = filled_.front();
-        filled_.pop_front();
-        lock.unlock();
-        // A block of an in-memory storage comes without a buffer: it is read where it lies.
-        const block& b = plan_.blocks_[next.first];
-        const bool delivered =
-            deliver(b, next.second != nullptr ? next.second : plan_.sources_[b.source].memory + b.offset);
-        if (next.second != nullptr) give_back(next.second);
-        lock.lock();
-        if (!delivered) return;
-      }
-    }
-
-    std::byte* take_buffer() {
-      std::unique_lock<std::mutex> lock(lock_);
-      returned_.wait(lock, [&] { return !free_buffers_.empty() || stopped_.load(); });
-      if (stopped_.load()) return nullptr;
-      std::byte* buffer = free_buffers_.back();
-      free_buffers_.pop_back();
-      return buffer;
-    }
-
-    void give_back(std::byte* buffer) {
-      std::lock_guard<std::mutex> lock(lock_);
-      free_buffers_.push_back(buffer);
-      returned_.notify_one();
-    }
-
-    // Records the first error, naming the file (storage errors already do) and the tensor the
-    // block was read for, and stops the plan.
-    void fail(const error& err, const block& b, bool name_file = true) {
-      std::lock_guard<std::mutex> lock(lock_);
-      if (!first_error_ && !exception_) {
-        const detail::plan_source& source = plan_.sources_[b.source];
-        std::string message = err.message();
-        if (name_file && b.copy_count > 0)
-          message += " (reading bytes [" + std::to_string(b.offset) + ", " + std::to_string(b.offset + b.valid) +
-                     ") for " + plan_.describe(plan_.requests_[plan_.copies_[b.first_copy].request]) + ")";
-        const std::string prefix = detail::quote(source.name);
-        const bool named = !source.name.empty() && message.compare(0, prefix.size(), prefix) == 0;
-        first_error_ = named ? error(err.kind(), message) : detail::about(source.name, error(err.kind(), message));
-      }
-      stop_locked();
-    }
-
-    void stop_locked() {
-      stopped_.store(true, std::memory_order_release);
-      returned_.notify_all();
-      ready_.notify_all();
-    }
-
-    const load_plan& plan_;
-    const load_options& options_;
-    const piece_sink* sink_;
-    unsigned readers_ = 1;
-    bool consumer_thread_ = false;
-    std::atomic<std::size_t> next_block_{0};
-    std::atomic<bool> stopped_{false};
-    std::mutex lock_;  // guards everything below
-    std::condition_variable returned_;  // a staging buffer is free
-    std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
-    std::vector<detail::aligned_bytes> staging_;
-    std::vector<std::byte*> free_buffers_;
-    std::deque<std::pair<std::size_t, std::byte*>> filled_;  // block, and its staging buffer if any
-    unsigned remaining_readers_ = 0;
-    std::optional<error> first_error_;
-#if SAFETENSORS_EXCEPTIONS
-    std::exception_ptr exception_;
-#else
-    bool exception_ = false;
-#endif
-  };
 
   std::vector<detail::plan_source> sources_;
   std::vector<request> requests_;
@@ -4524,6 +4204,363 @@ class load_plan {
   std::size_t read_count_ = 0;
   std::size_t block_size_ = 0;
 };
+
+namespace detail {
+
+/// One run of a load_plan: its threads, staging memory and first error. try_execute_into and
+/// try_execute make one for each run and the plan stays unchanged, so that a plan can run again.
+class plan_executor {
+  using request = load_plan::request;
+  using copy = load_plan::copy;
+  using block = load_plan::block;
+
+  // A block of at most this many contiguous runs is read into its destinations run by run: a
+  // read each (an HTTP request each, for a remote storage) against a second pass over the bytes.
+  static constexpr std::size_t max_runs_read_in_place = 4;
+
+ public:
+  plan_executor(const load_plan& plan, const load_options& options, const piece_sink* sink)
+      : plan_(plan), options_(options), sink_(sink) {}
+
+  result<void> go() {
+    const std::size_t block_count = plan_.blocks_.size();
+    if (block_count == 0) return {};
+    unsigned threads = options_.threads != 0 ? options_.threads
+                                             : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
+    if (options_.pool != nullptr) threads = std::min(threads, options_.pool->size());
+    readers_ = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), block_count));
+    // A consumer thread of its own is the calling thread, beside the readers, when the pool has
+    // room for both.
+    consumer_thread_ = sink_ != nullptr && options_.consumer_thread &&
+                       (options_.pool == nullptr || options_.pool->size() >= 2);
+    if (consumer_thread_ && options_.pool != nullptr) readers_ = std::min(readers_, options_.pool->size() - 1);
+    if (sink_ != nullptr) {
+      if (auto staged = allocate_staging(); !staged) return staged;
+    }
+    remaining_readers_ = readers_;
+    const unsigned workers = readers_ + (consumer_thread_ ? 1u : 0u);
+    auto task = [this](unsigned worker) { work(worker); };
+    if (workers == 1) {
+      task(0u);
+    } else if (options_.pool != nullptr) {
+      options_.pool->run(workers, task);
+    } else {
+      thread_pool own(workers);
+      own.run(workers, task);
+    }
+#if SAFETENSORS_EXCEPTIONS
+    if (exception_) std::rethrow_exception(exception_);
+#endif
+    if (first_error_) return *first_error_;
+    return {};
+  }
+
+ private:
+  result<void> allocate_staging() {
+    // In-memory storages deliver from their own bytes: they need no staging.
+    bool needs_staging = false;
+    for (const block& b : plan_.blocks_) needs_staging = needs_staging || plan_.sources_[b.source].memory == nullptr;
+    if (!needs_staging) return {};
+    const std::uint64_t size = plan_.block_size_;
+    if (options_.budget < size)
+      return error(error_kind::invalid_argument, "a budget of " + std::to_string(options_.budget) +
+                                                     " bytes holds no block of " + std::to_string(size) +
+                                                     " bytes: plan with a smaller block_size");
+    const std::uint64_t count = std::min<std::uint64_t>(options_.budget / size, plan_.blocks_.size());
+    for (std::uint64_t i = 0; i < count; ++i) {
+      detail::aligned_bytes buffer(static_cast<std::size_t>(size));
+      if (buffer.get() == nullptr)
+        return error(error_kind::io_error, "cannot allocate a staging buffer of " + std::to_string(size) + " bytes");
+      free_buffers_.push_back(buffer.get());
+      staging_.push_back(std::move(buffer));
+    }
+    return {};
+  }
+
+  void work(unsigned worker) {
+#if SAFETENSORS_EXCEPTIONS
+    try {
+#endif
+      if (consumer_thread_ && worker == 0) {
+        consume_queue();
+      } else {
+        read_blocks();
+      }
+#if SAFETENSORS_EXCEPTIONS
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (!exception_ && !first_error_) exception_ = std::current_exception();
+      stop_locked();
+    }
+#endif
+    if (!(consumer_thread_ && worker == 0)) {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (--remaining_readers_ == 0) ready_.notify_all();
+    }
+  }
+
+  void read_blocks() {
+    detail::aligned_bytes own_staging;  // load_into: blocks that are not read in place
+    for (;;) {
+      if (stopped_.load(std::memory_order_acquire)) return;
+      const std::size_t index = next_block_.fetch_add(1, std::memory_order_relaxed);
+      if (index >= plan_.blocks_.size()) return;
+      const block& b = plan_.blocks_[index];
+      const detail::plan_source& source = plan_.sources_[b.source];
+      if (sink_ == nullptr) {
+        if (!fill_destinations(b, source, own_staging)) return;
+        continue;
+      }
+      // An in-memory storage's block is delivered where it lies, without a staging buffer.
+      std::byte* buffer = nullptr;
+      if (source.memory == nullptr) {
+        buffer = take_buffer();
+        if (buffer == nullptr) return;
+        if (auto read = read_block(b, source, buffer); !read) {
+          fail(read.error(), b);
+          give_back(buffer);
+          return;
+        }
+      }
+      if (consumer_thread_) {
+        std::lock_guard<std::mutex> lock(lock_);
+        filled_.push_back({index, buffer});
+        ready_.notify_one();
+      } else {
+        const bool delivered = deliver(b, buffer != nullptr ? buffer : source.memory + b.offset);
+        if (buffer != nullptr) give_back(buffer);
+        if (!delivered) return;
+      }
+    }
+  }
+
+  // load_into: a block that is one run of one destination is read straight into it; others go
+  // through staging memory and are copied out run by run.
+  bool fill_destinations(const block& b, const detail::plan_source& source, detail::aligned_bytes& staging) {
+    const copy* first = plan_.copies_.data() + b.first_copy;
+    if (source.memory != nullptr) {
+      for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], source.memory + b.offset);
+      return true;
+    }
+    const bool direct = options_.direct_io && source.read_direct != nullptr;
+    const bool contiguous = std::all_of(first, first + b.copy_count, [](const copy& c) { return c.runs == 1; });
+    // A direct read lands in place only when one destination takes the whole, aligned block.
+    if (direct && contiguous && b.copy_count == 1 && first->block_offset == 0 && first->run_bytes == b.size) {
+      std::byte* into = plan_.requests_[first->request].destination.data() + first->request_offset;
+      const bool aligned = reinterpret_cast<std::uintptr_t>(into) % direct_io_alignment == 0 &&
+                           b.offset % direct_io_alignment == 0 && b.size % direct_io_alignment == 0;
+      auto read = aligned ? source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size))
+                          : source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
+      if (!read) fail(read.error(), b);
+      return static_cast<bool>(read);
+    }
+    // Other reads land in place when the block holds a few contiguous runs (one tensor, or the
+    // end of one, a small one and the start of the next), a read per run: staging them would pass
+    // over their bytes twice. Many runs and strided runs go through staging, in one read.
+    if (!direct && contiguous && b.copy_count <= max_runs_read_in_place) {
+      for (std::size_t c = 0; c < b.copy_count; ++c) {
+        std::byte* into = plan_.requests_[first[c].request].destination.data() + first[c].request_offset;
+        auto read = source.read(source.storage, b.offset + first[c].block_offset, into,
+                                static_cast<std::size_t>(first[c].run_bytes));
+        if (!read) {
+          fail(read.error(), b);
+          return false;
+        }
+      }
+      return true;
+    }
+    if (staging.get() == nullptr) {
+      staging = detail::aligned_bytes(plan_.block_size_);
+      if (staging.get() == nullptr) {
+        fail(error(error_kind::io_error,
+                   "cannot allocate a staging buffer of " + std::to_string(plan_.block_size_) + " bytes"),
+             b);
+        return false;
+      }
+    }
+    if (auto read = read_block(b, source, staging.get()); !read) {
+      fail(read.error(), b);
+      return false;
+    }
+    for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], staging.get());
+    return true;
+  }
+
+  result<void> read_block(const block& b, const detail::plan_source& source, std::byte* into) const {
+    if (options_.direct_io && source.read_direct != nullptr)
+      return source.read_direct(source.storage, b.offset, into, static_cast<std::size_t>(b.size));
+    return source.read(source.storage, b.offset, into, static_cast<std::size_t>(b.valid));
+  }
+
+  void copy_out(const copy& c, const std::byte* block_bytes) const {
+    std::byte* to = plan_.requests_[c.request].destination.data() + c.request_offset;
+    const std::byte* from = block_bytes + c.block_offset;
+    const auto run = static_cast<std::size_t>(c.run_bytes);
+    for (std::uint64_t r = 0; r < c.runs; ++r) {
+      std::memcpy(to, from, run);
+      to += run;
+      from += c.stride;
+    }
+  }
+
+  bool deliver(const block& b, const std::byte* block_bytes) {
+    const copy* first = plan_.copies_.data() + b.first_copy;
+    for (std::size_t c = 0; c < b.copy_count; ++c) {
+      const copy& piece = first[c];
+      for (std::uint64_t r = 0; r < piece.runs; ++r) {
+        if (stopped_.load(std::memory_order_acquire)) return false;
+        load_piece delivered;
+        delivered.request = piece.request;
+        delivered.offset = piece.request_offset + r * piece.run_bytes;
+        delivered.bytes = span<const std::byte>(block_bytes + piece.block_offset + r * piece.stride,
+                                                static_cast<std::size_t>(piece.run_bytes));
+        if (auto consumed = sink_->call(sink_->context, delivered); !consumed) {
+          const request& target = plan_.requests_[piece.request];
+          fail(error(consumed.error().kind(), plan_.describe(target) + ": the consumer failed at byte " +
+                                                  std::to_string(delivered.offset) + ": " + consumed.error().message()),
+               b, false);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  void consume_queue() {
+    std::unique_lock<std::mutex> lock(lock_);
+    for (;;) {
+      ready_.wait(lock, [&] { return !filled_.empty() || remaining_readers_ == 0 || stopped_.load(); });
+      if (stopped_.load() || filled_.empty()) return;
+      const std::pair<std::size_t, std::byte*> next = filled_.front();
+      filled_.pop_front();
+      lock.unlock();
+      // A block of an in-memory storage comes without a buffer: it is read where it lies.
+      const block& b = plan_.blocks_[next.first];
+      const bool delivered =
+          deliver(b, next.second != nullptr ? next.second : plan_.sources_[b.source].memory + b.offset);
+      if (next.second != nullptr) give_back(next.second);
+      lock.lock();
+      if (!delivered) return;
+    }
+  }
+
+  std::byte* take_buffer() {
+    std::unique_lock<std::mutex> lock(lock_);
+    returned_.wait(lock, [&] { return !free_buffers_.empty() || stopped_.load(); });
+    if (stopped_.load()) return nullptr;
+    std::byte* buffer = free_buffers_.back();
+    free_buffers_.pop_back();
+    return buffer;
+  }
+
+  void give_back(std::byte* buffer) {
+    std::lock_guard<std::mutex> lock(lock_);
+    free_buffers_.push_back(buffer);
+    returned_.notify_one();
+  }
+
+  // Records the first error, naming the file (storage errors already do) and the tensor the
+  // block was read for, and stops the plan.
+  void fail(const error& err, const block& b, bool name_file = true) {
+    std::lock_guard<std::mutex> lock(lock_);
+    if (!first_error_ && !exception_) {
+      const detail::plan_source& source = plan_.sources_[b.source];
+      std::string message = err.message();
+      if (name_file && b.copy_count > 0)
+        message += " (reading bytes [" + std::to_string(b.offset) + ", " + std::to_string(b.offset + b.valid) +
+                   ") for " + plan_.describe(plan_.requests_[plan_.copies_[b.first_copy].request]) + ")";
+      const std::string prefix = detail::quote(source.name);
+      const bool named = !source.name.empty() && message.compare(0, prefix.size(), prefix) == 0;
+      first_error_ = named ? error(err.kind(), message) : detail::about(source.name, error(err.kind(), message));
+    }
+    stop_locked();
+  }
+
+  void stop_locked() {
+    stopped_.store(true, std::memory_order_release);
+    returned_.notify_all();
+    ready_.notify_all();
+  }
+
+  const load_plan& plan_;
+  const load_options& options_;
+  const piece_sink* sink_;
+  unsigned readers_ = 1;
+  bool consumer_thread_ = false;
+  std::atomic<std::size_t> next_block_{0};
+  std::atomic<bool> stopped_{false};
+  std::mutex lock_;  // guards everything below
+  std::condition_variable returned_;  // a staging buffer is free
+  std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
+  std::vector<detail::aligned_bytes> staging_;
+  std::vector<std::byte*> free_buffers_;
+  std::deque<std::pair<std::size_t, std::byte*>> filled_;  // block, and its staging buffer if any
+  unsigned remaining_readers_ = 0;
+  std::optional<error> first_error_;
+#if SAFETENSORS_EXCEPTIONS
+  std::exception_ptr exception_;
+#else
+  bool exception_ = false;
+#endif
+};
+
+}  // namespace detail
+
+inline result<void> load_plan::run(const load_options& options, const detail::piece_sink* sink) const {
+  return detail::plan_executor(*this, options, sink).go();
+}
+
+inline result<void> load_plan::try_execute_into(const load_options& options) const {
+  for (const request& r : requests_) {
+    if (r.destination.size() != r.bytes)
+      return detail::about(sources_[r.source].name,
+                           error(error_kind::invalid_tensor_view, describe(r) + " has " + std::to_string(r.bytes) +
+                                                                      " bytes but the destination holds " +
+                                                                      std::to_string(r.destination.size())));
+  }
+  return run(options, nullptr);
+}
+
+namespace detail {
+
+/// The loads that readers and models offer, made from their try_plan: one definition for
+/// basic_reader, basic_model_reader, any_reader and any_model.
+template <class Reader>
+class plan_loads {
+ public:
+  /// Copies tensors, or slices of them, into memory the engine owns (pinned staging buffers, an
+  /// arena), through a plan read by options.threads threads. Each destination holds exactly the
+  /// bytes its request delivers. On an error the destinations hold a mix of old and new bytes.
+  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
+    auto plan = reader().try_plan(requests, options);
+    if (!plan) return plan.error();
+    return plan->try_execute_into(options);
+  }
+  /// Copies tensors into memory the engine owns; throws on a size mismatch or an I/O error.
+  void load_into(span<const load_request> requests, const load_options& options = {}) const {
+    try_load_into(requests, options).value();
+  }
+  /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
+  /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
+  /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
+  /// made no larger than the budget.
+  template <class Consumer>
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    auto plan = reader().try_plan(requests, within_budget(options));
+    if (!plan) return plan.error();
+    return plan->try_execute(std::forward<Consumer>(consumer), options);
+  }
+  /// Reads `requests` and hands them to `consumer` (see try_load); throws on an error.
+  template <class Consumer>
+  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+    try_load(requests, std::forward<Consumer>(consumer), options).value();
+  }
+
+ private:
+  const Reader& reader() const noexcept { return static_cast<const Reader&>(*this); }
+};
+
+}  // namespace detail
 
 namespace detail {
 /// Turns load requests into a load_plan (see load_plan for what it does).
@@ -4795,12 +4832,15 @@ struct read_options {
 /// threads may use one reader at once. Errors about a file with a path name it first:
 /// `"model.safetensors": tensor "b": ...`.
 template <class Storage>
-class basic_reader {
+class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   static_assert(detail::is_storage<Storage>::value,
                 "a storage needs `std::uint64_t size() const` and `result<void> read_at(std::uint64_t offset, "
                 "std::byte* destination, std::size_t count) const`, safe to call from many threads at once");
 
  public:
+  using detail::plan_loads<basic_reader>::try_load_into;
+  using detail::plan_loads<basic_reader>::load_into;
+
   /// True when the storage is in memory and views are zero-copy.
   static constexpr bool has_views = detail::has_data<Storage>::value;
 
@@ -5020,43 +5060,15 @@ class basic_reader {
   result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
     return detail::plan_builder::build(sources(), requests, options);
   }
-  /// Copies tensors, or slices of them, into memory the engine owns (pinned staging buffers, an
-  /// arena), through a plan read by options.threads threads. Each destination holds exactly the
-  /// bytes its request delivers. On an error the destinations hold a mix of old and new bytes.
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
   /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
   result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
     const load_request request{&info, destination};
     return try_load_into(span<const load_request>(&request, 1), options);
   }
-  /// Copies tensors into memory the engine owns; throws on a size mismatch or an I/O error.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
   /// Copies one tensor into `destination`; throws on a size mismatch or an I/O error.
   void load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
     try_load_into(info, destination, options).value();
   }
-  /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
-  /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
-  /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
-  /// made no larger than the budget.
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// Reads `requests` and hands them to `consumer` (see try_load); throws on an error.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Starts reading a tensor's pages in ahead of use (mapped files only).
   template <bool enabled = detail::has_residency_control<Storage>::value, std::enable_if_t<enabled, int> = 0>
   result<void> try_prefetch(const tensor_info& info) const {
@@ -5325,7 +5337,7 @@ class reader_holder final : public reader_interface {
 ///                                            : safetensors::any_reader(safetensors::open(path));
 /// std::vector<float> bias = reader.read_as<float>("bias");
 /// ```
-class any_reader {
+class any_reader : public detail::plan_loads<any_reader> {
  public:
   /// Holds `reader`, whatever its storage.
   template <class Storage>
@@ -5439,30 +5451,6 @@ class any_reader {
   result<load_plan> try_plan(span<const load_request> requests, const load_options& options = {}) const {
     return reader_->try_plan(requests, options);
   }
-  /// Copies tensors, or slices of them, into the requests' destinations (see basic_reader::try_load_into).
-  result<void> try_load_into(span<const load_request> requests, const load_options& options = {}) const {
-    auto plan = try_plan(requests, options);
-    if (!plan) return plan.error();
-    return plan->try_execute_into(options);
-  }
-  /// As try_load_into; throws safetensors::exception on an error.
-  void load_into(span<const load_request> requests, const load_options& options = {}) const {
-    try_load_into(requests, options).value();
-  }
-  /// Reads `requests` through staging memory of at most options.budget bytes, handing each piece
-  /// to `consumer` (see basic_reader::try_load).
-  template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    auto plan = try_plan(requests, detail::within_budget(options));
-    if (!plan) return plan.error();
-    return plan->try_execute(std::forward<Consumer>(consumer), options);
-  }
-  /// As try_load; throws safetensors::exception on an error.
-  template <class Consumer>
-  void load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
-    try_load(requests, std::forward<Consumer>(consumer), options).value();
-  }
-
   /// Starts reading a tensor's pages in ahead of use; InvalidArgument where the storage cannot.
   result<void> try_prefetch(const tensor_info& info) const { return reader_->try_prefetch(info); }
   /// As try_prefetch; throws safetensors::exception on an error.
