@@ -166,6 +166,8 @@ TEST_CASE("any_model: a model of any storage, its shards as any_reader", "[api]"
     model.read_into(model.info("a"), into);
     CHECK(into == test::le_bytes<std::uint8_t>({1, 2, 3}));
     CHECK(test::outcome(model.try_prefetch(model.info("a"))) == (pread ? "InvalidArgument" : "ok"));
+    CHECK(test::outcome(model.try_release(model.info("a"))) == (pread ? "InvalidArgument" : "ok"));
+    CHECK(model.reader_of("b").tensors()[0].name == "b");
     CHECK(model.try_validate());
     std::vector<std::byte> last(1);
     const st::load_request request = model.request("a", last, {st::range(2)});
@@ -183,6 +185,10 @@ TEST_CASE("models have what files have: metadata, prefetch, read_into, find givi
   REQUIRE(found != nullptr);
   CHECK(found == &model.info("x"));
   CHECK(model.find_entry("x")->shard == 0);
+  CHECK(&model.shard(0) == &model.reader_of("x"));
+  std::vector<std::byte> second(1);
+  model.read_part(*found, 1, second);
+  CHECK(second == test::le_bytes<std::uint8_t>({5}));
   CHECK(model.metadata().size() == 1);
   REQUIRE(model.try_prefetch(*found));
   REQUIRE(model.try_release(*found));
@@ -233,6 +239,18 @@ TEST_CASE("every fallible function has a try_ form, and a throwing form without 
   std::vector<float> gathered(1);
   st::tensor_slice::make(mapped.view("w"), {st::range(1)}).copy_to(st::span<float>(gathered));
   CHECK(gathered[0] == -2.0f);
+  CHECK(st::tensor_slice::make(mapped.view("w"), {st::range(1)}).bytes().size() == 4);
+  CHECK_THROWS_AS(st::tensor_slice::make(mapped.info("w"), {st::all()}).bytes(), st::exception);  // no view
+  std::vector<std::byte> part(4);
+  mapped.read_part(mapped.info("w"), 4, part);
+  CHECK(part == test::le_bytes<float>({-2.0f}));
+  CHECK_THROWS_AS(mapped.read_part(mapped.info("w"), 6, part), st::exception);
+  const st::load_request request{&mapped.info("b"), {}};
+  CHECK(mapped.plan(st::span<const st::load_request>(&request, 1)).bytes() == 4);
+  const st::any_reader any = st::open_pread(file.path());
+  any.read_at(0, part);
+  CHECK_THROWS_AS(any.read_at(bytes.size() - 2, part), st::exception);
+  CHECK_THROWS_AS(any.prefetch(any.info("w")), st::exception);
 #endif
 }
 

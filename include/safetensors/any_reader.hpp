@@ -218,6 +218,10 @@ class any_reader : public detail::plan_loads<any_reader> {
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_part(info, offset, destination);
   }
+  /// As try_read_part; throws safetensors::exception on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
+  }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const { return reader_->try_read(name); }
   /// A copy of a tensor's bytes; throws safetensors::exception on an error.
@@ -277,6 +281,8 @@ class any_reader : public detail::plan_loads<any_reader> {
   result<void> try_read_at(std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_at(offset, destination);
   }
+  /// As try_read_at; throws safetensors::exception on an error.
+  void read_at(std::uint64_t offset, span<std::byte> destination) const { try_read_at(offset, destination).value(); }
 
   /// The header's `__metadata__` (empty when there is none).
   const metadata_map& metadata() const noexcept { return reader_->metadata(); }

@@ -8,7 +8,7 @@
 #define SAFETENSORS_CONFIG_HPP
 
 #define SAFETENSORS_VERSION_MAJOR 0
-#define SAFETENSORS_VERSION_MINOR 1
+#define SAFETENSORS_VERSION_MINOR 2
 #define SAFETENSORS_VERSION_PATCH 0
 
 // ---------------------------------------------------------------------------------------------

@@ -647,6 +647,10 @@ class plan_loads {
   void load_into(span<const load_request> requests, const load_options& options = {}) const {
     try_load_into(requests, options).value();
   }
+  /// The plan of `requests`, as try_plan makes it; throws safetensors::exception on an error.
+  load_plan plan(span<const load_request> requests, const load_options& options = {}) const {
+    return reader().try_plan(requests, options).value();
+  }
   /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
   /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
   /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are

@@ -408,6 +408,8 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     }
     return static_cast<const reader_type*>(s.reader.get());
   }
+  /// The reader of shard `index`, opened if it was not; throws safetensors::exception on an error.
+  const reader_type& shard(std::size_t index) const { return *try_shard(index).value(); }
 
   /// The reader holding the tensor named `name`, or TensorNotFound (or the shard's error).
   result<const reader_type*> try_reader_of(std::string_view name) const {
@@ -415,6 +417,8 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     if (!located) return located.error();
     return located->first;
   }
+  /// The reader of the shard that holds `name`; throws safetensors::exception on an error.
+  const reader_type& reader_of(std::string_view name) const { return *try_reader_of(name).value(); }
   /// The tensor named `name`, from its shard, or TensorNotFound (or the shard's error).
   result<const tensor_info*> try_info(std::string_view name) const {
     auto located = locate(name);
@@ -482,6 +486,10 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     auto reader = owner_of(info);
     if (!reader) return reader.error();
     return (*reader)->try_read_part(info, offset, destination);
+  }
+  /// As try_read_part; throws safetensors::exception on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
   }
   /// A copy of the bytes a slice of a tensor of this model selects.
   result<std::vector<std::byte>> try_read(const tensor_slice& slice) const {
@@ -754,6 +762,8 @@ class any_model : public detail::plan_loads<any_model> {
     if (entry == nullptr) return try_info(name).error();
     return try_shard(entry->shard);
   }
+  /// The shard that holds `name`; throws safetensors::exception on an error.
+  any_reader reader_of(std::string_view name) const { return try_reader_of(name).value(); }
   /// The tensor named `name` (its shard opened), or TensorNotFound.
   result<const tensor_info*> try_info(std::string_view name) const { return model_->try_info(name); }
   /// The tensor named `name`; throws safetensors::exception on an error.
@@ -819,6 +829,10 @@ class any_model : public detail::plan_loads<any_model> {
     if (!reader) return reader.error();
     return reader->try_read_part(info, offset, destination);
   }
+  /// As try_read_part; throws safetensors::exception on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
+  }
 
   /// The model's `__metadata__`: its first shard's (see basic_model_reader::try_metadata).
   result<const metadata_map*> try_metadata() const {
@@ -837,6 +851,14 @@ class any_model : public detail::plan_loads<any_model> {
   }
   /// As try_prefetch; throws safetensors::exception on an error.
   void prefetch(const tensor_info& info) const { try_prefetch(info).value(); }
+  /// Gives back the memory of the pages of `info`; InvalidArgument where the storage cannot.
+  result<void> try_release(const tensor_info& info) const {
+    auto reader = owner_of(info);
+    if (!reader) return reader.error();
+    return reader->try_release(info);
+  }
+  /// As try_release; throws safetensors::exception on an error.
+  void release(const tensor_info& info) const { try_release(info).value(); }
 
   /// A load request for the tensor named `name` (or a slice of it), its shard filled in.
   result<load_request> try_request(std::string_view name, span<std::byte> destination = {},

@@ -214,6 +214,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
                                                               std::to_string(offset)));
     return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
   }
+  /// As try_read_part; throws safetensors::exception (aborts without exceptions) on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
+  }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const {
     auto info = try_info(name);

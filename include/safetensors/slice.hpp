@@ -179,6 +179,8 @@ class tensor_slice {
                                                         " is not one contiguous run of bytes: use copy_to to gather it");
     return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8), static_cast<std::size_t>(byte_size()));
   }
+  /// As try_bytes; throws safetensors::exception (aborts without exceptions) on an error.
+  span<const std::byte> bytes() const { return try_bytes().value(); }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
   /// host byte order (converted as try_convert() does, sub-byte elements packed as `order` says);

@@ -54,7 +54,7 @@
 #define SAFETENSORS_CONFIG_HPP
 
 #define SAFETENSORS_VERSION_MAJOR 0
-#define SAFETENSORS_VERSION_MINOR 1
+#define SAFETENSORS_VERSION_MINOR 2
 #define SAFETENSORS_VERSION_PATCH 0
 
 // ---------------------------------------------------------------------------------------------
@@ -1757,6 +1757,8 @@ class tensor_slice {
                                                         " is not one contiguous run of bytes: use copy_to to gather it");
     return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8), static_cast<std::size_t>(byte_size()));
   }
+  /// As try_bytes; throws safetensors::exception (aborts without exceptions) on an error.
+  span<const std::byte> bytes() const { return try_bytes().value(); }
 
   /// Gathers the selected elements, in row-major order, into `destination` as `target` values in
   /// host byte order (converted as try_convert() does, sub-byte elements packed as `order` says);
@@ -4540,6 +4542,10 @@ class plan_loads {
   void load_into(span<const load_request> requests, const load_options& options = {}) const {
     try_load_into(requests, options).value();
   }
+  /// The plan of `requests`, as try_plan makes it; throws safetensors::exception on an error.
+  load_plan plan(span<const load_request> requests, const load_options& options = {}) const {
+    return reader().try_plan(requests, options).value();
+  }
   /// Reads `requests` into staging memory of at most options.budget bytes and hands each piece
   /// to `consumer(const load_piece&)` as it arrives (see load_plan::try_execute): reading
   /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
@@ -4999,6 +5005,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
                                                               std::to_string(offset)));
     return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
   }
+  /// As try_read_part; throws safetensors::exception (aborts without exceptions) on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
+  }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const {
     auto info = try_info(name);
@@ -5406,6 +5416,10 @@ class any_reader : public detail::plan_loads<any_reader> {
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_part(info, offset, destination);
   }
+  /// As try_read_part; throws safetensors::exception on an error.
+  void read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
+    try_read_part(info, offset, destination).value();
+  }
   /// A copy of the bytes of the tensor named `name`.
   result<std::vector<std::byte>> try_read(std::string_view name) const { return reader_->try_read(name); }
   /// A copy of a tensor's bytes; throws safetensors::exception on an error.
@@ -5465,6 +5479,8 @@ class any_reader : public detail::plan_loads<any_reader> {
   result<void> try_read_at(std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_at(offset, destination);
   }
+  /// As try_read_at; throws safetensors::exception on an error.
+  void read_at(std::uint64_t offset, span<std::byte> destination) const { try_read_at(offset, destination).value(); }
 
   /// The header's `__metadata__` (empty when there is none).
   const metadata_map& metadata() const noexcept { return reader_->metadata(); }
