@@ -23,8 +23,8 @@ std::vector<std::byte> source_bytes(st::dtype type) {
   for (std::size_t i = 0; i < element_count; ++i) {
     state = state * 1664525u + 1013904223u;
     const float value = static_cast<float>(static_cast<std::int32_t>(state)) * 1e-6f;
-    const std::uint16_t bits = type == st::dtype::BF16 ? st::bfloat16::from_float(value).bits
-                                                        : st::float16::from_float(value * 1e-3f).bits;
+    const std::uint16_t bits =
+        type == st::dtype::BF16 ? st::bfloat16::from_float(value).bits : st::float16::from_float(value * 1e-3f).bits;
     st::detail::store_le(bytes.data() + 2 * i, bits);
   }
   return bytes;
@@ -39,7 +39,8 @@ void convert_to_f32(benchmark::State& state, st::dtype source_type) {
     benchmark::DoNotOptimize(destination.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(destination.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(destination.size()));
 }
 BENCHMARK_CAPTURE(convert_to_f32, bf16, st::dtype::BF16)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(convert_to_f32, f16, st::dtype::F16)->Unit(benchmark::kMillisecond);

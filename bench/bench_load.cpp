@@ -21,7 +21,8 @@ const std::string& model_path() {
     std::string target = bench::temp_directory() + "/load.safetensors";
     std::vector<safetensors::tensor_declaration> declarations;
     for (std::size_t i = 0; i < tensor_count; ++i)
-      declarations.push_back({"layers." + std::to_string(i) + ".weight", safetensors::dtype::F32, {elements_per_tensor}});
+      declarations.push_back(
+          {"layers." + std::to_string(i) + ".weight", safetensors::dtype::F32, {elements_per_tensor}});
     auto writer = safetensors::make_file_writer(target, std::move(declarations));
     for (const auto& entry : writer.layout().entries()) {
       writer.produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
@@ -34,7 +35,9 @@ const std::string& model_path() {
   return path;
 }
 
-std::uint64_t file_size() { return safetensors::open_pread(model_path()).data_start() + tensor_count * elements_per_tensor * 4; }
+std::uint64_t file_size() {
+  return safetensors::open_pread(model_path()).data_start() + tensor_count * elements_per_tensor * 4;
+}
 
 // Sum of the bytes as 64-bit words, the same loop for every case so that it costs the same.
 std::uint64_t sum_words(const std::byte* bytes, std::size_t size) {
@@ -151,6 +154,12 @@ BENCHMARK_CAPTURE(mapped_touch, warm, false)->Iterations(3)->UseRealTime()->Unit
 BENCHMARK_CAPTURE(raw_read, warm, false)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(load_into, warm, false)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(raw_read, cold, true)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(load_into, cold, true)->Arg(1)->Arg(2)->Arg(4)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_into, cold, true)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Iterations(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(raw_mmap_sum, cold, true)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(mapped_touch, cold, true)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -108,8 +108,8 @@ std::uint64_t disk_read_bytes() {
 // by `ranks` is cut, the others are whole; one rank of one is the whole model), laid out back
 // to back in `buffer`, or with no destination for a consumer when `buffer` is null.
 safetensors::result<std::vector<safetensors::load_request>> rank_requests(const safetensors::pread_model_reader& opened,
-                                                                           std::vector<std::byte>* buffer,
-                                                                           std::int64_t ranks, std::int64_t rank) {
+                                                                          std::vector<std::byte>* buffer,
+                                                                          std::int64_t ranks, std::int64_t rank) {
   std::vector<safetensors::load_request> requests;
   std::uint64_t offset = 0;
   for (const safetensors::model_entry& entry : opened.tensor_names()) {
@@ -125,7 +125,8 @@ safetensors::result<std::vector<safetensors::load_request>> rank_requests(const 
       bytes /= static_cast<std::uint64_t>(ranks);
     }
     safetensors::span<std::byte> into;
-    if (buffer != nullptr) into = safetensors::span<std::byte>(buffer->data() + offset, static_cast<std::size_t>(bytes));
+    if (buffer != nullptr)
+      into = safetensors::span<std::byte>(buffer->data() + offset, static_cast<std::size_t>(bytes));
     offset += bytes;
     auto request = opened.try_request(entry.name, into, std::move(slice));
     if (!request) return request.error();
@@ -309,8 +310,8 @@ bool load_through(bool consumer_thread, Consume&& consume) {
   auto loaded = opened->try_load(
       *requests,
       [&](const safetensors::load_piece& piece) {
-        consume(piece.bytes.size());
-        received += piece.bytes.size();
+    consume(piece.bytes.size());
+    received += piece.bytes.size();
       },
       consumer_options(consumer_thread));
   return loaded && received == model().payload;
@@ -349,8 +350,9 @@ void consume_model(benchmark::State& state, consumption what, bool consumer_thre
       continue;
     }
     evict(state);
-    const bool loaded = what == consumption::overlap ? load_through(consumer_thread, [&](std::size_t bytes) { link.upload(bytes); })
-                                                     : load_through(consumer_thread, [](std::size_t) {});
+    const bool loaded = what == consumption::overlap
+                            ? load_through(consumer_thread, [&](std::size_t bytes) { link.upload(bytes); })
+                            : load_through(consumer_thread, [](std::size_t) {});
     if (!loaded) {
       state.SkipWithError("load failed");
       break;
@@ -390,8 +392,8 @@ const large_index& index_of(std::size_t count) {
       for (const char* projection : projections) {
         for (const char* suffix : suffixes) {
           if (entries.size() == count) break;
-          entries.emplace_back("model.layers." + std::to_string(layer) + ".mlp.experts." + std::to_string(expert) + "." +
-                                   projection + "." + suffix,
+          entries.emplace_back("model.layers." + std::to_string(layer) + ".mlp.experts." + std::to_string(expert) +
+                                   "." + projection + "." + suffix,
                                entries.size() * shard_count / count + 1);
         }
       }

@@ -19,8 +19,10 @@ const std::vector<std::byte>& model_file(std::size_t count) {
   std::string header = "{";
   for (std::size_t i = 0; i < count; ++i) {
     if (i) header += ',';
-    header += "\"model.layers." + std::to_string(i) + ".self_attn.q_proj.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],"
-              "\"data_offsets\":[" + std::to_string(i * 64) + "," + std::to_string(i * 64 + 64) + "]}";
+    header += "\"model.layers." + std::to_string(i) +
+              ".self_attn.q_proj.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],"
+              "\"data_offsets\":[" +
+              std::to_string(i * 64) + "," + std::to_string(i * 64 + 64) + "]}";
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');

@@ -17,7 +17,8 @@ constexpr std::uint64_t tensor_bytes = elements_per_tensor * 4;
 std::vector<safetensors::tensor_declaration> declarations() {
   std::vector<safetensors::tensor_declaration> result;
   for (std::size_t i = 0; i < tensor_count; ++i)
-    result.push_back({"model.layers." + std::to_string(i) + ".mlp.weight", safetensors::dtype::F32, {elements_per_tensor}});
+    result.push_back(
+        {"model.layers." + std::to_string(i) + ".mlp.weight", safetensors::dtype::F32, {elements_per_tensor}});
   return result;
 }
 
@@ -110,6 +111,17 @@ void produce_write(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(raw_write)->Iterations(1)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(stream_write)->Iterations(1)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(produce_write)->Iterations(1)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(raw_write)->Iterations(1)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime()->Unit(
+    benchmark::kMillisecond);
+BENCHMARK(stream_write)
+    ->Iterations(1)
+    ->Repetitions(7)
+    ->ReportAggregatesOnly(true)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(produce_write)
+    ->Iterations(1)
+    ->Repetitions(7)
+    ->ReportAggregatesOnly(true)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);

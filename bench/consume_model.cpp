@@ -40,10 +40,10 @@ int main(int argc, char** argv) {
   auto loaded = model->try_load(
       requests,
       [&](const safetensors::load_piece& piece) {
-        std::uint64_t sum = 0;
-        for (std::byte b : piece.bytes) sum += std::to_integer<std::uint64_t>(b);
-        checksum += sum;
-        received += piece.bytes.size();
+    std::uint64_t sum = 0;
+    for (std::byte b : piece.bytes) sum += std::to_integer<std::uint64_t>(b);
+    checksum += sum;
+    received += piece.bytes.size();
       },
       options);
   if (!loaded) {

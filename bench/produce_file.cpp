@@ -24,9 +24,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (const auto& entry : writer->layout().entries()) {
-    auto produced = writer->try_produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      for (std::size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<std::byte>((offset + i) * 131 % 251);
-    });
+    auto produced =
+        writer->try_produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
+          for (std::size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<std::byte>((offset + i) * 131 % 251);
+        });
     if (!produced) {
       std::fprintf(stderr, "%s\n", produced.error().to_string().c_str());
       return 1;

@@ -25,14 +25,15 @@ int main(int argc, char** argv) {
   }
   for (const auto& entry : writer->layout().entries()) {
     // Each piece is at most 1 MiB, whatever the tensor's size.
-    auto produced = writer->try_produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      for (std::size_t i = 0; i + 1 < piece.size(); i += 2) {
-        const float value = static_cast<float>((offset + i) / 2 % 1024) / 1024.0f;
-        const safetensors::bfloat16 bits = safetensors::bfloat16::from_float(value);
-        piece[i] = static_cast<std::byte>(bits.bits & 0xff);
-        piece[i + 1] = static_cast<std::byte>(bits.bits >> 8);
-      }
-    });
+    auto produced =
+        writer->try_produce(entry.declaration.name, [](safetensors::span<std::byte> piece, std::uint64_t offset) {
+          for (std::size_t i = 0; i + 1 < piece.size(); i += 2) {
+            const float value = static_cast<float>((offset + i) / 2 % 1024) / 1024.0f;
+            const safetensors::bfloat16 bits = safetensors::bfloat16::from_float(value);
+            piece[i] = static_cast<std::byte>(bits.bits & 0xff);
+            piece[i + 1] = static_cast<std::byte>(bits.bits >> 8);
+          }
+        });
     if (!produced) {
       std::cerr << produced.error().to_string() << '\n';
       return 1;

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<float> read_back(6);
-  if (auto copied = safetensors::try_copy_to(reader->view("linear.weight"), safetensors::span<float>(read_back)); !copied) {
+  if (auto copied = safetensors::try_copy_to(reader->view("linear.weight"), safetensors::span<float>(read_back));
+      !copied) {
     std::cerr << copied.error().to_string() << '\n';
     return 1;
   }

@@ -67,10 +67,10 @@ inline bool valid_utf8(const unsigned char* text, std::size_t size) {
 
 inline int dtype_bits(const std::string& dtype) {
   static const std::map<std::string, int> bits = {
-      {"BOOL", 8},         {"F4", 4},           {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"U8", 8},      {"I8", 8},
-      {"F8_E5M2", 8},      {"F8_E4M3", 8},      {"F8_E8M0", 8}, {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8},
-      {"I16", 16},         {"U16", 16},         {"F16", 16},    {"BF16", 16},   {"I32", 32},    {"U32", 32},
-      {"F32", 32},         {"C64", 64},         {"F64", 64},    {"I64", 64},    {"U64", 64}};
+      {"BOOL", 8},    {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6},     {"U8", 8},          {"I8", 8},
+      {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8}, {"I16", 16},
+      {"U16", 16},    {"F16", 16},    {"BF16", 16},   {"I32", 32},        {"U32", 32},        {"F32", 32},
+      {"C64", 64},    {"F64", 64},    {"I64", 64},    {"U64", 64}};
   auto it = bits.find(dtype);
   return it == bits.end() ? 0 : it->second;
 }
@@ -125,7 +125,8 @@ inline outcome parse(const unsigned char* file, std::size_t size, bool allow_tra
   if (length > size - 8) return fail("InvalidHeaderLength");
   const unsigned char* header = file + 8;
   if (!internal::valid_utf8(header, length)) return fail("InvalidHeader");
-  if (length >= 3 && header[0] == 0xef && header[1] == 0xbb && header[2] == 0xbf) return fail("InvalidHeaderDeserialization");
+  if (length >= 3 && header[0] == 0xef && header[1] == 0xbb && header[2] == 0xbf)
+    return fail("InvalidHeaderDeserialization");
   // nlohmann's lexer takes a NUL byte for the end of input, even inside a byte range; JSON has no
   // place for a raw NUL.
   if (std::find(header, header + length, 0) != header + length) return fail("InvalidHeaderDeserialization");
@@ -154,8 +155,10 @@ inline outcome parse(const unsigned char* file, std::size_t size, bool allow_tra
         }
       }
     }
-    const bool root_value_done = depth == 1 && (event == event_t::value || event == event_t::object_end || event == event_t::array_end);
-    if (root_value_done && !(root_key == "__metadata__" ? internal::valid_metadata(parsed) : internal::valid_entry(parsed)))
+    const bool root_value_done =
+        depth == 1 && (event == event_t::value || event == event_t::object_end || event == event_t::array_end);
+    if (root_value_done &&
+        !(root_key == "__metadata__" ? internal::valid_metadata(parsed) : internal::valid_entry(parsed)))
       invalid_entry = true;
     return true;
   };
@@ -181,8 +184,10 @@ inline outcome parse(const unsigned char* file, std::size_t size, bool allow_tra
     const auto dtype = value.find("dtype");
     const auto shape = value.find("shape");
     const auto offsets = value.find("data_offsets");
-    if (dtype == value.end() || shape == value.end() || offsets == value.end()) return fail("InvalidHeaderDeserialization");
-    if (!dtype->is_string() || internal::dtype_bits(dtype->get<std::string>()) == 0) return fail("InvalidHeaderDeserialization");
+    if (dtype == value.end() || shape == value.end() || offsets == value.end())
+      return fail("InvalidHeaderDeserialization");
+    if (!dtype->is_string() || internal::dtype_bits(dtype->get<std::string>()) == 0)
+      return fail("InvalidHeaderDeserialization");
     t.dtype = dtype->get<std::string>();
     std::vector<std::uint64_t> pair;
     if (!internal::unsigned_list(*shape, t.shape) || !internal::unsigned_list(*offsets, pair) || pair.size() != 2)
@@ -205,7 +210,8 @@ inline outcome parse(const unsigned char* file, std::size_t size, bool allow_tra
     for (std::uint64_t d : t.shape) {
       if (!internal::mul(elements, d, elements)) return fail("ValidationOverflow");
     }
-    if (!internal::mul(elements, static_cast<std::uint64_t>(internal::dtype_bits(t.dtype)), bits)) return fail("ValidationOverflow");
+    if (!internal::mul(elements, static_cast<std::uint64_t>(internal::dtype_bits(t.dtype)), bits))
+      return fail("ValidationOverflow");
     if (bits % 8 != 0) return fail("MisalignedSlice");
     if (t.end - t.begin != bits / 8) return fail("TensorInvalidInfo");
   }

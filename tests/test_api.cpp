@@ -117,8 +117,8 @@ TEST_CASE("any_reader: mapped, pread, memory and a storage without views behind 
   REQUIRE(readers[0].try_release(readers[0].info("w")));
   auto no_prefetch = readers[1].try_prefetch(readers[1].info("w"));
   REQUIRE_FALSE(no_prefetch);
-  CHECK(no_prefetch.error().to_string() == "InvalidArgument: \"" + file.path() +
-                                               "\": prefetch needs a storage that controls residency (a mapped file)");
+  CHECK(no_prefetch.error().to_string() ==
+        "InvalidArgument: \"" + file.path() + "\": prefetch needs a storage that controls residency (a mapped file)");
 
   CHECK(readers[0].get<st::mapped_file>() != nullptr);
   CHECK(readers[0].get<st::pread_file>() == nullptr);
@@ -137,20 +137,19 @@ TEST_CASE("any_reader: mapped, pread, memory and a storage without views behind 
 TEST_CASE("any_model: a model of any storage, its shards as any_reader", "[api]") {
   test::temp_directory directory;
   {
-    auto writer = st::make_sharded_writer(directory.path, {{"a", st::dtype::U8, {3}}, {"b", st::dtype::F32, {1}}},
-                                          [] {
-                                            st::shard_options options;
-                                            options.max_shard_size = 4;
-                                            options.metadata = std::map<std::string, std::string>{{"format", "pt"}};
-                                            return options;
-                                          }());
+    auto writer = st::make_sharded_writer(directory.path, {{"a", st::dtype::U8, {3}}, {"b", st::dtype::F32, {1}}}, [] {
+      st::shard_options options;
+      options.max_shard_size = 4;
+      options.metadata = std::map<std::string, std::string>{{"format", "pt"}};
+      return options;
+    }());
     writer.write("a", test::le_bytes<std::uint8_t>({1, 2, 3}));
     writer.write("b", test::le_bytes<float>({0.25f}));
     writer.finish();
   }
   for (const bool pread : {false, true}) {
-    const st::any_model model = pread ? st::any_model(st::open_model_pread(directory.path))
-                                      : st::any_model(st::open_model(directory.path));
+    const st::any_model model =
+        pread ? st::any_model(st::open_model_pread(directory.path)) : st::any_model(st::open_model(directory.path));
     REQUIRE(model.shard_count() == 2);
     CHECK(model.size() == 2);
     CHECK(model.index_path() == directory.file("model.safetensors.index.json"));
@@ -264,7 +263,8 @@ TEST_CASE("paths: a model's files are joined with the platform's separator, or t
   {
     st::shard_options options;
     options.max_shard_size = 1;
-    auto writer = st::make_sharded_writer(directory.path, {{"a", st::dtype::U8, {1}}, {"b", st::dtype::U8, {1}}}, options);
+    auto writer =
+        st::make_sharded_writer(directory.path, {{"a", st::dtype::U8, {1}}, {"b", st::dtype::U8, {1}}}, options);
     writer.write("a", test::le_bytes<std::uint8_t>({1}));
     writer.write("b", test::le_bytes<std::uint8_t>({2}));
     writer.finish();

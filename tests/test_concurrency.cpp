@@ -22,7 +22,6 @@ namespace {
 
 const unsigned thread_count = 8;
 
-
 /// A file of a few thousand tensors of every dtype, small and large, some empty.
 struct generated_file {
   std::vector<st::tensor_declaration> declarations;
@@ -44,7 +43,8 @@ struct generated_file {
     }
     std::vector<st::tensor_source> sources;
     for (std::size_t i = 0; i < count; ++i) sources.push_back({declarations[i], bytes[i]});
-    auto saved = st::try_save(file.path(), sources, std::map<std::string, std::string>{{"format", "pt"}, {"threads", "8"}});
+    auto saved =
+        st::try_save(file.path(), sources, std::map<std::string, std::string>{{"format", "pt"}, {"threads", "8"}});
     if (!saved) FAIL(saved.error().to_string());
   }
 };
@@ -98,9 +98,10 @@ void read_every_way(const Reader& reader, const generated_file& generated, std::
   const st::tensor_info* info = reader.find(name);
   report.check(info != nullptr && info->name == name, "find " + name);
   if (info == nullptr) return;
-  report.check(info->dtype == declaration.dtype && info->byte_size() == expected.size() &&
-                   std::equal(info->shape.begin(), info->shape.end(), declaration.shape.begin(), declaration.shape.end()),
-               "entry of " + name);
+  report.check(
+      info->dtype == declaration.dtype && info->byte_size() == expected.size() &&
+          std::equal(info->shape.begin(), info->shape.end(), declaration.shape.begin(), declaration.shape.end()),
+      "entry of " + name);
   auto by_name = reader.try_info(name);
   report.check(by_name && *by_name == info, "try_info " + name);
 
@@ -118,7 +119,8 @@ void read_every_way(const Reader& reader, const generated_file& generated, std::
       report.check(one_row && one_row->contiguous(), "row slice " + name);
       if (one_row) {
         auto run = one_row->try_bytes();
-        report.check(run && same_bytes(*run, expected.data() + row * columns * width, columns * width), "row bytes " + name);
+        report.check(run && same_bytes(*run, expected.data() + row * columns * width, columns * width),
+                     "row bytes " + name);
       }
       // Every other column: gathered.
       std::vector<std::byte> want;
@@ -258,7 +260,8 @@ TEST_CASE("concurrency: threads open readers of one file while others replace it
   CHECK(leftovers.empty());
 }
 
-TEST_CASE("concurrency: load plans share staging buffers, a consumer thread and a pool without a race", "[concurrency]") {
+TEST_CASE("concurrency: load plans share staging buffers, a consumer thread and a pool without a race",
+          "[concurrency]") {
   const generated_file generated;
   auto reader = st::try_open_pread(generated.file.path());
   REQUIRE(reader);

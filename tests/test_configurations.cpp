@@ -20,7 +20,8 @@ std::vector<std::byte> two_tensor_file() {
   static const float a[6] = {0, 1, 2, 3, 4, 5};
   static const std::uint16_t b[2] = {0x3f80, 0xc000};
   std::vector<std::byte> a_bytes(sizeof a), b_bytes(sizeof b);
-  for (std::size_t i = 0; i < 6; ++i) st::detail::store_le(a_bytes.data() + 4 * i, st::detail::bit_cast<std::uint32_t>(a[i]));
+  for (std::size_t i = 0; i < 6; ++i)
+    st::detail::store_le(a_bytes.data() + 4 * i, st::detail::bit_cast<std::uint32_t>(a[i]));
   for (std::size_t i = 0; i < 2; ++i) st::detail::store_le(b_bytes.data() + 2 * i, b[i]);
   auto bytes = st::try_serialize({{{"a", st::dtype::F32, {2, 3}}, a_bytes}, {{"b", st::dtype::BF16, {2}}, b_bytes}},
                                  std::map<std::string, std::string>{{"format", "pt"}});

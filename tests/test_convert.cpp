@@ -145,7 +145,8 @@ void check_neighbours(std::uint32_t largest_finite, bool has_negative_zero, int 
     } cases[] = {{middle, tie}, {std::nextafter(middle, inf), b}, {std::nextafter(middle, 0.0), a}};
     for (const auto& c : cases) {
       if (T::from_double(c.value).bits != c.expected) wrong.add(hex(a) + " from_double(" + hex(bits_of(c.value)) + ")");
-      if (T::from_double(-c.value).bits != negate(c.expected)) wrong.add(hex(a) + " from_double(-" + hex(bits_of(c.value)) + ")");
+      if (T::from_double(-c.value).bits != negate(c.expected))
+        wrong.add(hex(a) + " from_double(-" + hex(bits_of(c.value)) + ")");
     }
     const float middle_float = static_cast<float>(middle);
     if (static_cast<double>(middle_float) == middle && T::from_float(middle_float).bits != tie)
@@ -278,8 +279,7 @@ TEST_CASE("F8 formats: landmark encodings", "[convert]") {
   CHECK(st::float8_e8m0::from_bits(0x00).to_float() == std::ldexp(1.0f, -127));  // a float subnormal
 }
 
-TEST_CASE("F16 and BF16: all 65,536 encodings widen exactly and round-trip through float and double",
-          "[convert]") {
+TEST_CASE("F16 and BF16: all 65,536 encodings widen exactly and round-trip through float and double", "[convert]") {
   mismatches wrong;
   for (std::uint32_t bits = 0; bits < 65536; ++bits) {
     const auto raw = static_cast<std::uint16_t>(bits);
@@ -320,9 +320,9 @@ TEST_CASE("narrowing rounds every midpoint to even and every other value to near
 
 TEST_CASE("F16 narrowing: ties, overflow, subnormals, NaN", "[convert]") {
   auto f16 = [](double value) { return st::float16::from_double(value).bits; };
-  CHECK(f16(1.0 + std::ldexp(1.0, -11)) == 0x3c00);                    // tie: down to even 1.0
-  CHECK(f16(1.0 + 3 * std::ldexp(1.0, -11)) == 0x3c02);                // tie: up to even 1 + 2^-9
-  CHECK(f16(1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40)) == 0x3c01);  // just above
+  CHECK(f16(1.0 + std::ldexp(1.0, -11)) == 0x3c00);                             // tie: down to even 1.0
+  CHECK(f16(1.0 + 3 * std::ldexp(1.0, -11)) == 0x3c02);                         // tie: up to even 1 + 2^-9
+  CHECK(f16(1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40)) == 0x3c01);      // just above
   CHECK(f16(1.0 + 3 * std::ldexp(1.0, -11) - std::ldexp(1.0, -40)) == 0x3c01);  // just below
   // Just above a midpoint by less than a float can hold: through a float it would become the tie.
   const double above = 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -30);
@@ -338,20 +338,20 @@ TEST_CASE("F16 narrowing: ties, overflow, subnormals, NaN", "[convert]") {
   CHECK(f16(-inf) == 0xfc00);
 
   CHECK(f16(std::ldexp(1.0, -24)) == 0x0001);
-  CHECK(f16(std::ldexp(1.0, -25)) == 0x0000);                              // tie: to even zero
+  CHECK(f16(std::ldexp(1.0, -25)) == 0x0000);  // tie: to even zero
   CHECK(f16(std::ldexp(1.0, -25) + std::ldexp(1.0, -60)) == 0x0001);
-  CHECK(f16(3 * std::ldexp(1.0, -25)) == 0x0002);                          // tie: to even 2 * 2^-24
-  CHECK(f16(std::ldexp(1.0, -14) - std::ldexp(1.0, -25)) == 0x0400);       // tie: up to the smallest normal
-  CHECK(f16(-std::ldexp(1.0, -25)) == 0x8000);                             // underflow keeps the sign
+  CHECK(f16(3 * std::ldexp(1.0, -25)) == 0x0002);                     // tie: to even 2 * 2^-24
+  CHECK(f16(std::ldexp(1.0, -14) - std::ldexp(1.0, -25)) == 0x0400);  // tie: up to the smallest normal
+  CHECK(f16(-std::ldexp(1.0, -25)) == 0x8000);                        // underflow keeps the sign
   CHECK(f16(-1e-300) == 0x8000);
-  CHECK(f16(double_from_bits(1)) == 0x0000);                                // double subnormal
+  CHECK(f16(double_from_bits(1)) == 0x0000);  // double subnormal
   CHECK(f16(-double_from_bits(1)) == 0x8000);
   CHECK(f16(-0.0) == 0x8000);
 
   CHECK(f16(quiet_nan) == 0x7e00);
   CHECK(f16(-quiet_nan) == 0xfe00);
-  CHECK(f16(double_from_bits(0x7ff4000000000000ull)) == 0x7d00);   // signaling payload kept
-  CHECK(f16(double_from_bits(0xfff0000000000001ull)) == 0xfe00);   // payload too low: quiet bit, sign kept
+  CHECK(f16(double_from_bits(0x7ff4000000000000ull)) == 0x7d00);  // signaling payload kept
+  CHECK(f16(double_from_bits(0xfff0000000000001ull)) == 0xfe00);  // payload too low: quiet bit, sign kept
 }
 
 TEST_CASE("BF16 narrowing: ties, overflow, subnormals, NaN", "[convert]") {
@@ -490,11 +490,13 @@ TEST_CASE("convert refuses mismatched sizes and C64 with anything else", "[conve
   // Sub-byte dtypes count elements in bits: 6 bytes are 12 F4 or 8 F6 elements.
   auto f6 = st::try_convert(six, st::dtype::F6_E3M2, six, st::dtype::U8);
   REQUIRE_FALSE(f6);
-  CHECK(f6.error().message() == "source has 6 bytes (8 F6_E3M2 elements) but destination has 6 bytes (6 U8 elements): "
-                                "they must hold the same number of whole elements");
-  CHECK(st::try_convert(five, st::dtype::F6_E2M3, six, st::dtype::U8).error().message() ==
-        "source has 5 bytes (not a whole number of 6-bit F6_E2M3 elements) but destination has 6 bytes (6 U8 elements): "
+  CHECK(f6.error().message() ==
+        "source has 6 bytes (8 F6_E3M2 elements) but destination has 6 bytes (6 U8 elements): "
         "they must hold the same number of whole elements");
+  CHECK(
+      st::try_convert(five, st::dtype::F6_E2M3, six, st::dtype::U8).error().message() ==
+      "source has 5 bytes (not a whole number of 6-bit F6_E2M3 elements) but destination has 6 bytes (6 U8 elements): "
+      "they must hold the same number of whole elements");
 
   auto c64 = test::le_bytes<float>({1.5f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f});
   std::vector<std::byte> copy(c64.size());
@@ -514,7 +516,7 @@ TEST_CASE("convert writes the file's little-endian layout", "[convert]") {
   const std::vector<std::byte> one_f32 = {std::byte{0x00}, std::byte{0x00}, std::byte{0x80}, std::byte{0x3f}};
   auto f64 = convert_bytes(one_f32, st::dtype::F32, st::dtype::F64);
   REQUIRE(f64);
-  const std::vector<std::byte> one_f64 = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
+  const std::vector<std::byte> one_f64 = {std::byte{0}, std::byte{0}, std::byte{0},    std::byte{0},
                                           std::byte{0}, std::byte{0}, std::byte{0xf0}, std::byte{0x3f}};
   CHECK(*f64 == one_f64);
   auto i16 = convert_bytes(one_f32, st::dtype::F32, st::dtype::I16);
@@ -596,8 +598,8 @@ TEST_CASE("integer to integer: range-checked", "[convert]") {
   auto negative = convert_bytes(test::le_bytes<std::int64_t>({5, -1}), st::dtype::I64, st::dtype::U8);
   REQUIRE_FALSE(negative);
   CHECK(negative.error().message() == "element 1 (-1) of I64 has no U8 value: it is outside 0 to 255");
-  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
-                               st::dtype::I64);
+  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}),
+                               st::dtype::U64, st::dtype::I64);
   REQUIRE_FALSE(u64_max);
   CHECK(u64_max.error().message() ==
         "element 0 (18446744073709551615) of U64 has no I64 value: it is outside -9223372036854775808 to "
@@ -620,20 +622,22 @@ TEST_CASE("integer to integer: range-checked", "[convert]") {
 }
 
 TEST_CASE("integer to float: one rounding to nearest even, never two", "[convert]") {
-  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}), st::dtype::U64,
-                               st::dtype::F64);
+  auto u64_max = convert_bytes(test::le_bytes<std::uint64_t>({std::numeric_limits<std::uint64_t>::max()}),
+                               st::dtype::U64, st::dtype::F64);
   REQUIRE(u64_max);
   CHECK(from_le_bytes<double>(*u64_max) == std::vector<double>{std::ldexp(1.0, 64)});
 
   // 2^53 + 1 is a tie between 2^53 and 2^53 + 2: to even 2^53; 2^53 + 3 goes up to 2^53 + 4.
-  auto f64 = convert_bytes(test::le_bytes<std::int64_t>({9007199254740993, -9007199254740995}), st::dtype::I64, st::dtype::F64);
+  auto f64 = convert_bytes(test::le_bytes<std::int64_t>({9007199254740993, -9007199254740995}), st::dtype::I64,
+                           st::dtype::F64);
   REQUIRE(f64);
   CHECK(from_le_bytes<double>(*f64) == std::vector<double>{9007199254740992.0, -9007199254740996.0});
 
   // 2^62 + 2^38 + 1 is just above the F32 midpoint 2^62 + 2^38; rounded to a double first it
   // would become that midpoint and then round to even, 2^62.
   const std::int64_t above_midpoint = (std::int64_t{1} << 62) + (std::int64_t{1} << 38) + 1;
-  auto f32 = convert_bytes(test::le_bytes<std::int64_t>({above_midpoint, -above_midpoint}), st::dtype::I64, st::dtype::F32);
+  auto f32 =
+      convert_bytes(test::le_bytes<std::int64_t>({above_midpoint, -above_midpoint}), st::dtype::I64, st::dtype::F32);
   REQUIRE(f32);
   const float expected = std::ldexp(1.0f, 62) + std::ldexp(1.0f, 39);
   CHECK(from_le_bytes<float>(*f32) == std::vector<float>{expected, -expected});
@@ -665,7 +669,8 @@ TEST_CASE("BOOL converts as 0 or 1 and refuses NaN", "[convert]") {
   REQUIRE(f32);
   CHECK(from_le_bytes<float>(*f32) == std::vector<float>{0.0f, 1.0f, 1.0f, 1.0f});
 
-  auto from_f64 = convert_bytes(test::le_bytes<double>({0.0, -0.0, 0.5, -3.0, inf, 1e-300}), st::dtype::F64, st::dtype::BOOL);
+  auto from_f64 =
+      convert_bytes(test::le_bytes<double>({0.0, -0.0, 0.5, -3.0, inf, 1e-300}), st::dtype::F64, st::dtype::BOOL);
   REQUIRE(from_f64);
   CHECK(from_le_bytes<std::uint8_t>(*from_f64) == std::vector<std::uint8_t>{0, 0, 1, 1, 1, 1});
   auto from_nan = convert_bytes(test::le_bytes<double>({1.0, quiet_nan}), st::dtype::F64, st::dtype::BOOL);
@@ -679,12 +684,13 @@ TEST_CASE("BOOL converts as 0 or 1 and refuses NaN", "[convert]") {
 }
 
 TEST_CASE("float to float through convert matches the number types", "[convert]") {
-  const st::dtype floats[] = {st::dtype::F8_E5M2, st::dtype::F8_E4M3, st::dtype::F8_E8M0, st::dtype::F8_E4M3FNUZ,
-                              st::dtype::F8_E5M2FNUZ, st::dtype::F16, st::dtype::BF16, st::dtype::F32,
-                              st::dtype::F64};
+  const st::dtype floats[] = {st::dtype::F8_E5M2,     st::dtype::F8_E4M3,     st::dtype::F8_E8M0,
+                              st::dtype::F8_E4M3FNUZ, st::dtype::F8_E5M2FNUZ, st::dtype::F16,
+                              st::dtype::BF16,        st::dtype::F32,         st::dtype::F64};
   // Every F16 value, which covers every F8 value and the edges of the narrower formats.
   std::vector<std::byte> f16(65536 * 2);
-  for (std::uint32_t bits = 0; bits < 65536; ++bits) st::detail::store_le(f16.data() + 2 * bits, static_cast<std::uint16_t>(bits));
+  for (std::uint32_t bits = 0; bits < 65536; ++bits)
+    st::detail::store_le(f16.data() + 2 * bits, static_cast<std::uint16_t>(bits));
   auto f64 = convert_bytes(f16, st::dtype::F16, st::dtype::F64);
   REQUIRE(f64);
   const std::vector<double> values = from_le_bytes<double>(*f64);

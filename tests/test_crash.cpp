@@ -24,12 +24,12 @@ namespace st = safetensors;
 
 namespace {
 
-
 /// A small valid file: the target's contents before any write.
 std::vector<std::byte> old_file() {
   const std::string text = "old contents";
-  auto bytes = st::try_serialize({{{"old", st::dtype::U8, {text.size()}}, {reinterpret_cast<const std::byte*>(text.data()), text.size()}}},
-                                 std::map<std::string, std::string>{{"version", "1"}});
+  auto bytes = st::try_serialize(
+      {{{"old", st::dtype::U8, {text.size()}}, {reinterpret_cast<const std::byte*>(text.data()), text.size()}}},
+      std::map<std::string, std::string>{{"version", "1"}});
   REQUIRE(bytes);
   return *bytes;
 }
@@ -55,7 +55,8 @@ const std::size_t mib = std::size_t{1} << 20;
 
 }  // namespace
 
-TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its temporary file behind", "[crash][files]") {
+TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its temporary file behind",
+          "[crash][files]") {
   const std::vector<std::byte> old_bytes = old_file();
   test::temp_file target(old_bytes);
   REQUIRE(test::temp_files_beside(target.path()).empty());
@@ -67,7 +68,8 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   const std::size_t chunks = 256;
   test::child_process child([&] {
     ::close(pipe_ends[0]);
-    auto writer = st::try_make_file_writer(target.path(), {{"big", st::dtype::U8, {chunks * mib}}, {"small", st::dtype::F32, {4}}});
+    auto writer = st::try_make_file_writer(target.path(),
+                                           {{"big", st::dtype::U8, {chunks * mib}}, {"small", st::dtype::F32, {4}}});
     if (!writer) return 2;
     std::vector<std::byte> chunk(mib, std::byte{0x5a});
     for (std::size_t i = 0; i < chunks; ++i) {
@@ -99,12 +101,13 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   const std::string expected_prefix = target.path() + ".tmp." + std::to_string(child.pid()) + ".";
   CHECK(leftovers[0].rfind(expected_prefix, 0) == 0);
   WARN("a killed writer leaves its temporary file behind (here " << file_size(leftovers[0])
-                                                                  << " bytes): " << leftovers[0]);
+                                                                 << " bytes): " << leftovers[0]);
 
   // It does not get in the way of the next write, which replaces the target and cleans up only
   // its own temporary file.
   const std::string text = "new";
-  REQUIRE(st::try_save(target.path(), {{{"new", st::dtype::U8, {3}}, {reinterpret_cast<const std::byte*>(text.data()), 3}}}));
+  REQUIRE(st::try_save(target.path(),
+                       {{{"new", st::dtype::U8, {3}}, {reinterpret_cast<const std::byte*>(text.data()), 3}}}));
   auto replaced = st::try_open(target.path());
   REQUIRE(replaced);
   CHECK(replaced->contains("new"));
@@ -112,7 +115,8 @@ TEST_CASE("crash: a writer killed mid-write leaves the old file intact and its t
   for (const std::string& leftover : leftovers) std::remove(leftover.c_str());
 }
 
-TEST_CASE("crash: killed at any moment of a write, the target is the old file or the new one, whole", "[crash][files]") {
+TEST_CASE("crash: killed at any moment of a write, the target is the old file or the new one, whole",
+          "[crash][files]") {
   // A child writes a 2 MiB file over the target and finishes (renames); the parent kills it after
   // a random delay, anywhere from before the first byte to after the rename.
   const std::vector<std::byte> old_bytes = old_file();

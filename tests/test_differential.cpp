@@ -11,10 +11,7 @@
 
 namespace st = safetensors;
 
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 // The reference corpus: 101 files, 98 of them at most 64 KiB. A file added to the corpus (or one
 // that the listing misses) changes these counts, and the tests say so.
@@ -46,14 +43,17 @@ TEST_CASE("differential: mutated corpus files read the same through both parsers
         // Edits fall in the first 520 bytes: the length prefix and the start of the header.
         const std::size_t at = random() % std::min<std::size_t>(bytes.size(), 8 + 512);
         switch (random() % 5) {
-          case 0: bytes[at] = static_cast<std::byte>(random()); break;                                   // any byte
+          case 0: bytes[at] = static_cast<std::byte>(random()); break;  // any byte
           case 1: bytes[at] = static_cast<std::byte>(json_bytes[random() % json_bytes.size()]); break;
           case 2: bytes.erase(bytes.begin() + static_cast<std::ptrdiff_t>(at)); break;
-          case 3: bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::byte>(random())); break;
+          case 3:
+            bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::byte>(random()));
+            break;
           default: bytes.resize(at); break;
         }
       }
-      const std::string found = differential::difference(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+      const std::string found =
+          differential::difference(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
       if (!found.empty()) {
         INFO(path << " round " << round);
         CHECK(found == "");

@@ -7,10 +7,10 @@ namespace st = safetensors;
 
 TEST_CASE("every dtype has its official name and bit size, in the official order", "[dtype]") {
   const std::vector<std::pair<std::string_view, std::size_t>> table = {
-      {"BOOL", 8},     {"F4", 4},           {"F6_E2M3", 6},      {"F6_E3M2", 6}, {"U8", 8},   {"I8", 8},
-      {"F8_E5M2", 8},  {"F8_E4M3", 8},      {"F8_E8M0", 8},      {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8},
-      {"I16", 16},     {"U16", 16},         {"F16", 16},         {"BF16", 16},   {"I32", 32}, {"U32", 32},
-      {"F32", 32},     {"C64", 64},         {"F64", 64},         {"I64", 64},    {"U64", 64}};
+      {"BOOL", 8},    {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6},     {"U8", 8},          {"I8", 8},
+      {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"F8_E4M3FNUZ", 8}, {"F8_E5M2FNUZ", 8}, {"I16", 16},
+      {"U16", 16},    {"F16", 16},    {"BF16", 16},   {"I32", 32},        {"U32", 32},        {"F32", 32},
+      {"C64", 64},    {"F64", 64},    {"I64", 64},    {"U64", 64}};
   REQUIRE(st::all_dtypes.size() == table.size());
   REQUIRE(st::dtype_count == 22);
   for (std::size_t i = 0; i < table.size(); ++i) {

@@ -15,7 +15,9 @@ TEST_CASE("every error kind has its official name and is raised by the library",
   // Each kind: its name, and the error a real call gives. A new kind fails this test until it is
   // listed here, so none can go untested.
   const std::vector<std::byte> one_f32(4);
-  auto open_header = [](const std::string& header, const std::string& data = {}) { return test::open_header(header, data); };
+  auto open_header = [](const std::string& header, const std::string& data = {}) {
+    return test::open_header(header, data);
+  };
   std::vector<std::byte> seven(7);
   std::vector<std::byte> small(3);
   std::vector<std::byte> nan_bytes(8), one_byte(1);
@@ -27,7 +29,8 @@ TEST_CASE("every error kind has its official name and is raised by the library",
   const std::vector<std::pair<std::string_view, st::result<void>>> raised = {
       {"HeaderTooSmall", st::try_open_memory(seven.data(), seven.size()).error()},
       {"HeaderTooLarge", open_header(std::string(100000001, ' ')).error()},
-      {"InvalidHeaderLength", st::try_open_buffer(std::vector<std::byte>{std::byte{100}, {}, {}, {}, {}, {}, {}, {}}).error()},
+      {"InvalidHeaderLength",
+       st::try_open_buffer(std::vector<std::byte>{std::byte{100}, {}, {}, {}, {}, {}, {}, {}}).error()},
       {"InvalidHeader", open_header("{\"\xff\": 1}").error()},
       {"InvalidHeaderDeserialization", open_header("[]").error()},
       {"InvalidOffset", open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", "xx").error()},
@@ -35,7 +38,8 @@ TEST_CASE("every error kind has its official name and is raised by the library",
        open_header(R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})").error()},
       {"MisalignedSlice", open_header(R"({"a":{"dtype":"F4","shape":[1],"data_offsets":[0,0]}})").error()},
       {"TensorInvalidInfo", open_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,1]}})", "x").error()},
-      {"MetadataIncompleteBuffer", open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", "xy").error()},
+      {"MetadataIncompleteBuffer",
+       open_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", "xy").error()},
       {"TensorNotFound", reader->try_info("nothing").error()},
       {"InvalidTensorView", reader->try_read_into(reader->info("w"), small)},
       {"InvalidConversion", st::try_convert(nan_bytes, st::dtype::F64, one_byte, st::dtype::I8)},

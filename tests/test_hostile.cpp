@@ -77,8 +77,8 @@ std::vector<std::byte> as_bytes(const std::string& text) {
 }
 
 /// A tensor entry (without braces around the whole header), e.g. entry("a", "U8", "[0]", 0, 0).
-std::string entry(const std::string& name_json, const std::string& dtype, const std::string& shape,
-                  std::uint64_t begin, std::uint64_t end) {
+std::string entry(const std::string& name_json, const std::string& dtype, const std::string& shape, std::uint64_t begin,
+                  std::uint64_t end) {
   return "\"" + name_json + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
          std::to_string(begin) + "," + std::to_string(end) + "]}";
 }
@@ -150,7 +150,8 @@ TEST_CASE("hostile: 10^6 tiny tensors open, sort and are all found", "[hostile]"
     file.reserve(static_cast<std::size_t>(count) * 56);
     file << "{";
     for (int i = count - 1; i >= 0; --i)
-      file << (i != count - 1 ? ",\"t" : "\"t") << std::to_string(i) << R"(":{"dtype":"U8","shape":[0],"data_offsets":[0,0]})";
+      file << (i != count - 1 ? ",\"t" : "\"t") << std::to_string(i)
+           << R"(":{"dtype":"U8","shape":[0],"data_offsets":[0,0]})";
     file << "}";
     const std::string bytes = file.done();
     auto reader = open_bytes(bytes);
@@ -308,13 +309,15 @@ TEST_CASE("hostile: nesting a million levels deep is refused at level 128, witho
              Catch::StartsWith("a data offset of tensor \"a\" must be an unsigned integer"));
   CHECK_THAT(message_of(test::open_header(R"({"a":{"dtype":)" + deep)),
              Catch::StartsWith("dtype of tensor \"a\" must be a string"));
-  CHECK_THAT(message_of(test::open_header(R"({"a":)" + deep)), Catch::StartsWith("entry of tensor \"a\" must be an object"));
+  CHECK_THAT(message_of(test::open_header(R"({"a":)" + deep)),
+             Catch::StartsWith("entry of tensor \"a\" must be an object"));
 }
 
 TEST_CASE("hostile: names with NUL, invalid UTF-8 and lone surrogates", "[hostile]") {
   SECTION("NUL inside names is data, not an end: names differing after it are distinct") {
-    auto reader = test::open_header("{" + entry("a\\u0000b", "U8", "[0]", 0, 0) + "," + entry("a\\u0000c", "U8", "[0]", 0, 0) +
-                                    "," + entry("\\u0000", "U8", "[0]", 0, 0) + "}");
+    auto reader =
+        test::open_header("{" + entry("a\\u0000b", "U8", "[0]", 0, 0) + "," + entry("a\\u0000c", "U8", "[0]", 0, 0) +
+                          "," + entry("\\u0000", "U8", "[0]", 0, 0) + "}");
     REQUIRE(reader);
     CHECK(reader->size() == 3);
     CHECK(reader->find(std::string_view("a\0b", 3)) != nullptr);
@@ -329,7 +332,8 @@ TEST_CASE("hostile: names with NUL, invalid UTF-8 and lone surrogates", "[hostil
     CHECK(raw.error().message() == "control character in a string must be escaped (at header byte 3)");
   }
   SECTION("an escaped name equal to a plain one is the same name: a duplicate") {
-    auto twice = test::open_header("{" + entry("\\u0061", "U8", "[0]", 0, 0) + "," + entry("a", "U8", "[0]", 0, 0) + "}");
+    auto twice =
+        test::open_header("{" + entry("\\u0061", "U8", "[0]", 0, 0) + "," + entry("a", "U8", "[0]", 0, 0) + "}");
     REQUIRE_FALSE(twice);
     CHECK(twice.error().kind() == st::error_kind::invalid_header_deserialization);
     CHECK_THAT(twice.error().message(), Catch::Contains("duplicate key \"a\""));
@@ -337,7 +341,8 @@ TEST_CASE("hostile: names with NUL, invalid UTF-8 and lone surrogates", "[hostil
   SECTION("invalid UTF-8 anywhere in the header is InvalidHeader, at its byte") {
     // Not UTF-8: a byte never used, an overlong NUL, an encoded surrogate, past U+10FFFF, a
     // truncated sequence, a lone continuation byte, a 5-byte form.
-    for (std::string bad : {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xf8\x88\x80\x80\x80"}) {
+    for (std::string bad :
+         {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xf8\x88\x80\x80\x80"}) {
       INFO("bytes " << st::detail::quote(bad));
       for (const auto& [header, at] :
            {std::make_pair("{" + entry(bad, "U8", "[0]", 0, 0) + "}", 2),
@@ -385,7 +390,8 @@ TEST_CASE("hostile: offsets near 2^64", "[hostile]") {
   CHECK(far.error().message() == "tensor \"a\": data_offsets [" + max + ", " + max +
                                      "] leave a hole after the previous tensor, which ends at 0");
 
-  auto backwards = test::open_header("{" + entry("a", "U8", "[0]", 0, 0) + "," + entry("b", "U8", "[0]", UINT64_MAX, 0) + "}");
+  auto backwards =
+      test::open_header("{" + entry("a", "U8", "[0]", 0, 0) + "," + entry("b", "U8", "[0]", UINT64_MAX, 0) + "}");
   REQUIRE_FALSE(backwards);
   CHECK(backwards.error().kind() == st::error_kind::invalid_offset);
   CHECK_THAT(backwards.error().message(), Catch::Contains("end before they begin"));
@@ -401,7 +407,8 @@ TEST_CASE("hostile: offsets near 2^64", "[hostile]") {
   const std::uint64_t largest = two_to_61 - 1;
   for (std::uint64_t k = 0; k < 9; ++k) {
     const std::uint64_t begin = k * largest, end = k == 8 ? UINT64_MAX : begin + largest;
-    header += (k ? "," : "") + entry("t" + std::to_string(k), "U8", "[" + std::to_string(end - begin) + "]", begin, end);
+    header +=
+        (k ? "," : "") + entry("t" + std::to_string(k), "U8", "[" + std::to_string(end - begin) + "]", begin, end);
   }
   header += "}";
   auto tiled = test::open_header(header, "data");
@@ -413,8 +420,9 @@ TEST_CASE("hostile: offsets near 2^64", "[hostile]") {
   CHECK(outcome(test::open_header(header, "data", lenient)) == "MetadataIncompleteBuffer");
 
   // One past 2^64-1 is not a 64-bit number at all.
-  CHECK_THAT(message_of(test::open_header(R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[0,18446744073709551616]}})")),
-             Catch::StartsWith("a data offset of tensor \"a\" is larger than 2^64-1"));
+  CHECK_THAT(
+      message_of(test::open_header(R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[0,18446744073709551616]}})")),
+      Catch::StartsWith("a data offset of tensor \"a\" is larger than 2^64-1"));
 }
 
 TEST_CASE("hostile: shapes whose product overflows only after a zero dimension", "[hostile]") {
@@ -443,43 +451,48 @@ TEST_CASE("hostile: claimed sizes are checked before anything of that size is al
   test::temp_file short_file(as_bytes(claiming(100000000)));
   test::temp_file huge_file(test::file_bytes(huge_tensor, "tiny"));
   test::temp_file target({});
-  const std::vector<std::pair<std::string, std::function<bool()>>> cases = {
-      {"memory, header length 2^64-1", [] { return outcome(open_bytes(claiming(UINT64_MAX))) == "HeaderTooLarge"; }},
-      {"memory, header length 10^8 in 10 bytes",
-       [] { return outcome(open_bytes(claiming(100000000))) == "InvalidHeaderLength"; }},
-      {"pread, header length 10^8 in 10 bytes",
-       [&] { return outcome(st::try_open_pread(short_file.path())) == "InvalidHeaderLength"; }},
-      {"mapped, header length 10^8 in 10 bytes",
-       [&] { return outcome(st::try_open(short_file.path())) == "InvalidHeaderLength"; }},
-      {"memory, a tensor of 1 TiB", [&] { return outcome(test::open_header(huge_tensor, "tiny")) == "MetadataIncompleteBuffer"; }},
-      {"pread, a tensor of 1 TiB",
-       [&] { return outcome(st::try_open_pread(huge_file.path())) == "MetadataIncompleteBuffer"; }},
-      {"mapped, a tensor of 1 TiB", [&] { return outcome(st::try_open(huge_file.path())) == "MetadataIncompleteBuffer"; }},
-      {"memory, 2^60 F64 elements", [&] { return outcome(test::open_header(bits_overflow)) == "ValidationOverflow"; }},
-      {"layout of a 2^50-byte tensor",
-       [] {
-         auto layout = st::file_layout::try_make({{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
-         return layout && layout->data_size() == std::uint64_t{1} << 50;
-       }},
-      {"stream writer of a 2^50-byte tensor, left empty",
-       [] {
-         std::ostringstream out;
-         auto writer = st::try_make_stream_writer(out, {{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
-         return writer && outcome(writer->try_finish()) == "TensorInvalidInfo" && out.str().size() < 4096;
-       }},
-      {"file writer of a 2^50-byte tensor, abandoned",
-       [&] {
-         auto writer = st::try_make_file_writer(target.path(), {{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
-         return bool(writer);
-       }},
-  };
+  const std::vector<std::pair<std::string, std::function<bool()>>> cases =
+      {
+          {"memory, header length 2^64-1",
+           [] { return outcome(open_bytes(claiming(UINT64_MAX))) == "HeaderTooLarge"; }},
+          {"memory, header length 10^8 in 10 bytes",
+           [] { return outcome(open_bytes(claiming(100000000))) == "InvalidHeaderLength"; }},
+          {"pread, header length 10^8 in 10 bytes",
+           [&] { return outcome(st::try_open_pread(short_file.path())) == "InvalidHeaderLength"; }},
+          {"mapped, header length 10^8 in 10 bytes",
+           [&] { return outcome(st::try_open(short_file.path())) == "InvalidHeaderLength"; }},
+          {"memory, a tensor of 1 TiB",
+           [&] { return outcome(test::open_header(huge_tensor, "tiny")) == "MetadataIncompleteBuffer"; }},
+          {"pread, a tensor of 1 TiB",
+           [&] { return outcome(st::try_open_pread(huge_file.path())) == "MetadataIncompleteBuffer"; }},
+          {"mapped, a tensor of 1 TiB",
+           [&] { return outcome(st::try_open(huge_file.path())) == "MetadataIncompleteBuffer"; }},
+          {"memory, 2^60 F64 elements",
+           [&] { return outcome(test::open_header(bits_overflow)) == "ValidationOverflow"; }},
+          {"layout of a 2^50-byte tensor",
+           [] {
+    auto layout = st::file_layout::try_make({{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
+    return layout && layout->data_size() == std::uint64_t{1} << 50;
+           }},
+          {"stream writer of a 2^50-byte tensor, left empty",
+           [] {
+    std::ostringstream out;
+    auto writer = st::try_make_stream_writer(out, {{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
+    return writer && outcome(writer->try_finish()) == "TensorInvalidInfo" && out.str().size() < 4096;
+           }},
+                                                                   {"file writer of a 2^50-byte tensor, abandoned",
+                                                                    [&] {
+    auto writer = st::try_make_file_writer(target.path(), {{"big", st::dtype::U8, {std::uint64_t{1} << 50}}});
+    return bool(writer);
+                                                                    }},
+      };
   REQUIRE(cases.size() < 31);
   if (TEST_SANITIZED_ALLOCATOR) WARN("sanitized build: the address space is not capped; results are still checked");
   const int status = run_in_child(
       [&] {
-        for (const auto& one_case : cases)
-          if (!one_case.second()) return 1;
-        return 0;
+    for (const auto& one_case : cases)
+      if (!one_case.second()) return 1;
+    return 0;
       },
       std::size_t{64} << 20);
   INFO("child exit code " << status << " (1: a case gave the wrong result; 128 + signal: it died, e.g. allocating)");
@@ -537,7 +550,8 @@ void check_opens_and_finds(const std::vector<std::string>& names) {
 
 }  // namespace
 
-TEST_CASE("regression: names chosen to collide in the name table do not make opening quadratic", "[hostile][regression]") {
+TEST_CASE("regression: names chosen to collide in the name table do not make opening quadratic",
+          "[hostile][regression]") {
   // The reader's name table is an open-addressing table with linear probing. With a fixed hash,
   // names chosen offline so that their hashes share their low bits all landed in one run of
   // slots: n such names cost O(n^2) probes, hours for the 2 million names a 100 MB header can
@@ -560,7 +574,8 @@ TEST_CASE("regression: names chosen to collide in the name table do not make ope
   check_opens_and_finds(colliding);
 }
 
-TEST_CASE("regression: names that differ only in the high bytes of their last word do not collide under every seed", "[hostile][regression]") {
+TEST_CASE("regression: names that differ only in the high bytes of their last word do not collide under every seed",
+          "[hostile][regression]") {
   // The first seeded hash xor-ed the seed in and multiplied in 64 bits. A product's low bits
   // depend only on its operands' low bits, so 7-byte names differing only in bits 44-55 (the
   // high nibble of byte 5 and byte 6) shared their slot under every seed: these 552 names all
@@ -612,11 +627,12 @@ TEST_CASE("regression: try_serialize checks the data before it allocates the fil
   // tests/fuzz/fuzz_writer.cpp; input: tests/fuzz/regressions/writer/oom-try-serialize-allocates-declared-size.
   const int status = run_in_child(
       [] {
-        auto written = st::try_serialize({{{"huge", st::dtype::U8, {std::uint64_t{1} << 50}}, {}}});
-        return !written && written.error().kind() == st::error_kind::tensor_invalid_info ? 0 : 1;
+    auto written = st::try_serialize({{{"huge", st::dtype::U8, {std::uint64_t{1} << 50}}, {}}});
+    return !written && written.error().kind() == st::error_kind::tensor_invalid_info ? 0 : 1;
       },
       std::size_t{64} << 20);
-  INFO("child exit code " << status << " (0: refused as it should be; 126: it threw; 128 + signal: it died allocating)");
+  INFO("child exit code " << status
+                          << " (0: refused as it should be; 126: it threw; 128 + signal: it died allocating)");
   CHECK(status == 0);
 }
 

@@ -103,7 +103,8 @@ TEST_CASE("load_into: size mismatches and a file that shrank are errors", "[load
   auto mismatch = reader->try_load_into(reader->tensors()[0], small);
   REQUIRE_FALSE(mismatch);
   CHECK(mismatch.error().kind() == st::error_kind::invalid_tensor_view);
-  CHECK(mismatch.error().message() == st::detail::quote(file.path()) + ": tensor \"t100\" has 50000 bytes but the destination holds 10");
+  CHECK(mismatch.error().message() ==
+        st::detail::quote(file.path()) + ": tensor \"t100\" has 50000 bytes but the destination holds 10");
   const st::load_request no_tensor{nullptr, small};
   CHECK(test::outcome(reader->try_load_into(st::span<const st::load_request>(&no_tensor, 1))) == "InvalidTensorView");
 

@@ -9,7 +9,9 @@ using test::outcome;
 
 namespace {
 // A valid one-tensor header for `name` (raw JSON spelling) with the given body fields.
-std::string entry(const std::string& name_json, const std::string& body) { return "{" + name_json + ":{" + body + "}}"; }
+std::string entry(const std::string& name_json, const std::string& body) {
+  return "{" + name_json + ":{" + body + "}}";
+}
 const std::string f32x2 = R"("dtype":"F32","shape":[2],"data_offsets":[0,8])";
 const std::string eight_bytes(8, '\0');
 
@@ -79,10 +81,10 @@ TEST_CASE("JSON: an embedded NUL ends nothing: the whole header is parsed", "[pa
 
 TEST_CASE("UTF-8: the header is checked as a whole before JSON", "[parse]") {
   CHECK(outcome(open_header(entry("\"\xff\"", f32x2), eight_bytes)) == "InvalidHeader");
-  CHECK(outcome(open_header(entry("\"\xc0\xaf\"", f32x2), eight_bytes)) == "InvalidHeader");      // overlong '/'
-  CHECK(outcome(open_header(entry("\"\xed\xa0\x80\"", f32x2), eight_bytes)) == "InvalidHeader");  // U+D800 encoded
+  CHECK(outcome(open_header(entry("\"\xc0\xaf\"", f32x2), eight_bytes)) == "InvalidHeader");          // overlong '/'
+  CHECK(outcome(open_header(entry("\"\xed\xa0\x80\"", f32x2), eight_bytes)) == "InvalidHeader");      // U+D800 encoded
   CHECK(outcome(open_header(entry("\"\xf4\x90\x80\x80\"", f32x2), eight_bytes)) == "InvalidHeader");  // > U+10FFFF
-  CHECK(outcome(open_header(entry("\"\xe2\x82\"", f32x2), eight_bytes)) == "InvalidHeader");      // truncated
+  CHECK(outcome(open_header(entry("\"\xe2\x82\"", f32x2), eight_bytes)) == "InvalidHeader");          // truncated
   // Invalid UTF-8 after a JSON error is still InvalidHeader: rule 4 comes before rule 5.
   CHECK(outcome(open_header("[\xff")) == "InvalidHeader");
   // The largest code point and the highest three-byte one are valid.
@@ -122,25 +124,29 @@ TEST_CASE("numbers: only plain unsigned integers up to 2^64-1 in shape and data_
   CHECK_THAT(with_shape("-1").error().message(), Catch::Contains("negative"));
 
   // 2^64-1 is a number; its size in bits overflows.
-  auto at_max = open_header(entry(R"("a")", R"("dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615])"));
+  auto at_max = open_header(
+      entry(R"("a")", R"("dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615])"));
   CHECK(outcome(at_max) == "ValidationOverflow");
   // 2^64 is not.
   auto past_max = open_header(entry(R"("a")", R"("dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551616])"));
   CHECK(outcome(past_max) == "InvalidHeaderDeserialization");
   CHECK_THAT(past_max.error().message(), Catch::Contains("larger than 2^64-1"));
   // Offsets at 2^64-1 that do not start the buffer.
-  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[0],"data_offsets":[18446744073709551615,18446744073709551615])"))) ==
+  CHECK(outcome(open_header(entry(
+            R"("a")", R"("dtype":"U8","shape":[0],"data_offsets":[18446744073709551615,18446744073709551615])"))) ==
         "InvalidOffset");
   // Offsets that describe more data than the file holds: MetadataIncompleteBuffer, never a read.
-  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[2305843009213693951],"data_offsets":[0,2305843009213693951])"))) ==
+  CHECK(outcome(open_header(
+            entry(R"("a")", R"("dtype":"U8","shape":[2305843009213693951],"data_offsets":[0,2305843009213693951])"))) ==
         "MetadataIncompleteBuffer");
 }
 
 TEST_CASE("numbers: the element count overflows left to right, before a zero is reached", "[parse]") {
-  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[4294967296,4294967296,0],"data_offsets":[0,0])"))) ==
-        "ValidationOverflow");
-  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0])"))) ==
-        "ok");
+  CHECK(
+      outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[4294967296,4294967296,0],"data_offsets":[0,0])"))) ==
+      "ValidationOverflow");
+  CHECK(outcome(open_header(
+            entry(R"("a")", R"("dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0])"))) == "ok");
   CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U64","shape":[288230376151711743],"data_offsets":[0,0])"))) ==
         "TensorInvalidInfo");
   CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U64","shape":[288230376151711744],"data_offsets":[0,0])"))) ==
@@ -162,18 +168,22 @@ TEST_CASE("nesting: 127 levels are accepted, 128 are refused", "[parse]") {
 }
 
 TEST_CASE("entries: fields, types and unknown fields", "[parse]") {
-  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"extra":{"x":[1,2.5e-3,"s",true,false,null]})"), eight_bytes)) ==
-        "ok");
+  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"extra":{"x":[1,2.5e-3,"s",true,false,null]})"),
+                            eight_bytes)) == "ok");
   // Field names are compared after unescaping.
   CHECK(outcome(open_header(entry(R"("a")", R"("\u0064type":"F32","shape":[2],"data_offsets":[0,8])"), eight_bytes)) ==
         "ok");
   // Field order does not matter.
-  CHECK(outcome(open_header(entry(R"("a")", R"("data_offsets":[0,8],"shape":[2],"dtype":"F32")"), eight_bytes)) == "ok");
-  for (std::string body : {R"("dtype":7,"shape":[2],"data_offsets":[0,8])", R"("dtype":["F32"],"shape":[2],"data_offsets":[0,8])",
-                           R"("dtype":"F32","shape":{},"data_offsets":[0,8])", R"("dtype":"F32","shape":[2],"data_offsets":{"0":0})",
-                           R"("dtype":"F32","shape":[2],"data_offsets":[0,8],)", R"("dtype":"F32","shape":[2,],"data_offsets":[0,8])",
-                           R"("dtype":"F32" "shape":[2],"data_offsets":[0,8])", R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":tru)",
-                           R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":01)", R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1.)"}) {
+  CHECK(outcome(open_header(entry(R"("a")", R"("data_offsets":[0,8],"shape":[2],"dtype":"F32")"), eight_bytes)) ==
+        "ok");
+  for (std::string body :
+       {R"("dtype":7,"shape":[2],"data_offsets":[0,8])", R"("dtype":["F32"],"shape":[2],"data_offsets":[0,8])",
+        R"("dtype":"F32","shape":{},"data_offsets":[0,8])", R"("dtype":"F32","shape":[2],"data_offsets":{"0":0})",
+        R"("dtype":"F32","shape":[2],"data_offsets":[0,8],)", R"("dtype":"F32","shape":[2,],"data_offsets":[0,8])",
+        R"("dtype":"F32" "shape":[2],"data_offsets":[0,8])",
+        R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":tru)",
+        R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":01)",
+        R"("dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1.)"}) {
     INFO(body);
     CHECK(outcome(open_header(entry(R"("a")", body), eight_bytes)) == "InvalidHeaderDeserialization");
   }
@@ -200,22 +210,26 @@ TEST_CASE("duplicates: keys repeated anywhere are refused", "[parse]") {
   CHECK_THAT(twice_in_metadata.error().message(), Catch::Contains("duplicate key \"k\""));
 
   CHECK(outcome(open_header(R"({"__metadata__":{},"__metadata__":{}})")) == "InvalidHeaderDeserialization");
-  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"shape":[2])"), eight_bytes)) == "InvalidHeaderDeserialization");
-  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"x":1,"x":1)"), eight_bytes)) == "InvalidHeaderDeserialization");
+  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"shape":[2])"), eight_bytes)) ==
+        "InvalidHeaderDeserialization");
+  CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"x":1,"x":1)"), eight_bytes)) ==
+        "InvalidHeaderDeserialization");
   CHECK(outcome(open_header(entry(R"("a")", f32x2 + R"(,"x":{"y":{"z":1,"z":2}})"), eight_bytes)) ==
         "InvalidHeaderDeserialization");
   // Same key text, different escapes: still one key.
   CHECK(outcome(open_header(R"({"__metadata__":{"k":"1","\u006b":"2"}})")) == "InvalidHeaderDeserialization");
 
   // Two tensors of one name: the repetition is named when the kept (last) entry is otherwise valid.
-  auto same = open_header(R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
-                          "xy");
+  auto same = open_header(
+      R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
+      "xy");
   REQUIRE_FALSE(same);
   CHECK(same.error().kind() == st::error_kind::invalid_header_deserialization);
   CHECK_THAT(same.error().message(), Catch::Contains("duplicate key \"t\""));
   // ... and the official kind, with the repetition in the message, when the kept entry breaks a later rule.
-  auto moved = open_header(R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"t":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
-                           "wxyz");
+  auto moved = open_header(
+      R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"t":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+      "wxyz");
   REQUIRE_FALSE(moved);
   CHECK(moved.error().kind() == st::error_kind::invalid_offset);
   CHECK_THAT(moved.error().message(), Catch::Contains("appears twice"));
@@ -251,7 +265,8 @@ TEST_CASE("metadata: an object of strings, or null", "[parse]") {
 }
 
 TEST_CASE("offsets: the tensors tile the data buffer exactly", "[parse]") {
-  const std::string two = R"({"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
+  const std::string two =
+      R"({"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
   auto tiled = open_header(two, "abcd");
   REQUIRE(tiled);
   REQUIRE(tiled->size() == 2);
@@ -277,20 +292,26 @@ TEST_CASE("offsets: the tensors tile the data buffer exactly", "[parse]") {
   CHECK(zeros->info("x").element_count == 0);
 
   // Two non-empty tensors at one offset overlap.
-  CHECK(outcome(open_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
-                            "ab")) == "InvalidOffset");
+  CHECK(
+      outcome(open_header(
+          R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
+          "ab")) == "InvalidOffset");
 }
 
 TEST_CASE("offsets: the order of checks decides the kind", "[parse]") {
   // An offset error in the first tensor wins over a size error in a later one.
-  CHECK(outcome(open_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]},"b":{"dtype":"U8","shape":[9],"data_offsets":[3,4]}})",
-                            "abcd")) == "InvalidOffset");
+  CHECK(
+      outcome(open_header(
+          R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]},"b":{"dtype":"U8","shape":[9],"data_offsets":[3,4]}})",
+          "abcd")) == "InvalidOffset");
   // A size error in the first wins over an offset error in the next.
-  CHECK(outcome(open_header(R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}})",
-                            "abcd")) == "TensorInvalidInfo");
+  CHECK(
+      outcome(open_header(
+          R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}})",
+          "abcd")) == "TensorInvalidInfo");
   // A sub-byte count is MisalignedSlice before any size comparison.
-  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"F4","shape":[3],"data_offsets":[0,9])"), std::string(9, 'x'))) ==
-        "MisalignedSlice");
+  CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"F4","shape":[3],"data_offsets":[0,9])"),
+                            std::string(9, 'x'))) == "MisalignedSlice");
   CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"F6_E2M3","shape":[4],"data_offsets":[0,3])"), "abc")) == "ok");
   // Rule 11 is checked last, against the real buffer.
   CHECK(outcome(open_header(entry(R"("a")", R"("dtype":"U8","shape":[4],"data_offsets":[0,4])"), "abc")) ==

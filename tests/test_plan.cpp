@@ -117,7 +117,8 @@ TEST_CASE("plans: every storage, thread count, block size, merge gap and budget 
     for (std::uint64_t gap : {std::uint64_t{0}, std::uint64_t{4096}, std::uint64_t{1} << 20}) {
       const unsigned threads = std::vector<unsigned>{1, 2, 3, 8}[round % 4];
       const bool consumer_thread = round++ % 2 == 1;
-      INFO("threads " << threads << ", block " << block << ", merge gap " << gap << ", consumer thread " << consumer_thread);
+      INFO("threads " << threads << ", block " << block << ", merge gap " << gap << ", consumer thread "
+                      << consumer_thread);
       st::load_options options;
       options.threads = threads;
       options.block_size = block;
@@ -219,8 +220,10 @@ TEST_CASE("plans: requests that do not fit, and failures, stop the plan with the
         "InvalidTensorView: " + named + ": tensor \"a\" has 12288 bytes but the destination holds 10");
   CHECK(message(reader->try_load_into(std::vector<st::load_request>{{&other->info("a"), small}})) ==
         "InvalidArgument: " + named + ": load request 0: tensor \"a\" is not one of this file's tensors");
-  CHECK(message(reader->try_load_into(std::vector<st::load_request>{{nullptr, small}})) == "InvalidTensorView: load request 0 names no tensor");
-  CHECK(message(reader->try_load_into(std::vector<st::load_request>{{&a, small, {}, 1}})) == "InvalidArgument: load request 0 names shard 1 of 1");
+  CHECK(message(reader->try_load_into(std::vector<st::load_request>{{nullptr, small}})) ==
+        "InvalidTensorView: load request 0 names no tensor");
+  CHECK(message(reader->try_load_into(std::vector<st::load_request>{{&a, small, {}, 1}})) ==
+        "InvalidArgument: load request 0 names shard 1 of 1");
   CHECK(message(reader->try_plan(std::vector<st::load_request>{{&a, {}, {st::at(64)}}})) ==
         "InvalidArgument: " + named + ": slice of tensor \"a\", dimension 0 (size 64): index 64 is out of range");
 
@@ -335,9 +338,9 @@ TEST_CASE("plans: a storage of the user's own reads its header in one go, loads 
   std::vector<std::byte> truncated(file.begin(), file.end() - 1);
   auto bad = st::basic_reader<counting_storage>::try_open(counting_storage(truncated));
   REQUIRE_FALSE(bad);
-  CHECK(bad.error().message() == "\"memory://counted\": the tensors cover " +
-                                     std::to_string(file.size() - reader->data_start()) + " bytes but the data buffer holds " +
-                                     std::to_string(file.size() - reader->data_start() - 1));
+  CHECK(bad.error().message() ==
+        "\"memory://counted\": the tensors cover " + std::to_string(file.size() - reader->data_start()) +
+            " bytes but the data buffer holds " + std::to_string(file.size() - reader->data_start() - 1));
 }
 
 TEST_CASE("plans: direct I/O through a consumer reads aligned blocks and delivers the same bytes", "[plan]") {
@@ -356,7 +359,8 @@ TEST_CASE("plans: direct I/O through a consumer reads aligned blocks and deliver
     // "c" (5000 bytes, last in the file) read as whole aligned pages: its start is rounded down and
     // its end up, to the end of the file.
     const std::uint64_t begin = reader->data_start() + reader->info("c").data_offsets[0];
-    CHECK(plan->bytes_read() == std::min<std::uint64_t>((begin + 5000 + 4095) / 4096 * 4096, file.size()) - begin / 4096 * 4096);
+    CHECK(plan->bytes_read() ==
+          std::min<std::uint64_t>((begin + 5000 + 4095) / 4096 * 4096, file.size()) - begin / 4096 * 4096);
   }
 }
 
@@ -378,10 +382,13 @@ TEST_CASE("plans: with a consumer thread, every piece reaches the consumer on th
     options.consumer_thread = true;
     const std::thread::id caller = std::this_thread::get_id();
     std::atomic<std::size_t> elsewhere{0}, pieces{0};
-    REQUIRE(reader.try_load(requests, [&](const st::load_piece&) {
+    REQUIRE(reader.try_load(
+        requests,
+        [&](const st::load_piece&) {
       ++pieces;
       if (std::this_thread::get_id() != caller) ++elsewhere;
-    }, options));
+        },
+        options));
     REQUIRE(pieces > 4);
     return elsewhere.load();
   };

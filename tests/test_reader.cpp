@@ -124,8 +124,8 @@ TEST_CASE("files: mapped and pread storages read the same bytes", "[reader][file
 
 TEST_CASE("files: missing files, directories and empty files", "[reader][files]") {
   for (auto opened : {test::outcome(st::try_open("/nonexistent/x.safetensors")),
-                      test::outcome(st::try_open_pread("/nonexistent/x.safetensors")), test::outcome(st::try_open("/tmp")),
-                      test::outcome(st::try_open_pread("/tmp"))}) {
+                      test::outcome(st::try_open_pread("/nonexistent/x.safetensors")),
+                      test::outcome(st::try_open("/tmp")), test::outcome(st::try_open_pread("/tmp"))}) {
     CHECK(opened == "IoError");
   }
   auto missing = st::try_open("/nonexistent/x.safetensors");
@@ -133,7 +133,8 @@ TEST_CASE("files: missing files, directories and empty files", "[reader][files]"
   CHECK_THAT(missing.error().message(), Catch::Contains("/nonexistent/x.safetensors") &&
                                             Catch::Contains("cannot open: ") && Catch::EndsWith("(Windows error 3)"));
 #else
-  CHECK_THAT(missing.error().message(), Catch::Contains("/nonexistent/x.safetensors") && Catch::Contains("No such file"));
+  CHECK_THAT(missing.error().message(),
+             Catch::Contains("/nonexistent/x.safetensors") && Catch::Contains("No such file"));
 #endif
   test::temp_file empty(std::vector<std::byte>{});
   CHECK(test::outcome(st::try_open(empty.path())) == "HeaderTooSmall");
@@ -155,6 +156,7 @@ TEST_CASE("files: a pread file that shrank after opening is an IoError", "[reade
 
 TEST_CASE("files: a pread reader reads only the header at open", "[reader][files]") {
   // A header claiming far more data than exists: nothing is allocated for it before the check.
-  test::temp_file file(test::file_bytes(R"({"a":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}})"));
+  test::temp_file file(
+      test::file_bytes(R"({"a":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}})"));
   CHECK(test::outcome(st::try_open_pread(file.path())) == "MetadataIncompleteBuffer");
 }

@@ -254,9 +254,12 @@ std::vector<std::byte> with_spaced_header(const std::vector<std::byte>& bytes) {
     const char c = static_cast<char>(bytes[i]);
     spaced += c;
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == ':' || c == ',') {

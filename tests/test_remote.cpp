@@ -46,7 +46,8 @@ void prepare(const std::string& dir, const std::string& reference) {
   options.max_shard_size = 70000;
   auto writer = st::make_sharded_writer(dir + "/model", model_tensors(), options);
   for (const st::tensor_declaration& t : model_tensors())
-    writer.produce(t.name, [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{0}); });
+    writer.produce(
+        t.name, [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{0}); });
   writer.finish();
   for (const std::string& name : writer.file_names()) {
     const std::string path = dir + "/model/" + name;
@@ -58,7 +59,8 @@ void prepare(const std::string& dir, const std::string& reference) {
   }
   // A header of 1.2 MB: more than the first request brings.
   std::vector<st::tensor_declaration> many;
-  for (int i = 0; i < 16000; ++i) many.push_back({"blocks." + std::to_string(i) + ".attention.norm", st::dtype::U8, {3}});
+  for (int i = 0; i < 16000; ++i)
+    many.push_back({"blocks." + std::to_string(i) + ".attention.norm", st::dtype::U8, {3}});
   std::vector<st::tensor_source> sources;
   const std::vector<std::byte> three = {std::byte{1}, std::byte{2}, std::byte{3}};
   for (const auto& d : many) sources.push_back({d, three});
@@ -156,7 +158,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (data_dir().empty()) {
-    std::fprintf(stderr, "%s: run under tests/remote/with_servers.py (SAFETENSORS_REMOTE_DATA_DIR is not set)\n", argv[0]);
+    std::fprintf(stderr, "%s: run under tests/remote/with_servers.py (SAFETENSORS_REMOTE_DATA_DIR is not set)\n",
+                 argv[0]);
     return 2;
   }
   return Catch::Session().run(argc, argv);
@@ -170,7 +173,8 @@ TEST_CASE("remote: the whole reference corpus over HTTP gives what it gives from
   std::size_t cases = 0;
   for (const auto& entry : fs::recursive_directory_iterator(data_dir() + "/reference")) {
     const std::string path = entry.path().string();
-    if (!entry.is_regular_file() || path.size() < 12 || path.compare(path.size() - 12, 12, ".safetensors") != 0) continue;
+    if (!entry.is_regular_file() || path.size() < 12 || path.compare(path.size() - 12, 12, ".safetensors") != 0)
+      continue;
     const std::string relative = path.substr(data_dir().size() + 1);
     INFO(relative);
     auto local = st::try_open_pread(path);
@@ -215,7 +219,8 @@ TEST_CASE("remote: a sharded model over HTTP and S3 loads in parallel, whole or 
   auto local = st::try_open_model_pread(data_dir() + "/model");
   REQUIRE(local);
   REQUIRE(local->shard_count() == 4);
-  for (const std::string& url : {http("model/model.safetensors.index.json"), s3("model/model.safetensors.index.json")}) {
+  for (const std::string& url :
+       {http("model/model.safetensors.index.json"), s3("model/model.safetensors.index.json")}) {
     INFO(url);
     auto model = st::try_open_remote_model(url, quick());
     REQUIRE(model);
@@ -228,7 +233,8 @@ TEST_CASE("remote: a sharded model over HTTP and S3 loads in parallel, whole or 
       got.emplace_back(expected.back().size());
     }
     // Every tensor whole, and rank 1 of 2 of every 2-D tensor's columns.
-    for (std::size_t i = 0; i < got.size(); ++i) requests.push_back(model->request(local->tensor_names()[i].name, got[i]));
+    for (std::size_t i = 0; i < got.size(); ++i)
+      requests.push_back(model->request(local->tensor_names()[i].name, got[i]));
     std::vector<std::vector<std::byte>> columns, expected_columns;
     for (const st::model_entry& entry : local->tensor_names()) {
       const st::tensor_info& info = local->info(entry.name);
@@ -347,7 +353,8 @@ TEST_CASE("remote: faults are retried to the right bytes, or end in a clear erro
   CHECK(unavailable.requests == 6);
   const fault_outcome no_ranges = load_through("ignore-range");
   CHECK(no_ranges.result ==
-        named("ignore-range", "bytes [0, 4096): the server answered 200 with the whole file: it does not serve byte ranges"));
+        named("ignore-range",
+              "bytes [0, 4096): the server answered 200 with the whole file: it does not serve byte ranges"));
   CHECK(no_ranges.requests == 1);
   const fault_outcome not_found = load_through("status=404");
   CHECK(not_found.result == named("status=404", "bytes [0, 4096): HTTP status 404"));
@@ -356,7 +363,8 @@ TEST_CASE("remote: faults are retried to the right bytes, or end in a clear erro
   const fault_outcome replaced = load_through("replace-after=1");
   CHECK_THAT(replaced.result, Catch::StartsWith(named("replace-after=1", "the file changed during the load")));
   const fault_outcome resized = load_through("replace-after=1,size-delta=-8");
-  CHECK_THAT(resized.result, Catch::StartsWith(named("replace-after=1,size-delta=-8", "the file changed during the load")));
+  CHECK_THAT(resized.result,
+             Catch::StartsWith(named("replace-after=1,size-delta=-8", "the file changed during the load")));
 }
 
 TEST_CASE("retry_policy: what is retried, and how long it waits", "[remote]") {

@@ -15,7 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 // Declares tensors "t0".."t{n-1}" of `sizes[i]` U8 elements, filled with test::fill_byte.
 std::vector<st::tensor_declaration> declarations(const std::vector<std::uint64_t>& sizes) {
   std::vector<st::tensor_declaration> out;
@@ -37,7 +36,6 @@ st::sharded_writer write_model(const std::string& directory, const std::vector<s
   return writer;
 }
 
-
 // Files in `directory`.
 std::size_t files_in(const std::string& directory) {
   std::size_t count = 0;
@@ -58,12 +56,14 @@ std::size_t open_descriptors_under(const std::string& directory) {
 
 }  // namespace
 
-TEST_CASE("sharded writer: splits in declaration order, big tensors alone, index as transformers writes it", "[sharded]") {
+TEST_CASE("sharded writer: splits in declaration order, big tensors alone, index as transformers writes it",
+          "[sharded]") {
   test::temp_directory dir;
   // Limit 100: [60, 30] fit; 50 would make 140; 250 is over the limit alone; then [10].
   auto writer = write_model(dir.path, {60, 30, 50, 250, 10}, 100);
-  CHECK(writer.file_names() == std::vector<std::string>{"model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-                                                        "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"});
+  CHECK(writer.file_names() ==
+        std::vector<std::string>{"model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                                 "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"});
   CHECK(test::read_text(dir.file("model.safetensors.index.json")) ==
         "{\n"
         "  \"metadata\": {\n"
@@ -163,8 +163,8 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   auto message = [](const auto& outcome) { return test::outcome(outcome) + ": " + outcome.error().message(); };
 
   auto missing_shard = with_map(R"({"t0": "model-00009-of-00009.safetensors"})");
-  CHECK(message(missing_shard) == "IoError: \"" + index + "\": lists shard \"" + dir.file("model-00009-of-00009.safetensors") +
-                                     "\", which is missing");
+  CHECK(message(missing_shard) == "IoError: \"" + index + "\": lists shard \"" +
+                                      dir.file("model-00009-of-00009.safetensors") + "\", which is missing");
 
   auto escaping = with_map(R"({"t0": "../model-00001-of-00002.safetensors"})");
   CHECK(test::outcome(escaping) == "InvalidIndex");
@@ -182,10 +182,11 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
 
   auto unlisted = with_map(R"({"t0": ")" + shard1 + R"(", "t2": ")" + shard2 + R"("})");
   REQUIRE(unlisted);
-  CHECK_THAT(unlisted->try_view("t0").error().message(), Catch::Contains("holds tensor \"t1\", which the index does not list"));
+  CHECK_THAT(unlisted->try_view("t0").error().message(),
+             Catch::Contains("holds tensor \"t1\", which the index does not list"));
 
-  auto absent = with_map(R"({"t0": ")" + shard1 + R"(", "t1": ")" + shard1 + R"(", "t2": ")" + shard2 + R"(", "t7": ")" +
-                         shard2 + R"("})");
+  auto absent = with_map(R"({"t0": ")" + shard1 + R"(", "t1": ")" + shard1 + R"(", "t2": ")" + shard2 +
+                         R"(", "t7": ")" + shard2 + R"("})");
   REQUIRE(absent);
   CHECK_THAT(absent->try_view("t7").error().message(),
              Catch::Contains("lists tensor \"t7\" in shard") && Catch::Contains("which does not hold it"));
@@ -199,7 +200,8 @@ TEST_CASE("model reader: an index that disagrees with its shards is refused, nam
   CHECK(test::outcome(with_map(good_map, R"({"total_size": -1})")) == "InvalidIndex");
   CHECK(test::outcome(with_map(R"([])")) == "InvalidIndex");
   test::write_text(index, "{");
-  CHECK(message(st::try_open_model(index)) == "InvalidIndex: \"" + index + "\": unexpected end of index, expected a key (at index byte 1)");
+  CHECK(message(st::try_open_model(index)) ==
+        "InvalidIndex: \"" + index + "\": unexpected end of index, expected a key (at index byte 1)");
   CHECK(test::outcome(st::try_open_model(dir.file("nothing.safetensors.index.json"))) == "IoError");
 }
 
@@ -207,8 +209,9 @@ TEST_CASE("sharded writer: each shard is closed as soon as its tensors are compl
   test::temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 10;
-  auto writer = st::make_sharded_writer(dir.path + "/made/by/the/writer",
-                                        {{"a", st::dtype::U8, {8}}, {"z", st::dtype::U8, {0}}, {"b", st::dtype::U8, {8}}}, options);
+  auto writer = st::make_sharded_writer(
+      dir.path + "/made/by/the/writer",
+      {{"a", st::dtype::U8, {8}}, {"z", st::dtype::U8, {0}}, {"b", st::dtype::U8, {8}}}, options);
   const std::string eight(8, 'x');
   const st::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(eight.data()), 8);
   const std::string made = dir.path + "/made/by/the/writer";
@@ -226,8 +229,8 @@ TEST_CASE("sharded writer: each shard is closed as soon as its tensors are compl
   REQUIRE(writer.try_finish());
   auto model = st::try_open_model(made);
   REQUIRE(model);
-  CHECK(model->shard_paths() ==
-        std::vector<std::string>{made + "/model-00001-of-00002.safetensors", made + "/model-00002-of-00002.safetensors"});
+  CHECK(model->shard_paths() == std::vector<std::string>{made + "/model-00001-of-00002.safetensors",
+                                                         made + "/model-00002-of-00002.safetensors"});
   CHECK(model->try_validate());
 }
 
@@ -235,7 +238,8 @@ TEST_CASE("sharded writer: declarations are checked across shards before anythin
   test::temp_directory dir;
   st::shard_options options;
   options.max_shard_size = 10;
-  auto duplicate = st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"a", st::dtype::U8, {8}}}, options);
+  auto duplicate =
+      st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"a", st::dtype::U8, {8}}}, options);
   CHECK(test::outcome(duplicate) == "InvalidHeaderDeserialization");
   CHECK(fs::directory_iterator(dir.path) == fs::directory_iterator());
   auto writer = st::try_make_sharded_writer(dir.path, {{"a", st::dtype::U8, {8}}, {"b", st::dtype::U8, {8}}}, options);
@@ -253,8 +257,8 @@ TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in
   CHECK(index->shard_files() == std::vector<std::string>{"a.safetensors", "b.safetensors"});
   std::vector<std::pair<std::string, std::size_t>> entries;
   for (const st::model_entry& e : index->entries()) entries.emplace_back(std::string(e.name), e.shard);
-  CHECK(entries == std::vector<std::pair<std::string, std::size_t>>{
-                       {"caf\xc3\xa9", 0}, {"line\nbreak", 0}, {"y", 1}, {"z.w", 1}});
+  CHECK(entries ==
+        std::vector<std::pair<std::string, std::size_t>>{{"caf\xc3\xa9", 0}, {"line\nbreak", 0}, {"y", 1}, {"z.w", 1}});
   REQUIRE(index->find("line\nbreak") != nullptr);
   CHECK(index->find("line\nbreak")->shard == 0);
   CHECK(index->find("z") == nullptr);
@@ -282,7 +286,8 @@ TEST_CASE("model index: parsed in one pass, names and files unescaped, shards in
   CHECK(message(R"({"weight_map": []})") ==
         "InvalidIndex: weight_map must be an object of tensor names to file names (at index byte 15)");
   CHECK(message(R"([])") == "InvalidIndex: an index must be a JSON object (at index byte 0)");
-  CHECK(message(R"({"weight_map": {}} x)") == "InvalidIndex: unexpected bytes after the index's closing '}' (at index byte 19)");
+  CHECK(message(R"({"weight_map": {}} x)") ==
+        "InvalidIndex: unexpected bytes after the index's closing '}' (at index byte 19)");
   CHECK(message(std::string("{\"weight_map\": {\"a\0\": \"x.safetensors\"}}", 39)) ==
         "InvalidIndex: control character in a string must be escaped (at index byte 18)");
   CHECK(test::outcome(st::model_index::try_parse(R"({"metadata": null, "weight_map": {}})")) == "ok");
@@ -377,9 +382,8 @@ void write_matrix_model(const std::string& directory) {
   auto writer = st::make_sharded_writer(directory, tensors, options);
   REQUIRE(writer.file_names().size() == 4);
   for (const st::tensor_declaration& t : tensors) {
-    REQUIRE(writer.try_produce(t.name, [](st::span<std::byte> piece, std::uint64_t) {
-      std::fill(piece.begin(), piece.end(), std::byte{0});
-    }));
+    REQUIRE(writer.try_produce(
+        t.name, [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{0}); }));
   }
   REQUIRE(writer.try_finish());
   // Now give every data byte its pattern, shard by shard.
@@ -413,9 +417,14 @@ void check_model_loads(const Model& model, const st::load_options& options) {
     std::string name;
     std::vector<st::slice_dim> dims;
   };
-  const std::vector<wanted> wants = {{"w0", {}}, {"w0", {st::range(6, 12)}},         {"w0", {st::all(), st::range(5, 10)}},
-                                     {"w1", {}}, {"w1", {st::range(0, 16, 3), st::at(2)}}, {"w2", {}},
-                                     {"w3", {st::range(10, 20), st::range(1, 5, 2)}}, {"w3", {}}};
+  const std::vector<wanted> wants = {{"w0", {}},
+                                     {"w0", {st::range(6, 12)}},
+                                     {"w0", {st::all(), st::range(5, 10)}},
+                                     {"w1", {}},
+                                     {"w1", {st::range(0, 16, 3), st::at(2)}},
+                                     {"w2", {}},
+                                     {"w3", {st::range(10, 20), st::range(1, 5, 2)}},
+                                     {"w3", {}}};
   std::vector<std::vector<std::byte>> expected, into;
   std::vector<st::load_request> requests;
   for (const wanted& w : wants) {
@@ -423,7 +432,8 @@ void check_model_loads(const Model& model, const st::load_options& options) {
     expected.push_back(test::naive_slice(whole, model.info(w.name), w.dims));
     into.emplace_back(expected.back().size());
   }
-  for (std::size_t i = 0; i < wants.size(); ++i) requests.push_back(model.request(wants[i].name, into[i], wants[i].dims));
+  for (std::size_t i = 0; i < wants.size(); ++i)
+    requests.push_back(model.request(wants[i].name, into[i], wants[i].dims));
   REQUIRE(model.try_load_into(requests, options));
   CHECK(into == expected);
 
@@ -433,15 +443,16 @@ void check_model_loads(const Model& model, const st::load_options& options) {
   REQUIRE(model.try_load(
       requests,
       [&](const st::load_piece& piece) {
-        std::lock_guard<std::mutex> guard(lock);
-        std::memcpy(consumed[piece.request].data() + piece.offset, piece.bytes.data(), piece.bytes.size());
+    std::lock_guard<std::mutex> guard(lock);
+    std::memcpy(consumed[piece.request].data() + piece.offset, piece.bytes.data(), piece.bytes.size());
       },
       options));
   CHECK(consumed == expected);
 }
 }  // namespace
 
-TEST_CASE("model reader: a full reader across shards, mapped or pread: info, slices, reads, plans, loads", "[sharded]") {
+TEST_CASE("model reader: a full reader across shards, mapped or pread: info, slices, reads, plans, loads",
+          "[sharded]") {
   test::temp_directory dir;
   write_matrix_model(dir.path);
   auto mapped = st::try_open_model(dir.path);

@@ -29,7 +29,8 @@ struct format {
   int exponent_bits, mantissa_bits, bias;
   double largest;
 };
-const format formats[] = {{st::dtype::F4, 2, 1, 1, 6.0}, {st::dtype::F6_E2M3, 2, 3, 1, 7.5}, {st::dtype::F6_E3M2, 3, 2, 3, 28.0}};
+const format formats[] = {
+    {st::dtype::F4, 2, 1, 1, 6.0}, {st::dtype::F6_E2M3, 2, 3, 1, 7.5}, {st::dtype::F6_E3M2, 3, 2, 3, 28.0}};
 
 // Codes packed low first (F4: element 2i in the low nibble; F6: a little-endian bit stream).
 std::vector<std::byte> pack_low_first(const std::vector<unsigned>& codes, unsigned bits) {
@@ -51,13 +52,16 @@ std::vector<double> to_doubles(const std::vector<std::byte>& bytes, st::dtype ty
   auto converted = st::try_convert(bytes, type, out, st::dtype::F64, order);
   REQUIRE(converted);
   std::vector<double> values(count);
-  for (std::size_t i = 0; i < count; ++i) values[i] = st::detail::bit_cast<double>(st::detail::load_le<std::uint64_t>(out.data() + 8 * i));
+  for (std::size_t i = 0; i < count; ++i)
+    values[i] = st::detail::bit_cast<double>(st::detail::load_le<std::uint64_t>(out.data() + 8 * i));
   return values;
 }
 
-std::vector<std::byte> from_doubles(const std::vector<double>& values, st::dtype type, st::packing order = st::packing::low_first) {
+std::vector<std::byte> from_doubles(const std::vector<double>& values, st::dtype type,
+                                    st::packing order = st::packing::low_first) {
   std::vector<std::byte> in(values.size() * 8);
-  for (std::size_t i = 0; i < values.size(); ++i) st::detail::store_le(in.data() + 8 * i, st::detail::bit_cast<std::uint64_t>(values[i]));
+  for (std::size_t i = 0; i < values.size(); ++i)
+    st::detail::store_le(in.data() + 8 * i, st::detail::bit_cast<std::uint64_t>(values[i]));
   std::vector<std::byte> out(values.size() * st::dtype_bits(type) / 8);
   auto converted = st::try_convert(in, st::dtype::F64, out, type, order);
   REQUIRE(converted);
@@ -113,8 +117,8 @@ TEST_CASE("sub-byte floats: narrowing rounds to nearest even, saturates, and ref
   // E2M1 steps: 0.5 up to 2, 1 up to 4, 2 up to 6.
   CHECK(to_doubles(from_doubles({0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, 0.2500001, 2.4999999, 4.0000001}, st::dtype::F4),
                    st::dtype::F4, 10) == std::vector<double>{0, 1, 1, 2, 2, 4, 4, 0.5, 2, 4});
-  CHECK(to_doubles(from_doubles({7, 1e30, infinity, -infinity, -7, -0.0, -0.1, 5.0000001}, st::dtype::F4), st::dtype::F4, 8) ==
-        std::vector<double>{6, 6, 6, -6, -6, -0.0, -0.0, 6});
+  CHECK(to_doubles(from_doubles({7, 1e30, infinity, -infinity, -7, -0.0, -0.1, 5.0000001}, st::dtype::F4),
+                   st::dtype::F4, 8) == std::vector<double>{6, 6, 6, -6, -6, -0.0, -0.0, 6});
   CHECK(std::signbit(to_doubles(from_doubles({-0.1, 0}, st::dtype::F4), st::dtype::F4, 2)[0]));
   CHECK(to_doubles(from_doubles({29, 30, infinity, 0.03125, 0.09375, 0.0625, 26, 27}, st::dtype::F6_E3M2),
                    st::dtype::F6_E3M2, 8) == std::vector<double>{28, 28, 28, 0, 0.125, 0.0625, 24, 28});
@@ -126,7 +130,7 @@ TEST_CASE("sub-byte floats: narrowing rounds to nearest even, saturates, and ref
   std::vector<std::byte> nibble(1);
   // One I32 is not two F4 elements.
   REQUIRE_FALSE(st::try_convert(st::span<const std::byte>(integers.data(), 4), st::dtype::I32,
-                            st::span<std::byte>(nibble.data(), 1), st::dtype::F4));
+                                st::span<std::byte>(nibble.data(), 1), st::dtype::F4));
   std::vector<std::byte> two_integers(8);
   st::detail::store_le<std::int32_t>(two_integers.data(), 5);
   st::detail::store_le<std::int32_t>(two_integers.data() + 4, -100);
@@ -138,10 +142,12 @@ TEST_CASE("sub-byte floats: narrowing rounds to nearest even, saturates, and ref
   st::detail::store_le(in.data() + 8, st::detail::bit_cast<std::uint64_t>(std::numeric_limits<double>::quiet_NaN()));
   auto nan = st::try_convert(in, st::dtype::F64, out, st::dtype::F4);
   REQUIRE_FALSE(nan);
-  CHECK(test::outcome(nan) + ": " + nan.error().message() == "InvalidConversion: element 1 (nan) of F64 has no F4 value: F4 has no NaN");
+  CHECK(test::outcome(nan) + ": " + nan.error().message() ==
+        "InvalidConversion: element 1 (nan) of F64 has no F4 value: F4 has no NaN");
 }
 
-TEST_CASE("sub-byte floats: a reference file's F4 tensors read as numbers, and slices on byte boundaries", "[subbyte]") {
+TEST_CASE("sub-byte floats: a reference file's F4 tensors read as numbers, and slices on byte boundaries",
+          "[subbyte]") {
   auto reader = st::try_open(std::string(SAFETENSORS_TEST_DATA) + "/reference/valid/dtype_F4.safetensors");
   REQUIRE(reader);
   const st::tensor_info& matrix = reader->info("matrix");  // [4, 6]: 24 elements, 12 bytes

@@ -56,8 +56,9 @@ std::vector<std::byte> le_bytes(std::initializer_list<T> values) {
 
 /// The bytes `dims` select from `tensor` (non-negative dims), element by element in row-major
 /// order: the naive answer.
-inline std::vector<std::byte> naive_slice(safetensors::span<const std::byte> tensor, const safetensors::tensor_info& info,
-                                   const std::vector<safetensors::slice_dim>& dims) {
+inline std::vector<std::byte> naive_slice(safetensors::span<const std::byte> tensor,
+                                          const safetensors::tensor_info& info,
+                                          const std::vector<safetensors::slice_dim>& dims) {
   const std::size_t width = safetensors::dtype_bits(info.dtype) / 8;
   std::vector<std::byte> out;
   for (std::uint64_t flat = 0; flat < info.element_count; ++flat) {
@@ -70,7 +71,8 @@ inline std::vector<std::byte> naive_slice(safetensors::span<const std::byte> ten
       const safetensors::slice_dim& want = dims[d];
       const auto start = static_cast<std::uint64_t>(want.start);
       const std::uint64_t stop =
-          want.single ? start + 1 : (want.stop == safetensors::to_end ? info.shape[d] : static_cast<std::uint64_t>(want.stop));
+          want.single ? start + 1
+                      : (want.stop == safetensors::to_end ? info.shape[d] : static_cast<std::uint64_t>(want.stop));
       taken = taken && i >= start && i < stop && (i - start) % want.step == 0;
     }
     if (taken) out.insert(out.end(), tensor.data() + flat * width, tensor.data() + (flat + 1) * width);
@@ -98,8 +100,8 @@ inline std::string unique_temp_path(const std::string& prefix) {
   static std::atomic<unsigned> counter{0};
   static const auto seed = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (;;) {
-    const std::filesystem::path candidate = std::filesystem::temp_directory_path() /
-        (prefix + std::to_string(seed) + "_" + std::to_string(counter++));
+    const std::filesystem::path candidate =
+        std::filesystem::temp_directory_path() / (prefix + std::to_string(seed) + "_" + std::to_string(counter++));
     std::error_code ignored;
     if (!std::filesystem::exists(candidate, ignored)) return candidate.generic_string();
   }
@@ -184,7 +186,9 @@ inline std::string read_text(const std::string& path) {
 }
 
 /// Writes `text` as the whole content of the file at `path`.
-inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
 /// The whole content of a file.
 inline std::vector<std::byte> read_file(const std::string& path) {

@@ -73,15 +73,18 @@ TEST_CASE("copy_to: converts into host order at any alignment", "[views]") {
   auto refused = st::try_copy_to(reader->view("b"), st::span<std::int32_t>(ints, 3));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().kind() == st::error_kind::invalid_conversion);
-  CHECK_THAT(refused.error().message(), Catch::StartsWith("tensor \"b\": element 0 (1.5) of BF16 has no I32 value: it is not a whole number"));
+  CHECK_THAT(refused.error().message(),
+             Catch::StartsWith("tensor \"b\": element 0 (1.5) of BF16 has no I32 value: it is not a whole number"));
   float two[2];
-  CHECK(st::try_copy_to(reader->view("b"), st::span<float>(two, 2)).error().kind() == st::error_kind::invalid_tensor_view);
+  CHECK(st::try_copy_to(reader->view("b"), st::span<float>(two, 2)).error().kind() ==
+        st::error_kind::invalid_tensor_view);
 }
 
 namespace {
 
 // The naive gather: every element of the selection, one at a time, as the flat index it had.
-std::vector<std::int32_t> naive_gather(const std::vector<std::uint64_t>& shape, const std::vector<st::slice_dim>& dims) {
+std::vector<std::int32_t> naive_gather(const std::vector<std::uint64_t>& shape,
+                                       const std::vector<st::slice_dim>& dims) {
   std::vector<std::int32_t> out;
   std::uint64_t total = 1;
   for (std::uint64_t d : shape) total *= d;
@@ -94,7 +97,9 @@ std::vector<std::int32_t> naive_gather(const std::vector<std::uint64_t>& shape, 
       const st::slice_dim want = d < dims.size() ? dims[d] : st::all();
       // The random selections have no negative bounds.
       const auto start = static_cast<std::uint64_t>(want.start);
-      const std::uint64_t stop = want.single ? start + 1 : want.stop == st::to_end ? shape[d] : static_cast<std::uint64_t>(want.stop);
+      const std::uint64_t stop = want.single               ? start + 1
+                                 : want.stop == st::to_end ? shape[d]
+                                                           : static_cast<std::uint64_t>(want.stop);
       taken = taken && i >= start && i < stop && (i - start) % want.step == 0;
     }
     if (taken) out.push_back(static_cast<std::int32_t>(flat));
@@ -178,7 +183,8 @@ TEST_CASE("slices: the row block of one rank under tensor parallelism is a zero-
 
 TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[views][slices]") {
   const std::vector<std::byte> data(8 * 6 * 4);
-  auto bytes = st::serialize({{{"w", st::dtype::I32, {8, 6}}, data}, {{"q", st::dtype::F4, {4}}, st::span<const std::byte>(data.data(), 2)}});
+  auto bytes = st::serialize(
+      {{{"w", st::dtype::I32, {8, 6}}, data}, {{"q", st::dtype::F4, {4}}, st::span<const std::byte>(data.data(), 2)}});
   auto reader = st::try_open_buffer(bytes);
   REQUIRE(reader);
   auto message = [&](std::string name, std::vector<st::slice_dim> dims) {
@@ -186,18 +192,22 @@ TEST_CASE("slices: out-of-range and sub-byte selections name the dimension", "[v
     REQUIRE_FALSE(slice);
     return test::outcome(slice) + ": " + slice.error().message();
   };
-  CHECK(message("w", {st::at(8)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index 8 is out of range");
+  CHECK(message("w", {st::at(8)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index 8 is out of range");
   CHECK(message("w", {st::all(), st::range(2, 7)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 1 (size 6): stop 7 is past the end");
-  CHECK(message("w", {st::range(5, 3)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 5 is after stop 3");
-  CHECK(message("w", {st::range(9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 9 is after the end");
+  CHECK(message("w", {st::range(5, 3)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 5 is after stop 3");
+  CHECK(message("w", {st::range(9)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start 9 is after the end");
   CHECK(message("w", {st::range(0, 2, 0)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): the step must be at least 1");
   CHECK(message("w", {st::all(), st::all(), st::all()}) ==
         "InvalidArgument: slice of tensor \"w\": 3 dimensions given for a tensor of rank 2");
-  CHECK(message("q", {st::range(1, 3)}) ==
-        "MisalignedSlice: slice of tensor \"q\": its runs of F4 elements do not start and end on byte boundaries (a run "
-        "of 2 elements from element 1)");
+  CHECK(
+      message("q", {st::range(1, 3)}) ==
+      "MisalignedSlice: slice of tensor \"q\": its runs of F4 elements do not start and end on byte boundaries (a run "
+      "of 2 elements from element 1)");
   CHECK(message("x", {}) == "TensorNotFound: no tensor named \"x\"");
 }
 
@@ -224,10 +234,12 @@ TEST_CASE("slices: negative indices and bounds count from the end, as in Python"
     REQUIRE_FALSE(slice);
     return test::outcome(slice) + ": " + slice.error().message();
   };
-  CHECK(message({st::at(-9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index -9 is out of range");
+  CHECK(message({st::at(-9)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): index -9 is out of range");
   CHECK(message({st::all(), st::range(-7)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 1 (size 6): start -7 is out of range");
-  CHECK(message({st::range(0, -9)}) == "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): stop -9 is out of range");
+  CHECK(message({st::range(0, -9)}) ==
+        "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): stop -9 is out of range");
   CHECK(message({st::range(-1, -2)}) ==
         "InvalidArgument: slice of tensor \"w\", dimension 0 (size 8): start -1 is after stop -2");
 }
@@ -266,13 +278,15 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   REQUIRE(slice);
   CHECK(slice->byte_size() == 48);
   std::uint64_t visited = 0;
-  slice->for_each_run_group([&](std::uint64_t, std::uint64_t, std::uint64_t count) { visited += count; });  // void: every group
+  slice->for_each_run_group(
+      [&](std::uint64_t, std::uint64_t, std::uint64_t count) { visited += count; });  // void: every group
   CHECK(visited == 1);
   CHECK(&slice->info() == &info);
   auto bytes = slice->try_bytes();
   REQUIRE_FALSE(bytes);
   CHECK(test::outcome(bytes) + ": " + bytes.error().message() ==
-        "InvalidTensorView: slice of tensor \"w\" was made from its description, without its bytes: read it through its reader");
+        "InvalidTensorView: slice of tensor \"w\" was made from its description, without its bytes: read it through "
+        "its reader");
   std::vector<float> out(12);
   CHECK(test::outcome(slice->try_copy_to(st::span<float>(out))) == "InvalidTensorView");
 }

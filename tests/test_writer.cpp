@@ -77,7 +77,6 @@ void check_same_file(const std::vector<std::byte>& written, const std::vector<st
                    original.begin() + static_cast<std::ptrdiff_t>(b->data_start()), original.end()));
 }
 
-
 }  // namespace
 
 TEST_CASE("writer: every reference file is rewritten byte for byte, through every target", "[writer]") {
@@ -128,29 +127,32 @@ TEST_CASE("writer: every reference file is rewritten byte for byte, through ever
     REQUIRE(stream_writer);
     for (const auto& entry : stream_writer->layout().entries()) {
       st::span<const std::byte> source = reader->view(entry.declaration.name).bytes;
-      REQUIRE(stream_writer->try_produce(entry.declaration.name, [&](st::span<std::byte> destination, std::uint64_t offset) {
+      REQUIRE(stream_writer->try_produce(entry.declaration.name,
+                                         [&](st::span<std::byte> destination, std::uint64_t offset) {
         std::memcpy(destination.data(), source.data() + offset, destination.size());
       }));
     }
     REQUIRE(stream_writer->try_finish());
     std::string produced_bytes = produced.str();
-    check_same_file(std::vector<std::byte>(reinterpret_cast<const std::byte*>(produced_bytes.data()),
-                                           reinterpret_cast<const std::byte*>(produced_bytes.data()) + produced_bytes.size()),
-                    original, exact);
+    check_same_file(
+        std::vector<std::byte>(reinterpret_cast<const std::byte*>(produced_bytes.data()),
+                               reinterpret_cast<const std::byte*>(produced_bytes.data()) + produced_bytes.size()),
+        original, exact);
   }
 }
 
 TEST_CASE("writer: golden bytes of a small file", "[writer]") {
   const std::string one_two = std::string("\x01\x02", 2);
   const std::string floats = std::string("\x00\x00\x80\x3f", 4);
-  auto bytes = st::try_serialize({{{"b", st::dtype::U8, {2}}, bytes_of(one_two)}, {{"a", st::dtype::F32, {}}, bytes_of(floats)}},
-                                 std::map<std::string, std::string>{{"format", "pt"}});
+  auto bytes =
+      st::try_serialize({{{"b", st::dtype::U8, {2}}, bytes_of(one_two)}, {{"a", st::dtype::F32, {}}, bytes_of(floats)}},
+                        std::map<std::string, std::string>{{"format", "pt"}});
   REQUIRE(bytes);
   const std::string json =
       R"({"__metadata__":{"format":"pt"},)"                       // metadata first
       R"("a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"   // F32 before U8: larger alignment first
       R"("b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})";  // fields in the official order
-  REQUIRE(json.size() == 136);  // a multiple of 8 already: no padding
+  REQUIRE(json.size() == 136);                                    // a multiple of 8 already: no padding
   const std::string expected = std::string("\x88\0\0\0\0\0\0\0", 8) + json + floats + one_two;
   CHECK(as_text(*bytes) == expected);
 
@@ -198,7 +200,9 @@ TEST_CASE("writer: declarations are validated before anything is written", "[wri
   CHECK(kind_of({{"f4", st::dtype::F4, {4}}}) == "ok");
   CHECK(kind_of({{"big", st::dtype::U8, {4294967296, 4294967296}}}) == "ValidationOverflow");
   CHECK(kind_of({{"bits", st::dtype::U64, {288230376151711744}}}) == "ValidationOverflow");
-  CHECK(kind_of({{"a", st::dtype::U8, {1ULL << 62}}, {"b", st::dtype::U8, {1ULL << 62}}, {"c", st::dtype::U8, {1ULL << 62}},
+  CHECK(kind_of({{"a", st::dtype::U8, {1ULL << 62}},
+                 {"b", st::dtype::U8, {1ULL << 62}},
+                 {"c", st::dtype::U8, {1ULL << 62}},
                  {"d", st::dtype::U8, {1ULL << 62}}}) == "ValidationOverflow");
   CHECK(kind_of({{"bad\xff", st::dtype::U8, {1}}}) == "InvalidHeader");
   CHECK(kind_of({{std::string(100000000, 'n'), st::dtype::U8, {1}}}) == "HeaderTooLarge");
@@ -214,7 +218,8 @@ TEST_CASE("writer: declarations are validated before anything is written", "[wri
   REQUIRE_FALSE(short_data);
   CHECK(short_data.error().kind() == st::error_kind::tensor_invalid_info);
   CHECK(short_data.error().message() == "tensor \"t\" has 8 bytes of data but F32 of its shape needs 12");
-  CHECK(test::outcome(st::try_serialize({{{"t", st::dtype::F4, {3}}, bytes_of(eight.substr(0, 2))}})) == "MisalignedSlice");
+  CHECK(test::outcome(st::try_serialize({{{"t", st::dtype::F4, {3}}, bytes_of(eight.substr(0, 2))}})) ==
+        "MisalignedSlice");
 
   st::write_options bad_alignment;
   for (std::uint64_t alignment : {0, 1, 4, 12, 100}) {
@@ -325,7 +330,8 @@ TEST_CASE("writer: a failed or abandoned write leaves the target untouched", "[w
 }
 
 TEST_CASE("writer: a finished write replaces the target atomically and keeps old mappings valid", "[writer][files]") {
-  const std::vector<std::byte> old_contents = test::file_bytes(R"({"o":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", "old");
+  const std::vector<std::byte> old_contents =
+      test::file_bytes(R"({"o":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})", "old");
   test::temp_file target(old_contents);
   auto old_reader = st::try_open(target.path());
   REQUIRE(old_reader);
@@ -398,7 +404,8 @@ TEST_CASE("typed sources: the dtype comes from the element type, and read_as con
   const std::vector<long long> positions = {-3, 0, 9007199254740993LL};
   const std::array<st::bfloat16, 2> halves = {st::bfloat16::from_float(1.5f), st::bfloat16::from_float(-2.0f)};
   const std::vector<std::uint8_t> flags = {1, 0, 1};
-  auto bytes = st::try_serialize({{"w", weights, {2, 3}}, {"p", positions, {3}}, {"h", halves, {2}}, {"f", flags, {3}}});
+  auto bytes =
+      st::try_serialize({{"w", weights, {2, 3}}, {"p", positions, {3}}, {"h", halves, {2}}, {"f", flags, {3}}});
   REQUIRE(bytes);
   auto reader = st::try_open_buffer(*bytes);
   REQUIRE(reader);
@@ -456,7 +463,8 @@ TEST_CASE("writers: the members without try_ throw, so a throwing-API user canno
   CHECK(kind_thrown([&] { writer.write("b", two); }) == "TensorNotFound");
   CHECK(kind_thrown([&] { writer.write("a", three); }) == "TensorInvalidInfo");
   CHECK(kind_thrown([&] { writer.close(); }) == "TensorInvalidInfo");  // "a" has no bytes yet
-  writer.produce("a", [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{7}); });
+  writer.produce("a",
+                 [](st::span<std::byte> piece, std::uint64_t) { std::fill(piece.begin(), piece.end(), std::byte{7}); });
   writer.finish();
   CHECK(kind_thrown([&] { writer.finish(); }) == "InvalidArgument");
   CHECK(test::read_file(dir.file("w.safetensors")).back() == std::byte{7});

@@ -154,9 +154,10 @@ std::vector<safetensors::slice_dim> parse_slice(std::string_view text) { return 
 
 void add_tensor_choice(CLI::App& command, tensor_choice& choice, const std::string& name_help) {
   CLI::Option* name = command.add_option("tensor", choice.name, name_help);
-  CLI::Option* index = command.add_option("--index", choice.index,
-                                          "The tensor at position K (from 0) in inspect's order (data order for a "
-                                          "file, name order for a model); instead of TENSOR")
+  CLI::Option* index = command
+                           .add_option("--index", choice.index,
+                                       "The tensor at position K (from 0) in inspect's order (data order for a "
+                                       "file, name order for a model); instead of TENSOR")
                            ->type_name("K")
                            ->check(unsigned_decimal);
   name->excludes(index);

@@ -174,12 +174,14 @@ void print_text(const std::vector<tensor_difference>& tensors, const metadata_di
     ++unequal;
     out() << d.status << ' ' << display_string(d.name);
     if (d.status == "dtype") {
-      out() << ": " << safetensors::dtype_name(d.a->dtype) << " in A, " << safetensors::dtype_name(d.b->dtype) << " in B";
+      out() << ": " << safetensors::dtype_name(d.a->dtype) << " in A, " << safetensors::dtype_name(d.b->dtype)
+            << " in B";
     } else if (d.status == "shape") {
       out() << ": " << format_shape(d.a->shape) << " in A, " << format_shape(d.b->shape) << " in B";
     }
     if (d.differing) {
-      out() << (d.status == "dtype" ? "; " : ": ") << *d.differing << " of " << d.a->element_count << " elements differ";
+      out() << (d.status == "dtype" ? "; " : ": ") << *d.differing << " of " << d.a->element_count
+            << " elements differ";
     }
     if (d.max_abs_diff) {
       out() << ", max abs diff " << difference_text(*d.max_abs_diff) << ", max rel diff "
@@ -277,10 +279,13 @@ command_runner define_diff(CLI::App& command) {
   auto options = std::make_shared<diff_options>();
   command.add_option("a", options->a, path_help)->required();
   command.add_option("b", options->b, path_help)->required();
-  command.add_option("--atol", options->atol, "Float values count as equal when |a - b| <= ATOL + RTOL * |b| (default 0)")
+  command
+      .add_option("--atol", options->atol, "Float values count as equal when |a - b| <= ATOL + RTOL * |b| (default 0)")
       ->type_name("ATOL")
       ->check(CLI::NonNegativeNumber);
-  command.add_option("--rtol", options->rtol, "See --atol (default 0)")->type_name("RTOL")->check(CLI::NonNegativeNumber);
+  command.add_option("--rtol", options->rtol, "See --atol (default 0)")
+      ->type_name("RTOL")
+      ->check(CLI::NonNegativeNumber);
   command.add_flag("--json", options->json,
                    "Print one JSON object {\"equal\", \"tensors\": [{\"name\", \"status\", \"max_abs_diff\", "
                    "\"max_rel_diff\", \"differing\"}], \"metadata\"}");

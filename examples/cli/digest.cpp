@@ -175,7 +175,8 @@ void sha256::update(safetensors::span<const std::byte> bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ULONG count = static_cast<ULONG>(std::min<std::size_t>(bytes.size() - done, 1u << 30));
-    require(BCryptHashData(state_->hash, reinterpret_cast<PUCHAR>(const_cast<std::byte*>(bytes.data() + done)), count, 0));
+    require(
+        BCryptHashData(state_->hash, reinterpret_cast<PUCHAR>(const_cast<std::byte*>(bytes.data() + done)), count, 0));
     done += count;
   }
 }
@@ -263,7 +264,8 @@ safetensors::result<digests> compute_digests(const tensor_collection& tensors, b
     add_tensor_jobs(files[i], i, target, jobs);
   }
   // The largest jobs first, so that the last one to end is a short one.
-  std::stable_sort(jobs.begin(), jobs.end(), [](const job& a, const job& b) { return a.end - a.begin > b.end - b.begin; });
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [](const job& a, const job& b) { return a.end - a.begin > b.end - b.begin; });
   digest_run run(files, jobs, results, progress);
   if (auto done = run.go(threads); !done) return done.error();
   return results;

@@ -62,7 +62,8 @@ std::string value_text(std::int64_t value, bool) { return std::to_string(value);
 std::string value_text(std::uint64_t value, bool) { return std::to_string(value); }
 std::string value_text(std::uint8_t value, bool) { return std::to_string(value); }
 std::string value_text(std::complex<float> value, bool json) {
-  return "[" + value_text(double{value.real()}, json) + (json ? "," : ", ") + value_text(double{value.imag()}, json) + "]";
+  return "[" + value_text(double{value.real()}, json) + (json ? "," : ", ") + value_text(double{value.imag()}, json) +
+         "]";
 }
 
 // What dump prints of a tensor: the whole tensor, or a slice of it.
@@ -117,13 +118,14 @@ int run_dump(const dump_options& options) {
   const std::vector<std::uint64_t> shape(info.shape.begin(), info.shape.end());
 
   if (options.json) {
-    out() << "{\"name\":" << dump(std::string(info.name)) << ",\"dtype\":" << dump(std::string(safetensors::dtype_name(info.dtype)))
-          << ",\"shape\":" << dump(shape);
+    out() << "{\"name\":" << dump(std::string(info.name))
+          << ",\"dtype\":" << dump(std::string(safetensors::dtype_name(info.dtype))) << ",\"shape\":" << dump(shape);
     if (options.slice) out() << ",\"slice\":" << dump(*options.slice) << ",\"slice_shape\":" << dump(chosen.shape);
     out() << ",\"values\":[";
   } else {
     out() << display_string(info.name) << ' ' << safetensors::dtype_name(info.dtype) << ' ' << format_shape(shape);
-    if (options.slice) out() << ", slice " << display_string(*options.slice) << " of shape " << format_shape(chosen.shape);
+    if (options.slice)
+      out() << ", slice " << display_string(*options.slice) << " of shape " << format_shape(chosen.shape);
     out() << '\n';
   }
   value_writer values(options.json, chosen.shape.empty() ? 0 : chosen.shape.back());
@@ -160,9 +162,10 @@ command_runner define_dump(CLI::App& command) {
   auto options = std::make_shared<dump_options>();
   command.add_option("path", options->path, path_help)->required();
   add_tensor_choice(command, options->tensor, "The tensor's name (put -- before a name that starts with -)");
-  command.add_option("--slice", options->slice,
-                     "Only these elements, in Python's syntax: per dimension an index or start:stop[:step], "
-                     "negative indices counting from the end; e.g. \"2:6,:\" or \"-1,::2\"")
+  command
+      .add_option("--slice", options->slice,
+                  "Only these elements, in Python's syntax: per dimension an index or start:stop[:step], "
+                  "negative indices counting from the end; e.g. \"2:6,:\" or \"-1,::2\"")
       ->type_name("SLICE")
       ->check(slice_syntax);
   command.add_flag("--json", options->json,

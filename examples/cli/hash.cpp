@@ -112,9 +112,8 @@ struct manifest {
 };
 
 bool is_digest(const std::string& text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // A manifest as hash --json prints it: {"files": {NAME: HEX}, "tensors": {NAME: HEX}}.
@@ -161,7 +160,8 @@ result<manifest> parse_text_manifest(const std::string& text, const std::string&
 
 result<manifest> read_manifest(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
-  if (!file) return error(error_kind::io_error, display_string(path) + ": cannot open the manifest: " + std::strerror(errno));
+  if (!file)
+    return error(error_kind::io_error, display_string(path) + ": cannot open the manifest: " + std::strerror(errno));
   std::ostringstream text;
   text << file.rdbuf();
   if (file.bad()) return error(error_kind::io_error, display_string(path) + ": cannot read the manifest");
@@ -245,8 +245,8 @@ int run_verify(const verify_options& options) {
   // A copy of a file has the digest of the file it copies, whatever its name.
   if (!tensors->is_model() && expected->files.size() == 1 && computed->files.size() == 1)
     computed->files.front().first = expected->files.begin()->first;
-  const std::vector<checked_entry> files = with_files ? check_entries(computed->files, expected->files)
-                                                      : std::vector<checked_entry>();
+  const std::vector<checked_entry> files =
+      with_files ? check_entries(computed->files, expected->files) : std::vector<checked_entry>();
   const std::vector<checked_entry> checked_tensors = check_entries(tensor_hexes, expected->tensors);
   const bool verified = mismatches(files) == 0 && mismatches(checked_tensors) == 0;
 

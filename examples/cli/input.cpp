@@ -56,7 +56,8 @@ result<void> read_until(std::vector<std::byte>& bytes, std::uint64_t wanted) {
     bytes.resize(before + got);
     if (got == 0) {
       if (std::ferror(stdin))
-        return error(error_kind::io_error, display_string("-") + ": cannot read standard input: " + std::strerror(errno));
+        return error(error_kind::io_error,
+                     display_string("-") + ": cannot read standard input: " + std::strerror(errno));
       return {};
     }
   }
@@ -124,8 +125,8 @@ std::string url_host(std::string_view url) {
 // True when `host` is `domain` or one of its subdomains ("cdn.hf.co" is in "hf.co";
 // "nothf.co" is not).
 bool in_domain(std::string_view host, std::string_view domain) {
-  return host == domain || (host.size() > domain.size() && ends_with(host, domain) &&
-                            host[host.size() - domain.size() - 1] == '.');
+  return host == domain ||
+         (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.');
 }
 
 // The library's options for `url`: --connections, and a bearer token for http(s) only: --token
@@ -139,7 +140,8 @@ safetensors::remote_options remote_options_for(const std::string& url, const rem
   const std::string host = url_host(url);
   if (!access.token.empty()) {
     options.bearer_token = access.token;
-  } else if (hub_token != nullptr && *hub_token != '\0' && (in_domain(host, "huggingface.co") || in_domain(host, "hf.co"))) {
+  } else if (hub_token != nullptr && *hub_token != '\0' &&
+             (in_domain(host, "huggingface.co") || in_domain(host, "hf.co"))) {
     options.bearer_token = hub_token;
   }
   return options;
@@ -166,8 +168,9 @@ result<safetensors::any_model> open_source(const std::string& path, bool model, 
     if (!bytes) return bytes.error();
     // Opened once, by from_file: the bytes move into the storage.
     auto held = std::make_shared<std::vector<std::byte>>(std::move(*bytes));
-    return open_single<standard_input_bytes>(
-        path, [held](const std::string&) -> result<standard_input_bytes> { return standard_input_bytes(std::move(*held)); });
+    return open_single<standard_input_bytes>(path, [held](const std::string&) -> result<standard_input_bytes> {
+      return standard_input_bytes(std::move(*held));
+    });
   }
   if (is_url(path)) {
 #if SAFETENSORS_CLI_REMOTE
@@ -176,19 +179,19 @@ result<safetensors::any_model> open_source(const std::string& path, bool model, 
     return open_single<safetensors::remote_file>(
         path, [remote](const std::string& location) { return safetensors::remote_file::try_open(location, remote); });
 #else
-    return error(error_kind::io_error,
-                 display_string(path) + ": this safetensors-cli was built without remote support (libcurl), so it "
-                                        "reads no URL");
+    return error(error_kind::io_error, display_string(path) +
+                                           ": this safetensors-cli was built without remote support (libcurl), so it "
+                                           "reads no URL");
 #endif
   }
   if (options.storage == storage_kind::pread) {
     if (model) return as_source(safetensors::try_open_model_pread(path));
-    return open_single<safetensors::pread_file>(path,
-                                                [](const std::string& location) { return safetensors::pread_file::try_open(location); });
+    return open_single<safetensors::pread_file>(
+        path, [](const std::string& location) { return safetensors::pread_file::try_open(location); });
   }
   if (model) return as_source(safetensors::try_open_model(path));
-  return open_single<safetensors::mapped_file>(path,
-                                               [](const std::string& location) { return safetensors::mapped_file::try_open(location); });
+  return open_single<safetensors::mapped_file>(
+      path, [](const std::string& location) { return safetensors::mapped_file::try_open(location); });
 }
 
 }  // namespace
@@ -205,9 +208,10 @@ void add_remote_options(CLI::App& command, remote_access& access) {
       ->type_name("N")
       ->check(unsigned_decimal)
       ->check(CLI::Range(1u, 1024u));
-  command.add_option("--token", access.token,
-                     "http(s) URLs: send 'Authorization: Bearer TOKEN' to the URL's host (without it, HF_TOKEN "
-                     "from the environment goes to huggingface.co and hf.co alone)")
+  command
+      .add_option("--token", access.token,
+                  "http(s) URLs: send 'Authorization: Bearer TOKEN' to the URL's host (without it, HF_TOKEN "
+                  "from the environment goes to huggingface.co and hf.co alone)")
       ->type_name("TOKEN");
 }
 
@@ -253,15 +257,14 @@ result<const safetensors::tensor_info*> tensor_collection::find(std::string_view
 result<const safetensors::tensor_info*> tensor_collection::choose(const tensor_choice& choice) const {
   if (!choice.by_index()) return find(choice.name);
   if (choice.index >= size())
-    return error(error_kind::tensor_not_found, display_string(path_) + ": no tensor at index " +
-                                                   std::to_string(choice.index) + ": the " +
-                                                   (is_model() ? "model" : "file") + " has " +
-                                                   plural(size(), "tensor", "tensors"));
+    return error(error_kind::tensor_not_found,
+                 display_string(path_) + ": no tensor at index " + std::to_string(choice.index) + ": the " +
+                     (is_model() ? "model" : "file") + " has " + plural(size(), "tensor", "tensors"));
   return at(static_cast<std::size_t>(choice.index));
 }
 
 result<safetensors::tensor_slice> tensor_collection::slice(std::string_view name,
-                                                          std::vector<safetensors::slice_dim> dims) const {
+                                                           std::vector<safetensors::slice_dim> dims) const {
   return model_.try_slice(name, std::move(dims));
 }
 

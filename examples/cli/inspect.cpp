@@ -174,7 +174,8 @@ command_runner define_inspect(CLI::App& command) {
       "and its total_size, the shards in path order, and a table of tensors by name with a shard column.\n"
       "--json: {\"ok\": true, \"path\", \"index\" (null for a directory holding one file and no index),\n"
       "\"total_size\" (null when the index has none), \"shards\": [a file object per shard, in path order],\n"
-      "\"tensors\": [{\"name\", \"dtype\", \"shape\", \"data_offsets\" (within the shard), \"shard\" (its path)}, ..]}.\n"
+      "\"tensors\": [{\"name\", \"dtype\", \"shape\", \"data_offsets\" (within the shard), \"shard\" (its path)}, "
+      "..]}.\n"
       "Errors: one line on stderr, or with --json {\"ok\": false, \"error\": KIND, \"message\"} on stdout.\n"
       "Exit status: 0 listed, 1 invalid file or index, 2 unreadable file or missing shard, 64 usage error.");
   return [options] { return run_inspect(*options); };

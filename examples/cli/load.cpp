@@ -37,7 +37,8 @@ struct load_command_options {
 
 // The slice of a tensor that tensor-parallel rank `rank` of `size` loads: along dimension `dim`,
 // when the tensor has it and it divides by `size`, the rank's equal part; else the whole tensor.
-std::vector<safetensors::slice_dim> rank_slice(const safetensors::tensor_info& info, const load_command_options& options) {
+std::vector<safetensors::slice_dim> rank_slice(const safetensors::tensor_info& info,
+                                               const load_command_options& options) {
   if (options.tp_size == 0 || info.shape.size() <= options.tp_dim) return {};
   const std::uint64_t extent = info.shape[options.tp_dim];
   if (extent % options.tp_size != 0) return {};
@@ -209,7 +210,8 @@ int run_load(const load_command_options& options) {
   if (digests) {
     for (std::size_t i = 0; i < requests.size(); ++i) hexes.push_back(digests->hex(i));
     for (std::size_t i : digests->given_up()) {
-      auto rehashed = hash_in_order(*tensors, *requests[i].tensor, requests[i].slice, loading.block_size, report.bytes_read);
+      auto rehashed =
+          hash_in_order(*tensors, *requests[i].tensor, requests[i].slice, loading.block_size, report.bytes_read);
       if (!rehashed) return report_error(rehashed.error(), options.json);
       hexes[i] = std::move(*rehashed);
     }

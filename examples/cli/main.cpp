@@ -77,7 +77,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   for (std::size_t i = 1; i <= a.size(); ++i) {
     for (std::size_t j = 1; j <= b.size(); ++j) {
       d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.size()][b.size()];
@@ -152,9 +153,10 @@ int usage(const std::string& message, const CLI::App* command) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"Look inside safetensors files and sharded models, local or remote; load, hash, verify and compare "
-               "them; rewrite, convert, split and merge them.",
-               std::string(program_name)};
+  CLI::App app{
+      "Look inside safetensors files and sharded models, local or remote; load, hash, verify and compare "
+      "them; rewrite, convert, split and merge them.",
+      std::string(program_name)};
   app.footer(
       "A path of - reads a file from standard input (every command that reads one file). An http://,\n"
       "https:// or s3:// URL reads a remote file, or a model when its path ends in .json (every command\n"
@@ -206,11 +208,14 @@ int run(int argc, char** argv) {
     out().flush();
     return status;
   }
-  return usage("a command is required: " + [] {
+  return usage(
+      "a command is required: " +
+          [] {
     std::string names;
     for (const command_entry& entry : command_table) names += (names.empty() ? "" : ", ") + std::string(entry.name);
     return names;
-  }(), nullptr);
+      }(),
+      nullptr);
 }
 
 }  // namespace

@@ -85,7 +85,8 @@ struct moments {
     const int common = std::max(exponent, other.exponent);
     rescale(common);
     other.rescale(common);
-    const double weight = static_cast<double>(other.count) / (static_cast<double>(count) + static_cast<double>(other.count));
+    const double weight =
+        static_cast<double>(other.count) / (static_cast<double>(count) + static_cast<double>(other.count));
     const double delta = other.mean - mean;
     mean += delta * weight;
     m2 += other.m2 + delta * delta * static_cast<double>(count) * weight;
@@ -123,7 +124,8 @@ struct integer_sum {
     const bool negative = (high >> 63) != 0;
     std::uint64_t magnitude_low = negative ? ~low + 1 : low;
     std::uint64_t magnitude_high = negative ? ~high + (magnitude_low == 0 ? 1 : 0) : high;
-    const double magnitude = static_cast<double>(magnitude_high) * 18446744073709551616.0 + static_cast<double>(magnitude_low);
+    const double magnitude =
+        static_cast<double>(magnitude_high) * 18446744073709551616.0 + static_cast<double>(magnitude_low);
     return negative ? -magnitude : magnitude;
   }
 };
@@ -211,7 +213,8 @@ safetensors::result<summary> summarise(const tensor_collection& tensors, const s
   auto read_part = [&](std::uint64_t offset, safetensors::span<std::byte> destination) {
     return tensors.read_part(info, offset, destination);
   };
-  if (auto decoded = decoder.decode(info, 0, info.element_count, read_part, add_chunk); !decoded) return decoded.error();
+  if (auto decoded = decoder.decode(info, 0, info.element_count, read_part, add_chunk); !decoded)
+    return decoded.error();
   if (stats.finite.count > 0) {
     stats.mean = kind == value_kind::floating ? stats.finite.value_mean()
                                               : exact_sum.value() / static_cast<double>(stats.finite.count);

@@ -66,7 +66,8 @@ result<void> convert_piece(const streamed_tensor<Reader>& tensor, safetensors::s
   const std::uint64_t group = std::lcm(elements_per_byte_group(info.dtype), elements_per_byte_group(target));
   const std::uint64_t group_bits = group * safetensors::dtype_bits(target);
   const std::uint64_t first = offset * 8 / group_bits * group;
-  const std::uint64_t end = std::min(info.element_count, ((offset + piece.size()) * 8 + group_bits - 1) / group_bits * group);
+  const std::uint64_t end =
+      std::min(info.element_count, ((offset + piece.size()) * 8 + group_bits - 1) / group_bits * group);
   buffers.source.resize(static_cast<std::size_t>(bytes_of(info.dtype, end - first)));
   if (auto read = tensor.reader->try_read_part(info, bytes_of(info.dtype, first), buffers.source); !read) return read;
   const bool exact = bytes_of(target, first) == offset && bytes_of(target, end - first) == piece.size();
@@ -75,8 +76,7 @@ result<void> convert_piece(const streamed_tensor<Reader>& tensor, safetensors::s
   if (auto converted = safetensors::try_convert(buffers.source, info.dtype, into, target, tensor.packing); !converted)
     return error(converted.error().kind(), display_string(tensor.reader->name()) + ": tensor " +
                                                display_string(info.name) + ": " + converted.error().message());
-  if (!exact)
-    std::memcpy(piece.data(), buffers.converted.data() + (offset - bytes_of(target, first)), piece.size());
+  if (!exact) std::memcpy(piece.data(), buffers.converted.data() + (offset - bytes_of(target, first)), piece.size());
   return {};
 }
 
@@ -98,12 +98,13 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
   progress_bar progress(label, total);
   conversion_buffers buffers;
   for (const streamed_tensor<Reader>& tensor : tensors) {
-    auto produced = writer->try_produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      auto filled = tensor.target ? convert_piece(tensor, piece, offset, buffers)
-                                  : tensor.reader->try_read_part(*tensor.info, offset, piece);
-      if (filled) progress.advance(piece.size());
-      return filled;
-    });
+    auto produced =
+        writer->try_produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+          auto filled = tensor.target ? convert_piece(tensor, piece, offset, buffers)
+                                      : tensor.reader->try_read_part(*tensor.info, offset, piece);
+          if (filled) progress.advance(piece.size());
+          return filled;
+        });
     if (!produced) return report_error(produced.error(), false);
   }
   if (auto finished = writer->try_finish(); !finished) return report_error(finished.error(), false);
@@ -141,7 +142,8 @@ template <class Reader>
 result<safetensors::metadata_entries> with_hashes(const tensor_collection& input, const Reader& reader) {
   std::map<std::string, std::string> entries = safetensors::metadata_entries::from(reader).entries();
   for (auto it = entries.begin(); it != entries.end();) {
-    it = it->first.compare(0, embedded_hash_prefix.size(), embedded_hash_prefix) == 0 ? entries.erase(it) : std::next(it);
+    it = it->first.compare(0, embedded_hash_prefix.size(), embedded_hash_prefix) == 0 ? entries.erase(it)
+                                                                                      : std::next(it);
   }
   progress_bar progress("hash", reader.data_size());
   auto computed = compute_digests(input, false, default_threads(), progress);
@@ -181,8 +183,9 @@ int run_copy(const char* label, const copy_options& options) {
       const bool converted = target && is_converted(info.dtype) && info.dtype != *target;
       tensors.push_back({&reader, &info, converted ? target : std::nullopt, options.packing});
     }
-    auto metadata = options.embed_hashes ? with_hashes(input, reader)
-                                         : result<safetensors::metadata_entries>(safetensors::metadata_entries::from(reader));
+    auto metadata = options.embed_hashes
+                        ? with_hashes(input, reader)
+                        : result<safetensors::metadata_entries>(safetensors::metadata_entries::from(reader));
     if (!metadata) return report_error(metadata.error(), false);
     safetensors::write_options write_options;
     write_options.alignment = options.alignment;
@@ -266,7 +269,8 @@ int run_merge(const merge_options& options) {
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard) shards.push_back(model.shard(shard));
   std::vector<streamed_tensor<safetensors::any_reader>> tensors;
   for (const safetensors::any_reader& shard : shards) add_copies(shard, tensors);
-  const auto metadata = shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(shards[0]);
+  const auto metadata =
+      shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(shards[0]);
   return write_tensors("merge", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
     return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
   });

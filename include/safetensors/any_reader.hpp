@@ -36,7 +36,8 @@ class reader_interface {
   virtual result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const = 0;
   virtual result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const = 0;
   virtual result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const = 0;
-  virtual result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const = 0;
+  virtual result<void> try_read_part(const tensor_info& info, std::uint64_t offset,
+                                     span<std::byte> destination) const = 0;
   virtual result<std::vector<std::byte>> try_read(std::string_view name) const = 0;
   virtual result<std::vector<std::byte>> try_read(const tensor_slice& slice) const = 0;
   virtual result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const = 0;
@@ -80,8 +81,9 @@ class reader_holder final : public reader_interface {
     if constexpr (reader_type::has_views) {
       return reader_->try_view(name);
     } else {
-      return about(reader_->name(), error(error_kind::invalid_argument,
-                                          "tensor " + quote(name) + " has no view: its storage holds no bytes in memory"));
+      return about(reader_->name(),
+                   error(error_kind::invalid_argument,
+                         "tensor " + quote(name) + " has no view: its storage holds no bytes in memory"));
     }
   }
   result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const override {
@@ -93,7 +95,8 @@ class reader_holder final : public reader_interface {
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const override {
     return reader_->try_read_into(slice, destination);
   }
-  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const override {
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset,
+                             span<std::byte> destination) const override {
     return reader_->try_read_part(info, offset, destination);
   }
   result<std::vector<std::byte>> try_read(std::string_view name) const override { return reader_->try_read(name); }
@@ -207,13 +210,17 @@ class any_reader : public detail::plan_loads<any_reader> {
     return reader_->try_read_into(info, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  void read_into(const tensor_info& info, span<std::byte> destination) const {
+    try_read_into(info, destination).value();
+  }
   /// Copies the bytes a slice selects into `destination`.
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
     return reader_->try_read_into(slice, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_slice& slice, span<std::byte> destination) const { try_read_into(slice, destination).value(); }
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    try_read_into(slice, destination).value();
+  }
   /// Copies destination.size() bytes of `info` from `offset` on.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_part(info, offset, destination);
@@ -238,8 +245,8 @@ class any_reader : public detail::plan_loads<any_reader> {
     if (!found) return found.error();
     const tensor_info& tensor = **found;
     if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
-      return detail::about(this->name(),
-                           error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
+      return detail::about(this->name(), error(error_kind::io_error,
+                                               "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
     std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
     std::vector<std::byte> read_bytes;
     tensor_view source{&tensor, {}};

@@ -30,7 +30,6 @@
 #endif
 #endif
 
-
 /// Define SAFETENSORS_NO_FILESYSTEM to leave out the file storages (mapped_file, pread_file, file_sink)
 /// and every operating-system include, e.g. on targets without a file system.
 

@@ -53,10 +53,10 @@ inline constexpr std::size_t dtype_count = 22;
 
 /// Every dtype, in enum order.
 inline constexpr std::array<dtype, dtype_count> all_dtypes = {
-    dtype::BOOL, dtype::F4,   dtype::F6_E2M3, dtype::F6_E3M2, dtype::U8,          dtype::I8,
+    dtype::BOOL,    dtype::F4,      dtype::F6_E2M3, dtype::F6_E3M2,     dtype::U8,          dtype::I8,
     dtype::F8_E5M2, dtype::F8_E4M3, dtype::F8_E8M0, dtype::F8_E4M3FNUZ, dtype::F8_E5M2FNUZ, dtype::I16,
-    dtype::U16, dtype::F16,  dtype::BF16,   dtype::I32,     dtype::U32,         dtype::F32,
-    dtype::C64, dtype::F64,  dtype::I64,    dtype::U64};
+    dtype::U16,     dtype::F16,     dtype::BF16,    dtype::I32,         dtype::U32,         dtype::F32,
+    dtype::C64,     dtype::F64,     dtype::I64,     dtype::U64};
 
 /// What kind of number a dtype's elements are.
 enum class dtype_kind : std::uint8_t { boolean, unsigned_integer, signed_integer, floating, complex };

@@ -56,13 +56,22 @@ enum class error_kind : std::uint8_t {
 inline constexpr std::size_t error_kind_count = 16;
 
 /// Every error kind, in enum order.
-inline constexpr std::array<error_kind, error_kind_count> all_error_kinds = {
-    error_kind::header_too_small,           error_kind::header_too_large,   error_kind::invalid_header_length,
-    error_kind::invalid_header,             error_kind::invalid_header_deserialization,
-    error_kind::invalid_offset,             error_kind::validation_overflow, error_kind::misaligned_slice,
-    error_kind::tensor_invalid_info,        error_kind::metadata_incomplete_buffer,
-    error_kind::tensor_not_found,           error_kind::invalid_tensor_view, error_kind::invalid_conversion,
-    error_kind::invalid_argument,           error_kind::invalid_index,      error_kind::io_error};
+inline constexpr std::array<error_kind, error_kind_count> all_error_kinds = {error_kind::header_too_small,
+                                                                             error_kind::header_too_large,
+                                                                             error_kind::invalid_header_length,
+                                                                             error_kind::invalid_header,
+                                                                             error_kind::invalid_header_deserialization,
+                                                                             error_kind::invalid_offset,
+                                                                             error_kind::validation_overflow,
+                                                                             error_kind::misaligned_slice,
+                                                                             error_kind::tensor_invalid_info,
+                                                                             error_kind::metadata_incomplete_buffer,
+                                                                             error_kind::tensor_not_found,
+                                                                             error_kind::invalid_tensor_view,
+                                                                             error_kind::invalid_conversion,
+                                                                             error_kind::invalid_argument,
+                                                                             error_kind::invalid_index,
+                                                                             error_kind::io_error};
 static_assert(static_cast<std::size_t>(error_kind::io_error) + 1 == error_kind_count,
               "a new error kind goes into all_error_kinds and error_kind_count");
 
@@ -250,7 +259,6 @@ class [[nodiscard]] result<void> {
  private:
   std::optional<safetensors::error> error_;
 };
-
 
 namespace detail {
 /// `err` with `name` (a path or URL) in front of its message, as every error about a file reads:

@@ -80,11 +80,12 @@ inline std::string system_error_text(const std::string& what, const std::string&
   const DWORD code = GetLastError();
   char* text = nullptr;
   const DWORD length =
-      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
-                     code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
+      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                     nullptr, code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
   std::string reason = length != 0 && text != nullptr ? std::string(text, length) : std::string();
   if (text != nullptr) LocalFree(text);
-  while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
+  while (!reason.empty() &&
+         (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
     reason.pop_back();
   return quote(path) + ": " + what + ": " + (reason.empty() ? std::string() : reason + " ") + "(Windows error " +
          std::to_string(code) + ")";
@@ -419,7 +420,8 @@ class pread_file {
   /// direct handle is opened on first use; where the file system refuses O_DIRECT, or on other
   /// systems, the read goes through the cache instead.
   result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
+    const std::size_t wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
 #if defined(O_DIRECT)
     std::call_once(direct_->opened, [&] {
       int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
@@ -487,7 +489,8 @@ class file_sink {
         sink.file_ = detail::file_handle(fd);
         return sink;
       }
-      if (errno != EEXIST) return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+      if (errno != EEXIST)
+        return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
 #endif
     }
     return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
@@ -525,8 +528,8 @@ class file_sink {
       if (!WriteFile(file_.get(), data, chunk, &done, &position))
         return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
 #else
-      ssize_t done = ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30),
-                              static_cast<off_t>(offset));
+      ssize_t done =
+          ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30), static_cast<off_t>(offset));
       if (done < 0) {
         if (errno == EINTR) continue;
         return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
@@ -603,8 +606,8 @@ class file_sink {
   bool sync_ = false;
 };
 namespace detail {
-static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value && has_residency_control<mapped_file>::value &&
-                  has_access_advice<mapped_file>::value,
+static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value &&
+                  has_residency_control<mapped_file>::value && has_access_advice<mapped_file>::value,
               "mapped_file: a storage with views and residency control");
 static_assert(is_storage<pread_file>::value && !has_data<pread_file>::value && has_direct_io<pread_file>::value,
               "pread_file: a storage read on demand, with direct I/O");

@@ -72,7 +72,6 @@ struct metadata_access {
 };
 }  // namespace detail
 
-
 // ---------------------------------------------------------------------------------------------
 // Parsing, in detail: checked arithmetic, the size rule, UTF-8, the name table, the JSON and
 // header scanners
@@ -130,8 +129,8 @@ inline error size_error(std::string_view name, dtype type, span<const std::uint6
                                                       std::string(dtype_name(type)) +
                                                       " elements overflow 64 bits when counted in bits");
   return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
-                                                 std::string(dtype_name(type)) + " elements fill " + std::to_string(bits) +
-                                                 " bits, not a whole number of bytes");
+                                                 std::string(dtype_name(type)) + " elements fill " +
+                                                 std::to_string(bits) + " bits, not a whole number of bytes");
 }
 
 /// docs/FORMAT.md rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
@@ -140,7 +139,6 @@ inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, spa
   if (fits_size_rules(type, shape, size)) return size;
   return size_error(name, type, shape);
 }
-
 
 /// A seed for hash_name, different in every process and unknown outside it: the name table
 /// cannot be flooded by a file whose names were chosen offline to collide. From the system's
@@ -265,11 +263,14 @@ class name_table {
     const auto tag = static_cast<std::uint32_t>(hash >> 32);
     for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
       const std::uint64_t entry = slots_[slot];
-      if (entry == 0 || (static_cast<std::uint32_t>(entry >> 32) == tag && name_at(position_of(entry)) == name)) return slot;
+      if (entry == 0 || (static_cast<std::uint32_t>(entry >> 32) == tag && name_at(position_of(entry)) == name))
+        return slot;
     }
   }
 
-  static std::size_t position_of(std::uint64_t entry) noexcept { return static_cast<std::size_t>(entry & 0xffffffffu) - 1; }
+  static std::size_t position_of(std::uint64_t entry) noexcept {
+    return static_cast<std::size_t>(entry & 0xffffffffu) - 1;
+  }
 
   std::vector<std::uint64_t> slots_;
 };
@@ -278,11 +279,11 @@ class name_table {
 /// by the storage, or in `owned_header`) or, when escaped, into `unescaped_names`; shapes into
 /// `dims`. None of these move once built, so the views in `tensors` survive moving the index.
 struct header_index {
-  std::vector<tensor_info> tensors;              // in data order
-  std::unique_ptr<char[]> owned_header;          // the header bytes, when the storage does not keep them
-  std::unique_ptr<char[]> unescaped_names;       // names that had escapes, unescaped, back to back
-  std::vector<std::uint64_t> dims;               // every shape, back to back
-  name_table names;                              // positions in `tensors`
+  std::vector<tensor_info> tensors;         // in data order
+  std::unique_ptr<char[]> owned_header;     // the header bytes, when the storage does not keep them
+  std::unique_ptr<char[]> unescaped_names;  // names that had escapes, unescaped, back to back
+  std::vector<std::uint64_t> dims;          // every shape, back to back
+  name_table names;                         // positions in `tensors`
   metadata_map metadata;
   bool has_metadata = false;
   std::uint64_t header_length = 0;
@@ -295,7 +296,6 @@ struct header_index {
 };
 
 }  // namespace detail
-
 
 namespace detail {
 
@@ -404,7 +404,8 @@ class header_scanner : private json_scanner {
       std::string value;
       if (!scan_string_into(key)) return false;
       if (!expect_colon()) return false;
-      if (cur_ == end_ || *cur_ != '"') return set_error("__metadata__ value of key " + quote(key) + " must be a string");
+      if (cur_ == end_ || *cur_ != '"')
+        return set_error("__metadata__ value of key " + quote(key) + " must be a string");
       if (!scan_string_into(value)) return false;
       entries.emplace_back(std::move(key), std::move(value));
       return true;
@@ -590,7 +591,8 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   if (!sorted) std::sort(tensors.begin(), tensors.end(), before);
   if (!sorted || has_repeat) {
     names.reset(tensors.size());
-    for (std::size_t at = 0; at < tensors.size(); ++at) names.insert(at, tensors[at].name, name_table::hash(tensors[at].name), name_at);
+    for (std::size_t at = 0; at < tensors.size(); ++at)
+      names.insert(at, tensors[at].name, name_table::hash(tensors[at].name), name_at);
   }
 
   std::string repeat_note;
@@ -599,14 +601,16 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   std::uint64_t expected_begin = 0;
   for (tensor_info& t : tensors) {
     const std::uint64_t packed = t.element_count;
-    t.shape = span<const std::uint64_t>(index.dims.data() + (packed >> 32), static_cast<std::size_t>(packed & 0xffffffffu));
+    t.shape =
+        span<const std::uint64_t>(index.dims.data() + (packed >> 32), static_cast<std::size_t>(packed & 0xffffffffu));
     const std::uint64_t begin = t.data_offsets[0];
     const std::uint64_t end = t.data_offsets[1];
     if (begin != expected_begin || end < begin) {
-      std::string why = end < begin ? "end before they begin"
-                                    : (begin < expected_begin ? "overlap the previous tensor, which ends at "
-                                                              : "leave a hole after the previous tensor, which ends at ") +
-                                          std::to_string(expected_begin);
+      std::string why = end < begin
+                            ? "end before they begin"
+                            : (begin < expected_begin ? "overlap the previous tensor, which ends at "
+                                                      : "leave a hole after the previous tensor, which ends at ") +
+                                  std::to_string(expected_begin);
       return error(error_kind::invalid_offset, "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) +
                                                    ", " + std::to_string(end) + "] " + why + repeat_note);
     }
@@ -625,9 +629,9 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
     t.element_count = size.elements;
   }
   if (expected_begin != index.data_size && !(allow_trailing_bytes && expected_begin < index.data_size)) {
-    return error(error_kind::metadata_incomplete_buffer,
-                 "the tensors cover " + std::to_string(expected_begin) + " bytes but the data buffer holds " +
-                     std::to_string(index.data_size) + repeat_note);
+    return error(error_kind::metadata_incomplete_buffer, "the tensors cover " + std::to_string(expected_begin) +
+                                                             " bytes but the data buffer holds " +
+                                                             std::to_string(index.data_size) + repeat_note);
   }
   if (has_repeat)
     return error(error_kind::invalid_header_deserialization,
@@ -643,7 +647,8 @@ inline result<header_index> parse_header(const char* text, std::size_t size, std
                                          bool allow_trailing_bytes, std::unique_ptr<char[]> owner = nullptr) {
   std::size_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(text), size);
   if (bad != size)
-    return error(error_kind::invalid_header, "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
+    return error(error_kind::invalid_header,
+                 "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
   header_index index;
   index.owned_header = std::move(owner);
   index.header_length = size;

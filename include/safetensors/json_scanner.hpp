@@ -96,7 +96,7 @@ class json_scanner {
   }
 
   void skip_whitespace() noexcept {
-    if (cur_ < end_ && static_cast<unsigned char>(*cur_) > ' ') return;  // compact headers have none
+    if (cur_<end_&& static_cast<unsigned char>(*cur_)> ' ') return;  // compact headers have none
     while (cur_ < end_ && (*cur_ == ' ' || *cur_ == '\n' || *cur_ == '\r' || *cur_ == '\t')) ++cur_;
   }
 
@@ -139,8 +139,8 @@ class json_scanner {
       std::memcpy(&word, from, 8);
       const std::uint64_t quotes = word ^ (ones * '"');
       const std::uint64_t slashes = word ^ (ones * '\\');
-      const std::uint64_t special = ((quotes - ones) & ~quotes) | ((slashes - ones) & ~slashes) |
-                                    ((word - ones * 0x20) & ~word);
+      const std::uint64_t special =
+          ((quotes - ones) & ~quotes) | ((slashes - ones) & ~slashes) | ((word - ones * 0x20) & ~word);
       if (special & highs) break;
       from += 8;
     }
@@ -255,11 +255,11 @@ class json_scanner {
     if (*first == '0' && digits > 1) return refuse("has a leading zero");
     // 2^64-1 has 20 digits: fewer cannot overflow, 20 can, compared as text; more always do.
     static constexpr std::string_view max_value = "18446744073709551615";
-    if (digits > max_value.size() ||
-        (digits == max_value.size() && std::string_view(first, digits) > max_value))
+    if (digits > max_value.size() || (digits == max_value.size() && std::string_view(first, digits) > max_value))
       return refuse("is larger than 2^64-1");
     std::uint64_t value = 0;
-    for (const char* digit = first; digit < cur_; ++digit) value = value * 10 + static_cast<std::uint64_t>(*digit - '0');
+    for (const char* digit = first; digit < cur_; ++digit)
+      value = value * 10 + static_cast<std::uint64_t>(*digit - '0');
     if (cur_ < end_ && (*cur_ == '.' || *cur_ == 'e' || *cur_ == 'E'))
       return refuse("must be an integer without fraction or exponent");
     out = value;
@@ -406,7 +406,6 @@ class json_scanner {
     out = value;
     return true;
   }
-
 };
 }  // namespace detail
 

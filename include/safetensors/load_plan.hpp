@@ -301,7 +301,6 @@ class load_plan {
     return {};
   }
 
-
   std::vector<detail::plan_source> sources_;
   std::vector<request> requests_;
   std::vector<copy> copies_;
@@ -332,14 +331,15 @@ class plan_executor {
   result<void> go() {
     const std::size_t block_count = plan_.blocks_.size();
     if (block_count == 0) return {};
-    unsigned threads = options_.threads != 0 ? options_.threads
-                                             : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
+    unsigned threads = options_.threads != 0
+                           ? options_.threads
+                           : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
     if (options_.pool != nullptr) threads = std::min(threads, options_.pool->size());
     readers_ = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), block_count));
     // A consumer thread of its own is the calling thread, beside the readers, when the pool has
     // room for both.
-    consumer_thread_ = sink_ != nullptr && options_.consumer_thread &&
-                       (options_.pool == nullptr || options_.pool->size() >= 2);
+    consumer_thread_ =
+        sink_ != nullptr && options_.consumer_thread && (options_.pool == nullptr || options_.pool->size() >= 2);
     if (consumer_thread_ && options_.pool != nullptr) readers_ = std::min(readers_, options_.pool->size() - 1);
     if (sink_ != nullptr) {
       if (auto staged = allocate_staging(); !staged) return staged;
@@ -596,7 +596,7 @@ class plan_executor {
   bool consumer_thread_ = false;
   std::atomic<std::size_t> next_block_{0};
   std::atomic<bool> stopped_{false};
-  std::mutex lock_;  // guards everything below
+  std::mutex lock_;                   // guards everything below
   std::condition_variable returned_;  // a staging buffer is free
   std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
   std::vector<detail::aligned_bytes> staging_;
@@ -656,7 +656,8 @@ class plan_loads {
   /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
   /// made no larger than the budget.
   template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer,
+                        const load_options& options = {}) const {
     auto plan = reader().try_plan(requests, within_budget(options));
     if (!plan) return plan.error();
     return plan->try_execute(std::forward<Consumer>(consumer), options);
@@ -696,8 +697,8 @@ class plan_builder {
   }
 
   /// The plan that reads one slice of a tensor of `sources`' first file into `destination`.
-  static result<load_plan> build(std::vector<plan_source> sources, const tensor_slice& slice, span<std::byte> destination,
-                                 const load_options& options) {
+  static result<load_plan> build(std::vector<plan_source> sources, const tensor_slice& slice,
+                                 span<std::byte> destination, const load_options& options) {
     plan_builder builder(std::move(sources), options);
     if (auto checked = builder.check(0, &slice.info(), 0); !checked) return checked.error();
     builder.add(0, 0, slice.info(), &slice, destination);
@@ -719,8 +720,8 @@ class plan_builder {
   };
 
   plan_builder(std::vector<plan_source> sources, const load_options& options)
-      : block_size_(std::max<std::size_t>(options.block_size / direct_io_alignment * direct_io_alignment,
-                                          direct_io_alignment)),
+      : block_size_(
+            std::max<std::size_t>(options.block_size / direct_io_alignment * direct_io_alignment, direct_io_alignment)),
         merge_gap_(options.merge_gap),
         direct_(options.direct_io) {
     plan_.sources_ = std::move(sources);
@@ -731,8 +732,8 @@ class plan_builder {
     const std::string which = "load request " + std::to_string(index);
     if (tensor == nullptr) return error(error_kind::invalid_tensor_view, which + " names no tensor");
     if (shard >= plan_.sources_.size())
-      return error(error_kind::invalid_argument, which + " names shard " + std::to_string(shard) + " of " +
-                                                     std::to_string(plan_.sources_.size()));
+      return error(error_kind::invalid_argument,
+                   which + " names shard " + std::to_string(shard) + " of " + std::to_string(plan_.sources_.size()));
     const plan_source& source = plan_.sources_[shard];
     if (source.storage == nullptr)
       return about(source.name, error(error_kind::invalid_argument,
@@ -741,8 +742,8 @@ class plan_builder {
     // Pointers into one array compare with std::less, which is a total order even across arrays.
     const std::less<const tensor_info*> before;
     if (before(tensor, source.tensors.data()) || !before(tensor, source.tensors.data() + source.tensors.size()))
-      return about(source.name, error(error_kind::invalid_argument,
-                                      which + ": tensor " + quote(tensor->name) + " is not one of this file's tensors"));
+      return about(source.name, error(error_kind::invalid_argument, which + ": tensor " + quote(tensor->name) +
+                                                                        " is not one of this file's tensors"));
     return {};
   }
 
@@ -848,8 +849,9 @@ class plan_builder {
       active.resize(kept);
       // A block inside a gap wider than a block (merge_gap above block_size) holds nothing asked for.
       if (plan_.copies_.size() != first_copy) {
-        load_plan::block b{source, begin, end - begin, std::min(end, file_size) - begin, first_copy,
-                           plan_.copies_.size() - first_copy};
+        load_plan::block b{source,      begin,
+                           end - begin, std::min(end, file_size) - begin,
+                           first_copy,  plan_.copies_.size() - first_copy};
         plan_.bytes_read_ += b.valid;
         blocks.push_back(b);
       }

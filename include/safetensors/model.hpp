@@ -113,7 +113,8 @@ class index_scanner : private json_scanner {
     if (cur_ != end_) return fail("unexpected bytes after the index's closing '}'");
     std::sort(keys.begin(), keys.end());
     auto repeated = std::adjacent_find(keys.begin(), keys.end());
-    if (repeated != keys.end()) return error(error_kind::invalid_index, "the key " + quote(*repeated) + " appears twice");
+    if (repeated != keys.end())
+      return error(error_kind::invalid_index, "the key " + quote(*repeated) + " appears twice");
     if (!seen_weight_map) return error(error_kind::invalid_index, "the index has no weight_map");
     return {};
   }
@@ -242,7 +243,8 @@ class model_index {
       index.entries_.push_back({name, number});
       return true;
     };
-    if (auto scanned = scanner.scan(index.total_size_, index.unescaped_.get(), on_entry); !scanned) return scanned.error();
+    if (auto scanned = scanner.scan(index.total_size_, index.unescaped_.get(), on_entry); !scanned)
+      return scanned.error();
 
     std::vector<std::size_t> renumbered(files.size());
     for (const auto& [file, number] : numbers) {
@@ -266,7 +268,8 @@ class model_index {
   std::optional<std::uint64_t> total_size() const noexcept { return total_size_; }
   /// The tensor named `name`, or nullptr. O(1).
   const model_entry* find(std::string_view name) const {
-    const std::size_t at = names_.find(name, detail::name_table::hash(name), [&](std::size_t i) { return entries_[i].name; });
+    const std::size_t at =
+        names_.find(name, detail::name_table::hash(name), [&](std::size_t i) { return entries_[i].name; });
     return at == detail::name_table::npos ? nullptr : &entries_[at];
   }
 
@@ -290,7 +293,8 @@ class model_index {
   // name table, refusing a name listed twice.
   result<void> index_names() {
     auto by_name = [](const model_entry& a, const model_entry& b) { return a.name < b.name; };
-    if (!std::is_sorted(entries_.begin(), entries_.end(), by_name)) std::sort(entries_.begin(), entries_.end(), by_name);
+    if (!std::is_sorted(entries_.begin(), entries_.end(), by_name))
+      std::sort(entries_.begin(), entries_.end(), by_name);
     names_.reset(entries_.size());
     auto name_at = [&](std::size_t i) { return entries_[i].name; };
     for (std::size_t i = 0; i < entries_.size(); ++i) {
@@ -301,8 +305,8 @@ class model_index {
     return {};
   }
 
-  std::unique_ptr<std::string> text_;   // the index's text: names point into it
-  std::unique_ptr<char[]> unescaped_;   // names that had escapes, unescaped
+  std::unique_ptr<std::string> text_;  // the index's text: names point into it
+  std::unique_ptr<char[]> unescaped_;  // names that had escapes, unescaped
   std::vector<model_entry> entries_;
   std::vector<std::string> shard_files_;
   detail::name_table names_;
@@ -348,7 +352,7 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
 
   /// A model of the single file at `location`, opened now with `open_shard`.
   static result<basic_model_reader> try_from_file(std::string location, shard_opener open_shard,
-                                              const read_options& options = {}) {
+                                                  const read_options& options = {}) {
     basic_model_reader model(std::move(open_shard), options);
     model.locations_.push_back(location);
     model.make_slots();
@@ -394,8 +398,8 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
   /// broken is therefore opened and parsed again by every lookup that reaches it.
   result<const reader_type*> try_shard(std::size_t index) const {
     if (index >= slots_.size())
-      return error(error_kind::invalid_argument, "there are " + std::to_string(slots_.size()) + " shards, not " +
-                                                     std::to_string(index + 1));
+      return error(error_kind::invalid_argument,
+                   "there are " + std::to_string(slots_.size()) + " shards, not " + std::to_string(index + 1));
     slot& s = *slots_[index];
     std::lock_guard<std::mutex> lock(s.lock);
     if (!s.reader) {
@@ -480,7 +484,9 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     return (*reader)->try_read_into(info, destination);
   }
   /// Copies as try_read_into does; throws safetensors::exception (aborts without exceptions).
-  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  void read_into(const tensor_info& info, span<std::byte> destination) const {
+    try_read_into(info, destination).value();
+  }
   /// Copies a piece of a tensor of this model (see basic_reader::try_read_part).
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     auto reader = owner_of(info);
@@ -554,7 +560,8 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     return load_request((*reader)->find(name), destination, std::move(slice), entry->shard);
   }
   /// A load request for the tensor named `name`; throws safetensors::exception.
-  load_request request(std::string_view name, span<std::byte> destination = {}, std::vector<slice_dim> slice = {}) const {
+  load_request request(std::string_view name, span<std::byte> destination = {},
+                       std::vector<slice_dim> slice = {}) const {
     return try_request(name, destination, std::move(slice)).value();
   }
 
@@ -624,9 +631,10 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     auto located = locate(info.name);
     if (!located) return located.error();
     if (located->second != &info)
-      return detail::about(located->first->name(), error(error_kind::invalid_argument,
-                                                         "tensor " + detail::quote(info.name) +
-                                                             " is not this model's: take it from the model's try_info"));
+      return detail::about(
+          located->first->name(),
+          error(error_kind::invalid_argument,
+                "tensor " + detail::quote(info.name) + " is not this model's: take it from the model's try_info"));
     return located->first;
   }
 
@@ -814,7 +822,9 @@ class any_model : public detail::plan_loads<any_model> {
     return reader->try_read_into(info, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  void read_into(const tensor_info& info, span<std::byte> destination) const {
+    try_read_into(info, destination).value();
+  }
   /// Copies the bytes a slice selects into `destination`.
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
     auto reader = owner_of(slice.info());
@@ -822,7 +832,9 @@ class any_model : public detail::plan_loads<any_model> {
     return reader->try_read_into(slice, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_slice& slice, span<std::byte> destination) const { try_read_into(slice, destination).value(); }
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    try_read_into(slice, destination).value();
+  }
   /// Copies destination.size() bytes of `info` from `offset` on.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     auto reader = owner_of(info);
@@ -866,7 +878,8 @@ class any_model : public detail::plan_loads<any_model> {
     return model_->try_request(name, destination, std::move(slice));
   }
   /// A load request; throws safetensors::exception on an error.
-  load_request request(std::string_view name, span<std::byte> destination = {}, std::vector<slice_dim> slice = {}) const {
+  load_request request(std::string_view name, span<std::byte> destination = {},
+                       std::vector<slice_dim> slice = {}) const {
     return try_request(name, destination, std::move(slice)).value();
   }
   /// Plans the reads of `requests` across every shard (see basic_model_reader::try_plan).
@@ -970,8 +983,9 @@ result<basic_model_reader<Storage>> try_open_model_as(const std::string& path, c
   model opened = model::from_index(location, std::move(*index), open_shard, options);
   for (std::size_t i = 0; i < opened.shard_count(); ++i) {
     if (!std::filesystem::is_regular_file(opened.shard_paths()[i], failure))
-      return detail::about(location, error(error_kind::io_error, "lists shard " + detail::quote(opened.shard_paths()[i]) +
-                                                                     ", which is missing"));
+      return detail::about(
+          location,
+          error(error_kind::io_error, "lists shard " + detail::quote(opened.shard_paths()[i]) + ", which is missing"));
   }
   return opened;
 }
@@ -1019,7 +1033,8 @@ namespace detail {
 /// The index as transformers writes it (Python's json.dumps(index, indent=2, sort_keys=True) and
 /// a newline): non-ASCII escaped with JSON's u-escapes (surrogate pairs past U+FFFF), `entries`
 /// sorted.
-inline std::string index_json(std::uint64_t total_size, const std::vector<std::pair<std::string, std::string>>& entries) {
+inline std::string index_json(std::uint64_t total_size,
+                              const std::vector<std::pair<std::string, std::string>>& entries) {
   auto append_ascii_string = [](std::string& out, std::string_view text) {
     std::string escaped;
     append_json_string(escaped, text);
@@ -1042,7 +1057,8 @@ inline std::string index_json(std::uint64_t total_size, const std::vector<std::p
       // Valid UTF-8 (the writer checked every name): a lead byte and its continuation bytes.
       const std::size_t length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
       unsigned code = lead & (0x7fu >> length);
-      for (std::size_t k = 1; k < length; ++k) code = (code << 6) | (static_cast<unsigned char>(escaped[i + k]) & 0x3fu);
+      for (std::size_t k = 1; k < length; ++k)
+        code = (code << 6) | (static_cast<unsigned char>(escaped[i + k]) & 0x3fu);
       i += length;
       if (code >= 0x10000) {
         code -= 0x10000;
@@ -1053,7 +1069,8 @@ inline std::string index_json(std::uint64_t total_size, const std::vector<std::p
       }
     }
   };
-  std::string out = "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(total_size) + "\n  },\n  \"weight_map\": {";
+  std::string out =
+      "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(total_size) + "\n  },\n  \"weight_map\": {";
   for (std::size_t i = 0; i < entries.size(); ++i) {
     out += i == 0 ? "\n    " : ",\n    ";
     append_ascii_string(out, entries[i].first);
@@ -1083,7 +1100,7 @@ class sharded_writer {
  public:
   /// Plans the shards in `directory`. Nothing is written yet.
   static result<sharded_writer> try_create(const std::string& directory, std::vector<tensor_declaration> declarations,
-                                       const shard_options& options = {}) {
+                                           const shard_options& options = {}) {
     auto checked = file_layout::try_make(declarations, {}, options.write);
     if (!checked) return checked.error();
     std::error_code failure;
@@ -1099,7 +1116,8 @@ class sharded_writer {
     std::uint64_t group_size = 0;
     for (tensor_declaration& declaration : declarations) {
       const std::uint64_t size = checked->entries()[*checked->find(declaration.name)].byte_size();
-      if (groups.empty() || (group_size > 0 && size > options.max_shard_size - std::min(group_size, options.max_shard_size))) {
+      if (groups.empty() ||
+          (group_size > 0 && size > options.max_shard_size - std::min(group_size, options.max_shard_size))) {
         groups.emplace_back();
         group_size = 0;
       }
@@ -1115,8 +1133,9 @@ class sharded_writer {
       return std::string(digits.size() < 5 ? 5 - digits.size() : 0, '0') + digits;
     };
     for (std::size_t i = 0; i < count; ++i) {
-      std::string file_name = count == 1 ? options.base_name + ".safetensors"
-                                         : options.base_name + "-" + number(i + 1) + "-of-" + number(count) + ".safetensors";
+      std::string file_name = count == 1
+                                  ? options.base_name + ".safetensors"
+                                  : options.base_name + "-" + number(i + 1) + "-of-" + number(count) + ".safetensors";
       for (const tensor_declaration& d : groups[i]) writer.shard_of_.emplace_back(d.name, i);
       auto layout = file_layout::try_make(std::move(groups[i]), options.metadata, options.write);
       if (!layout) return layout.error();
@@ -1147,9 +1166,8 @@ class sharded_writer {
     if ((*writer)->closed()) {
       // Closed early with every byte in place: only an empty chunk still fits.
       if (chunk.empty()) return {};
-      return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(name) +
-                                                        " is complete: a chunk of " + std::to_string(chunk.size()) +
-                                                        " bytes would overrun it");
+      return error(error_kind::tensor_invalid_info, "tensor " + detail::quote(name) + " is complete: a chunk of " +
+                                                        std::to_string(chunk.size()) + " bytes would overrun it");
     }
     if (auto wrote = (*writer)->try_write(name, chunk); !wrote) return wrote;
     return close_if_complete(**writer);
@@ -1207,10 +1225,11 @@ class sharded_writer {
     if (!replace) {
       const std::string first = indexes.empty() ? files.front() : indexes.front();
       const std::size_t others = indexes.size() + files.size() - 1;
-      return error(error_kind::invalid_argument,
-                   detail::quote(directory_) + ": already holds a model (" + detail::quote(first) +
-                       (others == 0 ? std::string() : " and " + std::to_string(others) + (others == 1 ? " other" : " others")) +
-                       "), which a new one replaces only when told to (shard_options::replace)");
+      return error(
+          error_kind::invalid_argument,
+          detail::quote(directory_) + ": already holds a model (" + detail::quote(first) +
+              (others == 0 ? std::string() : " and " + std::to_string(others) + (others == 1 ? " other" : " others")) +
+              "), which a new one replaces only when told to (shard_options::replace)");
     }
     for (const std::string& index : indexes) {
       old_files_.push_back(path_of(index));
@@ -1242,7 +1261,8 @@ class sharded_writer {
       const std::string text = detail::index_json(total_size_, entries);
       auto sink = file_sink::try_create(index_path_, sync_);
       if (!sink) return sink.error();
-      if (auto wrote = sink->write_at(0, reinterpret_cast<const std::byte*>(text.data()), text.size()); !wrote) return wrote;
+      if (auto wrote = sink->write_at(0, reinterpret_cast<const std::byte*>(text.data()), text.size()); !wrote)
+        return wrote;
       if (auto closed = sink->close(); !closed) return closed;
       index.emplace(std::move(*sink));
     }
@@ -1307,8 +1327,8 @@ class sharded_writer {
   std::vector<std::string> file_names_;
   std::vector<std::pair<std::string, std::size_t>> shard_of_;
   std::string index_path_;
-  std::vector<std::string> old_files_;   // the model being replaced
-  std::vector<std::string> published_;   // new shards renamed into place by a finish() under way
+  std::vector<std::string> old_files_;  // the model being replaced
+  std::vector<std::string> published_;  // new shards renamed into place by a finish() under way
   std::uint64_t total_size_ = 0;
   bool sync_ = false;
   bool finished_ = false;

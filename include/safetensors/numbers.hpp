@@ -257,8 +257,8 @@ inline std::uint32_t float16_to_float32_bits(std::uint16_t bits) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
   const std::uint32_t shifted = static_cast<std::uint32_t>(bits & 0x7fffu) << 13;
   const std::uint32_t exponent = shifted & 0x0f800000u;
-  const std::uint32_t normal = shifted + 0x38000000u;    // rebias: + (127 - 15) << 23
-  const std::uint32_t special = shifted + 0x70000000u;   // exponent field 31 becomes 255
+  const std::uint32_t normal = shifted + 0x38000000u;   // rebias: + (127 - 15) << 23
+  const std::uint32_t special = shifted + 0x70000000u;  // exponent field 31 becomes 255
   // A subnormal m * 2^-24 is (2^-14 + m * 2^-24) - 2^-14: both operands and the result are
   // normal floats, so the subtraction is exact even under flush-to-zero.
   const float biased = bit_cast<float>(shifted + 0x38800000u) - bit_cast<float>(0x38800000u);
@@ -295,7 +295,9 @@ std::uint32_t narrow_to_float32_bits(Bits bits) noexcept {
 }
 
 /// The float with the bits of the BF16 `bits`: its top half.
-inline std::uint32_t bfloat16_to_float32_bits(std::uint16_t bits) noexcept { return static_cast<std::uint32_t>(bits) << 16; }
+inline std::uint32_t bfloat16_to_float32_bits(std::uint16_t bits) noexcept {
+  return static_cast<std::uint32_t>(bits) << 16;
+}
 
 /// The shared body of the narrow float types with a sign, whose differences are all in `Format`
 /// (and, for speed, in `ToFloat32Bits`, which widens to float's bits).
@@ -343,7 +345,8 @@ struct bfloat16
 /// IEEE 754 binary16 (F16): 5 exponent and 10 fraction bits, bias 15, infinities, NaNs,
 /// subnormals and signed zeros. As in IEEE 754, values of 65520 and beyond (the midpoint between
 /// the largest finite value, 65504, and 65536) become infinity.
-struct float16 : detail::narrow_float<float16, std::uint16_t, detail::float16_format, detail::float16_to_float32_bits> {};
+struct float16 : detail::narrow_float<float16, std::uint16_t, detail::float16_format, detail::float16_to_float32_bits> {
+};
 
 /// OCP E5M2 (F8_E5M2): 5 exponent and 2 fraction bits, bias 15, IEEE-style infinities (S.11111.00),
 /// NaNs (S.11111.{01,10,11}), subnormals and signed zeros; largest finite value 57344. Saturating:
@@ -388,7 +391,9 @@ struct float8_e8m0 {
     return {detail::encode_e8m0(detail::decode_float(detail::float32_format, detail::bit_cast<std::uint32_t>(value)))};
   }
   /// The power of two nearest to `value`, within the rules above.
-  static float8_e8m0 from_double(double value) noexcept { return {detail::encode_e8m0(detail::bit_cast<std::uint64_t>(value))}; }
+  static float8_e8m0 from_double(double value) noexcept {
+    return {detail::encode_e8m0(detail::bit_cast<std::uint64_t>(value))};
+  }
   /// The value, exactly (2^-127 is a float subnormal, built from bits so flush-to-zero cannot lose it).
   float to_float() const noexcept {
     if (bits == 0xff) return detail::bit_cast<float>(0x7fc00000u);
@@ -418,7 +423,7 @@ inline constexpr error_kind conversion_error_kind = error_kind::invalid_conversi
 struct element {
   /// What an element holds.
   enum class kind : std::uint8_t { floating, signed_integer, unsigned_integer };
-  kind type;  ///< which of the three `bits` holds
+  kind type;           ///< which of the three `bits` holds
   std::uint64_t bits;  ///< double bits, an int64_t in two's complement, or a uint64_t
 };
 
@@ -624,7 +629,8 @@ inline std::string integer_range_text(dtype type) {
   const std::uint64_t all_ones = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
   switch (kind_of(type)) {
     case dtype_kind::unsigned_integer: return "0 to " + std::to_string(all_ones);
-    case dtype_kind::signed_integer: return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
+    case dtype_kind::signed_integer:
+      return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
     default: return "";
   }
 }
@@ -666,12 +672,14 @@ inline std::uint32_t load_packed(const std::byte* bytes, std::size_t index, std:
 
 /// Stores `value` as sub-byte element `index` of `bytes`, laid out as `order` says; the other
 /// elements' bits are kept.
-inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, packing order, std::uint32_t value) noexcept {
+inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, packing order,
+                         std::uint32_t value) noexcept {
   const std::size_t first = index * bits;
   const std::size_t at = first / 8, shift = first % 8;
   const bool spans_two = shift + bits > 8;
   const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
-  std::uint32_t word = std::to_integer<std::uint32_t>(bytes[at]) | (spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) << 8 : 0);
+  std::uint32_t word =
+      std::to_integer<std::uint32_t>(bytes[at]) | (spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) << 8 : 0);
   if (order == packing::low_first) {
     word = (word & ~(mask << shift)) | ((value & mask) << shift);
     bytes[at] = static_cast<std::byte>(word & 0xff);
@@ -721,14 +729,17 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
   const std::size_t destination_bits = dtype_bits(destination_type);
   auto describe = [](const char* side, std::size_t bytes, std::size_t bits, dtype type) {
     std::string text = std::string(side) + " has " + std::to_string(bytes) + " bytes (";
-    if (bytes * 8 % bits == 0) return text + std::to_string(bytes * 8 / bits) + " " + std::string(dtype_name(type)) + " elements)";
-    return text + "not a whole number of " + std::to_string(bits) + "-bit " + std::string(dtype_name(type)) + " elements)";
+    if (bytes * 8 % bits == 0)
+      return text + std::to_string(bytes * 8 / bits) + " " + std::string(dtype_name(type)) + " elements)";
+    return text + "not a whole number of " + std::to_string(bits) + "-bit " + std::string(dtype_name(type)) +
+           " elements)";
   };
   if (source.size() * 8 % source_bits != 0 || destination.size() * 8 % destination_bits != 0 ||
       source.size() * 8 / source_bits != destination.size() * 8 / destination_bits)
-    return error(error_kind::invalid_tensor_view, describe("source", source.size(), source_bits, source_type) + " but " +
-                describe("destination", destination.size(), destination_bits, destination_type) +
-                ": they must hold the same number of whole elements");
+    return error(error_kind::invalid_tensor_view,
+                 describe("source", source.size(), source_bits, source_type) + " but " +
+                     describe("destination", destination.size(), destination_bits, destination_type) +
+                     ": they must hold the same number of whole elements");
   const std::size_t count = source.size() * 8 / source_bits;
   if (count == 0) return {};
   const std::byte* from = source.data();
@@ -756,16 +767,18 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
     detail::write_status status = detail::write_status::ok;
     if (!packed_destination) {
       status = detail::write_element(to + i * (destination_bits / 8), destination_type, value);
-    } else if (value.type == detail::element::kind::floating && (value.bits & ~detail::double_sign) > detail::double_infinity) {
+    } else if (value.type == detail::element::kind::floating &&
+               (value.bits & ~detail::double_sign) > detail::double_infinity) {
       status = detail::write_status::nan;
     } else {
-      const std::uint32_t bits = detail::encode_float(detail::sub_byte_format(destination_type), detail::to_double_bits(value, true));
+      const std::uint32_t bits =
+          detail::encode_float(detail::sub_byte_format(destination_type), detail::to_double_bits(value, true));
       detail::store_packed(to, i, destination_bits, order, bits);
     }
     if (status == detail::write_status::ok) continue;
     std::string message = "element " + std::to_string(i) + " (" + detail::element_text(value) + ") of " +
-                          std::string(dtype_name(source_type)) + " has no " + std::string(dtype_name(destination_type)) +
-                          " value: ";
+                          std::string(dtype_name(source_type)) + " has no " +
+                          std::string(dtype_name(destination_type)) + " value: ";
     switch (status) {
       case detail::write_status::nan:
         message += destination_type == dtype::BOOL ? "NaN is neither true nor false"
@@ -785,8 +798,8 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
 
 /// Converts as try_convert does; throws safetensors::exception (aborts without exceptions) when it
 /// cannot. Example: `convert(f32_bytes, dtype::F32, bf16_bytes, dtype::BF16);`
-inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination, dtype destination_type,
-                    packing order = packing::low_first) {
+inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
+                    dtype destination_type, packing order = packing::low_first) {
   try_convert(source, source_type, destination, destination_type, order).value();
 }
 

@@ -63,7 +63,9 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// The header is read in one read when it fits in the storage's first_read_size(), else in two.
   static result<basic_reader> try_open(Storage storage, const read_options& options = {}) {
     const std::string_view name = detail::storage_name(storage);
-    auto fail = [&](error_kind kind, std::string message) { return detail::about(name, error(kind, std::move(message))); };
+    auto fail = [&](error_kind kind, std::string message) {
+      return detail::about(name, error(kind, std::move(message)));
+    };
     // Reading the header must not read around it: the kernel would load megabytes of tensor data.
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(true);
     const std::uint64_t size = storage.size();
@@ -74,12 +76,13 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     if constexpr (!has_views && detail::has_first_read_size<Storage>::value)
       first_read = static_cast<std::size_t>(std::clamp<std::uint64_t>(storage.first_read_size(), 8, size));
     std::unique_ptr<char[]> prefix(new char[first_read]);
-    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read) return read.error();
+    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read)
+      return read.error();
     const auto header_length = detail::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(prefix.get()));
     if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
       return fail(error_kind::header_too_large, "header length " + std::to_string(header_length) +
-                                                    " exceeds the limit of " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) +
-                                                    " bytes");
+                                                    " exceeds the limit of " +
+                                                    std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
     if (header_length > size - 8)
       return fail(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
                                                          " runs past the end of the file (" + std::to_string(size) +
@@ -88,7 +91,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     const auto header_bytes = static_cast<std::size_t>(header_length);
     result<detail::header_index> index = [&]() -> result<detail::header_index> {
       if constexpr (has_views) {
-        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options.allow_trailing_bytes);
+        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size,
+                                    options.allow_trailing_bytes);
       } else {
         // Names point into the header: the buffer that holds it goes to the index.
         if (8 + header_bytes <= first_read) {
@@ -99,7 +103,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
         std::unique_ptr<char[]> header(new char[header_bytes]);
         const std::size_t have = first_read - 8;
         std::memcpy(header.get(), prefix.get() + 8, have);
-        if (auto read = storage.read_at(first_read, reinterpret_cast<std::byte*>(header.get()) + have, header_bytes - have);
+        if (auto read =
+                storage.read_at(first_read, reinterpret_cast<std::byte*>(header.get()) + have, header_bytes - have);
             !read)
           return read.error();
         const char* text = header.get();
@@ -180,10 +185,9 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// Copies a tensor's bytes into `destination`, which must be exactly byte_size() long.
   result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
     if (destination.size() != info.byte_size())
-      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                              std::to_string(info.byte_size()) +
-                                                              " bytes but the destination holds " +
-                                                              std::to_string(destination.size())));
+      return named(error(error_kind::invalid_tensor_view,
+                         "tensor " + detail::quote(info.name) + " has " + std::to_string(info.byte_size()) +
+                             " bytes but the destination holds " + std::to_string(destination.size())));
     return storage_.read_at(data_start() + info.data_offsets[0], destination.data(), destination.size());
   }
   /// Copies a tensor's bytes into `destination`; throws on a size mismatch or an I/O error.
@@ -208,10 +212,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// read piece by piece in bounded memory.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     if (offset > info.byte_size() || destination.size() > info.byte_size() - offset)
-      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                              std::to_string(info.byte_size()) + " bytes; cannot read " +
-                                                              std::to_string(destination.size()) + " at offset " +
-                                                              std::to_string(offset)));
+      return named(error(error_kind::invalid_tensor_view,
+                         "tensor " + detail::quote(info.name) + " has " + std::to_string(info.byte_size()) +
+                             " bytes; cannot read " + std::to_string(destination.size()) + " at offset " +
+                             std::to_string(offset)));
     return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
   }
   /// As try_read_part; throws safetensors::exception (aborts without exceptions) on an error.
@@ -280,7 +284,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     return detail::plan_builder::build(sources(), requests, options);
   }
   /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
-  result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
+  result<void> try_load_into(const tensor_info& info, span<std::byte> destination,
+                             const load_options& options = {}) const {
     const load_request request{&info, destination};
     return try_load_into(span<const load_request>(&request, 1), options);
   }

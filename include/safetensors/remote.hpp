@@ -74,10 +74,8 @@ struct retry_policy {
       case CURLE_GOT_NOTHING:
       case CURLE_PARTIAL_FILE:
       case CURLE_HTTP2:
-      case CURLE_HTTP2_STREAM:
-        return true;
-      default:
-        return false;
+      case CURLE_HTTP2_STREAM: return true;
+      default: return false;
     }
   }
   /// The wait before retry number `retry` (0 for the first), for a `jitter` in [0.5, 1.5) and
@@ -225,13 +223,13 @@ struct http_answer {
   std::byte* destination = nullptr;
   std::size_t capacity = 0;
   std::uint64_t first = 0;
-  bool accept_shorter = false;  // the first request of a file may ask past its end
+  bool accept_shorter = false;   // the first request of a file may ask past its end
   std::uint64_t known_size = 0;  // 0 until the file's size is known
   std::size_t received = 0;
-  std::string error_body;         // the start of an error answer's body
-  bool checked = false;          // the status and Content-Range were checked
-  std::string refusal;           // why the body was refused
-  bool retry_refusal = false;    // whether that refusal is worth another attempt
+  std::string error_body;      // the start of an error answer's body
+  bool checked = false;        // the status and Content-Range were checked
+  std::string refusal;         // why the body was refused
+  bool retry_refusal = false;  // whether that refusal is worth another attempt
   // Stall detection: when bytes last arrived, and how long none may.
   std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
   curl_off_t last_downloaded = 0;
@@ -336,11 +334,13 @@ inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void
                     "the file changed during the load: its size was " + std::to_string(answer.known_size) + ", now " +
                         std::to_string(got.size),
                     false);
-    const bool right_last = got.last == want_last || (answer.accept_shorter && got.last < want_last && got.last + 1 == got.size);
+    const bool right_last =
+        got.last == want_last || (answer.accept_shorter && got.last < want_last && got.last + 1 == got.size);
     if (got.first != answer.first || !right_last)
       return refuse(answer,
                     "the server answered bytes " + std::to_string(got.first) + "-" + std::to_string(got.last) +
-                        " when bytes " + std::to_string(answer.first) + "-" + std::to_string(want_last) + " were asked for",
+                        " when bytes " + std::to_string(answer.first) + "-" + std::to_string(want_last) +
+                        " were asked for",
                     true);
     answer.checked = true;
   }
@@ -381,7 +381,9 @@ class remote_file {
     return file;
   }
   /// As try_open; throws safetensors::exception (aborts without exceptions) on failure.
-  static remote_file open(const std::string& url, const remote_options& options = {}) { return try_open(url, options).value(); }
+  static remote_file open(const std::string& url, const remote_options& options = {}) {
+    return try_open(url, options).value();
+  }
 
   /// The file's size, from the first answer.
   std::uint64_t size() const noexcept { return size_; }
@@ -400,9 +402,10 @@ class remote_file {
   /// hold them, else by one range request (retried as the class says).
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
     if (offset > size_ || count > size_ - offset)
-      return detail::about(state_->url, error(error_kind::io_error,
-                                              "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
-                                                  ") are past the end of the file (" + std::to_string(size_) + " bytes)"));
+      return detail::about(
+          state_->url,
+          error(error_kind::io_error, "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
+                                          ") are past the end of the file (" + std::to_string(size_) + " bytes)"));
     if (count == 0) return {};
     if (offset + count <= prefix_.size()) {
       std::memcpy(destination, prefix_.data() + offset, count);
@@ -547,7 +550,8 @@ class remote_file {
       a.code = curl_easy_perform(handle);
       (curl_easy_getinfo)(handle, CURLINFO_RESPONSE_CODE, &a.answer.status);
       a.curl_message = a.answer.stalled ? "no data arrived for " + std::to_string(options.stall_timeout.count()) + " ms"
-                                        : message[0] != '\0' ? message : curl_easy_strerror(a.code);
+                       : message[0] != '\0' ? message
+                                            : curl_easy_strerror(a.code);
       (curl_easy_setopt)(handle, CURLOPT_HTTPHEADER, nullptr);
       (curl_easy_setopt)(handle, CURLOPT_ERRORBUFFER, nullptr);
       curl_slist_free_all(headers);
@@ -575,9 +579,8 @@ class remote_file {
         bool retry = false;
         std::string problem;
         if (a.code == CURLE_OK && a.answer.status == 206 && a.answer.checked) {
-          const bool whole = received == count ||
-                             (first_request && a.answer.range.last + 1 == a.answer.range.size &&
-                              received == a.answer.range.size - offset);
+          const bool whole = received == count || (first_request && a.answer.range.last + 1 == a.answer.range.size &&
+                                                   received == a.answer.range.size - offset);
           if (whole) {
             if (first_request) {
               etag = a.answer.etag;
@@ -618,8 +621,8 @@ class remote_file {
           retry = a.answer.stalled || a.code == CURLE_OK || retry_policy::retries_transport(a.code);
         }
         const auto wait = policy.delay(fruitless == 0 ? 0 : fruitless - 1, jitter(), a.answer.retry_after_seconds);
-        const bool past_deadline = policy.deadline.count() > 0 &&
-                                   std::chrono::steady_clock::now() + wait - started >= policy.deadline;
+        const bool past_deadline =
+            policy.deadline.count() > 0 && std::chrono::steady_clock::now() + wait - started >= policy.deadline;
         if (!retry || fruitless > policy.retries || past_deadline) {
           give_back(handle);
           std::string message = asked + ": " + problem;
@@ -688,8 +691,8 @@ inline result<remote_model_reader> try_open_remote_model(const std::string& url,
   auto file = remote_file::try_open(url, remote);
   if (!file) return file.error();
   if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
-    return detail::about(url, error(error_kind::invalid_index,
-                                    "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
+    return detail::about(
+        url, error(error_kind::invalid_index, "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
   std::string text(static_cast<std::size_t>(file->size()), '\0');
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
   auto index = model_index::try_parse(std::move(text));

@@ -70,7 +70,8 @@ class tensor_slice {
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
     if (dims.size() > shape.size())
       return error(error_kind::invalid_argument, subject + ": " + std::to_string(dims.size()) +
-                                                     " dimensions given for a tensor of rank " + std::to_string(shape.size()));
+                                                     " dimensions given for a tensor of rank " +
+                                                     std::to_string(shape.size()));
     tensor_slice slice;
     slice.tensor_ = tensor;
     slice.count_ = 1;
@@ -85,7 +86,8 @@ class tensor_slice {
       taken t{};
       if (want.single) {
         if (start >= size)
-          return error(error_kind::invalid_argument, where + "index " + std::to_string(want.start) + " is out of range");
+          return error(error_kind::invalid_argument,
+                       where + "index " + std::to_string(want.start) + " is out of range");
         t = {start, 1, 1};
       } else {
         std::uint64_t stop = size;
@@ -175,9 +177,11 @@ class tensor_slice {
   result<span<const std::byte>> try_bytes() const {
     if (auto viewable = check_viewable(); !viewable) return viewable.error();
     if (!contiguous_)
-      return error(error_kind::invalid_tensor_view, "slice of tensor " + detail::quote(tensor_.name()) +
-                                                        " is not one contiguous run of bytes: use copy_to to gather it");
-    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8), static_cast<std::size_t>(byte_size()));
+      return error(error_kind::invalid_tensor_view,
+                   "slice of tensor " + detail::quote(tensor_.name()) +
+                       " is not one contiguous run of bytes: use copy_to to gather it");
+    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8),
+                                 static_cast<std::size_t>(byte_size()));
   }
   /// As try_bytes; throws safetensors::exception (aborts without exceptions) on an error.
   span<const std::byte> bytes() const { return try_bytes().value(); }
@@ -196,16 +200,17 @@ class tensor_slice {
                        std::to_string(count_) + " " + std::string(dtype_name(target)) + " elements");
     // A run of a sub-byte target must fill whole bytes too.
     if (run_length_ * target_bits % 8 != 0)
-      return error(error_kind::misaligned_slice, "slice of tensor " + detail::quote(tensor_.name()) + ": runs of " +
-                                                     std::to_string(run_length_) + " " + std::string(dtype_name(target)) +
-                                                     " elements do not fill whole bytes");
+      return error(error_kind::misaligned_slice,
+                   "slice of tensor " + detail::quote(tensor_.name()) + ": runs of " + std::to_string(run_length_) +
+                       " " + std::string(dtype_name(target)) + " elements do not fill whole bytes");
     std::size_t written = 0;
     const auto run_size = static_cast<std::size_t>(run_bytes());
     const auto run_out = static_cast<std::size_t>(run_length_ * target_bits / 8);
     result<void> outcome;
     for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
       for (std::uint64_t r = 0; r < runs; ++r) {
-        const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
+        const span<const std::byte> source =
+            tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
         if (auto converted = try_convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
             !converted) {
           outcome = error(converted.error().kind(),
@@ -224,8 +229,9 @@ class tensor_slice {
   template <class T>
   result<void> try_copy_to(span<T> destination, packing order = packing::low_first) const {
     static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-    return try_copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                       detail::dtype_of<T>::value, order);
+    return try_copy_to(
+        span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+        detail::dtype_of<T>::value, order);
   }
   /// Gathers as try_copy_to does; throws safetensors::exception (aborts without exceptions) when
   /// it cannot.
@@ -270,10 +276,11 @@ class tensor_slice {
       if (taken_[d].count > 1) aligned = aligned && taken_[d].step * strides_[d] * b % 8 == 0;
     }
     if (aligned) return {};
-    return error(error_kind::misaligned_slice,
-                 "slice of tensor " + detail::quote(tensor_.name()) + ": its runs of " + std::string(dtype_name(tensor_.dtype())) +
-                     " elements do not start and end on byte boundaries (a run of " + std::to_string(run_length_) +
-                     " elements from element " + std::to_string(run_start_) + ")");
+    return error(error_kind::misaligned_slice, "slice of tensor " + detail::quote(tensor_.name()) + ": its runs of " +
+                                                   std::string(dtype_name(tensor_.dtype())) +
+                                                   " elements do not start and end on byte boundaries (a run of " +
+                                                   std::to_string(run_length_) + " elements from element " +
+                                                   std::to_string(run_start_) + ")");
   }
 
   result<void> check_viewable() const {
@@ -322,10 +329,10 @@ class tensor_slice {
   std::vector<std::uint64_t> shape_;
   std::vector<std::uint64_t> strides_;  // elements between neighbours of each dimension
   std::uint64_t count_ = 0;
-  std::size_t run_dim_ = 0;             // dimensions before this one are walked
-  std::uint64_t run_length_ = 0;        // elements in each run
-  std::uint64_t run_base_ = 0;          // element offset of the run within its row
-  std::uint64_t run_start_ = 0;         // first element, when contiguous
+  std::size_t run_dim_ = 0;       // dimensions before this one are walked
+  std::uint64_t run_length_ = 0;  // elements in each run
+  std::uint64_t run_base_ = 0;    // element offset of the run within its row
+  std::uint64_t run_start_ = 0;   // first element, when contiguous
   bool contiguous_ = false;
 };
 

@@ -48,19 +48,17 @@ class span {
   constexpr span(T (&array)[N]) noexcept : data_(array), size_(N) {}
   /// A view of a container with data() and size(), e.g. std::vector or std::array.
   template <class Container,
-            class = std::enable_if_t<
-                !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container>>, span> &&
-                std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
+            class = std::enable_if_t<!std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container> >, span> &&
+                                     std::is_convertible_v<decltype(std::declval<Container&>().data()), T*> > >
   constexpr span(Container& container) noexcept : data_(container.data()), size_(container.size()) {}
   /// A view of a container of const elements, temporaries included, as std::span allows: the
   /// span must not outlive the full expression it is made in.
   template <class Container,
-            class = std::enable_if_t<
-                std::is_const_v<T> && !std::is_same_v<std::remove_cv_t<Container>, span> &&
-                std::is_convertible_v<decltype(std::declval<const Container&>().data()), T*>>>
+            class = std::enable_if_t<std::is_const_v<T> && !std::is_same_v<std::remove_cv_t<Container>, span> &&
+                                     std::is_convertible_v<decltype(std::declval<const Container&>().data()), T*> > >
   constexpr span(const Container& container) noexcept : data_(container.data()), size_(container.size()) {}
   /// A span of const T from a span of T.
-  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]>>>
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]> > >
   constexpr span(const span<U>& other) noexcept : data_(other.data()), size_(other.size()) {}
 
   constexpr T* data() const noexcept { return data_; }

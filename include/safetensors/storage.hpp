@@ -63,8 +63,7 @@ class borrowed_bytes {
   std::uint64_t size() const noexcept { return size_; }
   /// Copies `count` bytes at `offset` to `destination`.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    if (offset > size_ || count > size_ - offset)
-      return error(error_kind::io_error, "read past the end of the buffer");
+    if (offset > size_ || count > size_ - offset) return error(error_kind::io_error, "read past the end of the buffer");
     if (count != 0) std::memcpy(destination, data_ + offset, count);
     return {};
   }
@@ -101,11 +100,11 @@ namespace detail {
 template <class Storage, class = void>
 struct is_storage : std::false_type {};
 template <class Storage>
-struct is_storage<Storage,
-                  std::enable_if_t<std::is_convertible_v<decltype(std::declval<const Storage&>().size()), std::uint64_t> &&
-                                   std::is_same_v<decltype(std::declval<const Storage&>().read_at(
-                                                      std::uint64_t{}, std::declval<std::byte*>(), std::size_t{})),
-                                                  result<void>>>> : std::true_type {};
+struct is_storage<
+    Storage, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const Storage&>().size()), std::uint64_t> &&
+                              std::is_same_v<decltype(std::declval<const Storage&>().read_at(
+                                                 std::uint64_t{}, std::declval<std::byte*>(), std::size_t{})),
+                                             result<void>>>> : std::true_type {};
 
 template <class Storage, class = void>
 struct has_data : std::false_type {};
@@ -143,7 +142,8 @@ struct has_residency_control<Storage, std::void_t<decltype(std::declval<const St
                                                   decltype(std::declval<const Storage&>().release(0, 0))>>
     : std::true_type {};
 
-static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value, "borrowed_bytes is a storage with views");
+static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value,
+              "borrowed_bytes is a storage with views");
 static_assert(is_storage<owned_bytes>::value && has_data<owned_bytes>::value, "owned_bytes is a storage with views");
 
 /// Where a storage's bytes come from, for messages: its path, or nothing for bytes in memory.

@@ -61,17 +61,28 @@ struct dtype_of {};
 template <class T>
 struct dtype_of<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= 8>>
     : std::integral_constant<dtype, integer_dtype(sizeof(T), std::is_signed_v<T>)> {};
-template <> struct dtype_of<bool> : std::integral_constant<dtype, dtype::BOOL> {};
-template <> struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
-template <> struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
-template <> struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
-template <> struct dtype_of<bfloat16> : std::integral_constant<dtype, dtype::BF16> {};
-template <> struct dtype_of<float16> : std::integral_constant<dtype, dtype::F16> {};
-template <> struct dtype_of<float8_e5m2> : std::integral_constant<dtype, dtype::F8_E5M2> {};
-template <> struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::F8_E4M3> {};
-template <> struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
-template <> struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
-template <> struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
+template <>
+struct dtype_of<bool> : std::integral_constant<dtype, dtype::BOOL> {};
+template <>
+struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
+template <>
+struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
+template <>
+struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
+template <>
+struct dtype_of<bfloat16> : std::integral_constant<dtype, dtype::BF16> {};
+template <>
+struct dtype_of<float16> : std::integral_constant<dtype, dtype::F16> {};
+template <>
+struct dtype_of<float8_e5m2> : std::integral_constant<dtype, dtype::F8_E5M2> {};
+template <>
+struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::F8_E4M3> {};
+template <>
+struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
+template <>
+struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
+template <>
+struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
 }  // namespace detail
 
 /// The dtype of the elements a C++ type holds (see detail::dtype_of): dtype_for<float> is F32,
@@ -86,7 +97,8 @@ inline void to_host_order(span<std::byte> bytes, dtype type) noexcept {
   if constexpr (host_is_big_endian) {
     const std::size_t width = type == dtype::C64 ? 4 : dtype_bits(type) / 8;
     if (width < 2) return;
-    for (std::size_t at = 0; at + width <= bytes.size(); at += width) std::reverse(bytes.data() + at, bytes.data() + at + width);
+    for (std::size_t at = 0; at + width <= bytes.size(); at += width)
+      std::reverse(bytes.data() + at, bytes.data() + at + width);
   } else {
     (void)bytes;
     (void)type;
@@ -123,9 +135,9 @@ struct tensor_view {
                                                           std::string(dtype_name(dtype())) + ", not " +
                                                           std::string(dtype_name(wanted)));
       if (detail::host_is_big_endian && sizeof(T) > 1 && !bytes.empty())
-        return error(error_kind::invalid_tensor_view,
-                     "tensor " + detail::quote(name()) + " is little-endian and this host is big-endian: use copy_to, "
-                     "which swaps the bytes");
+        return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(name()) +
+                                                          " is little-endian and this host is big-endian: use copy_to, "
+                                                          "which swaps the bytes");
       if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(T) != 0)
         return error(error_kind::invalid_tensor_view,
                      "tensor " + detail::quote(name()) + " is not aligned to " + std::to_string(alignof(T)) +
@@ -146,7 +158,8 @@ struct tensor_view {
 inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
                                 packing order = packing::low_first) {
   if (auto converted = try_convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
-    return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
+    return error(converted.error().kind(),
+                 "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
   }
   detail::to_host_order(destination, target);
   return {};
@@ -158,8 +171,9 @@ inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> desti
 template <class T>
 result<void> try_copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
   static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-  return try_copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                 detail::dtype_of<T>::value, order);
+  return try_copy_to(tensor,
+                     span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                     detail::dtype_of<T>::value, order);
 }
 
 /// Copies as try_copy_to does; throws safetensors::exception (aborts without exceptions) when it

@@ -61,7 +61,8 @@ struct tensor_source {
   /// such as bfloat16), whose dtype is dtype_for<T>. The values are in host byte order (swapped
   /// as they are written on a big-endian host); the caller keeps them alive. Their count must be
   /// the shape's (checked when written).
-  template <class Container, class T = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Container&>().data())>>,
+  template <class Container,
+            class T = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Container&>().data())>>,
             class = decltype(detail::dtype_of<T>::value)>
   tensor_source(std::string name, const Container& values, std::vector<std::uint64_t> shape)
       : declaration{std::move(name), dtype_for<T>, std::move(shape)},
@@ -167,11 +168,11 @@ class file_layout {
 
   /// Validates the declarations (unique names, no "__metadata__", valid UTF-8, whole bytes, no
   /// overflow, header within the limit) and lays the file out.
-  static result<file_layout> try_make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
-                                  const write_options& options = {}) {
+  static result<file_layout> try_make(std::vector<tensor_declaration> declarations,
+                                      const metadata_entries& metadata = {}, const write_options& options = {}) {
     if (options.alignment < 8 || (options.alignment & (options.alignment - 1)) != 0 || options.alignment > (1u << 30))
-      return error(error_kind::invalid_argument, "alignment " + std::to_string(options.alignment) +
-                                                     " is not a power of two between 8 and 2^30");
+      return error(error_kind::invalid_argument,
+                   "alignment " + std::to_string(options.alignment) + " is not a power of two between 8 and 2^30");
     file_layout layout;
     layout.entries_.reserve(declarations.size());
     for (tensor_declaration& declaration : declarations) layout.entries_.push_back({std::move(declaration), {}});
@@ -217,7 +218,8 @@ class file_layout {
       bool first = true;
       for (const auto& [key, value] : metadata.entries()) {
         if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
-          return error(error_kind::invalid_header, "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
+          return error(error_kind::invalid_header,
+                       "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
         if (!first) json += ',';
         first = false;
         detail::append_json_string(json, key);
@@ -256,7 +258,8 @@ class file_layout {
     if (!detail::checked_add(padded, layout.data_size_, file_size))
       return error(error_kind::validation_overflow, "the file's size overflows 64 bits");
     json.append(static_cast<std::size_t>(padded - unpadded), ' ');
-    for (int i = 0; i < 8; ++i) json[static_cast<std::size_t>(i)] = static_cast<char>((header_length >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+      json[static_cast<std::size_t>(i)] = static_cast<char>((header_length >> (8 * i)) & 0xff);
 
     layout.by_name_.resize(layout.entries_.size());
     for (std::size_t i = 0; i < layout.entries_.size(); ++i) layout.by_name_[i] = i;
@@ -354,8 +357,6 @@ class ostream_sink {
   std::ostream* stream_;
 };
 
-
-
 /// Writes a file whose layout is fixed up front: the header at creation, then each tensor's bytes
 /// in any number of chunks, then finish(). Positioned sinks (vector, path) take tensors in any
 /// order; a stream takes them in file order. Memory stays at the header plus a bounded buffer,
@@ -377,7 +378,9 @@ class basic_writer {
     return writer;
   }
   /// As try_start; throws safetensors::exception (aborts without exceptions) on failure.
-  static basic_writer start(file_layout layout, Sink sink) { return try_start(std::move(layout), std::move(sink)).value(); }
+  static basic_writer start(file_layout layout, Sink sink) {
+    return try_start(std::move(layout), std::move(sink)).value();
+  }
 
   /// The layout being written.
   const file_layout& layout() const noexcept { return layout_; }
@@ -414,7 +417,8 @@ class basic_writer {
     const auto& entry = layout_.entries()[*index];
     std::vector<std::byte> piece(static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size, entry.byte_size())));
     while (written_[*index] < entry.byte_size()) {
-      const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
+      const auto count =
+          static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
       span<std::byte> destination(piece.data(), count);
       if constexpr (std::is_void_v<decltype(producer(destination, written_[*index]))>) {
         producer(destination, written_[*index]);
@@ -586,10 +590,10 @@ inline result<file_layout> checked_layout(const std::vector<tensor_source>& tens
   for (const tensor_source& t : tensors) {
     const auto& entry = layout->entries()[*layout->find(t.declaration.name)];
     if (t.bytes.size() != entry.byte_size())
-      return error(error_kind::tensor_invalid_info,
-                   "tensor " + quote(t.declaration.name) + " has " + std::to_string(t.bytes.size()) + " bytes of data but " +
-                       std::string(dtype_name(t.declaration.dtype)) + " of its shape needs " +
-                       std::to_string(entry.byte_size()));
+      return error(error_kind::tensor_invalid_info, "tensor " + quote(t.declaration.name) + " has " +
+                                                        std::to_string(t.bytes.size()) + " bytes of data but " +
+                                                        std::string(dtype_name(t.declaration.dtype)) +
+                                                        " of its shape needs " + std::to_string(entry.byte_size()));
   }
   return layout;
 }
@@ -638,8 +642,8 @@ inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_sou
   return bytes;
 }
 /// The bytes of a file holding `tensors` and `metadata`; throws safetensors::exception.
-inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensors, const metadata_entries& metadata = {},
-                                        const write_options& options = {}) {
+inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensors,
+                                        const metadata_entries& metadata = {}, const write_options& options = {}) {
   return try_serialize(tensors, metadata, options).value();
 }
 

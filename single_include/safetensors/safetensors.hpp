@@ -76,7 +76,6 @@
 #endif
 #endif
 
-
 /// Define SAFETENSORS_NO_FILESYSTEM to leave out the file storages (mapped_file, pread_file, file_sink)
 /// and every operating-system include, e.g. on targets without a file system.
 
@@ -140,13 +139,22 @@ enum class error_kind : std::uint8_t {
 inline constexpr std::size_t error_kind_count = 16;
 
 /// Every error kind, in enum order.
-inline constexpr std::array<error_kind, error_kind_count> all_error_kinds = {
-    error_kind::header_too_small,           error_kind::header_too_large,   error_kind::invalid_header_length,
-    error_kind::invalid_header,             error_kind::invalid_header_deserialization,
-    error_kind::invalid_offset,             error_kind::validation_overflow, error_kind::misaligned_slice,
-    error_kind::tensor_invalid_info,        error_kind::metadata_incomplete_buffer,
-    error_kind::tensor_not_found,           error_kind::invalid_tensor_view, error_kind::invalid_conversion,
-    error_kind::invalid_argument,           error_kind::invalid_index,      error_kind::io_error};
+inline constexpr std::array<error_kind, error_kind_count> all_error_kinds = {error_kind::header_too_small,
+                                                                             error_kind::header_too_large,
+                                                                             error_kind::invalid_header_length,
+                                                                             error_kind::invalid_header,
+                                                                             error_kind::invalid_header_deserialization,
+                                                                             error_kind::invalid_offset,
+                                                                             error_kind::validation_overflow,
+                                                                             error_kind::misaligned_slice,
+                                                                             error_kind::tensor_invalid_info,
+                                                                             error_kind::metadata_incomplete_buffer,
+                                                                             error_kind::tensor_not_found,
+                                                                             error_kind::invalid_tensor_view,
+                                                                             error_kind::invalid_conversion,
+                                                                             error_kind::invalid_argument,
+                                                                             error_kind::invalid_index,
+                                                                             error_kind::io_error};
 static_assert(static_cast<std::size_t>(error_kind::io_error) + 1 == error_kind_count,
               "a new error kind goes into all_error_kinds and error_kind_count");
 
@@ -335,7 +343,6 @@ class [[nodiscard]] result<void> {
   std::optional<safetensors::error> error_;
 };
 
-
 namespace detail {
 /// `err` with `name` (a path or URL) in front of its message, as every error about a file reads:
 /// `"model.safetensors": ...`. Unchanged when `name` is empty (bytes in memory have none).
@@ -399,19 +406,17 @@ class span {
   constexpr span(T (&array)[N]) noexcept : data_(array), size_(N) {}
   /// A view of a container with data() and size(), e.g. std::vector or std::array.
   template <class Container,
-            class = std::enable_if_t<
-                !std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container>>, span> &&
-                std::is_convertible_v<decltype(std::declval<Container&>().data()), T*>>>
+            class = std::enable_if_t<!std::is_same_v<std::remove_cv_t<std::remove_reference_t<Container> >, span> &&
+                                     std::is_convertible_v<decltype(std::declval<Container&>().data()), T*> > >
   constexpr span(Container& container) noexcept : data_(container.data()), size_(container.size()) {}
   /// A view of a container of const elements, temporaries included, as std::span allows: the
   /// span must not outlive the full expression it is made in.
   template <class Container,
-            class = std::enable_if_t<
-                std::is_const_v<T> && !std::is_same_v<std::remove_cv_t<Container>, span> &&
-                std::is_convertible_v<decltype(std::declval<const Container&>().data()), T*>>>
+            class = std::enable_if_t<std::is_const_v<T> && !std::is_same_v<std::remove_cv_t<Container>, span> &&
+                                     std::is_convertible_v<decltype(std::declval<const Container&>().data()), T*> > >
   constexpr span(const Container& container) noexcept : data_(container.data()), size_(container.size()) {}
   /// A span of const T from a span of T.
-  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]>>>
+  template <class U, class = std::enable_if_t<std::is_convertible_v<U (*)[], T (*)[]> > >
   constexpr span(const span<U>& other) noexcept : data_(other.data()), size_(other.size()) {}
 
   constexpr T* data() const noexcept { return data_; }
@@ -491,10 +496,10 @@ inline constexpr std::size_t dtype_count = 22;
 
 /// Every dtype, in enum order.
 inline constexpr std::array<dtype, dtype_count> all_dtypes = {
-    dtype::BOOL, dtype::F4,   dtype::F6_E2M3, dtype::F6_E3M2, dtype::U8,          dtype::I8,
+    dtype::BOOL,    dtype::F4,      dtype::F6_E2M3, dtype::F6_E3M2,     dtype::U8,          dtype::I8,
     dtype::F8_E5M2, dtype::F8_E4M3, dtype::F8_E8M0, dtype::F8_E4M3FNUZ, dtype::F8_E5M2FNUZ, dtype::I16,
-    dtype::U16, dtype::F16,  dtype::BF16,   dtype::I32,     dtype::U32,         dtype::F32,
-    dtype::C64, dtype::F64,  dtype::I64,    dtype::U64};
+    dtype::U16,     dtype::F16,     dtype::BF16,    dtype::I32,         dtype::U32,         dtype::F32,
+    dtype::C64,     dtype::F64,     dtype::I64,     dtype::U64};
 
 /// What kind of number a dtype's elements are.
 enum class dtype_kind : std::uint8_t { boolean, unsigned_integer, signed_integer, floating, complex };
@@ -859,8 +864,8 @@ inline std::uint32_t float16_to_float32_bits(std::uint16_t bits) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
   const std::uint32_t shifted = static_cast<std::uint32_t>(bits & 0x7fffu) << 13;
   const std::uint32_t exponent = shifted & 0x0f800000u;
-  const std::uint32_t normal = shifted + 0x38000000u;    // rebias: + (127 - 15) << 23
-  const std::uint32_t special = shifted + 0x70000000u;   // exponent field 31 becomes 255
+  const std::uint32_t normal = shifted + 0x38000000u;   // rebias: + (127 - 15) << 23
+  const std::uint32_t special = shifted + 0x70000000u;  // exponent field 31 becomes 255
   // A subnormal m * 2^-24 is (2^-14 + m * 2^-24) - 2^-14: both operands and the result are
   // normal floats, so the subtraction is exact even under flush-to-zero.
   const float biased = bit_cast<float>(shifted + 0x38800000u) - bit_cast<float>(0x38800000u);
@@ -897,7 +902,9 @@ std::uint32_t narrow_to_float32_bits(Bits bits) noexcept {
 }
 
 /// The float with the bits of the BF16 `bits`: its top half.
-inline std::uint32_t bfloat16_to_float32_bits(std::uint16_t bits) noexcept { return static_cast<std::uint32_t>(bits) << 16; }
+inline std::uint32_t bfloat16_to_float32_bits(std::uint16_t bits) noexcept {
+  return static_cast<std::uint32_t>(bits) << 16;
+}
 
 /// The shared body of the narrow float types with a sign, whose differences are all in `Format`
 /// (and, for speed, in `ToFloat32Bits`, which widens to float's bits).
@@ -945,7 +952,8 @@ struct bfloat16
 /// IEEE 754 binary16 (F16): 5 exponent and 10 fraction bits, bias 15, infinities, NaNs,
 /// subnormals and signed zeros. As in IEEE 754, values of 65520 and beyond (the midpoint between
 /// the largest finite value, 65504, and 65536) become infinity.
-struct float16 : detail::narrow_float<float16, std::uint16_t, detail::float16_format, detail::float16_to_float32_bits> {};
+struct float16 : detail::narrow_float<float16, std::uint16_t, detail::float16_format, detail::float16_to_float32_bits> {
+};
 
 /// OCP E5M2 (F8_E5M2): 5 exponent and 2 fraction bits, bias 15, IEEE-style infinities (S.11111.00),
 /// NaNs (S.11111.{01,10,11}), subnormals and signed zeros; largest finite value 57344. Saturating:
@@ -990,7 +998,9 @@ struct float8_e8m0 {
     return {detail::encode_e8m0(detail::decode_float(detail::float32_format, detail::bit_cast<std::uint32_t>(value)))};
   }
   /// The power of two nearest to `value`, within the rules above.
-  static float8_e8m0 from_double(double value) noexcept { return {detail::encode_e8m0(detail::bit_cast<std::uint64_t>(value))}; }
+  static float8_e8m0 from_double(double value) noexcept {
+    return {detail::encode_e8m0(detail::bit_cast<std::uint64_t>(value))};
+  }
   /// The value, exactly (2^-127 is a float subnormal, built from bits so flush-to-zero cannot lose it).
   float to_float() const noexcept {
     if (bits == 0xff) return detail::bit_cast<float>(0x7fc00000u);
@@ -1020,7 +1030,7 @@ inline constexpr error_kind conversion_error_kind = error_kind::invalid_conversi
 struct element {
   /// What an element holds.
   enum class kind : std::uint8_t { floating, signed_integer, unsigned_integer };
-  kind type;  ///< which of the three `bits` holds
+  kind type;           ///< which of the three `bits` holds
   std::uint64_t bits;  ///< double bits, an int64_t in two's complement, or a uint64_t
 };
 
@@ -1226,7 +1236,8 @@ inline std::string integer_range_text(dtype type) {
   const std::uint64_t all_ones = bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
   switch (kind_of(type)) {
     case dtype_kind::unsigned_integer: return "0 to " + std::to_string(all_ones);
-    case dtype_kind::signed_integer: return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
+    case dtype_kind::signed_integer:
+      return "-" + std::to_string(all_ones / 2 + 1) + " to " + std::to_string(all_ones / 2);
     default: return "";
   }
 }
@@ -1268,12 +1279,14 @@ inline std::uint32_t load_packed(const std::byte* bytes, std::size_t index, std:
 
 /// Stores `value` as sub-byte element `index` of `bytes`, laid out as `order` says; the other
 /// elements' bits are kept.
-inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, packing order, std::uint32_t value) noexcept {
+inline void store_packed(std::byte* bytes, std::size_t index, std::size_t bits, packing order,
+                         std::uint32_t value) noexcept {
   const std::size_t first = index * bits;
   const std::size_t at = first / 8, shift = first % 8;
   const bool spans_two = shift + bits > 8;
   const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
-  std::uint32_t word = std::to_integer<std::uint32_t>(bytes[at]) | (spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) << 8 : 0);
+  std::uint32_t word =
+      std::to_integer<std::uint32_t>(bytes[at]) | (spans_two ? std::to_integer<std::uint32_t>(bytes[at + 1]) << 8 : 0);
   if (order == packing::low_first) {
     word = (word & ~(mask << shift)) | ((value & mask) << shift);
     bytes[at] = static_cast<std::byte>(word & 0xff);
@@ -1323,14 +1336,17 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
   const std::size_t destination_bits = dtype_bits(destination_type);
   auto describe = [](const char* side, std::size_t bytes, std::size_t bits, dtype type) {
     std::string text = std::string(side) + " has " + std::to_string(bytes) + " bytes (";
-    if (bytes * 8 % bits == 0) return text + std::to_string(bytes * 8 / bits) + " " + std::string(dtype_name(type)) + " elements)";
-    return text + "not a whole number of " + std::to_string(bits) + "-bit " + std::string(dtype_name(type)) + " elements)";
+    if (bytes * 8 % bits == 0)
+      return text + std::to_string(bytes * 8 / bits) + " " + std::string(dtype_name(type)) + " elements)";
+    return text + "not a whole number of " + std::to_string(bits) + "-bit " + std::string(dtype_name(type)) +
+           " elements)";
   };
   if (source.size() * 8 % source_bits != 0 || destination.size() * 8 % destination_bits != 0 ||
       source.size() * 8 / source_bits != destination.size() * 8 / destination_bits)
-    return error(error_kind::invalid_tensor_view, describe("source", source.size(), source_bits, source_type) + " but " +
-                describe("destination", destination.size(), destination_bits, destination_type) +
-                ": they must hold the same number of whole elements");
+    return error(error_kind::invalid_tensor_view,
+                 describe("source", source.size(), source_bits, source_type) + " but " +
+                     describe("destination", destination.size(), destination_bits, destination_type) +
+                     ": they must hold the same number of whole elements");
   const std::size_t count = source.size() * 8 / source_bits;
   if (count == 0) return {};
   const std::byte* from = source.data();
@@ -1358,16 +1374,18 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
     detail::write_status status = detail::write_status::ok;
     if (!packed_destination) {
       status = detail::write_element(to + i * (destination_bits / 8), destination_type, value);
-    } else if (value.type == detail::element::kind::floating && (value.bits & ~detail::double_sign) > detail::double_infinity) {
+    } else if (value.type == detail::element::kind::floating &&
+               (value.bits & ~detail::double_sign) > detail::double_infinity) {
       status = detail::write_status::nan;
     } else {
-      const std::uint32_t bits = detail::encode_float(detail::sub_byte_format(destination_type), detail::to_double_bits(value, true));
+      const std::uint32_t bits =
+          detail::encode_float(detail::sub_byte_format(destination_type), detail::to_double_bits(value, true));
       detail::store_packed(to, i, destination_bits, order, bits);
     }
     if (status == detail::write_status::ok) continue;
     std::string message = "element " + std::to_string(i) + " (" + detail::element_text(value) + ") of " +
-                          std::string(dtype_name(source_type)) + " has no " + std::string(dtype_name(destination_type)) +
-                          " value: ";
+                          std::string(dtype_name(source_type)) + " has no " +
+                          std::string(dtype_name(destination_type)) + " value: ";
     switch (status) {
       case detail::write_status::nan:
         message += destination_type == dtype::BOOL ? "NaN is neither true nor false"
@@ -1387,8 +1405,8 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
 
 /// Converts as try_convert does; throws safetensors::exception (aborts without exceptions) when it
 /// cannot. Example: `convert(f32_bytes, dtype::F32, bf16_bytes, dtype::BF16);`
-inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination, dtype destination_type,
-                    packing order = packing::low_first) {
+inline void convert(span<const std::byte> source, dtype source_type, span<std::byte> destination,
+                    dtype destination_type, packing order = packing::low_first) {
   try_convert(source, source_type, destination, destination_type, order).value();
 }
 
@@ -1459,17 +1477,28 @@ struct dtype_of {};
 template <class T>
 struct dtype_of<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= 8>>
     : std::integral_constant<dtype, integer_dtype(sizeof(T), std::is_signed_v<T>)> {};
-template <> struct dtype_of<bool> : std::integral_constant<dtype, dtype::BOOL> {};
-template <> struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
-template <> struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
-template <> struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
-template <> struct dtype_of<bfloat16> : std::integral_constant<dtype, dtype::BF16> {};
-template <> struct dtype_of<float16> : std::integral_constant<dtype, dtype::F16> {};
-template <> struct dtype_of<float8_e5m2> : std::integral_constant<dtype, dtype::F8_E5M2> {};
-template <> struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::F8_E4M3> {};
-template <> struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
-template <> struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
-template <> struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
+template <>
+struct dtype_of<bool> : std::integral_constant<dtype, dtype::BOOL> {};
+template <>
+struct dtype_of<float> : std::integral_constant<dtype, dtype::F32> {};
+template <>
+struct dtype_of<double> : std::integral_constant<dtype, dtype::F64> {};
+template <>
+struct dtype_of<std::complex<float>> : std::integral_constant<dtype, dtype::C64> {};
+template <>
+struct dtype_of<bfloat16> : std::integral_constant<dtype, dtype::BF16> {};
+template <>
+struct dtype_of<float16> : std::integral_constant<dtype, dtype::F16> {};
+template <>
+struct dtype_of<float8_e5m2> : std::integral_constant<dtype, dtype::F8_E5M2> {};
+template <>
+struct dtype_of<float8_e4m3> : std::integral_constant<dtype, dtype::F8_E4M3> {};
+template <>
+struct dtype_of<float8_e8m0> : std::integral_constant<dtype, dtype::F8_E8M0> {};
+template <>
+struct dtype_of<float8_e4m3fnuz> : std::integral_constant<dtype, dtype::F8_E4M3FNUZ> {};
+template <>
+struct dtype_of<float8_e5m2fnuz> : std::integral_constant<dtype, dtype::F8_E5M2FNUZ> {};
 }  // namespace detail
 
 /// The dtype of the elements a C++ type holds (see detail::dtype_of): dtype_for<float> is F32,
@@ -1484,7 +1513,8 @@ inline void to_host_order(span<std::byte> bytes, dtype type) noexcept {
   if constexpr (host_is_big_endian) {
     const std::size_t width = type == dtype::C64 ? 4 : dtype_bits(type) / 8;
     if (width < 2) return;
-    for (std::size_t at = 0; at + width <= bytes.size(); at += width) std::reverse(bytes.data() + at, bytes.data() + at + width);
+    for (std::size_t at = 0; at + width <= bytes.size(); at += width)
+      std::reverse(bytes.data() + at, bytes.data() + at + width);
   } else {
     (void)bytes;
     (void)type;
@@ -1521,9 +1551,9 @@ struct tensor_view {
                                                           std::string(dtype_name(dtype())) + ", not " +
                                                           std::string(dtype_name(wanted)));
       if (detail::host_is_big_endian && sizeof(T) > 1 && !bytes.empty())
-        return error(error_kind::invalid_tensor_view,
-                     "tensor " + detail::quote(name()) + " is little-endian and this host is big-endian: use copy_to, "
-                     "which swaps the bytes");
+        return error(error_kind::invalid_tensor_view, "tensor " + detail::quote(name()) +
+                                                          " is little-endian and this host is big-endian: use copy_to, "
+                                                          "which swaps the bytes");
       if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(T) != 0)
         return error(error_kind::invalid_tensor_view,
                      "tensor " + detail::quote(name()) + " is not aligned to " + std::to_string(alignof(T)) +
@@ -1544,7 +1574,8 @@ struct tensor_view {
 inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> destination, dtype target,
                                 packing order = packing::low_first) {
   if (auto converted = try_convert(tensor.bytes, tensor.dtype(), destination, target, order); !converted) {
-    return error(converted.error().kind(), "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
+    return error(converted.error().kind(),
+                 "tensor " + detail::quote(tensor.name()) + ": " + converted.error().message());
   }
   detail::to_host_order(destination, target);
   return {};
@@ -1556,8 +1587,9 @@ inline result<void> try_copy_to(const tensor_view& tensor, span<std::byte> desti
 template <class T>
 result<void> try_copy_to(const tensor_view& tensor, span<T> destination, packing order = packing::low_first) {
   static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-  return try_copy_to(tensor, span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                 detail::dtype_of<T>::value, order);
+  return try_copy_to(tensor,
+                     span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+                     detail::dtype_of<T>::value, order);
 }
 
 /// Copies as try_copy_to does; throws safetensors::exception (aborts without exceptions) when it
@@ -1648,7 +1680,8 @@ class tensor_slice {
     const std::string subject = "slice of tensor " + detail::quote(tensor.name());
     if (dims.size() > shape.size())
       return error(error_kind::invalid_argument, subject + ": " + std::to_string(dims.size()) +
-                                                     " dimensions given for a tensor of rank " + std::to_string(shape.size()));
+                                                     " dimensions given for a tensor of rank " +
+                                                     std::to_string(shape.size()));
     tensor_slice slice;
     slice.tensor_ = tensor;
     slice.count_ = 1;
@@ -1663,7 +1696,8 @@ class tensor_slice {
       taken t{};
       if (want.single) {
         if (start >= size)
-          return error(error_kind::invalid_argument, where + "index " + std::to_string(want.start) + " is out of range");
+          return error(error_kind::invalid_argument,
+                       where + "index " + std::to_string(want.start) + " is out of range");
         t = {start, 1, 1};
       } else {
         std::uint64_t stop = size;
@@ -1753,9 +1787,11 @@ class tensor_slice {
   result<span<const std::byte>> try_bytes() const {
     if (auto viewable = check_viewable(); !viewable) return viewable.error();
     if (!contiguous_)
-      return error(error_kind::invalid_tensor_view, "slice of tensor " + detail::quote(tensor_.name()) +
-                                                        " is not one contiguous run of bytes: use copy_to to gather it");
-    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8), static_cast<std::size_t>(byte_size()));
+      return error(error_kind::invalid_tensor_view,
+                   "slice of tensor " + detail::quote(tensor_.name()) +
+                       " is not one contiguous run of bytes: use copy_to to gather it");
+    return tensor_.bytes.subspan(static_cast<std::size_t>(run_start_ * bits() / 8),
+                                 static_cast<std::size_t>(byte_size()));
   }
   /// As try_bytes; throws safetensors::exception (aborts without exceptions) on an error.
   span<const std::byte> bytes() const { return try_bytes().value(); }
@@ -1774,16 +1810,17 @@ class tensor_slice {
                        std::to_string(count_) + " " + std::string(dtype_name(target)) + " elements");
     // A run of a sub-byte target must fill whole bytes too.
     if (run_length_ * target_bits % 8 != 0)
-      return error(error_kind::misaligned_slice, "slice of tensor " + detail::quote(tensor_.name()) + ": runs of " +
-                                                     std::to_string(run_length_) + " " + std::string(dtype_name(target)) +
-                                                     " elements do not fill whole bytes");
+      return error(error_kind::misaligned_slice,
+                   "slice of tensor " + detail::quote(tensor_.name()) + ": runs of " + std::to_string(run_length_) +
+                       " " + std::string(dtype_name(target)) + " elements do not fill whole bytes");
     std::size_t written = 0;
     const auto run_size = static_cast<std::size_t>(run_bytes());
     const auto run_out = static_cast<std::size_t>(run_length_ * target_bits / 8);
     result<void> outcome;
     for_each_run_group([&](std::uint64_t first, std::uint64_t stride, std::uint64_t runs) {
       for (std::uint64_t r = 0; r < runs; ++r) {
-        const span<const std::byte> source = tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
+        const span<const std::byte> source =
+            tensor_.bytes.subspan(static_cast<std::size_t>(first + r * stride), run_size);
         if (auto converted = try_convert(source, tensor_.dtype(), destination.subspan(written, run_out), target, order);
             !converted) {
           outcome = error(converted.error().kind(),
@@ -1802,8 +1839,9 @@ class tensor_slice {
   template <class T>
   result<void> try_copy_to(span<T> destination, packing order = packing::low_first) const {
     static_assert(std::is_trivially_copyable_v<T>, "copy_to fills trivially copyable element types");
-    return try_copy_to(span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
-                       detail::dtype_of<T>::value, order);
+    return try_copy_to(
+        span<std::byte>(reinterpret_cast<std::byte*>(destination.data()), destination.size() * sizeof(T)),
+        detail::dtype_of<T>::value, order);
   }
   /// Gathers as try_copy_to does; throws safetensors::exception (aborts without exceptions) when
   /// it cannot.
@@ -1848,10 +1886,11 @@ class tensor_slice {
       if (taken_[d].count > 1) aligned = aligned && taken_[d].step * strides_[d] * b % 8 == 0;
     }
     if (aligned) return {};
-    return error(error_kind::misaligned_slice,
-                 "slice of tensor " + detail::quote(tensor_.name()) + ": its runs of " + std::string(dtype_name(tensor_.dtype())) +
-                     " elements do not start and end on byte boundaries (a run of " + std::to_string(run_length_) +
-                     " elements from element " + std::to_string(run_start_) + ")");
+    return error(error_kind::misaligned_slice, "slice of tensor " + detail::quote(tensor_.name()) + ": its runs of " +
+                                                   std::string(dtype_name(tensor_.dtype())) +
+                                                   " elements do not start and end on byte boundaries (a run of " +
+                                                   std::to_string(run_length_) + " elements from element " +
+                                                   std::to_string(run_start_) + ")");
   }
 
   result<void> check_viewable() const {
@@ -1900,10 +1939,10 @@ class tensor_slice {
   std::vector<std::uint64_t> shape_;
   std::vector<std::uint64_t> strides_;  // elements between neighbours of each dimension
   std::uint64_t count_ = 0;
-  std::size_t run_dim_ = 0;             // dimensions before this one are walked
-  std::uint64_t run_length_ = 0;        // elements in each run
-  std::uint64_t run_base_ = 0;          // element offset of the run within its row
-  std::uint64_t run_start_ = 0;         // first element, when contiguous
+  std::size_t run_dim_ = 0;       // dimensions before this one are walked
+  std::uint64_t run_length_ = 0;  // elements in each run
+  std::uint64_t run_base_ = 0;    // element offset of the run within its row
+  std::uint64_t run_start_ = 0;   // first element, when contiguous
   bool contiguous_ = false;
 };
 
@@ -2009,7 +2048,7 @@ class json_scanner {
   }
 
   void skip_whitespace() noexcept {
-    if (cur_ < end_ && static_cast<unsigned char>(*cur_) > ' ') return;  // compact headers have none
+    if (cur_<end_&& static_cast<unsigned char>(*cur_)> ' ') return;  // compact headers have none
     while (cur_ < end_ && (*cur_ == ' ' || *cur_ == '\n' || *cur_ == '\r' || *cur_ == '\t')) ++cur_;
   }
 
@@ -2052,8 +2091,8 @@ class json_scanner {
       std::memcpy(&word, from, 8);
       const std::uint64_t quotes = word ^ (ones * '"');
       const std::uint64_t slashes = word ^ (ones * '\\');
-      const std::uint64_t special = ((quotes - ones) & ~quotes) | ((slashes - ones) & ~slashes) |
-                                    ((word - ones * 0x20) & ~word);
+      const std::uint64_t special =
+          ((quotes - ones) & ~quotes) | ((slashes - ones) & ~slashes) | ((word - ones * 0x20) & ~word);
       if (special & highs) break;
       from += 8;
     }
@@ -2168,11 +2207,11 @@ class json_scanner {
     if (*first == '0' && digits > 1) return refuse("has a leading zero");
     // 2^64-1 has 20 digits: fewer cannot overflow, 20 can, compared as text; more always do.
     static constexpr std::string_view max_value = "18446744073709551615";
-    if (digits > max_value.size() ||
-        (digits == max_value.size() && std::string_view(first, digits) > max_value))
+    if (digits > max_value.size() || (digits == max_value.size() && std::string_view(first, digits) > max_value))
       return refuse("is larger than 2^64-1");
     std::uint64_t value = 0;
-    for (const char* digit = first; digit < cur_; ++digit) value = value * 10 + static_cast<std::uint64_t>(*digit - '0');
+    for (const char* digit = first; digit < cur_; ++digit)
+      value = value * 10 + static_cast<std::uint64_t>(*digit - '0');
     if (cur_ < end_ && (*cur_ == '.' || *cur_ == 'e' || *cur_ == 'E'))
       return refuse("must be an integer without fraction or exponent");
     out = value;
@@ -2319,7 +2358,6 @@ class json_scanner {
     out = value;
     return true;
   }
-
 };
 }  // namespace detail
 
@@ -2399,7 +2437,6 @@ struct metadata_access {
 };
 }  // namespace detail
 
-
 // ---------------------------------------------------------------------------------------------
 // Parsing, in detail: checked arithmetic, the size rule, UTF-8, the name table, the JSON and
 // header scanners
@@ -2457,8 +2494,8 @@ inline error size_error(std::string_view name, dtype type, span<const std::uint6
                                                       std::string(dtype_name(type)) +
                                                       " elements overflow 64 bits when counted in bits");
   return error(error_kind::misaligned_slice, "tensor " + quote(name) + ": " + std::to_string(elements) + " " +
-                                                 std::string(dtype_name(type)) + " elements fill " + std::to_string(bits) +
-                                                 " bits, not a whole number of bytes");
+                                                 std::string(dtype_name(type)) + " elements fill " +
+                                                 std::to_string(bits) + " bits, not a whole number of bytes");
 }
 
 /// docs/FORMAT.md rules 8 and 9 for one tensor (see fits_size_rules), as a result naming the tensor.
@@ -2467,7 +2504,6 @@ inline result<tensor_size> size_of_tensor(std::string_view name, dtype type, spa
   if (fits_size_rules(type, shape, size)) return size;
   return size_error(name, type, shape);
 }
-
 
 /// A seed for hash_name, different in every process and unknown outside it: the name table
 /// cannot be flooded by a file whose names were chosen offline to collide. From the system's
@@ -2592,11 +2628,14 @@ class name_table {
     const auto tag = static_cast<std::uint32_t>(hash >> 32);
     for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
       const std::uint64_t entry = slots_[slot];
-      if (entry == 0 || (static_cast<std::uint32_t>(entry >> 32) == tag && name_at(position_of(entry)) == name)) return slot;
+      if (entry == 0 || (static_cast<std::uint32_t>(entry >> 32) == tag && name_at(position_of(entry)) == name))
+        return slot;
     }
   }
 
-  static std::size_t position_of(std::uint64_t entry) noexcept { return static_cast<std::size_t>(entry & 0xffffffffu) - 1; }
+  static std::size_t position_of(std::uint64_t entry) noexcept {
+    return static_cast<std::size_t>(entry & 0xffffffffu) - 1;
+  }
 
   std::vector<std::uint64_t> slots_;
 };
@@ -2605,11 +2644,11 @@ class name_table {
 /// by the storage, or in `owned_header`) or, when escaped, into `unescaped_names`; shapes into
 /// `dims`. None of these move once built, so the views in `tensors` survive moving the index.
 struct header_index {
-  std::vector<tensor_info> tensors;              // in data order
-  std::unique_ptr<char[]> owned_header;          // the header bytes, when the storage does not keep them
-  std::unique_ptr<char[]> unescaped_names;       // names that had escapes, unescaped, back to back
-  std::vector<std::uint64_t> dims;               // every shape, back to back
-  name_table names;                              // positions in `tensors`
+  std::vector<tensor_info> tensors;         // in data order
+  std::unique_ptr<char[]> owned_header;     // the header bytes, when the storage does not keep them
+  std::unique_ptr<char[]> unescaped_names;  // names that had escapes, unescaped, back to back
+  std::vector<std::uint64_t> dims;          // every shape, back to back
+  name_table names;                         // positions in `tensors`
   metadata_map metadata;
   bool has_metadata = false;
   std::uint64_t header_length = 0;
@@ -2622,7 +2661,6 @@ struct header_index {
 };
 
 }  // namespace detail
-
 
 namespace detail {
 
@@ -2731,7 +2769,8 @@ class header_scanner : private json_scanner {
       std::string value;
       if (!scan_string_into(key)) return false;
       if (!expect_colon()) return false;
-      if (cur_ == end_ || *cur_ != '"') return set_error("__metadata__ value of key " + quote(key) + " must be a string");
+      if (cur_ == end_ || *cur_ != '"')
+        return set_error("__metadata__ value of key " + quote(key) + " must be a string");
       if (!scan_string_into(value)) return false;
       entries.emplace_back(std::move(key), std::move(value));
       return true;
@@ -2917,7 +2956,8 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   if (!sorted) std::sort(tensors.begin(), tensors.end(), before);
   if (!sorted || has_repeat) {
     names.reset(tensors.size());
-    for (std::size_t at = 0; at < tensors.size(); ++at) names.insert(at, tensors[at].name, name_table::hash(tensors[at].name), name_at);
+    for (std::size_t at = 0; at < tensors.size(); ++at)
+      names.insert(at, tensors[at].name, name_table::hash(tensors[at].name), name_at);
   }
 
   std::string repeat_note;
@@ -2926,14 +2966,16 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
   std::uint64_t expected_begin = 0;
   for (tensor_info& t : tensors) {
     const std::uint64_t packed = t.element_count;
-    t.shape = span<const std::uint64_t>(index.dims.data() + (packed >> 32), static_cast<std::size_t>(packed & 0xffffffffu));
+    t.shape =
+        span<const std::uint64_t>(index.dims.data() + (packed >> 32), static_cast<std::size_t>(packed & 0xffffffffu));
     const std::uint64_t begin = t.data_offsets[0];
     const std::uint64_t end = t.data_offsets[1];
     if (begin != expected_begin || end < begin) {
-      std::string why = end < begin ? "end before they begin"
-                                    : (begin < expected_begin ? "overlap the previous tensor, which ends at "
-                                                              : "leave a hole after the previous tensor, which ends at ") +
-                                          std::to_string(expected_begin);
+      std::string why = end < begin
+                            ? "end before they begin"
+                            : (begin < expected_begin ? "overlap the previous tensor, which ends at "
+                                                      : "leave a hole after the previous tensor, which ends at ") +
+                                  std::to_string(expected_begin);
       return error(error_kind::invalid_offset, "tensor " + quote(t.name) + ": data_offsets [" + std::to_string(begin) +
                                                    ", " + std::to_string(end) + "] " + why + repeat_note);
     }
@@ -2952,9 +2994,9 @@ inline result<void> index_tensors(header_index& index, bool allow_trailing_bytes
     t.element_count = size.elements;
   }
   if (expected_begin != index.data_size && !(allow_trailing_bytes && expected_begin < index.data_size)) {
-    return error(error_kind::metadata_incomplete_buffer,
-                 "the tensors cover " + std::to_string(expected_begin) + " bytes but the data buffer holds " +
-                     std::to_string(index.data_size) + repeat_note);
+    return error(error_kind::metadata_incomplete_buffer, "the tensors cover " + std::to_string(expected_begin) +
+                                                             " bytes but the data buffer holds " +
+                                                             std::to_string(index.data_size) + repeat_note);
   }
   if (has_repeat)
     return error(error_kind::invalid_header_deserialization,
@@ -2970,7 +3012,8 @@ inline result<header_index> parse_header(const char* text, std::size_t size, std
                                          bool allow_trailing_bytes, std::unique_ptr<char[]> owner = nullptr) {
   std::size_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(text), size);
   if (bad != size)
-    return error(error_kind::invalid_header, "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
+    return error(error_kind::invalid_header,
+                 "the header is not valid UTF-8 (at header byte " + std::to_string(bad) + ")");
   header_index index;
   index.owned_header = std::move(owner);
   index.header_length = size;
@@ -3051,8 +3094,7 @@ class borrowed_bytes {
   std::uint64_t size() const noexcept { return size_; }
   /// Copies `count` bytes at `offset` to `destination`.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    if (offset > size_ || count > size_ - offset)
-      return error(error_kind::io_error, "read past the end of the buffer");
+    if (offset > size_ || count > size_ - offset) return error(error_kind::io_error, "read past the end of the buffer");
     if (count != 0) std::memcpy(destination, data_ + offset, count);
     return {};
   }
@@ -3089,11 +3131,11 @@ namespace detail {
 template <class Storage, class = void>
 struct is_storage : std::false_type {};
 template <class Storage>
-struct is_storage<Storage,
-                  std::enable_if_t<std::is_convertible_v<decltype(std::declval<const Storage&>().size()), std::uint64_t> &&
-                                   std::is_same_v<decltype(std::declval<const Storage&>().read_at(
-                                                      std::uint64_t{}, std::declval<std::byte*>(), std::size_t{})),
-                                                  result<void>>>> : std::true_type {};
+struct is_storage<
+    Storage, std::enable_if_t<std::is_convertible_v<decltype(std::declval<const Storage&>().size()), std::uint64_t> &&
+                              std::is_same_v<decltype(std::declval<const Storage&>().read_at(
+                                                 std::uint64_t{}, std::declval<std::byte*>(), std::size_t{})),
+                                             result<void>>>> : std::true_type {};
 
 template <class Storage, class = void>
 struct has_data : std::false_type {};
@@ -3131,7 +3173,8 @@ struct has_residency_control<Storage, std::void_t<decltype(std::declval<const St
                                                   decltype(std::declval<const Storage&>().release(0, 0))>>
     : std::true_type {};
 
-static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value, "borrowed_bytes is a storage with views");
+static_assert(is_storage<borrowed_bytes>::value && has_data<borrowed_bytes>::value,
+              "borrowed_bytes is a storage with views");
 static_assert(is_storage<owned_bytes>::value && has_data<owned_bytes>::value, "owned_bytes is a storage with views");
 
 /// Where a storage's bytes come from, for messages: its path, or nothing for bytes in memory.
@@ -3243,11 +3286,12 @@ inline std::string system_error_text(const std::string& what, const std::string&
   const DWORD code = GetLastError();
   char* text = nullptr;
   const DWORD length =
-      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
-                     code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
+      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                     nullptr, code, 0, reinterpret_cast<LPSTR>(&text), 0, nullptr);
   std::string reason = length != 0 && text != nullptr ? std::string(text, length) : std::string();
   if (text != nullptr) LocalFree(text);
-  while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
+  while (!reason.empty() &&
+         (reason.back() == '\n' || reason.back() == '\r' || reason.back() == ' ' || reason.back() == '.'))
     reason.pop_back();
   return quote(path) + ": " + what + ": " + (reason.empty() ? std::string() : reason + " ") + "(Windows error " +
          std::to_string(code) + ")";
@@ -3582,7 +3626,8 @@ class pread_file {
   /// direct handle is opened on first use; where the file system refuses O_DIRECT, or on other
   /// systems, the read goes through the cache instead.
   result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
+    const std::size_t wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
 #if defined(O_DIRECT)
     std::call_once(direct_->opened, [&] {
       int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
@@ -3650,7 +3695,8 @@ class file_sink {
         sink.file_ = detail::file_handle(fd);
         return sink;
       }
-      if (errno != EEXIST) return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
+      if (errno != EEXIST)
+        return error(error_kind::io_error, detail::system_error_text("cannot create", sink.temp_path_));
 #endif
     }
     return error(error_kind::io_error, "cannot find a free temporary name beside " + detail::quote(path));
@@ -3688,8 +3734,8 @@ class file_sink {
       if (!WriteFile(file_.get(), data, chunk, &done, &position))
         return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
 #else
-      ssize_t done = ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30),
-                              static_cast<off_t>(offset));
+      ssize_t done =
+          ::pwrite(file_.get(), data, std::min<std::size_t>(count, std::size_t{1} << 30), static_cast<off_t>(offset));
       if (done < 0) {
         if (errno == EINTR) continue;
         return error(error_kind::io_error, detail::system_error_text("cannot write", temp_path_));
@@ -3766,8 +3812,8 @@ class file_sink {
   bool sync_ = false;
 };
 namespace detail {
-static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value && has_residency_control<mapped_file>::value &&
-                  has_access_advice<mapped_file>::value,
+static_assert(is_storage<mapped_file>::value && has_data<mapped_file>::value &&
+                  has_residency_control<mapped_file>::value && has_access_advice<mapped_file>::value,
               "mapped_file: a storage with views and residency control");
 static_assert(is_storage<pread_file>::value && !has_data<pread_file>::value && has_direct_io<pread_file>::value,
               "pread_file: a storage read on demand, with direct I/O");
@@ -4196,7 +4242,6 @@ class load_plan {
     return {};
   }
 
-
   std::vector<detail::plan_source> sources_;
   std::vector<request> requests_;
   std::vector<copy> copies_;
@@ -4227,14 +4272,15 @@ class plan_executor {
   result<void> go() {
     const std::size_t block_count = plan_.blocks_.size();
     if (block_count == 0) return {};
-    unsigned threads = options_.threads != 0 ? options_.threads
-                                             : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
+    unsigned threads = options_.threads != 0
+                           ? options_.threads
+                           : (options_.pool != nullptr ? options_.pool->size() : thread_pool::default_size());
     if (options_.pool != nullptr) threads = std::min(threads, options_.pool->size());
     readers_ = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), block_count));
     // A consumer thread of its own is the calling thread, beside the readers, when the pool has
     // room for both.
-    consumer_thread_ = sink_ != nullptr && options_.consumer_thread &&
-                       (options_.pool == nullptr || options_.pool->size() >= 2);
+    consumer_thread_ =
+        sink_ != nullptr && options_.consumer_thread && (options_.pool == nullptr || options_.pool->size() >= 2);
     if (consumer_thread_ && options_.pool != nullptr) readers_ = std::min(readers_, options_.pool->size() - 1);
     if (sink_ != nullptr) {
       if (auto staged = allocate_staging(); !staged) return staged;
@@ -4491,7 +4537,7 @@ class plan_executor {
   bool consumer_thread_ = false;
   std::atomic<std::size_t> next_block_{0};
   std::atomic<bool> stopped_{false};
-  std::mutex lock_;  // guards everything below
+  std::mutex lock_;                   // guards everything below
   std::condition_variable returned_;  // a staging buffer is free
   std::condition_variable ready_;     // a filled buffer waits for the consumer, or readers ended
   std::vector<detail::aligned_bytes> staging_;
@@ -4551,7 +4597,8 @@ class plan_loads {
   /// overlaps with what the consumer does (an upload to a device), in bounded memory. Blocks are
   /// made no larger than the budget.
   template <class Consumer>
-  result<void> try_load(span<const load_request> requests, Consumer&& consumer, const load_options& options = {}) const {
+  result<void> try_load(span<const load_request> requests, Consumer&& consumer,
+                        const load_options& options = {}) const {
     auto plan = reader().try_plan(requests, within_budget(options));
     if (!plan) return plan.error();
     return plan->try_execute(std::forward<Consumer>(consumer), options);
@@ -4591,8 +4638,8 @@ class plan_builder {
   }
 
   /// The plan that reads one slice of a tensor of `sources`' first file into `destination`.
-  static result<load_plan> build(std::vector<plan_source> sources, const tensor_slice& slice, span<std::byte> destination,
-                                 const load_options& options) {
+  static result<load_plan> build(std::vector<plan_source> sources, const tensor_slice& slice,
+                                 span<std::byte> destination, const load_options& options) {
     plan_builder builder(std::move(sources), options);
     if (auto checked = builder.check(0, &slice.info(), 0); !checked) return checked.error();
     builder.add(0, 0, slice.info(), &slice, destination);
@@ -4614,8 +4661,8 @@ class plan_builder {
   };
 
   plan_builder(std::vector<plan_source> sources, const load_options& options)
-      : block_size_(std::max<std::size_t>(options.block_size / direct_io_alignment * direct_io_alignment,
-                                          direct_io_alignment)),
+      : block_size_(
+            std::max<std::size_t>(options.block_size / direct_io_alignment * direct_io_alignment, direct_io_alignment)),
         merge_gap_(options.merge_gap),
         direct_(options.direct_io) {
     plan_.sources_ = std::move(sources);
@@ -4626,8 +4673,8 @@ class plan_builder {
     const std::string which = "load request " + std::to_string(index);
     if (tensor == nullptr) return error(error_kind::invalid_tensor_view, which + " names no tensor");
     if (shard >= plan_.sources_.size())
-      return error(error_kind::invalid_argument, which + " names shard " + std::to_string(shard) + " of " +
-                                                     std::to_string(plan_.sources_.size()));
+      return error(error_kind::invalid_argument,
+                   which + " names shard " + std::to_string(shard) + " of " + std::to_string(plan_.sources_.size()));
     const plan_source& source = plan_.sources_[shard];
     if (source.storage == nullptr)
       return about(source.name, error(error_kind::invalid_argument,
@@ -4636,8 +4683,8 @@ class plan_builder {
     // Pointers into one array compare with std::less, which is a total order even across arrays.
     const std::less<const tensor_info*> before;
     if (before(tensor, source.tensors.data()) || !before(tensor, source.tensors.data() + source.tensors.size()))
-      return about(source.name, error(error_kind::invalid_argument,
-                                      which + ": tensor " + quote(tensor->name) + " is not one of this file's tensors"));
+      return about(source.name, error(error_kind::invalid_argument, which + ": tensor " + quote(tensor->name) +
+                                                                        " is not one of this file's tensors"));
     return {};
   }
 
@@ -4743,8 +4790,9 @@ class plan_builder {
       active.resize(kept);
       // A block inside a gap wider than a block (merge_gap above block_size) holds nothing asked for.
       if (plan_.copies_.size() != first_copy) {
-        load_plan::block b{source, begin, end - begin, std::min(end, file_size) - begin, first_copy,
-                           plan_.copies_.size() - first_copy};
+        load_plan::block b{source,      begin,
+                           end - begin, std::min(end, file_size) - begin,
+                           first_copy,  plan_.copies_.size() - first_copy};
         plan_.bytes_read_ += b.valid;
         blocks.push_back(b);
       }
@@ -4854,7 +4902,9 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// The header is read in one read when it fits in the storage's first_read_size(), else in two.
   static result<basic_reader> try_open(Storage storage, const read_options& options = {}) {
     const std::string_view name = detail::storage_name(storage);
-    auto fail = [&](error_kind kind, std::string message) { return detail::about(name, error(kind, std::move(message))); };
+    auto fail = [&](error_kind kind, std::string message) {
+      return detail::about(name, error(kind, std::move(message)));
+    };
     // Reading the header must not read around it: the kernel would load megabytes of tensor data.
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(true);
     const std::uint64_t size = storage.size();
@@ -4865,12 +4915,13 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     if constexpr (!has_views && detail::has_first_read_size<Storage>::value)
       first_read = static_cast<std::size_t>(std::clamp<std::uint64_t>(storage.first_read_size(), 8, size));
     std::unique_ptr<char[]> prefix(new char[first_read]);
-    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read) return read.error();
+    if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read)
+      return read.error();
     const auto header_length = detail::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(prefix.get()));
     if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
       return fail(error_kind::header_too_large, "header length " + std::to_string(header_length) +
-                                                    " exceeds the limit of " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) +
-                                                    " bytes");
+                                                    " exceeds the limit of " +
+                                                    std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
     if (header_length > size - 8)
       return fail(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
                                                          " runs past the end of the file (" + std::to_string(size) +
@@ -4879,7 +4930,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     const auto header_bytes = static_cast<std::size_t>(header_length);
     result<detail::header_index> index = [&]() -> result<detail::header_index> {
       if constexpr (has_views) {
-        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size, options.allow_trailing_bytes);
+        return detail::parse_header(reinterpret_cast<const char*>(storage.data()) + 8, header_bytes, data_size,
+                                    options.allow_trailing_bytes);
       } else {
         // Names point into the header: the buffer that holds it goes to the index.
         if (8 + header_bytes <= first_read) {
@@ -4890,7 +4942,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
         std::unique_ptr<char[]> header(new char[header_bytes]);
         const std::size_t have = first_read - 8;
         std::memcpy(header.get(), prefix.get() + 8, have);
-        if (auto read = storage.read_at(first_read, reinterpret_cast<std::byte*>(header.get()) + have, header_bytes - have);
+        if (auto read =
+                storage.read_at(first_read, reinterpret_cast<std::byte*>(header.get()) + have, header_bytes - have);
             !read)
           return read.error();
         const char* text = header.get();
@@ -4971,10 +5024,9 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// Copies a tensor's bytes into `destination`, which must be exactly byte_size() long.
   result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const {
     if (destination.size() != info.byte_size())
-      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                              std::to_string(info.byte_size()) +
-                                                              " bytes but the destination holds " +
-                                                              std::to_string(destination.size())));
+      return named(error(error_kind::invalid_tensor_view,
+                         "tensor " + detail::quote(info.name) + " has " + std::to_string(info.byte_size()) +
+                             " bytes but the destination holds " + std::to_string(destination.size())));
     return storage_.read_at(data_start() + info.data_offsets[0], destination.data(), destination.size());
   }
   /// Copies a tensor's bytes into `destination`; throws on a size mismatch or an I/O error.
@@ -4999,10 +5051,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   /// read piece by piece in bounded memory.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     if (offset > info.byte_size() || destination.size() > info.byte_size() - offset)
-      return named(error(error_kind::invalid_tensor_view, "tensor " + detail::quote(info.name) + " has " +
-                                                              std::to_string(info.byte_size()) + " bytes; cannot read " +
-                                                              std::to_string(destination.size()) + " at offset " +
-                                                              std::to_string(offset)));
+      return named(error(error_kind::invalid_tensor_view,
+                         "tensor " + detail::quote(info.name) + " has " + std::to_string(info.byte_size()) +
+                             " bytes; cannot read " + std::to_string(destination.size()) + " at offset " +
+                             std::to_string(offset)));
     return storage_.read_at(data_start() + info.data_offsets[0] + offset, destination.data(), destination.size());
   }
   /// As try_read_part; throws safetensors::exception (aborts without exceptions) on an error.
@@ -5071,7 +5123,8 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     return detail::plan_builder::build(sources(), requests, options);
   }
   /// Copies one tensor into `destination` (exactly its byte_size()); see the list form.
-  result<void> try_load_into(const tensor_info& info, span<std::byte> destination, const load_options& options = {}) const {
+  result<void> try_load_into(const tensor_info& info, span<std::byte> destination,
+                             const load_options& options = {}) const {
     const load_request request{&info, destination};
     return try_load_into(span<const load_request>(&request, 1), options);
   }
@@ -5234,7 +5287,8 @@ class reader_interface {
   virtual result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const = 0;
   virtual result<void> try_read_into(const tensor_info& info, span<std::byte> destination) const = 0;
   virtual result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const = 0;
-  virtual result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const = 0;
+  virtual result<void> try_read_part(const tensor_info& info, std::uint64_t offset,
+                                     span<std::byte> destination) const = 0;
   virtual result<std::vector<std::byte>> try_read(std::string_view name) const = 0;
   virtual result<std::vector<std::byte>> try_read(const tensor_slice& slice) const = 0;
   virtual result<load_plan> try_plan(span<const load_request> requests, const load_options& options) const = 0;
@@ -5278,8 +5332,9 @@ class reader_holder final : public reader_interface {
     if constexpr (reader_type::has_views) {
       return reader_->try_view(name);
     } else {
-      return about(reader_->name(), error(error_kind::invalid_argument,
-                                          "tensor " + quote(name) + " has no view: its storage holds no bytes in memory"));
+      return about(reader_->name(),
+                   error(error_kind::invalid_argument,
+                         "tensor " + quote(name) + " has no view: its storage holds no bytes in memory"));
     }
   }
   result<tensor_slice> try_slice(std::string_view name, std::vector<slice_dim> dims) const override {
@@ -5291,7 +5346,8 @@ class reader_holder final : public reader_interface {
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const override {
     return reader_->try_read_into(slice, destination);
   }
-  result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const override {
+  result<void> try_read_part(const tensor_info& info, std::uint64_t offset,
+                             span<std::byte> destination) const override {
     return reader_->try_read_part(info, offset, destination);
   }
   result<std::vector<std::byte>> try_read(std::string_view name) const override { return reader_->try_read(name); }
@@ -5405,13 +5461,17 @@ class any_reader : public detail::plan_loads<any_reader> {
     return reader_->try_read_into(info, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_info& info, span<std::byte> destination) const { try_read_into(info, destination).value(); }
+  void read_into(const tensor_info& info, span<std::byte> destination) const {
+    try_read_into(info, destination).value();
+  }
   /// Copies the bytes a slice selects into `destination`.
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
     return reader_->try_read_into(slice, destination);
   }
   /// As try_read_into; throws safetensors::exception on an error.
-  void read_into(const tensor_slice& slice, span<std::byte> destination) const { try_read_into(slice, destination).value(); }
+  void read_into(const tensor_slice& slice, span<std::byte> destination) const {
+    try_read_into(slice, destination).value();
+  }
   /// Copies destination.size() bytes of `info` from `offset` on.
   result<void> try_read_part(const tensor_info& info, std::uint64_t offset, span<std::byte> destination) const {
     return reader_->try_read_part(info, offset, destination);
@@ -5436,8 +5496,8 @@ class any_reader : public detail::plan_loads<any_reader> {
     if (!found) return found.error();
     const tensor_info& tensor = **found;
     if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
-      return detail::about(this->name(),
-                           error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
+      return detail::about(this->name(), error(error_kind::io_error,
+                                               "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
     std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
     std::vector<std::byte> read_bytes;
     tensor_view source{&tensor, {}};
@@ -5572,7 +5632,8 @@ struct tensor_source {
   /// such as bfloat16), whose dtype is dtype_for<T>. The values are in host byte order (swapped
   /// as they are written on a big-endian host); the caller keeps them alive. Their count must be
   /// the shape's (checked when written).
-  template <class Container, class T = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Container&>().data())>>,
+  template <class Container,
+            class T = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Container&>().data())>>,
             class = decltype(detail::dtype_of<T>::value)>
   tensor_source(std::string name, const Container& values, std::vector<std::uint64_t> shape)
       : declaration{std::move(name), dtype_for<T>, std::move(shape)},
@@ -5678,11 +5739,11 @@ class file_layout {
 
   /// Validates the declarations (unique names, no "__metadata__", valid UTF-8, whole bytes, no
   /// overflow, header within the limit) and lays the file out.
-  static result<file_layout> try_make(std::vector<tensor_declaration> declarations, const metadata_entries& metadata = {},
-                                  const write_options& options = {}) {
+  static result<file_layout> try_make(std::vector<tensor_declaration> declarations,
+                                      const metadata_entries& metadata = {}, const write_options& options = {}) {
     if (options.alignment < 8 || (options.alignment & (options.alignment - 1)) != 0 || options.alignment > (1u << 30))
-      return error(error_kind::invalid_argument, "alignment " + std::to_string(options.alignment) +
-                                                     " is not a power of two between 8 and 2^30");
+      return error(error_kind::invalid_argument,
+                   "alignment " + std::to_string(options.alignment) + " is not a power of two between 8 and 2^30");
     file_layout layout;
     layout.entries_.reserve(declarations.size());
     for (tensor_declaration& declaration : declarations) layout.entries_.push_back({std::move(declaration), {}});
@@ -5728,7 +5789,8 @@ class file_layout {
       bool first = true;
       for (const auto& [key, value] : metadata.entries()) {
         if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
-          return error(error_kind::invalid_header, "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
+          return error(error_kind::invalid_header,
+                       "metadata key " + detail::quote(key) + " or its value is not valid UTF-8");
         if (!first) json += ',';
         first = false;
         detail::append_json_string(json, key);
@@ -5767,7 +5829,8 @@ class file_layout {
     if (!detail::checked_add(padded, layout.data_size_, file_size))
       return error(error_kind::validation_overflow, "the file's size overflows 64 bits");
     json.append(static_cast<std::size_t>(padded - unpadded), ' ');
-    for (int i = 0; i < 8; ++i) json[static_cast<std::size_t>(i)] = static_cast<char>((header_length >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+      json[static_cast<std::size_t>(i)] = static_cast<char>((header_length >> (8 * i)) & 0xff);
 
     layout.by_name_.resize(layout.entries_.size());
     for (std::size_t i = 0; i < layout.entries_.size(); ++i) layout.by_name_[i] = i;
@@ -5865,8 +5928,6 @@ class ostream_sink {
   std::ostream* stream_;
 };
 
-
-
 /// Writes a file whose layout is fixed up front: the header at creation, then each tensor's bytes
 /// in any number of chunks, then finish(). Positioned sinks (vector, path) take tensors in any
 /// order; a stream takes them in file order. Memory stays at the header plus a bounded buffer,
@@ -5888,7 +5949,9 @@ class basic_writer {
     return writer;
   }
   /// As try_start; throws safetensors::exception (aborts without exceptions) on failure.
-  static basic_writer start(file_layout layout, Sink sink) { return try_start(std::move(layout), std::move(sink)).value(); }
+  static basic_writer start(file_layout layout, Sink sink) {
+    return try_start(std::move(layout), std::move(sink)).value();
+  }
 
   /// The layout being written.
   const file_layout& layout() const noexcept { return layout_; }
@@ -5925,7 +5988,8 @@ class basic_writer {
     const auto& entry = layout_.entries()[*index];
     std::vector<std::byte> piece(static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size, entry.byte_size())));
     while (written_[*index] < entry.byte_size()) {
-      const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
+      const auto count =
+          static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.byte_size() - written_[*index]));
       span<std::byte> destination(piece.data(), count);
       if constexpr (std::is_void_v<decltype(producer(destination, written_[*index]))>) {
         producer(destination, written_[*index]);
@@ -6097,10 +6161,10 @@ inline result<file_layout> checked_layout(const std::vector<tensor_source>& tens
   for (const tensor_source& t : tensors) {
     const auto& entry = layout->entries()[*layout->find(t.declaration.name)];
     if (t.bytes.size() != entry.byte_size())
-      return error(error_kind::tensor_invalid_info,
-                   "tensor " + quote(t.declaration.name) + " has " + std::to_string(t.bytes.size()) + " bytes of data but " +
-                       std::string(dtype_name(t.declaration.dtype)) + " of its shape needs " +
-                       std::to_string(entry.byte_size()));
+      return error(error_kind::tensor_invalid_info, "tensor " + quote(t.declaration.name) + " has " +
+                                                        std::to_string(t.bytes.size()) + " bytes of data but " +
+                                                        std::string(dtype_name(t.declaration.dtype)) +
+                                                        " of its shape needs " + std::to_string(entry.byte_size()));
   }
   return layout;
 }
@@ -6149,8 +6213,8 @@ inline result<std::vector<std::byte>> try_serialize(const std::vector<tensor_sou
   return bytes;
 }
 /// The bytes of a file holding `tensors` and `metadata`; throws safetensors::exception.
-inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensors, const metadata_entries& metadata = {},
-                                        const write_options& options = {}) {
+inline std::vector<std::byte> serialize(const std::vector<tensor_source>& tensors,
+                                        const metadata_entries& metadata = {}, const write_options& options = {}) {
   return try_serialize(tensors, metadata, options).value();
 }
 

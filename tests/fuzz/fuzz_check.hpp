@@ -9,13 +9,13 @@
 /// Stops the run when an invariant of the library does not hold. Expected errors never get here:
 /// a target returns normally for them. The condition is printed before the trap so a regression
 /// run (no libFuzzer) still says what broke.
-#define FUZZ_CHECK(condition)                                                                  \
-  do {                                                                                         \
-    if (!(condition)) {                                                                        \
+#define FUZZ_CHECK(condition)                                                                \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #condition); \
-      std::fflush(stderr);                                                                     \
-      __builtin_trap();                                                                        \
-    }                                                                                          \
+      std::fflush(stderr);                                                                   \
+      __builtin_trap();                                                                      \
+    }                                                                                        \
   } while (0)
 
 namespace fuzz {

@@ -62,7 +62,8 @@ struct taken {
 };
 
 /// The elements a selection takes, gathered one by one, the slow obvious way (row-major).
-std::vector<std::byte> naive_gather(const st::tensor_info& t, const std::uint8_t* bytes, const std::vector<taken>& dims) {
+std::vector<std::byte> naive_gather(const st::tensor_info& t, const std::uint8_t* bytes,
+                                    const std::vector<taken>& dims) {
   std::vector<std::byte> out;
   for (const taken& d : dims)
     if (d.count == 0) return out;
@@ -133,7 +134,8 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
     std::vector<std::byte> converted(static_cast<std::size_t>(t.element_count) * st::dtype_bits(target) / 8);
     auto conversion = st::try_copy_to(view, converted, target);
     if (!conversion) {
-      FUZZ_CHECK(conversion.error().kind() == st::error_kind::invalid_conversion && !conversion.error().message().empty());
+      FUZZ_CHECK(conversion.error().kind() == st::error_kind::invalid_conversion &&
+                 !conversion.error().message().empty());
       FUZZ_CHECK(target != t.dtype);
     }
   }
@@ -315,8 +317,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(thrown);
 #endif
   }
-  if (lenient_opened) check_reader(*lenient_opened, data, size, false);
-  else check_refused(lenient_opened);
+  if (lenient_opened)
+    check_reader(*lenient_opened, data, size, false);
+  else
+    check_refused(lenient_opened);
 
   // The header alone, in a buffer of exactly its size: rules 1-10 do not look at the data
   // buffer, so only rule 11 (or, after it, the duplicate-name report) may now decide otherwise.

@@ -49,9 +49,26 @@ class input {
 // concatenation of valid pieces is valid UTF-8, and every invalid piece makes any string that
 // holds it invalid, whatever comes around it. The target knows which strings are valid from how
 // it built them, without asking the library.
-const std::string_view valid_pieces[] = {
-    "a", "b", "w", ".", "layers", "0", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"", "\\", "\n", "\t",
-    "\x01", std::string_view("\0", 1), "\x7f", " ", "__metadata__", "/", "__"};
+const std::string_view valid_pieces[] = {"a",
+                                         "b",
+                                         "w",
+                                         ".",
+                                         "layers",
+                                         "0",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\"",
+                                         "\\",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         std::string_view("\0", 1),
+                                         "\x7f",
+                                         " ",
+                                         "__metadata__",
+                                         "/",
+                                         "__"};
 const std::string_view invalid_pieces[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "a\x80"};
 /// A name no declaration can have and still be laid out (it is not UTF-8).
 const std::string_view unknown_name = "\xfe";
@@ -91,10 +108,10 @@ std::uint64_t make_alignment(input& in) {
     case 0: return 16;
     case 1: return 64;
     case 2: return 4096;
-    case 3: return in.u64();                                   // almost never valid
-    case 4: return std::uint64_t{1} << (3 + in.below(18));     // 8 .. 2^20
+    case 3: return in.u64();                                    // almost never valid
+    case 4: return std::uint64_t{1} << (3 + in.below(18));      // 8 .. 2^20
     case 5: return std::uint64_t{1} << (27 + 2 * in.below(3));  // valid, but no header fits; 2^31: too large
-    case 6: return in.below(9);                                // 0 .. 8
+    case 6: return in.below(9);                                 // 0 .. 8
     default: return 8;
   }
 }
@@ -127,8 +144,8 @@ void check_read_back(const Reader& reader, const st::file_layout& layout, const 
     const st::tensor_info* info = reader.find(e.declaration.name);
     FUZZ_CHECK(info != nullptr);
     FUZZ_CHECK(info->dtype == e.declaration.dtype);
-    FUZZ_CHECK(std::equal(info->shape.begin(), info->shape.end(), e.declaration.shape.begin(),
-                          e.declaration.shape.end()));
+    FUZZ_CHECK(
+        std::equal(info->shape.begin(), info->shape.end(), e.declaration.shape.begin(), e.declaration.shape.end()));
     FUZZ_CHECK(info->data_offsets == e.data_offsets);
   }
   FUZZ_CHECK(reader.has_metadata() == metadata.present());
@@ -336,14 +353,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 1: {  // a chunk one byte longer than the tensor
-        auto refused = writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(e.byte_size()) + 1));
+        auto refused =
+            writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(e.byte_size()) + 1));
         FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::tensor_invalid_info);
         break;
       }
       case 2: {  // a later tensor before this one
         for (std::size_t j = k + 1; j < entries.size() && e.byte_size() > 0; ++j) {
           if (entries[j].byte_size() == 0) continue;
-          auto refused = writer->try_write(entries[j].declaration.name, st::span<const std::byte>(data_of(entries[j]), 1));
+          auto refused =
+              writer->try_write(entries[j].declaration.name, st::span<const std::byte>(data_of(entries[j]), 1));
           FUZZ_CHECK(!refused && refused.error().kind() == st::error_kind::invalid_argument);
           break;
         }
@@ -359,9 +378,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::uint64_t done = 0;
         int empty_chunks = 0;
         while (done < total) {
-          std::uint64_t chunk = std::min<std::uint64_t>(total - done, in.below(64) == 0 ? in.u64() % (total + 1) : in.byte());
+          std::uint64_t chunk =
+              std::min<std::uint64_t>(total - done, in.below(64) == 0 ? in.u64() % (total + 1) : in.byte());
           if (chunk == 0 && ++empty_chunks > 4) chunk = total - done;
-          FUZZ_CHECK(writer->try_write(name, st::span<const std::byte>(source + done, static_cast<std::size_t>(chunk))));
+          FUZZ_CHECK(
+              writer->try_write(name, st::span<const std::byte>(source + done, static_cast<std::size_t>(chunk))));
           done += chunk;
         }
         break;
@@ -369,17 +390,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       default: {  // a producer, returning void or result<void>
         bool bad_piece = false;
         auto fill = [&](st::span<std::byte> destination, std::uint64_t offset) {
-          if (offset + destination.size() > e.byte_size()) bad_piece = true;
-          else std::memcpy(destination.data(), source + offset, destination.size());
+          if (offset + destination.size() > e.byte_size())
+            bad_piece = true;
+          else
+            std::memcpy(destination.data(), source + offset, destination.size());
         };
         if (total == e.byte_size()) {
           if (in.below(2)) {
             FUZZ_CHECK(writer->try_produce(name, fill));
           } else {
-            FUZZ_CHECK(writer->try_produce(name, [&](st::span<std::byte> destination, std::uint64_t offset) -> st::result<void> {
-              fill(destination, offset);
-              return {};
-            }));
+            FUZZ_CHECK(writer->try_produce(
+                name, [&](st::span<std::byte> destination, std::uint64_t offset) -> st::result<void> {
+                  fill(destination, offset);
+                  return {};
+                }));
           }
         } else {
           FUZZ_CHECK(writer->try_write(name, st::span<const std::byte>(source, static_cast<std::size_t>(total))));
@@ -395,7 +419,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(finished);
     FUZZ_CHECK(streamed.str() == as_text(*whole));
   }
-  auto after = writer->try_write(entries.empty() ? std::string_view("x") : std::string_view(entries[0].declaration.name), {});
+  auto after =
+      writer->try_write(entries.empty() ? std::string_view("x") : std::string_view(entries[0].declaration.name), {});
   FUZZ_CHECK(!after && after.error().kind() == st::error_kind::invalid_argument);
   auto again = writer->try_finish();
   FUZZ_CHECK(!again && again.error().kind() == st::error_kind::invalid_argument);

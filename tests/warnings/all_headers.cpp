@@ -192,14 +192,16 @@ st::result<void> read_all(const st::basic_reader<Storage>& reader) {
   options.consumer_thread = copied.present();
   if (auto plan = reader.try_plan(requests, options); !plan || plan->bytes() != plan->bytes_read()) return plan.error();
   std::uint64_t delivered = 0;
-  if (auto loaded = reader.try_load(requests, [&](const st::load_piece& piece) { delivered += piece.bytes.size(); }, options);
+  if (auto loaded = reader.try_load(
+          requests, [&](const st::load_piece& piece) { delivered += piece.bytes.size(); }, options);
       !loaded || delivered == 0)
     return loaded;
   reader.load(requests, [](const st::load_piece& piece) -> st::result<void> {
     if (piece.offset > piece.request) return st::error(st::error_kind::invalid_argument, "stop");
     return {};
   });
-  if (reader.template read_as<float>("w").size() != reader.info("w").element_count) return reader.try_info("none").error();
+  if (reader.template read_as<float>("w").size() != reader.info("w").element_count)
+    return reader.try_info("none").error();
   if (auto converted = reader.template try_read_as<std::int64_t>("b"); !converted) return converted.error();
   return reader.try_load_into(requests, options);
 }
@@ -209,7 +211,8 @@ inline bool exercise_readers(const std::string& path, std::vector<std::byte> byt
   const st::buffer_reader buffer = st::open_buffer(bytes);
   const st::mapped_reader mapped = st::open(path);
   const st::pread_reader pread = st::open_pread(path);
-  const auto blob = st::basic_reader<consumer::blob_storage>::try_open(consumer::blob_storage(std::move(bytes))).value();
+  const auto blob =
+      st::basic_reader<consumer::blob_storage>::try_open(consumer::blob_storage(std::move(bytes))).value();
   const st::tensor_info& first = mapped.tensors()[0];
   return read_all(memory) && read_all(buffer) && read_all(mapped) && read_all(pread) && read_all(blob) &&
          memory.try_view("w").has_value() && buffer.view(first).bytes.size() == first.byte_size() &&
@@ -222,7 +225,8 @@ inline bool exercise_plan(const st::load_plan& plan) {
   return plan.try_execute([](const st::load_piece& piece) -> st::result<void> {
     if (piece.bytes.empty()) return st::error(st::error_kind::invalid_argument, "empty");
     return {};
-  }) && plan.try_prefetch() && plan.try_release() && plan.size() + plan.read_count() + plan.block_count() + plan.block_size() > 0;
+  }) && plan.try_prefetch() &&
+         plan.try_release() && plan.size() + plan.read_count() + plan.block_count() + plan.block_size() > 0;
 }
 
 inline void exercise_thread_pool(st::thread_pool& pool) {
@@ -240,15 +244,19 @@ st::result<void> write_all(st::basic_writer<Sink>& writer, const std::vector<std
   for (const st::file_layout::entry& entry : writer.layout().entries()) {
     if (auto wrote = writer.try_write(entry.declaration.name, chunk); !wrote) return wrote;
   }
-  if (auto produced = writer.try_produce("a", [](st::span<std::byte> piece, std::uint64_t offset) {
-        for (std::byte& b : piece) b = static_cast<std::byte>(offset);
-      });
+  if (auto produced = writer.try_produce(
+          "a",
+          [](st::span<std::byte> piece, std::uint64_t offset) {
+    for (std::byte& b : piece) b = static_cast<std::byte>(offset);
+          });
       !produced)
     return produced;
-  if (auto produced = writer.try_produce("b", [](st::span<std::byte> piece, std::uint64_t) -> st::result<void> {
-        if (piece.empty()) return st::error(st::error_kind::invalid_argument, "empty piece");
-        return {};
-      });
+  if (auto produced = writer.try_produce("b",
+                                         [](st::span<std::byte> piece, std::uint64_t) -> st::result<void> {
+                                           if (piece.empty())
+                                             return st::error(st::error_kind::invalid_argument, "empty piece");
+                                           return {};
+                                         });
       !produced)
     return produced;
   return writer.complete() && !writer.finished() ? writer.try_finish() : st::result<void>();
@@ -299,18 +307,19 @@ bool read_model(const st::basic_model_reader<Storage>& model, std::vector<std::b
   const st::tensor_info& info = model.info("w");
   std::size_t names = 0;
   for (const st::model_entry& entry : model.tensor_names()) names += entry.name.size() + entry.shard;
-  return model.try_load(requests, [](const st::load_piece& piece) -> st::result<void> {
-           if (piece.bytes.empty()) return st::error(st::error_kind::invalid_argument, "empty");
-           return {};
-         }) &&
+  return model.try_load(requests,
+                        [](const st::load_piece& piece) -> st::result<void> {
+                          if (piece.bytes.empty()) return st::error(st::error_kind::invalid_argument, "empty");
+                          return {};
+                        }) &&
          model.try_load_into(requests) && model.try_plan(requests).has_value() && model.try_validate() &&
          model.try_read(slice).has_value() && model.try_read_into(slice, st::span<std::byte>(destination)) &&
          model.try_read_into(info, st::span<std::byte>(destination)) &&
          model.try_read_part(info, 0, st::span<std::byte>(destination)) && model.read("w").size() == delivered &&
          model.try_read("b").has_value() && model.try_slice("b", {}).has_value() && model.try_info("w").has_value() &&
          model.try_reader_of("w").has_value() && model.try_shard(0).has_value() && model.contains("w") &&
-         model.find("w") != nullptr && model.shard_paths().size() == model.shard_count() &&
-         model.size() == names && model.index_path().empty() && model.total_size().has_value();
+         model.find("w") != nullptr && model.shard_paths().size() == model.shard_count() && model.size() == names &&
+         model.index_path().empty() && model.total_size().has_value();
 }
 
 inline bool exercise_models(const std::string& directory, std::vector<std::byte>& destination) {
@@ -347,8 +356,8 @@ inline bool exercise_remote(const std::string& url, std::vector<std::byte>& dest
   const st::remote_model_reader model = st::open_remote_model(url + "/model.safetensors.index.json", options);
   const st::remote_statistics cost = file.storage().statistics();
   return read_model(model, destination) && st::try_open_remote(url).has_value() &&
-         st::try_open_remote_model(url).has_value() && cost.requests >= cost.retries && !file.storage().etag().empty() &&
-         st::remote_file::try_open(url, options).has_value();
+         st::try_open_remote_model(url).has_value() && cost.requests >= cost.retries &&
+         !file.storage().etag().empty() && st::remote_file::try_open(url, options).has_value();
 }
 
 inline bool exercise_any(const std::string& path, std::vector<std::byte>& destination) {
@@ -358,8 +367,9 @@ inline bool exercise_any(const std::string& path, std::vector<std::byte>& destin
   const st::any_model model = st::open_model(path);
   const st::load_request request = model.request("a", destination);
   auto consume = [](const st::load_piece&) { return st::result<void>(); };
-  return reader.read_as<float>("a").size() + model.read_as<double>("a").size() > 0 && reader.get<st::pread_file>() != nullptr &&
-         borrowed.has_views() && model.try_load(st::span<const st::load_request>(&request, 1), consume) &&
+  return reader.read_as<float>("a").size() + model.read_as<double>("a").size() > 0 &&
+         reader.get<st::pread_file>() != nullptr && borrowed.has_views() &&
+         model.try_load(st::span<const st::load_request>(&request, 1), consume) &&
          reader.try_load(st::span<const st::load_request>(&request, 1), consume) && model.shard(0).file_size() > 0 &&
          st::result<int>(1).value_or(2) == 1;
 }
