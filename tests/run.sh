@@ -13,7 +13,7 @@ jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
           libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev
-          g++-mingw-w64-x86-64 wine64)
+          g++-mingw-w64-x86-64 wine64 clang-format)
 # The servers the remote tests start on 127.0.0.1: nginx, Node.js for s3rver, botocore, curl.
 read -r -a remote_packages <<<"$(bash tests/remote/debian-packages.sh)"
 packages+=("${remote_packages[@]}")
@@ -93,6 +93,12 @@ cmake -S "$root" -B "$build/windows" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON -DSAFETENSORS_TEST_NO_SHA256=ON >/dev/null
 cmake --build "$build/windows" -j"$jobs" --target safetensors_tests safetensors-cli
 bash "$root/tests/windows/run.sh" "$build/windows" "$build/gcc-cxx17/examples/safetensors-cli"
+
+# The layout of .clang-format holds in every C++ file (single_include/ is generated from them),
+# and the single header is the one cmake/amalgamate.py makes from the headers.
+step "format and single header: clang-format --dry-run over every C++ file; cmake/amalgamate.py --check"
+git -C "$root" ls-files '*.cpp' '*.hpp' | grep -v '^single_include/' | (cd "$root" && xargs clang-format --dry-run --Werror)
+python3 "$root/cmake/amalgamate.py" --check
 
 step "warnings: a consumer of every public header, gcc and clang, C++17 and C++20, every warning an error"
 python3 "$root/tests/warnings/check.py" --logs "$build/warnings"
