@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <tuple>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -652,4 +653,82 @@ TEST_CASE("regression: a slice step near 2^64 selects the first element", "[host
     std::byte first{0};
     CHECK((slice->try_copy_to(st::span<std::byte>(&first, 1), st::dtype::U8) && first == std::byte{'a'}));
   }
+}
+
+TEST_CASE("hostile: threads that cannot start end in an error, every started thread joined", "[hostile]") {
+  // Under a memory limit that holds a few thread stacks but not 1,023, the pool stops and joins
+  // the threads it started and reports the failure; a load that starts its own pool returns it.
+  // (Not under sanitizers, whose allocators need more address space than any such limit.)
+  if (TEST_SANITIZED_ALLOCATOR) return;
+  const std::size_t room_for_a_few_stacks = 64u << 20;
+  CHECK(run_in_child(
+            [] {
+    auto pool = st::thread_pool::try_make(1024);
+    if (pool) return 1;
+    return pool.error().message().rfind("cannot start thread ", 0) == 0 &&
+                   pool.error().message().find(" of 1024: ") != std::string::npos
+               ? 0
+               : 2;
+            },
+            room_for_a_few_stacks) == 0);
+#if SAFETENSORS_EXCEPTIONS
+  CHECK(run_in_child(
+            [] {
+    try {
+      st::thread_pool pool(1024);
+      return 1;
+    } catch (const st::exception& failed) {
+      return failed.kind() == st::error_kind::io_error ? 0 : 2;
+    }
+            },
+            room_for_a_few_stacks) == 0);
+#endif
+  const std::vector<std::byte> file =
+      test::file_bytes(R"({"a":{"dtype":"U8","shape":[262144],"data_offsets":[0,262144]}})", std::string(262144, 'x'));
+  CHECK(run_in_child(
+            [&] {
+    auto reader = st::try_open_buffer(file);
+    if (!reader) return 3;
+    std::vector<st::load_request> requests;
+    std::vector<std::byte> destination(262144);
+    requests.push_back({&reader->info("a"), destination});
+    st::load_options options;
+    options.threads = 64;  // 64 blocks of 4 KiB: 64 threads wanted
+    options.block_size = 4096;
+    auto loaded = reader->try_load_into(requests, options);
+    if (loaded) return 4;
+    return loaded.error().message().find("cannot start thread ") != std::string::npos ? 0 : 5;
+            },
+            room_for_a_few_stacks) == 0);
+}
+
+TEST_CASE("hostile: a FIFO, a directory or a device given as a file is refused at once, and named", "[hostile]") {
+  // Opening a FIFO for reading waits for a writer: the reader must not. In a child that SIGALRM
+  // ends after 20 s, so that a hang is a failed test, not a hung suite.
+  test::temp_directory directory;
+  const std::string fifo = directory.file("pipe.safetensors");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::child_process child([&] {
+    ::alarm(20);
+    auto mapped = st::try_open(fifo);
+    auto pread = st::try_open_pread(fifo);
+    const std::string expected = st::detail::quote(fifo) + ": not a regular file (a FIFO)";
+    return !mapped && !pread && mapped.error().message() == expected && pread.error().message() == expected ? 0 : 1;
+  });
+  REQUIRE(child.pid() > 0);
+  const int status = child.wait();
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+
+  CHECK(st::try_open(directory.path).error().message() ==
+        st::detail::quote(directory.path) + ": not a regular file (a directory)");
+  CHECK(st::try_open_pread("/dev/null").error().message() == "\"/dev/null\": not a regular file (a character device)");
+
+  // A model's shard that is not a regular file is named for what it is, not "missing".
+  test::write_text(directory.file("model.safetensors.index.json"), R"({"weight_map":{"a":"pipe.safetensors"}})");
+  auto model = st::try_open_model(directory.file("model.safetensors.index.json"));
+  REQUIRE_FALSE(model);
+  CHECK(model.error().message() == st::detail::quote(directory.file("model.safetensors.index.json")) +
+                                       ": lists shard " + st::detail::quote(fifo) +
+                                       ", which is a FIFO, not a regular file");
 }

@@ -160,3 +160,30 @@ TEST_CASE("files: a pread reader reads only the header at open", "[reader][files
       test::file_bytes(R"({"a":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}})"));
   CHECK(test::outcome(st::try_open_pread(file.path())) == "MetadataIncompleteBuffer");
 }
+
+TEST_CASE("files: read_options::max_header_size bounds headers and indexes, at run time", "[reader]") {
+  const std::string header = R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+  st::read_options small;
+  small.max_header_size = 40;
+  auto refused = test::open_header(header, "x", small);
+  REQUIRE_FALSE(refused);
+  CHECK(test::outcome(refused) + ": " + refused.error().message() ==
+        "HeaderTooLarge: header length " + std::to_string(header.size()) + " exceeds the limit of 40 bytes");
+  small.max_header_size = header.size();
+  CHECK(test::open_header(header, "x", small));
+  CHECK(st::read_options{}.max_header_size == 100000000);
+  CHECK(st::format_max_header_size == 100000000);
+
+  test::temp_directory directory;
+  st::save(directory.file("one.safetensors"), {{{"a", st::dtype::U8, {1}}, std::vector<std::byte>(1)}});
+  const std::string index = R"({"weight_map":{"a":"one.safetensors"}})";
+  test::write_text(directory.file("model.safetensors.index.json"), index);
+  st::read_options tiny;
+  tiny.max_header_size = 10;
+  auto model = st::try_open_model(directory.file("model.safetensors.index.json"), tiny);
+  REQUIRE_FALSE(model);
+  CHECK(test::outcome(model) + ": " + model.error().message() ==
+        "InvalidIndex: " + st::detail::quote(directory.file("model.safetensors.index.json")) +
+            ": larger than 10 bytes");
+  CHECK(st::try_open_model(directory.file("model.safetensors.index.json")));
+}

@@ -290,3 +290,31 @@ TEST_CASE("slices: made from a description, a slice knows the byte runs of the t
   std::vector<float> out(12);
   CHECK(test::outcome(slice->try_copy_to(st::span<float>(out))) == "InvalidTensorView");
 }
+
+TEST_CASE("slices: steps near 2^63 take one element, and every byte stride stays in range", "[views]") {
+  // A step past the dimension took its first element, but step x stride x element size wrapped
+  // to 0 and the plan builder divided by it (SIGFPE).
+  const std::vector<float> values = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  auto file = st::try_serialize({{"m", values, {4, 4}}});
+  REQUIRE(file);
+  auto reader = st::try_open_buffer(*file);
+  REQUIRE(reader);
+  for (const std::uint64_t step :
+       {std::uint64_t{1} << 62, (std::uint64_t{1} << 62) + 1, std::uint64_t{1} << 63, ~std::uint64_t{0}}) {
+    INFO(step);
+    auto slice = reader->try_slice("m", {st::range(1, st::to_end, step), st::range(0, st::to_end, step)});
+    REQUIRE(slice);
+    CHECK(slice->element_count() == 1);
+    std::vector<std::byte> one(4);
+    REQUIRE(reader->try_read_into(*slice, one));
+    CHECK(one == test::le_bytes<float>({4.0f}));
+    std::vector<std::byte> row(16);
+    const st::load_request request{&reader->info("m"), row, {st::range(1, st::to_end, step), st::all()}};
+    REQUIRE(reader->try_load_into(st::span<const st::load_request>(&request, 1)));
+    CHECK(row == test::le_bytes<float>({4.0f, 5.0f, 6.0f, 7.0f}));
+    std::vector<std::byte> column(16);
+    const st::load_request strided{&reader->info("m"), column, {st::all(), st::range(2, st::to_end, step)}};
+    REQUIRE(reader->try_load_into(st::span<const st::load_request>(&strided, 1)));
+    CHECK(column == test::le_bytes<float>({2.0f, 6.0f, 10.0f, 14.0f}));
+  }
+}

@@ -16,6 +16,15 @@
 
 namespace st = safetensors;
 
+// Every writer is move-only: a copy taken in the middle of a tensor would write its bytes twice.
+static_assert(!std::is_copy_constructible_v<st::vector_writer> && !std::is_copy_assignable_v<st::vector_writer>);
+static_assert(!std::is_copy_constructible_v<st::stream_writer> && !std::is_copy_assignable_v<st::stream_writer>);
+static_assert(!std::is_copy_constructible_v<st::file_writer> && !std::is_copy_assignable_v<st::file_writer>);
+static_assert(!std::is_copy_constructible_v<st::sharded_writer> && !std::is_copy_assignable_v<st::sharded_writer>);
+static_assert(std::is_nothrow_move_constructible_v<st::vector_writer> &&
+              std::is_nothrow_move_constructible_v<st::file_writer> &&
+              std::is_nothrow_move_constructible_v<st::sharded_writer>);
+
 namespace {
 
 using test::reference_dir;

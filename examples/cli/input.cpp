@@ -94,7 +94,7 @@ result<std::vector<std::byte>> read_standard_input() {
   if (bytes.size() < 8) return bytes;
   std::uint64_t header_length = 0;
   for (std::size_t i = 8; i-- > 0;) header_length = (header_length << 8) | std::to_integer<std::uint64_t>(bytes[i]);
-  if (header_length > SAFETENSORS_MAX_HEADER_SIZE) return bytes;
+  if (header_length > safetensors::format_max_header_size) return bytes;
   const std::uint64_t data_start = 8 + header_length;
   if (auto read = read_until(bytes, data_start); !read) return read.error();
   if (bytes.size() < data_start) return bytes;

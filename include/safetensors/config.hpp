@@ -7,6 +7,8 @@
 #ifndef SAFETENSORS_CONFIG_HPP
 #define SAFETENSORS_CONFIG_HPP
 
+#include <cstdint>
+
 #define SAFETENSORS_VERSION_MAJOR 0
 #define SAFETENSORS_VERSION_MINOR 2
 #define SAFETENSORS_VERSION_PATCH 0
@@ -15,11 +17,18 @@
 // Configuration. Each macro may be defined by the user before including this header.
 // ---------------------------------------------------------------------------------------------
 
-/// Largest header length accepted, in bytes. The format's limit is 100,000,000; an engine that
-/// only opens small files may lower it to bound the memory a hostile file can ask for.
-#ifndef SAFETENSORS_MAX_HEADER_SIZE
-#define SAFETENSORS_MAX_HEADER_SIZE 100000000ULL
+// The largest header a reader accepts is a run-time option, read_options::max_header_size: as a
+// macro, two translation units that set it differently would break the one-definition rule
+// without a word from the compiler or the linker.
+#ifdef SAFETENSORS_MAX_HEADER_SIZE
+#error "SAFETENSORS_MAX_HEADER_SIZE is gone: set read_options::max_header_size (default 100,000,000) instead"
 #endif
+
+namespace safetensors {
+/// The format's largest header, in bytes (the official reader's limit): what every writer keeps
+/// to, and the default of read_options::max_header_size.
+inline constexpr std::uint64_t format_max_header_size = 100000000;
+}  // namespace safetensors
 
 /// 1 when the throwing API is available. Detected from the compiler's exception support.
 #ifndef SAFETENSORS_EXCEPTIONS

@@ -35,7 +35,7 @@ namespace safetensors {
 /// invalid_index are this library's own.
 enum class error_kind : std::uint8_t {
   header_too_small,                ///< fewer than 8 bytes
-  header_too_large,                ///< header length over SAFETENSORS_MAX_HEADER_SIZE
+  header_too_large,                ///< header length over read_options::max_header_size
   invalid_header_length,           ///< 8 + header length past the end of the buffer
   invalid_header,                  ///< header bytes are not valid UTF-8
   invalid_header_deserialization,  ///< header is not a JSON object of the expected shape

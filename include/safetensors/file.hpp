@@ -105,6 +105,19 @@ inline int sync_to_disk(int fd) noexcept {
 }
 #endif
 
+#if !defined(_WIN32)
+/// What a file that is not a regular one is, for messages: "a FIFO", "a directory", ...
+inline std::string file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+#endif
+
 inline std::uint64_t page_size() noexcept {
 #if defined(_WIN32)
   SYSTEM_INFO info;
@@ -170,20 +183,25 @@ class file_handle {
                                 OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (handle == INVALID_HANDLE_VALUE) return error(error_kind::io_error, system_error_text("cannot open", path));
     file_handle file(handle);
+    if (GetFileType(handle) != FILE_TYPE_DISK)
+      return error(error_kind::io_error, quote(path) + ": not a regular file (a pipe or a device)");
     LARGE_INTEGER length;
     if (!GetFileSizeEx(handle, &length)) return error(error_kind::io_error, system_error_text("cannot stat", path));
     size = static_cast<std::uint64_t>(length.QuadPart);
     return file;
 #else
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever; the
+    // type is checked before anything is read, and regular files ignore the flag.
     int fd;
     do {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return error(error_kind::io_error, system_error_text("cannot open", path));
     file_handle file(fd);
     struct stat status;
     if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
-    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, quote(path) + ": not a regular file");
+    if (!S_ISREG(status.st_mode))
+      return error(error_kind::io_error, quote(path) + ": not a regular file (" + file_type_name(status.st_mode) + ")");
     size = static_cast<std::uint64_t>(status.st_size);
     return file;
 #endif

@@ -352,8 +352,9 @@ class plan_executor {
     } else if (options_.pool != nullptr) {
       options_.pool->run(workers, task);
     } else {
-      thread_pool own(workers);
-      own.run(workers, task);
+      auto own = thread_pool::try_make(workers);
+      if (!own) return own.error();
+      (*own)->run(workers, task);
     }
 #if SAFETENSORS_EXCEPTIONS
     if (exception_) std::rethrow_exception(exception_);

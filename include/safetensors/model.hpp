@@ -503,6 +503,8 @@ class basic_model_reader : public detail::plan_loads<basic_model_reader<Storage>
     if (!reader) return reader.error();
     return (*reader)->try_read(slice);
   }
+  /// A copy of the bytes a slice selects; throws safetensors::exception on an error.
+  std::vector<std::byte> read(const tensor_slice& slice) const { return try_read(slice).value(); }
   /// Copies the bytes a slice of a tensor of this model selects into `destination`.
   result<void> try_read_into(const tensor_slice& slice, span<std::byte> destination) const {
     auto reader = owner_of(slice.info());
@@ -915,13 +917,12 @@ using model_reader = basic_model_reader<mapped_file>;
 using pread_model_reader = basic_model_reader<pread_file>;
 
 namespace detail {
-/// The whole of a small text file (an index), refused past SAFETENSORS_MAX_HEADER_SIZE bytes.
-inline result<std::string> read_text_file(const std::string& path) {
+/// The whole of a small text file (an index), refused past `max_size` bytes.
+inline result<std::string> read_text_file(const std::string& path, std::uint64_t max_size = format_max_header_size) {
   auto file = pread_file::try_open(path);
   if (!file) return file.error();
-  if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
-    return about(path, error(error_kind::invalid_index,
-                             "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
+  if (file->size() > max_size)
+    return about(path, error(error_kind::invalid_index, "larger than " + std::to_string(max_size) + " bytes"));
   std::string text(static_cast<std::size_t>(file->size()), '\0');
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
   return text;
@@ -976,18 +977,29 @@ result<basic_model_reader<Storage>> try_open_model_as(const std::string& path, c
     location = std::move(*found);
   }
   if (!detail::ends_with(location, ".json")) return model::try_from_file(location, open_shard, options);
-  auto text = detail::read_text_file(location);
+  auto text = detail::read_text_file(location, options.max_header_size);
   if (!text) return text.error();
   auto index = model_index::try_parse(std::move(*text));
   if (!index) return detail::about(location, index.error());
   model opened = model::from_index(location, std::move(*index), open_shard, options);
   for (std::size_t i = 0; i < opened.shard_count(); ++i) {
-    if (!std::filesystem::is_regular_file(opened.shard_paths()[i], failure))
-      return detail::about(
-          location,
-          error(error_kind::io_error, "lists shard " + detail::quote(opened.shard_paths()[i]) + ", which is missing"));
+    const std::filesystem::file_status status = std::filesystem::status(opened.shard_paths()[i], failure);
+    if (std::filesystem::is_regular_file(status)) continue;
+    const char* what = !std::filesystem::exists(status)        ? "missing"
+                       : std::filesystem::is_directory(status) ? "a directory, not a file"
+                       : std::filesystem::is_fifo(status)      ? "a FIFO, not a regular file"
+                       : std::filesystem::is_socket(status)    ? "a socket, not a regular file"
+                                                               : "a device, not a regular file";
+    return detail::about(location, error(error_kind::io_error, "lists shard " + detail::quote(opened.shard_paths()[i]) +
+                                                                   ", which is " + what));
   }
   return opened;
+}
+/// Opens a local model with shards over Storage (see try_open_model_as); throws
+/// safetensors::exception on an error.
+template <class Storage>
+basic_model_reader<Storage> open_model_as(const std::string& path, const read_options& options = {}) {
+  return try_open_model_as<Storage>(path, options).value();
 }
 
 /// Opens a local model with mapped shards (see try_open_model_as).
@@ -1098,6 +1110,13 @@ inline std::string index_json(std::uint64_t total_size,
 /// which a reader's check of the shard against the index refuses (InvalidIndex).
 class sharded_writer {
  public:
+  // Move-only, as every writer: a copy would write the same shards twice.
+  sharded_writer(sharded_writer&&) noexcept = default;
+  sharded_writer& operator=(sharded_writer&&) noexcept = default;
+  sharded_writer(const sharded_writer&) = delete;
+  sharded_writer& operator=(const sharded_writer&) = delete;
+  ~sharded_writer() = default;
+
   /// Plans the shards in `directory`. Nothing is written yet.
   static result<sharded_writer> try_create(const std::string& directory, std::vector<tensor_declaration> declarations,
                                            const shard_options& options = {}) {

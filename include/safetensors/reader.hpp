@@ -41,6 +41,11 @@ struct read_options {
   bool random_access = false;
   /// How F4 and F6 elements lie in their bytes, for the conversions the reader makes (read_as).
   safetensors::packing packing = safetensors::packing::low_first;
+  /// The largest header accepted, in bytes (HeaderTooLarge past it), and the largest index of a
+  /// sharded model (InvalidIndex past it), local or remote. The format's limit by default; an
+  /// engine that only opens small files may lower it to bound the memory a hostile file can ask
+  /// for before anything else is checked.
+  std::uint64_t max_header_size = format_max_header_size;
 };
 
 /// A validated safetensors file over a storage policy. Immutable after opening: any number of
@@ -79,10 +84,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read)
       return read.error();
     const auto header_length = detail::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(prefix.get()));
-    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+    if (header_length > options.max_header_size)
       return fail(error_kind::header_too_large, "header length " + std::to_string(header_length) +
-                                                    " exceeds the limit of " +
-                                                    std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
+                                                    " exceeds the limit of " + std::to_string(options.max_header_size) +
+                                                    " bytes");
     if (header_length > size - 8)
       return fail(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
                                                          " runs past the end of the file (" + std::to_string(size) +

@@ -690,9 +690,9 @@ inline result<remote_model_reader> try_open_remote_model(const std::string& url,
   if (!detail::ends_with(path, ".json")) return remote_model_reader::try_from_file(url, open_shard, options);
   auto file = remote_file::try_open(url, remote);
   if (!file) return file.error();
-  if (file->size() > SAFETENSORS_MAX_HEADER_SIZE)
+  if (file->size() > options.max_header_size)
     return detail::about(
-        url, error(error_kind::invalid_index, "larger than " + std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes"));
+        url, error(error_kind::invalid_index, "larger than " + std::to_string(options.max_header_size) + " bytes"));
   std::string text(static_cast<std::size_t>(file->size()), '\0');
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
   auto index = model_index::try_parse(std::move(text));

@@ -4,7 +4,7 @@
 //
 // This is the core's umbrella: it includes every core header, each one concern, in layer order
 // (a header includes only headers above it in this list). Internals live in safetensors::detail.
-//   config.hpp        SAFETENSORS_VERSION_*, SAFETENSORS_MAX_HEADER_SIZE, SAFETENSORS_EXCEPTIONS,
+//   config.hpp        SAFETENSORS_VERSION_*, format_max_header_size, SAFETENSORS_EXCEPTIONS,
 //                     SAFETENSORS_NO_FILESYSTEM
 //   error.hpp         error_kind, error_kind_count, all_error_kinds, error_kind_name, error,
 //                     exception, result<T>

@@ -100,8 +100,11 @@ class tensor_slice {
           return error(error_kind::invalid_argument,
                        where + "start " + std::to_string(want.start) + " is after " +
                            (want.stop == to_end ? "the end" : "stop " + std::to_string(want.stop)));
-        // Counted so that no step, however close to 2^64, wraps around.
-        t = {start, stop > start ? (stop - start - 1) / want.step + 1 : 0, want.step};
+        // Counted so that no step, however close to 2^64, wraps around. A step that takes one
+        // element at most is kept as 1: only steps between taken elements enter the byte
+        // strides, and those are below the dimension's size, so no product of them overflows.
+        const std::uint64_t count = stop > start ? (stop - start - 1) / want.step + 1 : 0;
+        t = {start, count, count > 1 ? want.step : 1};
         slice.shape_.push_back(t.count);
       }
       slice.taken_.push_back(t);

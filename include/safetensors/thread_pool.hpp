@@ -7,12 +7,15 @@
 #ifndef SAFETENSORS_THREAD_POOL_HPP
 #define SAFETENSORS_THREAD_POOL_HPP
 
-#include "config.hpp"
+#include "error.hpp"
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -34,11 +37,19 @@ class thread_pool {
   }
 
   /// A pool in which `size` threads work on each job, the calling thread included: size - 1
-  /// threads are started now.
-  explicit thread_pool(unsigned size = default_size()) {
-    const unsigned helpers = size > 1 ? size - 1 : 0;
-    threads_.reserve(helpers);
-    for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+  /// threads are started now. When one cannot be started (the system's thread or memory limits),
+  /// those already started are stopped and joined, and safetensors::exception is thrown (abort
+  /// without exceptions); try_make returns the error instead.
+  explicit thread_pool(unsigned size = default_size()) : thread_pool(size, starting{}) {
+    // The object is whole here: the destructor stops and joins what was started.
+    if (failure_) detail::raise(*failure_);
+  }
+  /// A pool of `size` threads (see the constructor), or the error that kept a thread from
+  /// starting, every thread already started then stopped and joined.
+  static result<std::unique_ptr<thread_pool>> try_make(unsigned size = default_size()) {
+    std::unique_ptr<thread_pool> pool(new thread_pool(size, starting{}));
+    if (pool->failure_) return *pool->failure_;
+    return pool;
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
@@ -53,6 +64,7 @@ class thread_pool {
   }
 
   /// Threads that work on a job, the caller included.
+  /// (Fewer than asked for only in a pool that failed to start, which no caller ever sees.)
   unsigned size() const noexcept { return static_cast<unsigned>(threads_.size()) + 1; }
 
   /// Calls task(worker) for every worker from 0 to workers - 1 at once (worker 0 on the calling
@@ -77,6 +89,23 @@ class thread_pool {
   }
 
  private:
+  struct starting {};
+  thread_pool(unsigned size, starting) {
+    const unsigned helpers = size > 1 ? size - 1 : 0;
+#if SAFETENSORS_EXCEPTIONS
+    try {
+      threads_.reserve(helpers);
+      for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+    } catch (const std::exception& failed) {
+      failure_ = error(error_kind::io_error, "cannot start thread " + std::to_string(threads_.size() + 2) + " of " +
+                                                 std::to_string(size) + ": " + failed.what());
+    }
+#else
+    threads_.reserve(helpers);
+    for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+#endif
+  }
+
   void serve(unsigned worker) {
     std::uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(lock_);
@@ -105,6 +134,7 @@ class thread_pool {
   std::uint64_t generation_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::optional<error> failure_;
 };
 
 }  // namespace safetensors

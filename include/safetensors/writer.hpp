@@ -250,10 +250,10 @@ class file_layout {
     const std::uint64_t unpadded = json.size();
     const std::uint64_t padded = (unpadded + options.alignment - 1) / options.alignment * options.alignment;
     const std::uint64_t header_length = padded - 8;
-    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+    if (header_length > format_max_header_size)
       return error(error_kind::header_too_large, "the header would be " + std::to_string(header_length) +
                                                      " bytes, over the limit of " +
-                                                     std::to_string(SAFETENSORS_MAX_HEADER_SIZE));
+                                                     std::to_string(format_max_header_size));
     std::uint64_t file_size = 0;
     if (!detail::checked_add(padded, layout.data_size_, file_size))
       return error(error_kind::validation_overflow, "the file's size overflows 64 bits");
@@ -364,6 +364,13 @@ class ostream_sink {
 template <class Sink>
 class basic_writer {
  public:
+  // Move-only: a copy taken in the middle of a tensor would write its bytes twice.
+  basic_writer(basic_writer&&) noexcept = default;
+  basic_writer& operator=(basic_writer&&) noexcept = default;
+  basic_writer(const basic_writer&) = delete;
+  basic_writer& operator=(const basic_writer&) = delete;
+  ~basic_writer() = default;
+
   /// Bytes gathered before they go to the sink; larger chunks go straight through.
   static constexpr std::size_t buffer_size = std::size_t{1} << 20;
 

@@ -9,7 +9,7 @@
 //
 // This is the core's umbrella: it includes every core header, each one concern, in layer order
 // (a header includes only headers above it in this list). Internals live in safetensors::detail.
-//   config.hpp        SAFETENSORS_VERSION_*, SAFETENSORS_MAX_HEADER_SIZE, SAFETENSORS_EXCEPTIONS,
+//   config.hpp        SAFETENSORS_VERSION_*, format_max_header_size, SAFETENSORS_EXCEPTIONS,
 //                     SAFETENSORS_NO_FILESYSTEM
 //   error.hpp         error_kind, error_kind_count, all_error_kinds, error_kind_name, error,
 //                     exception, result<T>
@@ -53,6 +53,8 @@
 #ifndef SAFETENSORS_CONFIG_HPP
 #define SAFETENSORS_CONFIG_HPP
 
+#include <cstdint>
+
 #define SAFETENSORS_VERSION_MAJOR 0
 #define SAFETENSORS_VERSION_MINOR 2
 #define SAFETENSORS_VERSION_PATCH 0
@@ -61,11 +63,18 @@
 // Configuration. Each macro may be defined by the user before including this header.
 // ---------------------------------------------------------------------------------------------
 
-/// Largest header length accepted, in bytes. The format's limit is 100,000,000; an engine that
-/// only opens small files may lower it to bound the memory a hostile file can ask for.
-#ifndef SAFETENSORS_MAX_HEADER_SIZE
-#define SAFETENSORS_MAX_HEADER_SIZE 100000000ULL
+// The largest header a reader accepts is a run-time option, read_options::max_header_size: as a
+// macro, two translation units that set it differently would break the one-definition rule
+// without a word from the compiler or the linker.
+#ifdef SAFETENSORS_MAX_HEADER_SIZE
+#error "SAFETENSORS_MAX_HEADER_SIZE is gone: set read_options::max_header_size (default 100,000,000) instead"
 #endif
+
+namespace safetensors {
+/// The format's largest header, in bytes (the official reader's limit): what every writer keeps
+/// to, and the default of read_options::max_header_size.
+inline constexpr std::uint64_t format_max_header_size = 100000000;
+}  // namespace safetensors
 
 /// 1 when the throwing API is available. Detected from the compiler's exception support.
 #ifndef SAFETENSORS_EXCEPTIONS
@@ -118,7 +127,7 @@ namespace safetensors {
 /// invalid_index are this library's own.
 enum class error_kind : std::uint8_t {
   header_too_small,                ///< fewer than 8 bytes
-  header_too_large,                ///< header length over SAFETENSORS_MAX_HEADER_SIZE
+  header_too_large,                ///< header length over read_options::max_header_size
   invalid_header_length,           ///< 8 + header length past the end of the buffer
   invalid_header,                  ///< header bytes are not valid UTF-8
   invalid_header_deserialization,  ///< header is not a JSON object of the expected shape
@@ -1710,8 +1719,11 @@ class tensor_slice {
           return error(error_kind::invalid_argument,
                        where + "start " + std::to_string(want.start) + " is after " +
                            (want.stop == to_end ? "the end" : "stop " + std::to_string(want.stop)));
-        // Counted so that no step, however close to 2^64, wraps around.
-        t = {start, stop > start ? (stop - start - 1) / want.step + 1 : 0, want.step};
+        // Counted so that no step, however close to 2^64, wraps around. A step that takes one
+        // element at most is kept as 1: only steps between taken elements enter the byte
+        // strides, and those are below the dimension's size, so no product of them overflows.
+        const std::uint64_t count = stop > start ? (stop - start - 1) / want.step + 1 : 0;
+        t = {start, count, count > 1 ? want.step : 1};
         slice.shape_.push_back(t.count);
       }
       slice.taken_.push_back(t);
@@ -3311,6 +3323,19 @@ inline int sync_to_disk(int fd) noexcept {
 }
 #endif
 
+#if !defined(_WIN32)
+/// What a file that is not a regular one is, for messages: "a FIFO", "a directory", ...
+inline std::string file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+#endif
+
 inline std::uint64_t page_size() noexcept {
 #if defined(_WIN32)
   SYSTEM_INFO info;
@@ -3376,20 +3401,25 @@ class file_handle {
                                 OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (handle == INVALID_HANDLE_VALUE) return error(error_kind::io_error, system_error_text("cannot open", path));
     file_handle file(handle);
+    if (GetFileType(handle) != FILE_TYPE_DISK)
+      return error(error_kind::io_error, quote(path) + ": not a regular file (a pipe or a device)");
     LARGE_INTEGER length;
     if (!GetFileSizeEx(handle, &length)) return error(error_kind::io_error, system_error_text("cannot stat", path));
     size = static_cast<std::uint64_t>(length.QuadPart);
     return file;
 #else
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever; the
+    // type is checked before anything is read, and regular files ignore the flag.
     int fd;
     do {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return error(error_kind::io_error, system_error_text("cannot open", path));
     file_handle file(fd);
     struct stat status;
     if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
-    if (!S_ISREG(status.st_mode)) return error(error_kind::io_error, quote(path) + ": not a regular file");
+    if (!S_ISREG(status.st_mode))
+      return error(error_kind::io_error, quote(path) + ": not a regular file (" + file_type_name(status.st_mode) + ")");
     size = static_cast<std::uint64_t>(status.st_size);
     return file;
 #endif
@@ -3842,7 +3872,10 @@ static_assert(storage<mapped_file> && storage<pread_file>);
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -3864,11 +3897,19 @@ class thread_pool {
   }
 
   /// A pool in which `size` threads work on each job, the calling thread included: size - 1
-  /// threads are started now.
-  explicit thread_pool(unsigned size = default_size()) {
-    const unsigned helpers = size > 1 ? size - 1 : 0;
-    threads_.reserve(helpers);
-    for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+  /// threads are started now. When one cannot be started (the system's thread or memory limits),
+  /// those already started are stopped and joined, and safetensors::exception is thrown (abort
+  /// without exceptions); try_make returns the error instead.
+  explicit thread_pool(unsigned size = default_size()) : thread_pool(size, starting{}) {
+    // The object is whole here: the destructor stops and joins what was started.
+    if (failure_) detail::raise(*failure_);
+  }
+  /// A pool of `size` threads (see the constructor), or the error that kept a thread from
+  /// starting, every thread already started then stopped and joined.
+  static result<std::unique_ptr<thread_pool>> try_make(unsigned size = default_size()) {
+    std::unique_ptr<thread_pool> pool(new thread_pool(size, starting{}));
+    if (pool->failure_) return *pool->failure_;
+    return pool;
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
@@ -3883,6 +3924,7 @@ class thread_pool {
   }
 
   /// Threads that work on a job, the caller included.
+  /// (Fewer than asked for only in a pool that failed to start, which no caller ever sees.)
   unsigned size() const noexcept { return static_cast<unsigned>(threads_.size()) + 1; }
 
   /// Calls task(worker) for every worker from 0 to workers - 1 at once (worker 0 on the calling
@@ -3907,6 +3949,23 @@ class thread_pool {
   }
 
  private:
+  struct starting {};
+  thread_pool(unsigned size, starting) {
+    const unsigned helpers = size > 1 ? size - 1 : 0;
+#if SAFETENSORS_EXCEPTIONS
+    try {
+      threads_.reserve(helpers);
+      for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+    } catch (const std::exception& failed) {
+      failure_ = error(error_kind::io_error, "cannot start thread " + std::to_string(threads_.size() + 2) + " of " +
+                                                 std::to_string(size) + ": " + failed.what());
+    }
+#else
+    threads_.reserve(helpers);
+    for (unsigned i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { serve(i + 1); });
+#endif
+  }
+
   void serve(unsigned worker) {
     std::uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(lock_);
@@ -3935,6 +3994,7 @@ class thread_pool {
   std::uint64_t generation_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::optional<error> failure_;
 };
 
 }  // namespace safetensors
@@ -4293,8 +4353,9 @@ class plan_executor {
     } else if (options_.pool != nullptr) {
       options_.pool->run(workers, task);
     } else {
-      thread_pool own(workers);
-      own.run(workers, task);
+      auto own = thread_pool::try_make(workers);
+      if (!own) return own.error();
+      (*own)->run(workers, task);
     }
 #if SAFETENSORS_EXCEPTIONS
     if (exception_) std::rethrow_exception(exception_);
@@ -4880,6 +4941,11 @@ struct read_options {
   bool random_access = false;
   /// How F4 and F6 elements lie in their bytes, for the conversions the reader makes (read_as).
   safetensors::packing packing = safetensors::packing::low_first;
+  /// The largest header accepted, in bytes (HeaderTooLarge past it), and the largest index of a
+  /// sharded model (InvalidIndex past it), local or remote. The format's limit by default; an
+  /// engine that only opens small files may lower it to bound the memory a hostile file can ask
+  /// for before anything else is checked.
+  std::uint64_t max_header_size = format_max_header_size;
 };
 
 /// A validated safetensors file over a storage policy. Immutable after opening: any number of
@@ -4918,10 +4984,10 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
     if (auto read = storage.read_at(0, reinterpret_cast<std::byte*>(prefix.get()), first_read); !read)
       return read.error();
     const auto header_length = detail::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(prefix.get()));
-    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+    if (header_length > options.max_header_size)
       return fail(error_kind::header_too_large, "header length " + std::to_string(header_length) +
-                                                    " exceeds the limit of " +
-                                                    std::to_string(SAFETENSORS_MAX_HEADER_SIZE) + " bytes");
+                                                    " exceeds the limit of " + std::to_string(options.max_header_size) +
+                                                    " bytes");
     if (header_length > size - 8)
       return fail(error_kind::invalid_header_length, "header length " + std::to_string(header_length) +
                                                          " runs past the end of the file (" + std::to_string(size) +
@@ -5821,10 +5887,10 @@ class file_layout {
     const std::uint64_t unpadded = json.size();
     const std::uint64_t padded = (unpadded + options.alignment - 1) / options.alignment * options.alignment;
     const std::uint64_t header_length = padded - 8;
-    if (header_length > SAFETENSORS_MAX_HEADER_SIZE)
+    if (header_length > format_max_header_size)
       return error(error_kind::header_too_large, "the header would be " + std::to_string(header_length) +
                                                      " bytes, over the limit of " +
-                                                     std::to_string(SAFETENSORS_MAX_HEADER_SIZE));
+                                                     std::to_string(format_max_header_size));
     std::uint64_t file_size = 0;
     if (!detail::checked_add(padded, layout.data_size_, file_size))
       return error(error_kind::validation_overflow, "the file's size overflows 64 bits");
@@ -5935,6 +6001,13 @@ class ostream_sink {
 template <class Sink>
 class basic_writer {
  public:
+  // Move-only: a copy taken in the middle of a tensor would write its bytes twice.
+  basic_writer(basic_writer&&) noexcept = default;
+  basic_writer& operator=(basic_writer&&) noexcept = default;
+  basic_writer(const basic_writer&) = delete;
+  basic_writer& operator=(const basic_writer&) = delete;
+  ~basic_writer() = default;
+
   /// Bytes gathered before they go to the sink; larger chunks go straight through.
   static constexpr std::size_t buffer_size = std::size_t{1} << 20;
 

@@ -196,7 +196,7 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
 /// Walks an opened file. `data`/`size` are the bytes it was opened from.
 template <class Reader>
 void check_reader(const Reader& reader, const std::uint8_t* data, std::size_t size, bool strict) {
-  FUZZ_CHECK(reader.header_length() <= SAFETENSORS_MAX_HEADER_SIZE);
+  FUZZ_CHECK(reader.header_length() <= st::format_max_header_size);
   FUZZ_CHECK(reader.data_start() == 8 + reader.header_length());
   FUZZ_CHECK(reader.data_start() + reader.data_size() == size);
   const std::uint8_t* data_buffer = data + reader.data_start();
@@ -327,7 +327,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size >= 8) {
     std::uint64_t header_length = 0;
     for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | data[i];
-    if (header_length <= SAFETENSORS_MAX_HEADER_SIZE && header_length < size - 8) {
+    if (header_length <= st::format_max_header_size && header_length < size - 8) {
       std::vector<std::uint8_t> header_only(data, data + 8 + header_length);
       auto truncated = st::try_open_memory(header_only.data(), header_only.size());
       if (opened) {

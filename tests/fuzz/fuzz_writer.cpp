@@ -261,7 +261,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Any header is padded to at least the alignment, and the limit is 100,000,000: from 2^27 on,
   // no header fits. (The generated names and metadata are far too short to reach it otherwise.)
   if (alignment_valid && options.alignment >= (std::uint64_t{1} << 27) &&
-      SAFETENSORS_MAX_HEADER_SIZE < options.alignment - 8)
+      st::format_max_header_size < options.alignment - 8)
     broken.insert(st::error_kind::header_too_large);
   // The header (at most 2^30 bytes here) plus the data might not fit 64 bits: either outcome is
   // right, the layout says which.
