@@ -500,3 +500,25 @@ TEST_CASE("model reader: a full reader across shards, mapped or pread: info, sli
   CHECK(test::outcome(pread->try_load_into(std::vector<st::load_request>{misplaced})) == "InvalidArgument");
   CHECK(test::outcome(pread->try_request("nothing")) == "TensorNotFound");
 }
+
+TEST_CASE("sharded writer: replacing removes only what is surely the old model, never what an index merely names",
+          "[sharded]") {
+  test::temp_directory dir;
+  write_model(dir.path, {60, 30}, 80);  // model-00001-of-00002, model-00002-of-00002 and an index
+  test::write_text(dir.file("config.json"), "{}");
+  test::write_text(dir.file("notes.safetensors"), "not a safetensors file");
+  // A second index whose weight_map names the config and a file that is not a safetensors file.
+  test::write_text(dir.file("other.safetensors.index.json"),
+                   R"({"weight_map":{"a":"config.json","b":"notes.safetensors"}})");
+  st::shard_options options;
+  options.max_shard_size = 1000;
+  options.replace = true;
+  auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);
+  REQUIRE(replacing.try_write("t0", std::vector<std::byte>(5)));
+  REQUIRE(replacing.try_finish());
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir.path)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"config.json", "model.safetensors", "notes.safetensors"});
+  CHECK(test::read_text(dir.file("config.json")) == "{}");
+}

@@ -356,13 +356,14 @@ TEST_CASE("writer: a finished write replaces the target atomically and keeps old
   REQUIRE(st::try_save(target.path(), {{{"n", st::dtype::U8, {3}}, bytes_of("new")}}, {}, st::write_options{8, true}));
   CHECK(as_text(*st::open(target.path()).try_read("n")) == "new");
 #else
+  // The replaced file's mode is kept (a 0600 file came back 0644 before), whatever the umask.
   const mode_t old_umask = ::umask(022);
   ::chmod(target.path().c_str(), 0600);
   REQUIRE(st::try_save(target.path(), {{{"n", st::dtype::U8, {3}}, bytes_of("new")}}, {}, st::write_options{8, true}));
   ::umask(old_umask);
   struct stat status;
   REQUIRE(::stat(target.path().c_str(), &status) == 0);
-  CHECK((status.st_mode & 0777) == 0644);
+  CHECK((status.st_mode & 07777) == 0600);
   auto new_reader = st::try_open(target.path());
   REQUIRE(new_reader);
   CHECK(as_text(*new_reader->try_read("n")) == "new");
@@ -481,5 +482,58 @@ TEST_CASE("writers: the members without try_ throw, so a throwing-API user canno
   auto sharded = st::make_sharded_writer(dir.file("model"), {{"a", st::dtype::U8, {2}}});
   CHECK(kind_thrown([&] { sharded.write("b", two); }) == "TensorNotFound");
   CHECK(kind_thrown([&] { sharded.finish(); }) == "TensorInvalidInfo");
+}
+#endif
+
+#if !defined(_WIN32)
+TEST_CASE("writer: what is already at the output is never destroyed", "[writer][files]") {
+  test::temp_directory dir;
+  const std::vector<st::tensor_source> tensors = {{{"n", st::dtype::U8, {3}}, bytes_of("new")}};
+
+  // A FIFO, a directory (and so a device such as /dev/null) is refused and left as it was.
+  const std::string fifo = dir.file("pipe.safetensors");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto to_fifo = st::try_save(fifo, tensors);
+  REQUIRE_FALSE(to_fifo);
+  CHECK(test::outcome(to_fifo) + ": " + to_fifo.error().message() ==
+        "IoError: " + st::detail::quote(fifo) + ": is a FIFO, not a regular file: it is not replaced");
+  struct stat status;
+  REQUIRE(::lstat(fifo.c_str(), &status) == 0);
+  CHECK(S_ISFIFO(status.st_mode));
+  const std::string directory = dir.file("sub");
+  REQUIRE(std::filesystem::create_directory(directory));
+  CHECK(st::try_save(directory, tensors).error().message() ==
+        st::detail::quote(directory) + ": is a directory, not a regular file: it is not replaced");
+  CHECK(std::filesystem::is_directory(directory));
+
+  // A symbolic link is written through, as cp does: the file it leads to is replaced, the link
+  // stays a link; one that leads nowhere is refused.
+  const std::string real = dir.file("real.safetensors");
+  const std::string link = dir.file("link.safetensors");
+  REQUIRE(st::try_save(real, {{{"o", st::dtype::U8, {3}}, bytes_of("old")}}));
+  ::chmod(real.c_str(), 0640);
+  REQUIRE(::symlink("real.safetensors", link.c_str()) == 0);
+  REQUIRE(st::try_save(link, tensors));
+  REQUIRE(::lstat(link.c_str(), &status) == 0);
+  CHECK(S_ISLNK(status.st_mode));
+  CHECK(as_text(*st::open(real).try_read("n")) == "new");
+  REQUIRE(::stat(real.c_str(), &status) == 0);
+  CHECK((status.st_mode & 07777) == 0640);
+  CHECK(test::temp_files_beside(real).empty());
+  const std::string dangling = dir.file("dangling.safetensors");
+  REQUIRE(::symlink("nowhere/x.safetensors", dangling.c_str()) == 0);
+  auto through_nothing = st::try_save(dangling, tensors);
+  REQUIRE_FALSE(through_nothing);
+  CHECK_THAT(through_nothing.error().message(),
+             Catch::StartsWith(st::detail::quote(dangling) + ": is a symbolic link that leads nowhere"));
+
+  // A name of 250 bytes: the temporary name is cut to fit the 255-byte limit.
+  const std::string long_name = dir.file(std::string(238, 'n') + ".safetensors");
+  REQUIRE(st::try_save(long_name, tensors));
+  CHECK(as_text(*st::open(long_name).try_read("n")) == "new");
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+    files += entry.is_regular_file() && !entry.is_symlink() ? 1 : 0;
+  CHECK(files == 2);  // real.safetensors and the long one: no temporary file left
 }
 #endif

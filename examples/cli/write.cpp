@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -264,6 +265,18 @@ int run_merge(const merge_options& options) {
   if (!input) return report_error(input.error(), false);
   if (auto valid = input->validate(); !valid) return report_error(valid.error(), false);
   const safetensors::any_model& model = input->model();
+  // The output must not be one of the model's own files (by inode, not only by name): merging
+  // into a shard would leave the index pointing at a file that holds everything.
+  std::vector<std::string> own_files = model.shard_paths();
+  if (!model.index_path().empty()) own_files.push_back(model.index_path());
+  for (const std::string& own : own_files) {
+    std::error_code failure;
+    if (!is_url(own) && std::filesystem::equivalent(options.output, own, failure))
+      return report_error(error(error_kind::invalid_argument, display_string(options.output) + " is " +
+                                                                  display_string(own) +
+                                                                  ", a file of the model being merged: write elsewhere"),
+                          false);
+  }
   // Validated: every shard is open, and the readers outlive the tensors that point to them.
   std::vector<safetensors::any_reader> shards;
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard) shards.push_back(model.shard(shard));

@@ -1250,18 +1250,32 @@ class sharded_writer {
               (others == 0 ? std::string() : " and " + std::to_string(others) + (others == 1 ? " other" : " others")) +
               "), which a new one replaces only when told to (shard_options::replace)");
     }
+    // Only what is surely the old model goes: its index, and the files a valid index names that
+    // are valid safetensors files themselves. An index that does not parse names nothing that
+    // is removed (its weight_map may name config.json); it is replaced or removed itself.
     for (const std::string& index : indexes) {
       old_files_.push_back(path_of(index));
       auto text = detail::read_text_file(path_of(index));
       if (!text) continue;
       auto parsed = model_index::try_parse(std::move(*text));
       if (!parsed) continue;
-      for (const std::string& file : parsed->shard_files()) old_files_.push_back(path_of(file));
+      for (const std::string& file : parsed->shard_files()) {
+        if (is_old_shard(file)) old_files_.push_back(path_of(file));
+      }
     }
     if (indexes.empty()) {
-      for (const std::string& file : files) old_files_.push_back(path_of(file));
+      for (const std::string& file : files) {
+        if (is_old_shard(file)) old_files_.push_back(path_of(file));
+      }
     }
     return {};
+  }
+
+  // A file of the old model that may be removed: a .safetensors file that opens as one.
+  bool is_old_shard(const std::string& file_name) const {
+    if (!detail::ends_with(file_name, ".safetensors")) return false;
+    auto file = pread_file::try_open(path_of(file_name));
+    return file && basic_reader<pread_file>::try_open(std::move(*file)).has_value();
   }
 
   // Every file is complete and closed under a temporary name, the index too, before the first is

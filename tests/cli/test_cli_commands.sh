@@ -338,6 +338,20 @@ for command in "inspect $many" "stats $many" "dump $work/big_f16.safetensors w" 
   done
 done
 
+# merge refuses to write over one of the model's own files, by inode (a hard link too), and
+# leaves the model as it was.
+cp -r "$work/split_4KiB" "$work/merge_into_self"
+first_shard=$(ls "$work/merge_into_self"/model-00001-of-*.safetensors)
+ln "$first_shard" "$work/hard_link.safetensors"
+cp "$first_shard" "$work/first_shard_before"
+for output in "$first_shard" "$work/hard_link.safetensors" "$work/merge_into_self/model.safetensors.index.json"; do
+  run merge "$work/merge_into_self" "$output"
+  check "merge into ${output##*/}, a file of the model: exit 1" exit_status 1
+  check "merge into ${output##*/}: the error says it is a file of the model" \
+    grep -q "is .*, a file of the model being merged: write elsewhere" "$work/err"
+done
+check "merge into its own shard: the shard is unchanged" cmp -s "$first_shard" "$work/first_shard_before"
+
 run --help
 check "--help: exit 0" exit_status 0
 check "--help documents the exit statuses" grep -q '^Exit status: 0 success, 1 rejected input .*, 2 I/O error' "$work/out"
