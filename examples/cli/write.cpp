@@ -272,10 +272,10 @@ int run_merge(const merge_options& options) {
   for (const std::string& own : own_files) {
     std::error_code failure;
     if (!is_url(own) && std::filesystem::equivalent(options.output, own, failure))
-      return report_error(error(error_kind::invalid_argument, display_string(options.output) + " is " +
-                                                                  display_string(own) +
-                                                                  ", a file of the model being merged: write elsewhere"),
-                          false);
+      return report_error(
+          error(error_kind::invalid_argument, display_string(options.output) + " is " + display_string(own) +
+                                                  ", a file of the model being merged: write elsewhere"),
+          false);
   }
   // Validated: every shard is open, and the readers outlive the tensors that point to them.
   std::vector<safetensors::any_reader> shards;

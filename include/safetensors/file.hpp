@@ -519,7 +519,8 @@ class file_sink {
 #else
     const DWORD attributes = GetFileAttributesW(detail::widen(path).c_str());
     if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY) != 0)
-      return error(error_kind::io_error, detail::quote(path) + ": is a directory, not a regular file: it is not replaced");
+      return error(error_kind::io_error,
+                   detail::quote(path) + ": is a directory, not a regular file: it is not replaced");
 #endif
     static std::atomic<unsigned> counter{0};
     const std::size_t name_start = detail::file_name_start(sink.target_);

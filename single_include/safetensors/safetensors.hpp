@@ -3232,6 +3232,7 @@ static_assert(storage<borrowed_bytes> && storage<owned_bytes>);
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -3700,16 +3701,55 @@ class file_sink {
  public:
   static constexpr bool positioned = true;
 
-  /// Creates the temporary file (mode 0666 less the umask, as for any new file).
+  /// Creates the temporary file beside the target. What the target is decides how:
+  /// - absent: the new file gets mode 0666 less the umask, as any new file;
+  /// - a regular file: the new one keeps its mode (and, for root, its owner and group), as
+  ///   rsync and editors that save through a temporary file do;
+  /// - a symbolic link: written through, as cp does: the file it leads to is replaced and the
+  ///   link stays (a link that leads nowhere is refused);
+  /// - anything else (a device such as /dev/null, a FIFO, a directory, a socket): refused with
+  ///   an IoError that says what it is; it is never replaced.
+  /// The temporary name fits the file system's 255-byte name limit whatever the target's length.
   static result<file_sink> try_create(const std::string& path, bool sync) {
     file_sink sink;
     sink.path_ = path;
+    sink.target_ = path;
     sink.sync_ = sync;
+#if !defined(_WIN32)
+    struct stat link_status;
+    bool replacing = false;
+    struct stat status;
+    if (::lstat(path.c_str(), &link_status) == 0) {
+      if (S_ISLNK(link_status.st_mode)) {
+        char* resolved = ::realpath(path.c_str(), nullptr);
+        if (resolved == nullptr)
+          return error(error_kind::io_error, detail::system_error_text("is a symbolic link that leads nowhere", path));
+        sink.target_ = resolved;
+        std::free(resolved);
+      }
+      if (::stat(sink.target_.c_str(), &status) == 0) {
+        if (!S_ISREG(status.st_mode))
+          return error(error_kind::io_error, detail::quote(path) + ": is " + detail::file_type_name(status.st_mode) +
+                                                 ", not a regular file: it is not replaced");
+        replacing = true;
+      }
+    }
+#else
+    const DWORD attributes = GetFileAttributesW(detail::widen(path).c_str());
+    if (attributes != INVALID_FILE_ATTRIBUTES && (attributes & FILE_ATTRIBUTE_DIRECTORY) != 0)
+      return error(error_kind::io_error,
+                   detail::quote(path) + ": is a directory, not a regular file: it is not replaced");
+#endif
     static std::atomic<unsigned> counter{0};
+    const std::size_t name_start = detail::file_name_start(sink.target_);
     for (int attempt = 0; attempt < 100; ++attempt) {
       auto stamp = static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count());
-      sink.temp_path_ = path + ".tmp." + std::to_string(detail::process_id()) + "." +
-                        std::to_string(counter.fetch_add(1)) + "." + std::to_string(stamp % 1000000007ULL);
+      const std::string suffix = ".tmp." + std::to_string(detail::process_id()) + "." +
+                                 std::to_string(counter.fetch_add(1)) + "." + std::to_string(stamp % 1000000007ULL);
+      // NAME_MAX is 255 bytes on every common file system: a long name is cut to leave room.
+      const std::size_t name_room = suffix.size() < 255 ? 255 - suffix.size() : 0;
+      sink.temp_path_ = sink.target_.substr(0, name_start) +
+                        sink.target_.substr(name_start, std::min(name_room, sink.target_.size() - name_start)) + suffix;
 #if defined(_WIN32)
       HANDLE handle = CreateFileW(detail::widen(sink.temp_path_).c_str(), GENERIC_WRITE, 0, nullptr, CREATE_NEW,
                                   FILE_ATTRIBUTE_NORMAL, nullptr);
@@ -3723,6 +3763,13 @@ class file_sink {
       int fd = ::open(sink.temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd >= 0) {
         sink.file_ = detail::file_handle(fd);
+        if (replacing) {
+          // The owner first: a change of owner may clear the set-user-ID and set-group-ID bits.
+          if (::geteuid() == 0 && ::fchown(fd, status.st_uid, status.st_gid) != 0)
+            return error(error_kind::io_error, detail::system_error_text("cannot give it the owner of", path));
+          if (::fchmod(fd, status.st_mode & 07777) != 0)
+            return error(error_kind::io_error, detail::system_error_text("cannot give it the mode of", path));
+        }
         return sink;
       }
       if (errno != EEXIST)
@@ -3737,6 +3784,7 @@ class file_sink {
   file_sink(file_sink&& other) noexcept
       : file_(std::move(other.file_)),
         path_(std::move(other.path_)),
+        target_(std::move(other.target_)),
         temp_path_(std::exchange(other.temp_path_, std::string())),
         sync_(other.sync_) {}
   file_sink& operator=(file_sink&& other) noexcept {
@@ -3744,6 +3792,7 @@ class file_sink {
       discard();
       file_ = std::move(other.file_);
       path_ = std::move(other.path_);
+      target_ = std::move(other.target_);
       temp_path_ = std::exchange(other.temp_path_, std::string());
       sync_ = other.sync_;
     }
@@ -3801,15 +3850,15 @@ class file_sink {
     if (auto closed = close(); !closed) return closed;
     const std::string renaming = "cannot rename " + detail::quote(temp_path_) + " over it";
 #if defined(_WIN32)
-    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(path_).c_str(),
+    if (!MoveFileExW(detail::widen(temp_path_).c_str(), detail::widen(target_).c_str(),
                      MOVEFILE_REPLACE_EXISTING | (sync_ ? MOVEFILE_WRITE_THROUGH : 0)))
       return error(error_kind::io_error, detail::system_error_text(renaming, path_));
 #else
-    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+    if (::rename(temp_path_.c_str(), target_.c_str()) != 0)
       return error(error_kind::io_error, detail::system_error_text(renaming, path_));
     if (sync_) {
-      std::string::size_type slash = path_.rfind('/');
-      std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+      std::string::size_type slash = target_.rfind('/');
+      std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : target_.substr(0, slash));
       int fd = ::open(directory.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
         detail::sync_to_disk(fd);
@@ -3838,6 +3887,7 @@ class file_sink {
 
   detail::file_handle file_;
   std::string path_;
+  std::string target_;     // the file replaced: path_, or where the symbolic link path_ leads
   std::string temp_path_;  // empty once committed or discarded
   bool sync_ = false;
 };
