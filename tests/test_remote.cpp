@@ -372,10 +372,13 @@ TEST_CASE("retry_policy: what is retried, and how long it waits", "[remote]") {
   CHECK(policy::retries_status(503));
   CHECK(policy::retries_status(429));
   CHECK(policy::retries_status(408));
-  CHECK(policy::retries_status(599));
+  CHECK(policy::retries_status(502));
+  CHECK(policy::retries_status(504));
+  CHECK_FALSE(policy::retries_status(501));
+  CHECK_FALSE(policy::retries_status(530));
+  CHECK_FALSE(policy::retries_status(599));
   CHECK_FALSE(policy::retries_status(404));
   CHECK_FALSE(policy::retries_status(412));
-  CHECK_FALSE(policy::retries_status(530 + 100));
   CHECK(policy::retries_transport(CURLE_COULDNT_CONNECT));
   CHECK(policy::retries_transport(CURLE_RECV_ERROR));
   CHECK(policy::retries_transport(CURLE_OPERATION_TIMEDOUT));
@@ -445,4 +448,34 @@ TEST_CASE("remote: a model whose shards fault loads right, and one replaced mid-
   CHECK(load_all("status=503,times=2") == "ok");
   const std::string replaced = load_all("replace-after=1");
   CHECK_THAT(replaced, Catch::StartsWith("IoError: ") && Catch::Contains("the file changed during the load"));
+}
+
+TEST_CASE("remote: credentials in a URL are never shown", "[remote]") {
+  CHECK(st::detail::redact_url("http://user:secret@host:8080/m/x.safetensors") ==
+        "http://user:***@host:8080/m/x.safetensors");
+  CHECK(st::detail::redact_url("https://user@host/x") == "https://user@host/x");
+  CHECK(st::detail::redact_url("https://host/x?X-Amz-Signature=abc&X-Amz-Credential=k%2F1&part=2&token=t#f") ==
+        "https://host/x?X-Amz-Signature=***&X-Amz-Credential=***&part=2&token=***#f");
+  CHECK(st::detail::redact_url("https://host/x?download=true") == "https://host/x?download=true");
+  CHECK(st::detail::redact_url("https://host/a@b/x") == "https://host/a@b/x");
+  const std::string base = env("SAFETENSORS_REMOTE_HTTP_URL");
+  const std::string with_password =
+      "http://reader:hunter2@" + base.substr(std::string("http://").size()) + "/missing.safetensors";
+  auto missing = st::try_open_remote(with_password, quick());
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message().find("hunter2") == std::string::npos);
+  CHECK_THAT(missing.error().message(), Catch::StartsWith("\"http://reader:***@"));
+  auto file =
+      st::try_open_remote("http://reader:hunter2@" + base.substr(std::string("http://").size()) + "/" + fault_shard);
+  REQUIRE(file);
+  CHECK(file->name().find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("remote: redirects lead to http and https only, and are not retried when refused", "[remote]") {
+  const fault_outcome to_ftp = load_through("redirect-to=ftp");
+  CHECK_THAT(to_ftp.result, Catch::StartsWith("IoError: ") && Catch::Contains("(libcurl error 1)"));
+  CHECK(to_ftp.requests == 1);
+  const fault_outcome to_ftps = load_through("redirect-to=ftps");
+  CHECK_THAT(to_ftps.result, Catch::Contains("(libcurl error 1)"));
+  CHECK(to_ftps.requests == 1);
 }

@@ -537,3 +537,25 @@ TEST_CASE("writer: what is already at the output is never destroyed", "[writer][
   CHECK(files == 2);  // real.safetensors and the long one: no temporary file left
 }
 #endif
+
+#if !defined(_WIN32)  // Windows keeps a file that is open from being removed
+TEST_CASE("writer: remove_temporary_files removes every live writer's temporary file", "[writer][files]") {
+  test::temp_directory dir;
+  const std::string target = dir.file("out.safetensors");
+  test::write_text(target, "kept");
+  {
+    auto writer = st::try_make_file_writer(target, {{"a", st::dtype::U8, {4}}});
+    REQUIRE(writer);
+    REQUIRE(test::temp_files_beside(target).size() == 1);
+    st::remove_temporary_files();
+    CHECK(test::temp_files_beside(target).empty());
+    REQUIRE(writer->try_write("a", std::vector<std::byte>(4)));
+    CHECK(test::outcome(writer->try_finish()) == "IoError");  // its file is gone: nothing to rename
+  }
+  CHECK(test::read_text(target) == "kept");
+  // A writer that committed is forgotten: its file stays.
+  REQUIRE(st::try_save(target, {{{"b", st::dtype::U8, {1}}, std::vector<std::byte>(1)}}));
+  st::remove_temporary_files();
+  CHECK(st::open(target).contains("b"));
+}
+#endif

@@ -31,6 +31,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -220,7 +221,17 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+// SIGINT (Ctrl-C) and SIGTERM during a long write: the writers' temporary files go, then the
+// tool dies of the signal, as it would have without the handler (the shell sees 130 or 143).
+extern "C" void end_on_signal(int signal_number) {
+  safetensors::remove_temporary_files();
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
 int main(int argc, char** argv) {
+  std::signal(SIGINT, end_on_signal);
+  std::signal(SIGTERM, end_on_signal);
   try {
     return run(argc, argv);
   } catch (const output_failure& failure) {

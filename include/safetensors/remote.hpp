@@ -59,9 +59,11 @@ struct retry_policy {
   std::chrono::milliseconds deadline{300000};
 
   /// Whether an answer with HTTP status `status` (not a 206) is worth another attempt: 408
-  /// (request timeout), 429 (too many requests) and 5xx (server errors).
+  /// (request timeout), 429 (too many requests), 500, 502, 503 and 504 (a server or gateway
+  /// that may recover). Other 5xx (501 not implemented, 505, a 530 some hosts send for a
+  /// refused login) say the request itself will not succeed.
   static constexpr bool retries_status(long status) noexcept {
-    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+    return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
   }
   /// Whether a libcurl failure is worth another attempt: the connection could not be made, broke,
   /// timed out, stalled or brought nothing.
@@ -140,6 +142,47 @@ struct remote_statistics {
 };
 
 namespace detail {
+
+/// `url` fit to be shown: a password in it (USER:PASSWORD at the host) becomes USER:***, and
+/// the values of query parameters that carry secrets (a token, a signature, a credential, a
+/// key, a password: presigned S3 URLs, hub tokens in a query) become `***`. Every message and
+/// every path a remote file shows goes through this.
+inline std::string redact_url(std::string_view url) {
+  std::string shown(url);
+  const std::size_t authority = shown.find("://");
+  if (authority != std::string::npos) {
+    const std::size_t host_start = authority + 3;
+    const std::size_t authority_end = shown.find_first_of("/?#", host_start);
+    const std::size_t at = shown.rfind('@', authority_end == std::string::npos ? shown.size() : authority_end);
+    if (at != std::string::npos && at > host_start) {
+      const std::size_t colon = shown.find(':', host_start);
+      if (colon != std::string::npos && colon < at) shown.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  const std::size_t query = shown.find('?');
+  if (query == std::string::npos) return shown;
+  const std::size_t fragment = shown.find('#', query);
+  const std::size_t query_end = fragment == std::string::npos ? shown.size() : fragment;
+  std::string redacted = shown.substr(0, query + 1);
+  std::size_t start = query + 1;
+  while (start <= query_end) {
+    std::size_t end = shown.find('&', start);
+    if (end == std::string::npos || end > query_end) end = query_end;
+    const std::string parameter = shown.substr(start, end - start);
+    const std::size_t equals = parameter.find('=');
+    std::string name = parameter.substr(0, equals);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool secret = equals != std::string::npos &&
+                        (name.find("token") != std::string::npos || name.find("signature") != std::string::npos ||
+                         name.find("credential") != std::string::npos || name.find("key") != std::string::npos ||
+                         name.find("password") != std::string::npos || name == "sig");
+    redacted += secret ? parameter.substr(0, equals + 1) + "***" : parameter;
+    if (end < query_end) redacted += '&';
+    start = end + 1;
+  }
+  return redacted + shown.substr(query_end);
+}
+
 /// Initialises libcurl once per process, before any handle is made.
 inline void curl_global() {
   static std::once_flag once;
@@ -373,6 +416,7 @@ class remote_file {
     detail::curl_global();
     auto state = std::make_shared<shared_state>();
     state->url = url;
+    state->shown_url = detail::redact_url(url);
     state->options = options;
     if (auto resolved = state->resolve(); !resolved) return resolved.error();
     remote_file file;
@@ -387,8 +431,8 @@ class remote_file {
 
   /// The file's size, from the first answer.
   std::uint64_t size() const noexcept { return size_; }
-  /// The URL it was opened with: errors name it.
-  const std::string& path() const noexcept { return state_->url; }
+  /// The URL it was opened with, its password and secret query values redacted: errors name it.
+  const std::string& path() const noexcept { return state_->shown_url; }
   /// The ETag of the version read (empty when the server gives none).
   const std::string& etag() const noexcept { return state_->etag; }
   /// The bytes the first request brought, which the reader reads its header from.
@@ -403,7 +447,7 @@ class remote_file {
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
     if (offset > size_ || count > size_ - offset)
       return detail::about(
-          state_->url,
+          state_->shown_url,
           error(error_kind::io_error, "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
                                           ") are past the end of the file (" + std::to_string(size_) + " bytes)"));
     if (count == 0) return {};
@@ -419,6 +463,7 @@ class remote_file {
   // pool of connections and the counters.
   struct shared_state {
     std::string url;
+    std::string shown_url;    // url with its secrets redacted: what messages and path() show
     std::string request_url;  // after s3:// is turned into an endpoint address
     remote_options options;
     bool s3 = false;
@@ -442,7 +487,7 @@ class remote_file {
       for (CURL* handle : idle) curl_easy_cleanup(handle);
     }
 
-    error fail(const std::string& what) const { return detail::about(url, error(error_kind::io_error, what)); }
+    error fail(const std::string& what) const { return detail::about(shown_url, error(error_kind::io_error, what)); }
 
     result<void> resolve() {
       remote_options& o = options;
@@ -534,6 +579,17 @@ class remote_file {
       (curl_easy_setopt)(handle, CURLOPT_NOSIGNAL, 1L);
       (curl_easy_setopt)(handle, CURLOPT_FOLLOWLOCATION, options.follow_redirects && !s3 ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_MAXREDIRS, 10L);
+      // Redirects lead to http or https only, and from https to https only: never to ftp, file
+      // or another protocol libcurl knows, and never from TLS back to plain text.
+      const bool secure = detail::starts_with(request_url, "https://");
+#if LIBCURL_VERSION_NUM >= 0x075500
+      (curl_easy_setopt)(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+      (curl_easy_setopt)(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https");
+#else
+      (curl_easy_setopt)(handle, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+      (curl_easy_setopt)(handle, CURLOPT_REDIR_PROTOCOLS,
+                         static_cast<long>(secure ? CURLPROTO_HTTPS : CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
@@ -612,6 +668,11 @@ class remote_file {
           if (received_total != nullptr) *received_total = 0;
           give_back(handle);
           return {};
+        } else if (a.code != CURLE_OK && !a.answer.stalled) {
+          // libcurl's own failure (a refused connection, TLS, a name that does not resolve, a
+          // redirect it may not follow) says more than the status of an answer before it.
+          problem = a.curl_message + " (libcurl error " + std::to_string(static_cast<int>(a.code)) + ")";
+          retry = retry_policy::retries_transport(a.code);
         } else if (a.answer.status != 0 && a.answer.status != 206) {
           problem = "HTTP status " + std::to_string(a.answer.status) + detail::error_code_of(a.answer.error_body);
           retry = retry_policy::retries_status(a.answer.status);
@@ -692,11 +753,12 @@ inline result<remote_model_reader> try_open_remote_model(const std::string& url,
   if (!file) return file.error();
   if (file->size() > options.max_header_size)
     return detail::about(
-        url, error(error_kind::invalid_index, "larger than " + std::to_string(options.max_header_size) + " bytes"));
+        detail::redact_url(url),
+        error(error_kind::invalid_index, "larger than " + std::to_string(options.max_header_size) + " bytes"));
   std::string text(static_cast<std::size_t>(file->size()), '\0');
   if (auto read = file->read_at(0, reinterpret_cast<std::byte*>(text.data()), text.size()); !read) return read.error();
   auto index = model_index::try_parse(std::move(text));
-  if (!index) return detail::about(url, index.error());
+  if (!index) return detail::about(detail::redact_url(url), index.error());
   // Shards are found beside the index's path: a query (?download=true) is the index's alone.
   return remote_model_reader::from_index(path, std::move(*index), open_shard, options);
 }

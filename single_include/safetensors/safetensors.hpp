@@ -3694,6 +3694,71 @@ class pread_file {
 #endif  // SAFETENSORS_NO_FILESYSTEM
 
 #ifndef SAFETENSORS_NO_FILESYSTEM
+namespace detail {
+
+/// The temporary files that writers have open, in fixed slots that a signal handler may read:
+/// no allocation, no lock. Each holds a path while its sink lives uncommitted.
+class temporary_files {
+ public:
+  static constexpr std::size_t capacity = 64;
+  static constexpr std::size_t path_capacity = 4096;
+
+  /// Records `path`; the slot's number, or capacity when every slot is taken or the path is
+  /// too long (the file is then not removed by remove_temporary_files, only by its sink).
+  static std::size_t add(const std::string& path) noexcept {
+    if (path.size() >= path_capacity) return capacity;
+    for (std::size_t i = 0; i < capacity; ++i) {
+      bool expected = false;
+      if (slots()[i].taken.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        std::memcpy(slots()[i].path, path.c_str(), path.size() + 1);
+        slots()[i].live.store(true, std::memory_order_release);
+        return i;
+      }
+    }
+    return capacity;
+  }
+  /// Forgets slot `slot` (from add).
+  static void remove(std::size_t slot) noexcept {
+    if (slot >= capacity) return;
+    slots()[slot].live.store(false, std::memory_order_release);
+    slots()[slot].taken.store(false, std::memory_order_release);
+  }
+  /// Unlinks every recorded file: async-signal-safe.
+  static void unlink_all() noexcept {
+    for (std::size_t i = 0; i < capacity; ++i) {
+      if (!slots()[i].live.load(std::memory_order_acquire)) continue;
+#if defined(_WIN32)
+      std::remove(slots()[i].path);
+#else
+      ::unlink(slots()[i].path);
+#endif
+    }
+  }
+
+ private:
+  struct slot {
+    std::atomic<bool> taken{false};
+    std::atomic<bool> live{false};
+    char path[path_capacity];
+  };
+  static slot* slots() noexcept {
+    static slot table[capacity];
+    return table;
+  }
+};
+
+}  // namespace detail
+
+/// Removes the temporary files of every writer still writing, in this process. Safe to call
+/// from a signal handler (async-signal-safe: no allocation, no lock): a program that ends on
+/// SIGINT or SIGTERM calls it from its handler so that no large half-written file stays behind,
+/// as safetensors-cli does. The writers then fail when they go on; their targets are untouched.
+///
+/// ```cpp
+/// std::signal(SIGINT, [](int signal) { safetensors::remove_temporary_files(); std::_Exit(128 + signal); });
+/// ```
+inline void remove_temporary_files() noexcept { detail::temporary_files::unlink_all(); }
+
 /// A sink that writes a temporary file beside `path` and renames it over `path` at commit, so no
 /// reader ever sees a half-written file under the final name and existing mappings of the old
 /// file stay valid. Abandoned (destroyed before commit), it removes the temporary file.
@@ -3755,6 +3820,7 @@ class file_sink {
                                   FILE_ATTRIBUTE_NORMAL, nullptr);
       if (handle != INVALID_HANDLE_VALUE) {
         sink.file_ = detail::file_handle(handle);
+        sink.registered_ = detail::temporary_files::add(sink.temp_path_);
         return sink;
       }
       if (GetLastError() != ERROR_FILE_EXISTS)
@@ -3763,6 +3829,7 @@ class file_sink {
       int fd = ::open(sink.temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd >= 0) {
         sink.file_ = detail::file_handle(fd);
+        sink.registered_ = detail::temporary_files::add(sink.temp_path_);
         if (replacing) {
           // The owner first: a change of owner may clear the set-user-ID and set-group-ID bits.
           if (::geteuid() == 0 && ::fchown(fd, status.st_uid, status.st_gid) != 0)
@@ -3786,6 +3853,7 @@ class file_sink {
         path_(std::move(other.path_)),
         target_(std::move(other.target_)),
         temp_path_(std::exchange(other.temp_path_, std::string())),
+        registered_(std::exchange(other.registered_, detail::temporary_files::capacity)),
         sync_(other.sync_) {}
   file_sink& operator=(file_sink&& other) noexcept {
     if (this != &other) {
@@ -3794,6 +3862,7 @@ class file_sink {
       path_ = std::move(other.path_);
       target_ = std::move(other.target_);
       temp_path_ = std::exchange(other.temp_path_, std::string());
+      registered_ = std::exchange(other.registered_, detail::temporary_files::capacity);
       sync_ = other.sync_;
     }
     return *this;
@@ -3866,6 +3935,7 @@ class file_sink {
       }
     }
 #endif
+    detail::temporary_files::remove(std::exchange(registered_, detail::temporary_files::capacity));
     temp_path_.clear();
     return {};
   }
@@ -3873,6 +3943,7 @@ class file_sink {
   /// Closes and removes the temporary file, unless it was committed.
   void discard() noexcept {
     if (temp_path_.empty()) return;
+    detail::temporary_files::remove(std::exchange(registered_, detail::temporary_files::capacity));
     file_ = detail::file_handle();
 #if defined(_WIN32)
     DeleteFileW(detail::widen(temp_path_).c_str());
@@ -3889,6 +3960,7 @@ class file_sink {
   std::string path_;
   std::string target_;     // the file replaced: path_, or where the symbolic link path_ leads
   std::string temp_path_;  // empty once committed or discarded
+  std::size_t registered_ = detail::temporary_files::capacity;  // its slot in temporary_files
   bool sync_ = false;
 };
 namespace detail {

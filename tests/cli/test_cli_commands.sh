@@ -352,6 +352,32 @@ for output in "$first_shard" "$work/hard_link.safetensors" "$work/merge_into_sel
 done
 check "merge into its own shard: the shard is unchanged" cmp -s "$first_shard" "$work/first_shard_before"
 
+# SIGTERM in the middle of a long write: the temporary file goes with the tool, which dies of
+# the signal (143), and nothing is written under the output's name. The input is sparse: 1 GiB of
+# zeros that take no disk.
+big=$work/big.safetensors
+python3 - "$big" <<'PY'
+import struct, sys
+header = b'{"zeros":{"dtype":"U8","shape":[1073741824],"data_offsets":[0,1073741824]}}'
+header += b" " * (-len(header) % 8)
+with open(sys.argv[1], "wb") as out:
+    out.write(struct.pack("<Q", len(header)) + header)
+    out.truncate(8 + len(header) + 1073741824)
+PY
+"$cli" rewrite "$big" "$work/big-out.safetensors" 2>/dev/null &
+writer=$!
+for _ in $(seq 200); do
+  compgen -G "$work/big-out.safetensors.tmp.*" >/dev/null && break
+  sleep 0.05
+done
+kill -TERM "$writer"
+status=0
+wait "$writer" || status=$?
+check "SIGTERM during rewrite: the tool dies of it (143)" test "$status" = 143
+check "SIGTERM during rewrite: no temporary file is left" test -z "$(compgen -G "$work/big-out.safetensors.tmp.*")"
+check "SIGTERM during rewrite: nothing under the output's name" test ! -e "$work/big-out.safetensors"
+rm -f "$big"
+
 run --help
 check "--help: exit 0" exit_status 0
 check "--help documents the exit statuses" grep -q '^Exit status: 0 success, 1 rejected input .*, 2 I/O error' "$work/out"

@@ -52,6 +52,12 @@ def error_status(text):
     return value
 
 
+def scheme(text):
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", text):
+        raise ValueError("must be a URL scheme, such as ftp")
+    return text
+
+
 def seconds(text):
     value = float(text)
     if not 0 <= value <= 3600:
@@ -70,6 +76,7 @@ FAULTS = {
     "replace-after": (non_negative, {"size-delta"}),
     "delay": (seconds, {"times"}),
     "stall-after": (non_negative, {"times", "seconds"}),
+    "redirect-to": (scheme, {"times"}),
 }
 OPTIONS = {"times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds}
 REQUIRED_OPTIONS = {"stall-after": {"seconds"}}
@@ -288,6 +295,14 @@ class FaultHandler(serving.LoopbackHandler):
             retry_after = fault.options.get("retry-after")
             self.send_text(fault.value, f"injected status {fault.value}\n", send_body,
                            retry_after=None if retry_after is None else str(retry_after))
+            return
+
+        if injected == "redirect-to":
+            host, port = self.server.server_address[:2]
+            self.send_response(302)
+            self.send_header("Location", f"{fault.value}://{host}:{port}/{relative}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
 
         if_match = self.headers.get("If-Match")
