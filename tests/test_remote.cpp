@@ -66,6 +66,15 @@ void prepare(const std::string& dir, const std::string& reference) {
   for (const auto& d : many) sources.push_back({d, three});
   st::save(dir + "/large_header.safetensors", sources);
   fs::copy(reference, dir + "/reference", fs::copy_options::recursive);
+  // Shards whose names need encoding in a URL, and an index that names a file outside its folder
+  // in encoded form, beside a file that must stay out of reach.
+  fs::create_directories(dir + "/odd");
+  st::save(dir + "/odd/shard #1 ?.safetensors", {{{"a", st::dtype::U8, {3}}, three}});
+  test::write_text(dir + "/odd/model.safetensors.index.json", R"({"weight_map":{"a":"shard #1 ?.safetensors"}})");
+  fs::create_directories(dir + "/escape/inner");
+  st::save(dir + "/escape/secret.safetensors", {{{"s", st::dtype::U8, {3}}, three}});
+  test::write_text(dir + "/escape/inner/model.safetensors.index.json",
+                   R"({"weight_map":{"s":"..%2Fsecret.safetensors"}})");
 }
 
 // Options for tests: short waits between retries, so that a test of five retries is quick.
@@ -362,6 +371,11 @@ TEST_CASE("remote: faults are retried to the right bytes, or end in a clear erro
   // Replaced after the first request: the next, sent with If-Match, gets 412.
   const fault_outcome replaced = load_through("replace-after=1");
   CHECK_THAT(replaced.result, Catch::StartsWith(named("replace-after=1", "the file changed during the load")));
+  // Replaced while the very first request was being retried: the retry asks for the version the
+  // cut answer had (If-Match), gets 412, and the open fails; it never mixes two versions.
+  const fault_outcome replaced_first = load_through("replace-after=1,cut-first=1000");
+  CHECK_THAT(replaced_first.result,
+             Catch::StartsWith(named("replace-after=1,cut-first=1000", "the file changed during the load")));
   const fault_outcome resized = load_through("replace-after=1,size-delta=-8");
   CHECK_THAT(resized.result,
              Catch::StartsWith(named("replace-after=1,size-delta=-8", "the file changed during the load")));
@@ -471,6 +485,18 @@ TEST_CASE("remote: credentials in a URL are never shown", "[remote]") {
   CHECK(file->name().find("hunter2") == std::string::npos);
 }
 
+TEST_CASE("remote: an error whose body never ends is read no further than 4 KiB", "[remote]") {
+  // Before, each attempt read the endless body until the server gave up (120 s), six times.
+  const fault_outcome once = load_through("endless-body=503,times=1");
+  CHECK(once.result == "ok");
+  CHECK(once.retries == 1);
+  st::remote_options one_retry = small_first();
+  one_retry.retry.retries = 1;
+  const fault_outcome always = load_through("endless-body=500", one_retry);
+  CHECK_THAT(always.result, Catch::EndsWith("bytes [0, 4096): HTTP status 500 (after 1 retries)"));
+  CHECK(always.requests == 2);
+}
+
 TEST_CASE("remote: redirects lead to http and https only, and are not retried when refused", "[remote]") {
   const fault_outcome to_ftp = load_through("redirect-to=ftp");
   CHECK_THAT(to_ftp.result, Catch::StartsWith("IoError: ") && Catch::Contains("(libcurl error 1)"));
@@ -478,4 +504,32 @@ TEST_CASE("remote: redirects lead to http and https only, and are not retried wh
   const fault_outcome to_ftps = load_through("redirect-to=ftps");
   CHECK_THAT(to_ftps.result, Catch::Contains("(libcurl error 1)"));
   CHECK(to_ftps.requests == 1);
+}
+
+TEST_CASE("remote: a shard's name is one path segment of its URL, encoded", "[remote]") {
+  auto odd = st::try_open_remote_model(http("odd/model.safetensors.index.json"), quick());
+  REQUIRE(odd);
+  CHECK(odd->read("a") == std::vector<std::byte>{std::byte{1}, std::byte{2}, std::byte{3}});
+  // "..%2Fsecret.safetensors" names a file in the index's folder, which has none: the file
+  // one folder up is not reached.
+  auto escape = st::try_open_remote_model(http("escape/inner/model.safetensors.index.json"), quick());
+  REQUIRE(escape);
+  auto reached = escape->try_read("s");
+  REQUIRE_FALSE(reached);
+  CHECK_THAT(reached.error().message(), Catch::Contains("..%252Fsecret.safetensors") && Catch::Contains("404"));
+  // A bucket name S3 would refuse is refused before any request, so that it cannot name a host.
+  auto bad_bucket = st::try_open_remote("s3://evil.example.com:80@x/key.safetensors", quick());
+  REQUIRE_FALSE(bad_bucket);
+  CHECK_THAT(bad_bucket.error().message(), Catch::Contains("not a valid S3 bucket name"));
+}
+
+TEST_CASE("remote: an open file keeps its header, not its first answer", "[remote]") {
+  auto file = st::try_open_remote(http(fault_shard), quick());
+  REQUIRE(file);
+  CHECK(file->storage().first_read_size() == 0);  // the first answer's 1 MiB is gone
+  auto model = st::try_open_remote_model(http("model/model.safetensors.index.json"), quick());
+  REQUIRE(model);
+  for (std::size_t i = 0; i < model->shard_count(); ++i) CHECK(model->shard(i).storage().first_read_size() == 0);
+  const st::pread_reader local = st::open_pread(data_dir() + "/" + fault_shard);
+  for (const st::tensor_info& info : local.tensors()) CHECK(file->read(info.name) == local.read(info.name));
 }

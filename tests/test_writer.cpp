@@ -488,7 +488,8 @@ TEST_CASE("writers: the members without try_ throw, so a throwing-API user canno
 #if !defined(_WIN32)
 TEST_CASE("writer: what is already at the output is never destroyed", "[writer][files]") {
   test::temp_directory dir;
-  const std::vector<st::tensor_source> tensors = {{{"n", st::dtype::U8, {3}}, bytes_of("new")}};
+  const std::string new_text = "new";  // outlives the sources, which point into it
+  const std::vector<st::tensor_source> tensors = {{{"n", st::dtype::U8, {3}}, bytes_of(new_text)}};
 
   // A FIFO, a directory (and so a device such as /dev/null) is refused and left as it was.
   const std::string fifo = dir.file("pipe.safetensors");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -135,6 +136,7 @@ bool in_domain(std::string_view host, std::string_view domain) {
 safetensors::remote_options remote_options_for(const std::string& url, const remote_access& access) {
   safetensors::remote_options options;
   if (access.connections != 0) options.connections = access.connections;
+  options.retry.deadline = std::chrono::seconds(access.timeout);
   if (!starts_with(url, "http://") && !starts_with(url, "https://")) return options;
   const char* hub_token = std::getenv("HF_TOKEN");
   const std::string host = url_host(url);
@@ -208,6 +210,12 @@ void add_remote_options(CLI::App& command, remote_access& access) {
       ->type_name("N")
       ->check(unsigned_decimal)
       ->check(CLI::Range(1u, 1024u));
+  command
+      .add_option("--timeout", access.timeout,
+                  "URLs: the longest one read may take, retries and their waits included, in seconds (default 300)")
+      ->type_name("SECONDS")
+      ->check(unsigned_decimal)
+      ->check(CLI::Range(1u, 86400u));
   command
       .add_option("--token", access.token,
                   "http(s) URLs: send 'Authorization: Bearer TOKEN' to the URL's host (without it, HF_TOKEN "

@@ -42,9 +42,10 @@ class standard_input_bytes {
 struct remote_access {
   unsigned connections = 0;  // 0: the library's default
   std::string token;         // sent as a bearer token to the URL's host
+  unsigned timeout = 300;    // seconds one read (every attempt and wait) may take
 };
 
-// Adds --connections N and --token TOKEN to `command`.
+// Adds --connections N, --token TOKEN and --timeout SECONDS to `command`.
 void add_remote_options(CLI::App& command, remote_access& access);
 
 // Where a local file's bytes come from: mapped (views without a copy) or read with pread (memory

@@ -101,8 +101,16 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
       } else {
         // Names point into the header: the buffer that holds it goes to the index.
         if (8 + header_bytes <= first_read) {
-          const char* text = prefix.get() + 8;
-          return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(prefix));
+          if (first_read - 8 - header_bytes <= 4096) {
+            const char* text = prefix.get() + 8;
+            return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(prefix));
+          }
+          // A first read far larger than the header (a remote file's 1 MiB): the index keeps the
+          // header alone, so that an open file costs its header, not its first read.
+          std::unique_ptr<char[]> header(new char[header_bytes]);
+          if (header_bytes != 0) std::memcpy(header.get(), prefix.get() + 8, header_bytes);
+          const char* text = header.get();
+          return detail::parse_header(text, header_bytes, data_size, options.allow_trailing_bytes, std::move(header));
         }
         // The prefix holds the header's start: only the rest is read.
         std::unique_ptr<char[]> header(new char[header_bytes]);
@@ -123,6 +131,7 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
       return detail::about(name, index.error());
     }
     if constexpr (detail::has_access_advice<Storage>::value) storage.set_random_access(options.random_access);
+    if constexpr (detail::has_open_hook<Storage>::value) storage.opened();
     return basic_reader(std::move(storage), std::make_unique<detail::header_index>(std::move(*index)), options.packing);
   }
   /// As try_open; throws safetensors::exception (aborts without exceptions) on failure.

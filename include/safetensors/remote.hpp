@@ -195,12 +195,12 @@ inline std::string environment(const char* name) {
 }
 
 /// `text` percent-encoded as S3 signs a key: every byte but A-Z a-z 0-9 - . _ ~ and '/'.
-inline std::string encode_key(std::string_view text) {
+inline std::string encode_key(std::string_view text, bool keep_slashes = true) {
   static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   for (char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~' || (c == '/' && keep_slashes)) {
       out += c;
     } else {
       out += '%';
@@ -209,6 +209,18 @@ inline std::string encode_key(std::string_view text) {
     }
   }
   return out;
+}
+
+/// True for a bucket name S3 accepts (3 to 63 lower-case letters, digits, '.' and '-', a letter
+/// or digit at each end): anything else could carry a request to another host.
+inline bool is_bucket_name(std::string_view name) {
+  if (name.size() < 3 || name.size() > 63) return false;
+  auto letter_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!letter_or_digit(name.front()) || !letter_or_digit(name.back())) return false;
+  for (char c : name) {
+    if (!letter_or_digit(c) && c != '.' && c != '-') return false;
+  }
+  return true;
 }
 
 inline bool starts_with(std::string_view text, std::string_view prefix) {
@@ -261,7 +273,10 @@ struct http_answer {
   long status = 0;
   content_range range;
   std::string etag;
+  std::string last_modified;
   std::uint64_t retry_after_seconds = 0;
+  std::uint64_t error_body_bytes = 0;
+  bool error_body_cut = false;  // the transfer was ended past 4 KiB of an error's body
   // Where the body goes and what it must be: bytes [first, first + capacity) of the file.
   std::byte* destination = nullptr;
   std::size_t capacity = 0;
@@ -319,6 +334,9 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
     }
     answer.range = {};
     answer.etag.clear();
+    answer.last_modified.clear();
+    answer.error_body.clear();
+    answer.error_body_bytes = 0;
     answer.retry_after_seconds = 0;
     return length;
   }
@@ -331,6 +349,8 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
     answer.range = parse_content_range(value);
   } else if (name == "etag") {
     answer.etag = std::string(value);
+  } else if (name == "last-modified") {
+    answer.last_modified = std::string(value);
   } else if (name == "retry-after") {
     std::string_view seconds = value;
     std::uint64_t parsed = 0;
@@ -364,8 +384,14 @@ inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void
       if (answer.status == 200)
         return refuse(answer, "the server answered 200 with the whole file: it does not serve byte ranges", false);
       // An error's body says why (S3 puts a <Code> in it): its first KiB is kept for the message.
+      // Past 4 KiB the transfer is ended: an error body that never ends must not hold the read.
       const std::size_t room = answer.error_body.size() < 1024 ? 1024 - answer.error_body.size() : 0;
       answer.error_body.append(data, std::min(length, room));
+      answer.error_body_bytes += length;
+      if (answer.error_body_bytes > 4096) {
+        answer.error_body_cut = true;
+        return 0;
+      }
       return length;
     }
     const content_range& got = answer.range;
@@ -437,6 +463,12 @@ class remote_file {
   const std::string& etag() const noexcept { return state_->etag; }
   /// The bytes the first request brought, which the reader reads its header from.
   std::size_t first_read_size() const noexcept { return prefix_.size(); }
+  /// The reader has its header: the first answer's bytes go, so that an open file costs a small
+  /// constant, not 1 MiB (a model of 200 shards held 200 of them). Later reads ask the server.
+  void opened() noexcept {
+    prefix_.clear();
+    prefix_.shrink_to_fit();
+  }
   /// What the reads cost so far, over every copy of this file.
   remote_statistics statistics() const noexcept {
     return {state_->requests.load(), state_->retries.load(), state_->bytes_received.load()};
@@ -471,6 +503,7 @@ class remote_file {
     std::string credentials;  // "KEY:SECRET"
     std::string etag;
     bool send_if_match = false;
+    std::string last_modified;  // the version's, when it has no strong ETag
     std::uint64_t size = 0;
     std::mutex lock;  // guards the pool
     std::condition_variable returned;
@@ -502,6 +535,7 @@ class remote_file {
       if (slash == 0 || slash == std::string::npos || slash + 1 == rest.size())
         return fail("an S3 URL is s3://BUCKET/KEY");
       const std::string bucket = rest.substr(0, slash);
+      if (!detail::is_bucket_name(bucket)) return fail("not a valid S3 bucket name: " + detail::quote(bucket));
       const std::string key = detail::encode_key(rest.substr(slash + 1));
       if (o.access_key_id.empty()) o.access_key_id = detail::environment("AWS_ACCESS_KEY_ID");
       if (o.secret_access_key.empty()) o.secret_access_key = detail::environment("AWS_SECRET_ACCESS_KEY");
@@ -558,7 +592,13 @@ class remote_file {
       // libcurl's names are called in parentheses: its headers define them as macros of
       // themselves (for gcc's type checks), which clang's -Wdisabled-macro-expansion reports.
       curl_slist* headers = nullptr;
-      if (!first_request && send_if_match) headers = curl_slist_append(headers, ("If-Match: " + etag).c_str());
+      // Every request after the first answer with a validator asks for that version alone, the
+      // first request's own retries included: a file replaced between two attempts is a 412.
+      if (send_if_match) {
+        headers = curl_slist_append(headers, ("If-Match: " + etag).c_str());
+      } else if (!last_modified.empty()) {
+        headers = curl_slist_append(headers, ("If-Unmodified-Since: " + last_modified).c_str());
+      }
       if (s3) {
         // libcurl 7.88 signs without it, and S3 refuses a request that lacks it.
         headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
@@ -579,6 +619,8 @@ class remote_file {
       (curl_easy_setopt)(handle, CURLOPT_NOSIGNAL, 1L);
       (curl_easy_setopt)(handle, CURLOPT_FOLLOWLOCATION, options.follow_redirects && !s3 ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_MAXREDIRS, 10L);
+      // The path goes as it is: libcurl would resolve "/../" in it, reaching another folder.
+      (curl_easy_setopt)(handle, CURLOPT_PATH_AS_IS, 1L);
       // Redirects lead to http or https only, and from https to https only: never to ftp, file
       // or another protocol libcurl knows, and never from TLS back to plain text.
       const bool secure = detail::starts_with(request_url, "https://");
@@ -631,6 +673,7 @@ class remote_file {
         attempt a = request(handle, offset + received, destination + received, count - received, first_request);
         received += a.answer.received;
         fruitless = a.answer.received > 0 ? 0 : fruitless + 1;
+        if (first_request && etag.empty() && last_modified.empty() && a.answer.status == 206) pin_version(a.answer);
         const std::string asked = "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + count) + ")";
         bool retry = false;
         std::string problem;
@@ -639,8 +682,6 @@ class remote_file {
                                                    received == a.answer.range.size - offset);
           if (whole) {
             if (first_request) {
-              etag = a.answer.etag;
-              send_if_match = !etag.empty() && !detail::starts_with(etag, "W/");
               size = a.answer.range.size;
             } else if (!etag.empty() && a.answer.etag != etag) {
               give_back(handle);
@@ -657,7 +698,8 @@ class remote_file {
           retry = a.answer.retry_refusal;
         } else if (a.answer.status == 412) {
           give_back(handle);
-          return fail("the file changed during the load: the server no longer has ETag " + etag + " (412)");
+          return fail("the file changed during the load: the server no longer has " +
+                      (etag.empty() ? "the version of " + last_modified : "ETag " + etag) + " (412)");
         } else if (first_request && a.code == CURLE_OK && a.answer.received == 0 &&
                    ((a.answer.status == 416 && a.answer.range.present && a.answer.range.unsatisfied &&
                      a.answer.range.size == 0) ||
@@ -668,7 +710,7 @@ class remote_file {
           if (received_total != nullptr) *received_total = 0;
           give_back(handle);
           return {};
-        } else if (a.code != CURLE_OK && !a.answer.stalled) {
+        } else if (a.code != CURLE_OK && !a.answer.stalled && !a.answer.error_body_cut) {
           // libcurl's own failure (a refused connection, TLS, a name that does not resolve, a
           // redirect it may not follow) says more than the status of an answer before it.
           problem = a.curl_message + " (libcurl error " + std::to_string(static_cast<int>(a.code)) + ")";
@@ -694,6 +736,14 @@ class remote_file {
         }
         std::this_thread::sleep_for(wait);
       }
+    }
+
+    // The version a file is read at: the first answer's ETag (a strong one, sent as If-Match),
+    // else its Last-Modified (sent as If-Unmodified-Since).
+    void pin_version(const detail::http_answer& answer) {
+      etag = answer.etag;
+      send_if_match = !etag.empty() && !detail::starts_with(etag, "W/");
+      if (!send_if_match) last_modified = answer.last_modified;
     }
 
     static double jitter() {
@@ -746,9 +796,17 @@ inline remote_reader open_remote(const std::string& url, const remote_options& r
 /// read several shards and blocks at once, each thread on a connection of its own.
 inline result<remote_model_reader> try_open_remote_model(const std::string& url, const remote_options& remote = {},
                                                          const read_options& options = {}) {
-  auto open_shard = [remote](const std::string& location) { return remote_file::try_open(location, remote); };
+  auto open_file = [remote](const std::string& location) { return remote_file::try_open(location, remote); };
   const std::string path = url.substr(0, url.find_first_of("?#"));
-  if (!detail::ends_with(path, ".json")) return remote_model_reader::try_from_file(url, open_shard, options);
+  if (!detail::ends_with(path, ".json")) return remote_model_reader::try_from_file(url, open_file, options);
+  // A shard's name (checked by the index's parser: no '/', no "..") is one path segment beside
+  // the index, percent-encoded: a space, '#', '?' or an encoded "%2F" in it stays in its name
+  // and never reaches another folder of the server.
+  const std::string folder = path.substr(0, path.rfind('/') + 1);
+  auto open_shard = [remote, folder](const std::string& location) {
+    const std::string name = location.substr(std::min(folder.size(), location.size()));
+    return remote_file::try_open(folder + detail::encode_key(name, false), remote);
+  };
   auto file = remote_file::try_open(url, remote);
   if (!file) return file.error();
   if (file->size() > options.max_header_size)

@@ -46,6 +46,7 @@ namespace safetensors {
 //                                               destination multiples of direct_io_alignment;
 //                                               fewer bytes only at the end of the file)
 //   void set_random_access(bool) const;         residency advice: read-around off or on
+//   void opened();                              the header is read: what was kept for it may go
 //   result<void> prefetch(std::uint64_t offset, std::uint64_t count) const;   read ahead
 //   result<void> release(std::uint64_t offset, std::uint64_t count) const;    give memory back
 // ---------------------------------------------------------------------------------------------
@@ -134,6 +135,11 @@ struct has_access_advice : std::false_type {};
 template <class Storage>
 struct has_access_advice<Storage, std::void_t<decltype(std::declval<const Storage&>().set_random_access(true))>>
     : std::true_type {};
+
+template <class Storage, class = void>
+struct has_open_hook : std::false_type {};
+template <class Storage>
+struct has_open_hook<Storage, std::void_t<decltype(std::declval<Storage&>().opened())>> : std::true_type {};
 
 template <class Storage, class = void>
 struct has_residency_control : std::false_type {};

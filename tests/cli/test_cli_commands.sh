@@ -393,8 +393,9 @@ run dump --help
 check "dump --help says F4 and F6 print values, unpacked as --packing says" grep -q 'unpacked as --packing says' "$work/out"
 for command in inspect dump stats validate load hash verify diff rewrite convert split merge; do
   run "$command" --help
-  check "$command --help lists --connections and --token" \
-    test "$(grep -c -- '--connections N' "$work/out"):$(grep -c -- '--token TOKEN' "$work/out")" = 1:1
+  check "$command --help lists --connections, --token and --timeout" \
+    test "$(grep -c -- '--connections N' "$work/out"):$(grep -c -- '--token TOKEN' "$work/out"):$(grep -c -- \
+      '--timeout SECONDS' "$work/out")" = 1:1:1
 done
 run split --help
 check "split --help: one file open at a time, no longer every shard open until the end" \

@@ -73,12 +73,14 @@ FAULTS = {
     "wrong-range": (int, {"times"}),
     "status": (error_status, {"times", "retry-after"}),
     "ignore-range": (None, {"times"}),
-    "replace-after": (non_negative, {"size-delta"}),
+    "replace-after": (non_negative, {"size-delta", "cut-first"}),
     "delay": (seconds, {"times"}),
     "stall-after": (non_negative, {"times", "seconds"}),
     "redirect-to": (scheme, {"times"}),
+    "endless-body": (error_status, {"times"}),
 }
-OPTIONS = {"times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds}
+OPTIONS = {"times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds,
+           "cut-first": non_negative}
 REQUIRED_OPTIONS = {"stall-after": {"seconds"}}
 
 
@@ -297,6 +299,21 @@ class FaultHandler(serving.LoopbackHandler):
                            retry_after=None if retry_after is None else str(retry_after))
             return
 
+        if injected == "endless-body":
+            # An error whose body never ends (for 120 s at most): a client must stop reading it.
+            self.send_response(fault.value)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+            deadline = time.monotonic() + 120
+            try:
+                while time.monotonic() < deadline:
+                    self.send_body(b"error " * 10000)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+
         if injected == "redirect-to":
             host, port = self.server.server_address[:2]
             self.send_response(302)
@@ -340,6 +357,11 @@ class FaultHandler(serving.LoopbackHandler):
             return
 
         cut_after = fault.value if injected in ("drop-after", "short-body") else None
+        # replace-after=N,cut-first=B: the requests before the replacement are reset after B bytes,
+        # so that a client retries the one it was making when the file changed.
+        cutting_first = fault is not None and fault.name == "replace-after" and not replaced and "cut-first" in fault.options
+        if cutting_first:
+            cut_after = fault.options["cut-first"]
         pause_after = fault.value if injected == "stall-after" else None
         sent = 0
         for chunk in version.chunks(start, start + body_length - 1):
@@ -358,7 +380,7 @@ class FaultHandler(serving.LoopbackHandler):
             sent += len(chunk)
         if cut_after is not None and cut_after < body_length:
             self.close_connection = True
-            if injected == "drop-after":
+            if injected == "drop-after" or cutting_first:
                 self.reset_connection()
 
     def send_response(self, code, message=None):
