@@ -655,7 +655,7 @@ TEST_CASE("regression: a slice step near 2^64 selects the first element", "[host
   }
 }
 
-TEST_CASE("hostile: threads that cannot start end in an error, every started thread joined", "[hostile]") {
+TEST_CASE("hostile: threads that cannot start end in an error, every started thread joined", "[hostile][rlimit]") {
   // Under a memory limit that holds a few thread stacks but not 1,023, the pool stops and joins
   // the threads it started and reports the failure; a load that starts its own pool returns it.
   // (Not under sanitizers, whose allocators need more address space than any such limit.)
