@@ -13,7 +13,13 @@ wine=/usr/lib/wine/wine64
 [ -x "$wine" ] || wine=$(command -v wine64 || command -v wine)
 export WINEDEBUG=-all WINEPREFIX=$build/wine-prefix
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# One wine server for every program below, kept until the end: a program started while the
+# server of the one before is shutting down fails ("recvmsg: Connection reset by peer").
+wineserver=$(dirname "$wine")/wineserver
+[ -x "$wineserver" ] || wineserver=$(command -v wineserver)
+mkdir -p "$WINEPREFIX"
+"$wineserver" -p
+trap '"$wineserver" -k 2>/dev/null || true; rm -rf "$work"' EXIT
 
 passed=0
 failed=0
