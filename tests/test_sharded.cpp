@@ -43,6 +43,14 @@ std::size_t files_in(const std::string& directory) {
   return count;
 }
 
+// The names of the entries of `directory`, sorted.
+std::vector<std::string> names_in(const std::string& directory) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(directory)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 // This process's open file descriptors on files under `directory`.
 std::size_t open_descriptors_under(const std::string& directory) {
   std::size_t count = 0;
@@ -346,10 +354,7 @@ TEST_CASE("sharded writer: a directory holding a model is refused, or replaced o
   auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);
   REQUIRE(replacing.try_write("t0", std::vector<std::byte>(5)));
   REQUIRE(replacing.try_finish());
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir.path)) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"model.safetensors", "notes.txt"});
+  CHECK(names_in(dir.path) == std::vector<std::string>{"model.safetensors", "notes.txt"});
   auto replaced = st::try_open_model(dir.path);
   REQUIRE(replaced);
   CHECK(replaced->size() == 1);
@@ -516,9 +521,6 @@ TEST_CASE("sharded writer: replacing removes only what is surely the old model, 
   auto replacing = st::make_sharded_writer(dir.path, declarations({5}), options);
   REQUIRE(replacing.try_write("t0", std::vector<std::byte>(5)));
   REQUIRE(replacing.try_finish());
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir.path)) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"config.json", "model.safetensors", "notes.safetensors"});
+  CHECK(names_in(dir.path) == std::vector<std::string>{"config.json", "model.safetensors", "notes.safetensors"});
   CHECK(test::read_text(dir.file("config.json")) == "{}");
 }

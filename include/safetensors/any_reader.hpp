@@ -243,26 +243,18 @@ class any_reader : public detail::plan_loads<any_reader> {
   result<std::vector<T>> try_read_as(std::string_view name) const {
     auto found = try_info(name);
     if (!found) return found.error();
-    const tensor_info& tensor = **found;
-    if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
-      return detail::about(this->name(), error(error_kind::io_error,
-                                               "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
-    std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
-    std::vector<std::byte> read_bytes;
-    tensor_view source{&tensor, {}};
-    if (has_views()) {
-      auto viewed = try_view(name);
-      if (!viewed) return viewed.error();
-      source = *viewed;
-    } else {
-      auto bytes = try_read(name);
-      if (!bytes) return bytes.error();
-      read_bytes = std::move(*bytes);
-      source.bytes = read_bytes;
-    }
-    if (auto converted = try_copy_to(source, span<T>(values), reader_->element_packing()); !converted)
-      return detail::about(this->name(), converted.error());
-    return values;
+    return detail::read_values<T>(**found, this->name(), element_packing(),
+                                  [&](std::vector<std::byte>& held) -> result<span<const std::byte>> {
+                                    if (has_views()) {
+                                      auto viewed = try_view(name);
+                                      if (!viewed) return viewed.error();
+                                      return viewed->bytes;
+                                    }
+                                    auto bytes = try_read(name);
+                                    if (!bytes) return bytes.error();
+                                    held = std::move(*bytes);
+                                    return span<const std::byte>(held);
+                                  });
   }
   /// The elements as values of T; throws safetensors::exception on an error.
   template <class T>

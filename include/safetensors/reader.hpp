@@ -29,6 +29,25 @@ namespace safetensors {
 // The reader
 // ---------------------------------------------------------------------------------------------
 
+namespace detail {
+/// The elements of `tensor` as values of T, converted from the bytes `bytes_of(held)` gives (a
+/// view, or a copy it reads into `held`): what every reader's try_read_as does once it has the
+/// tensor. Errors name `file`.
+template <class T, class BytesOf>
+result<std::vector<T>> read_values(const tensor_info& tensor, std::string_view file, packing order,
+                                   BytesOf&& bytes_of) {
+  if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
+    return about(file, error(error_kind::io_error, "tensor " + quote(tensor.name) + " does not fit in memory"));
+  std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
+  std::vector<std::byte> held;
+  auto bytes = bytes_of(held);
+  if (!bytes) return bytes.error();
+  if (auto converted = try_copy_to(tensor_view{&tensor, *bytes}, span<T>(values), order); !converted)
+    return about(file, converted.error());
+  return values;
+}
+}  // namespace detail
+
 /// Options for opening a file.
 struct read_options {
   /// Accept bytes after the end of the last tensor (some old writers leave a few). Off by default:
@@ -256,26 +275,18 @@ class basic_reader : public detail::plan_loads<basic_reader<Storage>> {
   result<std::vector<T>> try_read_as(std::string_view name) const {
     auto info = try_info(name);
     if (!info) return info.error();
-    const tensor_info& tensor = **info;
-    if (tensor.element_count > std::numeric_limits<std::size_t>::max() / sizeof(T))
-      return named(error(error_kind::io_error, "tensor " + detail::quote(tensor.name) + " does not fit in memory"));
-    std::vector<T> values(static_cast<std::size_t>(tensor.element_count));
-    result<void> copied = [&]() -> result<void> {
-      std::vector<std::byte> read_bytes;
-      tensor_view source{&tensor, {}};
-      if constexpr (has_views) {
-        source = view(tensor);
-      } else {
-        auto bytes = try_read(name);
-        if (!bytes) return bytes.error();  // a read's error names the file already
-        read_bytes = std::move(*bytes);
-        source.bytes = read_bytes;
-      }
-      if (auto converted = try_copy_to(source, span<T>(values), packing_); !converted) return named(converted.error());
-      return {};
-    }();
-    if (!copied) return copied.error();
-    return values;
+    return detail::read_values<T>(**info, this->name(), packing_,
+                                  [&](std::vector<std::byte>& held) -> result<span<const std::byte>> {
+                                    if constexpr (has_views) {
+                                      (void)held;
+                                      return view(**info).bytes;
+                                    } else {
+                                      auto bytes = try_read(name);
+                                      if (!bytes) return bytes.error();  // a read's error names the file already
+                                      held = std::move(*bytes);
+                                      return span<const std::byte>(held);
+                                    }
+                                  });
   }
   /// The elements of the tensor named `name` as values of T; throws on an error.
   template <class T>
