@@ -4,6 +4,8 @@
 #include "child_process.hpp"
 #include "test_support.hpp"
 
+#include <safetensors/model.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -731,4 +733,116 @@ TEST_CASE("hostile: a FIFO, a directory or a device given as a file is refused a
   CHECK(model.error().message() == st::detail::quote(directory.file("model.safetensors.index.json")) +
                                        ": lists shard " + st::detail::quote(fifo) +
                                        ", which is a FIFO, not a regular file");
+}
+
+namespace {
+
+// Entries of /proc/self/fd: the descriptors this process has open.
+std::size_t open_descriptor_count() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++count;
+  return count;
+}
+
+// Loads every tensor of `model` with a plan of two threads and reads each by name: 0 when every
+// byte is test::fill_byte's, else a code saying what failed.
+template <class Model>
+int load_every_tensor(const Model& model) {
+  if (auto valid = model.try_validate(); !valid) return 10;
+  std::vector<std::vector<std::byte>> destinations;
+  std::vector<st::load_request> requests;
+  for (const st::model_entry& entry : model.tensor_names()) {
+    const st::tensor_info* info = model.find(entry.name);
+    if (info == nullptr) return 11;
+    destinations.emplace_back(static_cast<std::size_t>(info->byte_size()));
+    requests.push_back({info, destinations.back(), {}, entry.shard});
+  }
+  st::load_options options;
+  options.threads = 2;
+  if (auto loaded = model.try_load_into(requests, options); !loaded) return 12;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const std::size_t tensor = std::stoul(std::string(requests[i].tensor->name.substr(1)));
+    for (std::size_t k = 0; k < destinations[i].size(); ++k)
+      if (destinations[i][k] != test::fill_byte(tensor, k)) return 13;
+    auto read = model.try_read(requests[i].tensor->name);
+    if (!read || *read != destinations[i]) return 14;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("hostile: a model of 300 shards loads under a limit of open files far below that", "[hostile]") {
+  // Before, every shard kept its descriptor for the model's life: the 25th shard failed with
+  // "Too many open files". Mapped shards now keep none, pread shards share a cache that closes
+  // idle ones when the system has none left.
+  test::temp_directory dir;
+  const std::size_t shards = 300;
+  std::vector<st::tensor_declaration> tensors;
+  for (std::size_t i = 0; i < shards; ++i) tensors.push_back({"t" + std::to_string(i), st::dtype::U8, {8}});
+  st::shard_options options;
+  options.max_shard_size = 8;
+  auto writer = st::make_sharded_writer(dir.path, tensors, options);
+  for (std::size_t i = 0; i < shards; ++i) {
+    std::vector<std::byte> bytes(8);
+    for (std::size_t k = 0; k < bytes.size(); ++k) bytes[k] = test::fill_byte(i, k);
+    writer.write("t" + std::to_string(i), bytes);
+  }
+  writer.finish();
+  REQUIRE(std::distance(std::filesystem::directory_iterator(dir.path), {}) == static_cast<std::ptrdiff_t>(shards + 1));
+  test::child_process child([&] {
+    struct rlimit limit;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 125;
+    limit.rlim_cur = static_cast<rlim_t>(open_descriptor_count() + 24);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 125;
+    auto mapped = st::try_open_model(dir.path);
+    if (!mapped) return 1;
+    if (const int failed = load_every_tensor(*mapped); failed != 0) return failed;
+    auto pread = st::try_open_model_pread(dir.path);
+    if (!pread) return 2;
+    if (const int failed = load_every_tensor(*pread); failed != 0) return 20 + failed;
+    // Both models open, every shard read: still within the limit, with room to spare.
+    return open_descriptor_count() + 4 <= limit.rlim_cur ? 0 : 3;
+  });
+  const int status = child.wait();
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("hostile: a pread file's descriptor, once closed, is opened again only on the same file", "[hostile]") {
+  test::temp_directory dir;
+  const std::string path = dir.path + "/a.safetensors";
+  const std::string other = dir.path + "/b.safetensors";
+  const auto write = [](const std::string& where, const std::string& data) {
+    const std::vector<std::byte> bytes =
+        test::file_bytes(R"({"x":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", data);
+    std::ofstream(where, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  };
+  write(path, "abcd");
+  write(other, "wxyz");
+  auto reader = st::try_open_pread(path);
+  REQUIRE(reader);
+  auto& cache = st::detail::descriptor_cache::instance();
+  // More files opened after it than the cache keeps: its descriptor, least recently used, is closed.
+  auto crowd = [&] {
+    std::vector<st::pread_file> files;
+    for (std::size_t i = 0; i < st::detail::descriptor_cache::capacity + 2; ++i)
+      files.push_back(st::pread_file::open(other));
+    CHECK(cache.open_descriptors() <= st::detail::descriptor_cache::capacity);
+    return files;
+  };
+  auto first_crowd = crowd();
+  auto read = reader->try_read("x");
+  REQUIRE(read);
+  CHECK(std::string(reinterpret_cast<const char*>(read->data()), read->size()) == "abcd");
+  auto second_crowd = crowd();
+  std::filesystem::rename(other, path);
+  auto replaced = reader->try_read("x");
+  REQUIRE_FALSE(replaced);
+  CHECK(replaced.error().kind() == st::error_kind::io_error);
+  CHECK(replaced.error().message() ==
+        st::detail::quote(path) +
+            ": another file has taken its name since it was opened (its descriptor was closed to stay within the "
+            "open-file limit)");
 }

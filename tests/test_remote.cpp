@@ -155,7 +155,7 @@ std::size_t requests_seen(const std::string& needle) {
 st::remote_options small_first() {
   st::remote_options options = quick();
   options.first_request_size = 4096;
-  options.stall_timeout = std::chrono::milliseconds(1000);
+  options.low_speed_time = std::chrono::milliseconds(1000);
   return options;
 }
 
@@ -532,4 +532,52 @@ TEST_CASE("remote: an open file keeps its header, not its first answer", "[remot
   for (std::size_t i = 0; i < model->shard_count(); ++i) CHECK(model->shard(i).storage().first_read_size() == 0);
   const st::pread_reader local = st::open_pread(data_dir() + "/" + fault_shard);
   for (const st::tensor_info& info : local.tensors()) CHECK(file->read(info.name) == local.read(info.name));
+}
+
+TEST_CASE("remote: a server that trickles is dropped, retried, and ended by the deadline", "[remote]") {
+  // 200 bytes a second, below the 1,024 asked for: each attempt ends when a window of 500 ms
+  // brings fewer than 512 bytes.
+  st::remote_options slow = small_first();
+  slow.low_speed_time = std::chrono::milliseconds(500);
+  const fault_outcome once = load_through("trickle=200,times=1", slow);
+  CHECK(once.result == "ok");
+  CHECK(once.retries == 1);
+  // Every attempt delivers a few bytes, so none is fruitless: the deadline ends the read.
+  slow.retry.deadline = std::chrono::milliseconds(2500);
+  const fault_outcome always = load_through("trickle=200", slow);
+  CHECK_THAT(always.result, Catch::Contains("fewer than 512 bytes arrived in 500 ms (a stall)") &&
+                                Catch::EndsWith("(the read's deadline of 2500 ms has passed)"));
+  CHECK(always.requests >= 3);
+  // low_speed_limit 0: only silence stalls, and a trickle is read to its end.
+  st::remote_options patient = small_first();
+  patient.low_speed_limit = 0;
+  patient.low_speed_time = std::chrono::milliseconds(500);
+  const fault_outcome trickled = load_through("trickle=100000,times=1", patient);
+  CHECK(trickled.result == "ok");
+  CHECK(trickled.retries == 0);
+}
+
+TEST_CASE("remote: files opened on one pool of connections share it, however many there are", "[remote]") {
+  auto pool = std::make_shared<st::remote_connections>(2);
+  std::vector<st::remote_file> files;
+  for (int i = 0; i < 12; ++i) {
+    auto file = st::remote_file::try_open(http(fault_shard), quick(), pool);
+    REQUIRE(file);
+    files.push_back(std::move(*file));
+  }
+  std::vector<std::byte> bytes(8);
+  for (st::remote_file& file : files) {
+    file.opened();
+    REQUIRE(file.read_at(file.size() - 8, bytes.data(), bytes.size()));
+  }
+  CHECK(pool->open_count() <= 2);
+  // A model's shards share one pool of remote_options::connections.
+  st::remote_options one = quick();
+  one.connections = 1;
+  auto model = st::try_open_remote_model(http("model/model.safetensors.index.json"), one);
+  REQUIRE(model);
+  const auto& shard = model->shard(model->shard_count() - 1);
+  std::vector<std::byte> last(static_cast<std::size_t>(shard.tensors().back().byte_size()));
+  REQUIRE(shard.try_read_into(shard.tensors().back(), last));
+  REQUIRE(model->try_validate());
 }

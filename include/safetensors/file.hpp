@@ -19,8 +19,10 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #ifndef SAFETENSORS_NO_FILESYSTEM
 #if defined(_WIN32)
@@ -177,12 +179,17 @@ class file_handle {
   /// Gives up ownership: the caller closes the handle.
   native_type release() noexcept { return std::exchange(handle_, invalid()); }
 
-  /// Opens `path` read-only and finds its size; refuses anything but a regular file.
-  static result<file_handle> open_read(const std::string& path, std::uint64_t& size) {
+  /// Opens `path` read-only and finds its size; refuses anything but a regular file. When the
+  /// process or the system has no descriptor left, `out_of_descriptors` (if given) is set.
+  static result<file_handle> open_read(const std::string& path, std::uint64_t& size,
+                                       bool* out_of_descriptors = nullptr) {
 #if defined(_WIN32)
     HANDLE handle = CreateFileW(widen(path).c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr,
                                 OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
-    if (handle == INVALID_HANDLE_VALUE) return error(error_kind::io_error, system_error_text("cannot open", path));
+    if (handle == INVALID_HANDLE_VALUE) {
+      if (out_of_descriptors != nullptr) *out_of_descriptors = GetLastError() == ERROR_TOO_MANY_OPEN_FILES;
+      return error(error_kind::io_error, system_error_text("cannot open", path));
+    }
     file_handle file(handle);
     if (GetFileType(handle) != FILE_TYPE_DISK)
       return error(error_kind::io_error, quote(path) + ": not a regular file (a pipe or a device)");
@@ -197,7 +204,10 @@ class file_handle {
     do {
       fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return error(error_kind::io_error, system_error_text("cannot open", path));
+    if (fd < 0) {
+      if (out_of_descriptors != nullptr) *out_of_descriptors = errno == EMFILE || errno == ENFILE;
+      return error(error_kind::io_error, system_error_text("cannot open", path));
+    }
     file_handle file(fd);
     struct stat status;
     if (::fstat(fd, &status) != 0) return error(error_kind::io_error, system_error_text("cannot stat", path));
@@ -258,6 +268,206 @@ inline result<std::size_t> read_fully(const file_handle& file, const std::string
   }
   return total;
 }
+
+/// Which file an open handle reads: a path may name another file by the time it is opened again
+/// (one renamed over it, say), and a descriptor opened again must be on the first one's file.
+struct file_identity {
+  std::uint64_t device = 0;
+  std::uint64_t number = 0;
+  bool operator==(const file_identity& other) const noexcept {
+    return device == other.device && number == other.number;
+  }
+};
+
+/// The identity of the file `file` is open on (device and inode; volume and file index on
+/// Windows), or nothing when the system cannot say.
+inline std::optional<file_identity> identity_of(const file_handle& file) noexcept {
+#if defined(_WIN32)
+  BY_HANDLE_FILE_INFORMATION information;
+  if (!GetFileInformationByHandle(file.get(), &information)) return std::nullopt;
+  return file_identity{information.dwVolumeSerialNumber,
+                       (std::uint64_t{information.nFileIndexHigh} << 32) | information.nFileIndexLow};
+#else
+  struct stat status;
+  if (::fstat(file.get(), &status) != 0) return std::nullopt;
+  return file_identity{static_cast<std::uint64_t>(status.st_dev), static_cast<std::uint64_t>(status.st_ino)};
+#endif
+}
+
+/// The descriptors of every pread_file in the process: opened on demand, kept while no more than
+/// `capacity` are open, closed least recently used first. So a model of thousands of shards
+/// loads under a low limit of open files (`ulimit -n 256`). A descriptor is never closed while a
+/// read uses it; when the system has none left (EMFILE, ENFILE), every idle one is closed and
+/// the open tried once more. A file opened again must be the same file (device and inode): one
+/// renamed over its path since is an IoError, never read.
+class descriptor_cache {
+ public:
+  /// Descriptors kept open at most, beyond those that reads use at the moment.
+  static constexpr std::size_t capacity = 128;
+
+  /// One file's descriptors, shared by a pread_file and its moves. Guarded by the cache's lock.
+  struct file_entry {
+    std::string path;
+    std::optional<file_identity> identity;
+    file_handle buffered;
+    file_handle direct;           // O_DIRECT, opened by the first direct read
+    bool direct_refused = false;  // the file system does not take O_DIRECT
+    unsigned readers = 0;         // reads using a descriptor of it now
+    std::uint64_t last_used = 0;
+
+    file_entry() = default;
+    file_entry(const file_entry&) = delete;
+    file_entry& operator=(const file_entry&) = delete;
+    ~file_entry() { instance().forget(*this); }
+  };
+
+  /// A descriptor lent to one read, kept open until the lease ends.
+  class lease {
+   public:
+    lease(file_entry& entry, const file_handle* handle) noexcept : entry_(&entry), handle_(handle) {}
+    lease(lease&& other) noexcept
+        : entry_(std::exchange(other.entry_, nullptr)), handle_(std::exchange(other.handle_, nullptr)) {}
+    lease& operator=(lease&&) = delete;
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease() {
+      if (entry_ != nullptr) instance().give_back(*entry_);
+    }
+    /// The descriptor; nullptr for a direct read the file system refuses (read buffered instead).
+    const file_handle* get() const noexcept { return handle_; }
+
+   private:
+    file_entry* entry_;
+    const file_handle* handle_;
+  };
+
+  /// The process's cache. Never destroyed: a file may close after static destructors ran.
+  static descriptor_cache& instance() {
+    static descriptor_cache* cache = new descriptor_cache;
+    return *cache;
+  }
+
+  /// The file at `path`, open now (a regular file only), and its size.
+  result<std::shared_ptr<file_entry>> open(const std::string& path, std::uint64_t& size) {
+    auto entry = std::make_shared<file_entry>();
+    entry->path = path;
+    std::lock_guard<std::mutex> guard(lock_);
+    auto handle = open_buffered(path, size);
+    if (!handle) return handle.error();
+    entry->identity = identity_of(*handle);
+    adopt(*entry, entry->buffered, std::move(*handle));
+    return entry;
+  }
+
+  /// The file's buffered descriptor, or its O_DIRECT one (`direct`), for one read: opened again
+  /// if it was closed.
+  result<lease> borrow(file_entry& entry, bool direct) {
+    std::lock_guard<std::mutex> guard(lock_);
+    file_handle& handle = direct ? entry.direct : entry.buffered;
+    if (!handle && !(direct && entry.direct_refused)) {
+      auto opened = direct ? open_direct(entry.path) : open_buffered(entry.path);
+      if (!opened) return opened.error();
+      if (!*opened) {
+        entry.direct_refused = true;
+      } else {
+        const auto identity = identity_of(*opened);
+        if (entry.identity && identity && !(*identity == *entry.identity))
+          return error(error_kind::io_error, quote(entry.path) +
+                                                 ": another file has taken its name since it was opened (its "
+                                                 "descriptor was closed to stay within the open-file limit)");
+        adopt(entry, handle, std::move(*opened));
+      }
+    }
+    ++entry.readers;
+    entry.last_used = ++clock_;
+    return lease(entry, handle ? &handle : nullptr);
+  }
+
+  /// Descriptors open now (for tests and reports).
+  std::size_t open_descriptors() {
+    std::lock_guard<std::mutex> guard(lock_);
+    return descriptors_;
+  }
+
+ private:
+  descriptor_cache() = default;
+
+  static std::size_t count_open(const file_entry& entry) noexcept {
+    return (entry.buffered ? 1u : 0u) + (entry.direct ? 1u : 0u);
+  }
+
+  // `handle` joins `entry`'s descriptors (its slot), making room first.
+  void adopt(file_entry& entry, file_handle& slot, file_handle handle) {
+    close_idle(capacity - 1);
+    if (count_open(entry) == 0) open_.push_back(&entry);
+    slot = std::move(handle);
+    ++descriptors_;
+    entry.last_used = ++clock_;
+  }
+
+  result<file_handle> open_buffered(const std::string& path) {
+    std::uint64_t size = 0;
+    return open_buffered(path, size);
+  }
+  result<file_handle> open_buffered(const std::string& path, std::uint64_t& size) {
+    bool exhausted = false;
+    auto handle = file_handle::open_read(path, size, &exhausted);
+    if (handle || !exhausted) return handle;
+    close_idle(0);
+    return file_handle::open_read(path, size);
+  }
+
+  // The O_DIRECT descriptor, or none (an empty handle) where the file system or the system
+  // refuses the flag: direct reads then go through the cache.
+  result<file_handle> open_direct([[maybe_unused]] const std::string& path) {
+#if defined(O_DIRECT)
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      int fd;
+      do {
+        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT | O_NONBLOCK);
+      } while (fd < 0 && errno == EINTR);
+      if (fd >= 0) return file_handle(fd);
+      if (errno != EMFILE && errno != ENFILE) break;
+      close_idle(0);
+    }
+#endif
+    return file_handle();
+  }
+
+  // Closes the idle descriptors least recently used first until at most `keep` are open.
+  void close_idle(std::size_t keep) {
+    while (descriptors_ > keep) {
+      file_entry* oldest = nullptr;
+      for (file_entry* entry : open_)
+        if (entry->readers == 0 && (oldest == nullptr || entry->last_used < oldest->last_used)) oldest = entry;
+      if (oldest == nullptr) return;
+      descriptors_ -= count_open(*oldest);
+      oldest->buffered = file_handle();
+      oldest->direct = file_handle();
+      open_.erase(std::find(open_.begin(), open_.end(), oldest));
+    }
+  }
+
+  void give_back(file_entry& entry) {
+    std::lock_guard<std::mutex> guard(lock_);
+    --entry.readers;
+    if (descriptors_ > capacity) close_idle(capacity);
+  }
+
+  void forget(file_entry& entry) {
+    std::lock_guard<std::mutex> guard(lock_);
+    if (count_open(entry) == 0) return;
+    descriptors_ -= count_open(entry);
+    entry.buffered = file_handle();
+    entry.direct = file_handle();
+    open_.erase(std::find(open_.begin(), open_.end(), &entry));
+  }
+
+  std::mutex lock_;
+  std::vector<file_entry*> open_;  // the entries with a descriptor open
+  std::size_t descriptors_ = 0;
+  std::uint64_t clock_ = 0;
+};
 }  // namespace detail
 
 /// A file mapped read-only into memory: opening costs O(1), pages load when first touched.
@@ -288,7 +498,9 @@ class mapped_file {
 #endif
     mapped.data_ = static_cast<const std::byte*>(address);
     mapped.size_ = static_cast<std::size_t>(size);
-    mapped.file_ = std::move(*file);
+    // The mapping outlives the descriptor, which is closed now: a model of thousands of mapped
+    // shards holds none.
+    mapped.identity_ = detail::identity_of(*file);
     return mapped;
   }
   /// Maps the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
@@ -297,14 +509,14 @@ class mapped_file {
   mapped_file(mapped_file&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
         size_(std::exchange(other.size_, 0)),
-        file_(std::move(other.file_)),
+        identity_(other.identity_),
         path_(std::move(other.path_)) {}
   mapped_file& operator=(mapped_file&& other) noexcept {
     if (this != &other) {
       unmap();
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
-      file_ = std::move(other.file_);
+      identity_ = other.identity_;
       path_ = std::move(other.path_);
     }
     return *this;
@@ -366,7 +578,14 @@ class mapped_file {
     if (::madvise(const_cast<std::byte*>(data_) + start, length, MADV_DONTNEED) != 0)
       return error(error_kind::io_error, detail::system_error_text("madvise DONTNEED failed", path_));
 #if defined(POSIX_FADV_DONTNEED)
-    ::posix_fadvise(file_.get(), static_cast<off_t>(start), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+    // The page cache is told through a descriptor, opened for it: the file's own was closed once
+    // mapped. Only when the path still names the mapped file.
+    std::uint64_t ignored_size = 0;
+    if (auto file = detail::file_handle::open_read(path_, ignored_size); file) {
+      const auto identity = detail::identity_of(*file);
+      if (identity && identity_ && *identity == *identity_)
+        ::posix_fadvise(file->get(), static_cast<off_t>(start), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+    }
 #endif
 #endif
     return {};
@@ -396,7 +615,7 @@ class mapped_file {
   }
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  detail::file_handle file_;
+  std::optional<detail::file_identity> identity_;
   std::string path_;
 };
 
@@ -410,11 +629,9 @@ class pread_file {
   /// Opens the file at `path`. An IoError names the path and the system's reason.
   static result<pread_file> try_open(const std::string& path) {
     pread_file file;
-    auto handle = detail::file_handle::open_read(path, file.size_);
-    if (!handle) return handle.error();
-    file.handle_ = std::move(*handle);
-    file.path_ = path;
-    file.direct_ = std::make_unique<direct_handle>();
+    auto entry = detail::descriptor_cache::instance().open(path, file.size_);
+    if (!entry) return entry.error();
+    file.entry_ = std::move(*entry);
     return file;
   }
   /// Opens the file at `path`; throws safetensors::exception (aborts without exceptions) on failure.
@@ -423,35 +640,36 @@ class pread_file {
   /// The file's size when it was opened.
   std::uint64_t size() const noexcept { return size_; }
   /// The file's path.
-  const std::string& path() const noexcept { return path_; }
+  const std::string& path() const noexcept { return entry_->path; }
   /// Opening reads this much at once: the length prefix and, in most files, the whole header, in
   /// one read instead of two.
   static constexpr std::size_t first_read_size() noexcept { return 64 * 1024; }
 
   /// Reads `count` bytes at `offset` into `destination`; an IoError when the file has fewer.
   result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    if (auto read = detail::read_fully(handle_, path_, offset, destination, count); !read) return read.error();
+    auto descriptor = detail::descriptor_cache::instance().borrow(*entry_, false);
+    if (!descriptor) return descriptor.error();
+    if (auto read = detail::read_fully(*descriptor->get(), entry_->path, offset, destination, count); !read)
+      return read.error();
     return {};
   }
 
   /// Reads `count` bytes at `offset` past the page cache (O_DIRECT, Linux), into `destination`:
   /// all three multiples of direct_io_alignment. Fewer bytes only where the file ends. The
-  /// direct handle is opened on first use; where the file system refuses O_DIRECT, or on other
-  /// systems, the read goes through the cache instead.
+  /// direct descriptor is opened on first use; where the file system refuses O_DIRECT, or on
+  /// other systems, the read goes through the cache instead.
   result<void> read_direct_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
     const std::size_t wanted =
         static_cast<std::size_t>(std::min<std::uint64_t>(count, size_ > offset ? size_ - offset : 0));
 #if defined(O_DIRECT)
-    std::call_once(direct_->opened, [&] {
-      int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-      if (fd >= 0) direct_->file = detail::file_handle(fd);
-    });
-    if (direct_->file) {
-      auto read = detail::read_fully(direct_->file, path_, offset, destination, count, true);
+    auto descriptor = detail::descriptor_cache::instance().borrow(*entry_, true);
+    if (!descriptor) return descriptor.error();
+    if (descriptor->get() != nullptr) {
+      auto read = detail::read_fully(*descriptor->get(), entry_->path, offset, destination, count, true);
       if (!read) return read.error();
       if (*read < wanted)
-        return error(error_kind::io_error, detail::quote(path_) + ": ended at byte " + std::to_string(offset + *read) +
-                                               ": it shrank after it was opened");
+        return error(error_kind::io_error, detail::quote(entry_->path) + ": ended at byte " +
+                                               std::to_string(offset + *read) + ": it shrank after it was opened");
       return {};
     }
 #endif
@@ -459,18 +677,10 @@ class pread_file {
   }
 
  private:
-  // The O_DIRECT descriptor, opened by the first direct read. Held by pointer so that the file
-  // stays movable (a once_flag is not).
-  struct direct_handle {
-    std::once_flag opened;
-    detail::file_handle file;
-  };
-
   pread_file() = default;
-  detail::file_handle handle_;
-  std::string path_;
+  // Its descriptors live in the process's descriptor_cache, which closes idle ones past a limit.
+  std::shared_ptr<detail::descriptor_cache::file_entry> entry_;
   std::uint64_t size_ = 0;
-  std::unique_ptr<direct_handle> direct_;
 };
 
 #endif  // SAFETENSORS_NO_FILESYSTEM

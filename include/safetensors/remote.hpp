@@ -107,8 +107,14 @@ struct remote_options {
   retry_policy retry;
   /// A connection not made in this time is a failed attempt.
   std::chrono::milliseconds connect_timeout{10000};
-  /// A transfer that receives nothing for this long is a failed attempt.
-  std::chrono::milliseconds stall_timeout{30000};
+  /// A transfer that receives fewer than low_speed_limit bytes a second over low_speed_time
+  /// (nothing at all included, headers or body) is a failed attempt, retried like a dropped
+  /// connection: a server trickling a byte a second never holds a read. As curl's
+  /// --speed-limit/--speed-time, with 1 KiB/s over 30 s (0: only a transfer that receives
+  /// nothing for low_speed_time stalls).
+  std::size_t low_speed_limit = 1024;
+  /// See low_speed_limit; 0 turns the check off.
+  std::chrono::milliseconds low_speed_time{30000};
   /// Check TLS certificates and host names (https). Turn off only for a test server.
   bool verify_tls = true;
   /// Follow HTTP redirects (a hub's resolve/ URLs redirect to a CDN). An Authorization header is
@@ -288,25 +294,29 @@ struct http_answer {
   bool checked = false;        // the status and Content-Range were checked
   std::string refusal;         // why the body was refused
   bool retry_refusal = false;  // whether that refusal is worth another attempt
-  // Stall detection: when bytes last arrived, and how long none may.
-  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
-  curl_off_t last_downloaded = 0;
-  std::chrono::milliseconds stall_timeout{0};
+  // Stall detection: the window being measured (since when, from which byte count) and the
+  // bytes it must reach (window_quota) within window_length.
+  std::chrono::steady_clock::time_point window_start = std::chrono::steady_clock::now();
+  curl_off_t window_first = 0;
+  curl_off_t window_quota = 1;
+  std::chrono::milliseconds window_length{0};
   bool stalled = false;
 };
 
-// Ends a transfer that has received nothing (headers or body) for stall_timeout. libcurl's own
-// low-speed limit averages over seconds, so that a transfer that stalls after a burst would
-// pass for alive too long.
+// Ends a transfer that does not receive window_quota bytes within window_length: each window
+// starts when the last one reached its quota. A burst followed by silence stalls one window
+// after the burst (libcurl's own low-speed check averages a speed over several seconds, so
+// a burst would keep such a transfer alive longer).
 inline int on_progress(void* context, curl_off_t, curl_off_t downloaded, curl_off_t, curl_off_t) {
   auto& answer = *static_cast<http_answer*>(context);
+  if (answer.window_length.count() <= 0) return 0;
   const auto now = std::chrono::steady_clock::now();
-  if (downloaded != answer.last_downloaded) {
-    answer.last_downloaded = downloaded;
-    answer.last_progress = now;
+  if (downloaded - answer.window_first >= answer.window_quota) {
+    answer.window_first = downloaded;
+    answer.window_start = now;
     return 0;
   }
-  if (now - answer.last_progress < answer.stall_timeout) return 0;
+  if (now - answer.window_start < answer.window_length) return 0;
   answer.stalled = true;
   return 1;
 }
@@ -435,15 +445,68 @@ inline std::size_t on_body(char* data, std::size_t size, std::size_t count, void
 /// new bytes. Failures that may pass (connection drops, timeouts, 429, 5xx, short or misplaced
 /// bodies) are retried with jittered backoff, resuming at the first byte not received; the last
 /// error says how many retries were made and why.
+/// A pool of connections that several remote files share: together they keep at most
+/// `capacity` open (the model's remote_options::connections), however many files there are, so a
+/// model of thousands of shards holds a bounded number of sockets. A file opened without one
+/// gets a pool of its own.
+class remote_connections {
+ public:
+  /// A pool of at most `capacity` connections (at least one).
+  explicit remote_connections(unsigned capacity) : capacity_(std::max(capacity, 1u)) {}
+  remote_connections(const remote_connections&) = delete;
+  remote_connections& operator=(const remote_connections&) = delete;
+  ~remote_connections() {
+    for (CURL* handle : idle_) curl_easy_cleanup(handle);
+  }
+
+  /// Connections open now (idle or in use).
+  unsigned open_count() const {
+    std::lock_guard<std::mutex> guard(lock_);
+    return open_;
+  }
+
+ private:
+  friend class remote_file;
+
+  // An idle connection, or a new one while fewer than capacity are open; else waits for one.
+  CURL* take() {
+    std::unique_lock<std::mutex> guard(lock_);
+    returned_.wait(guard, [&] { return !idle_.empty() || open_ < capacity_; });
+    if (!idle_.empty()) {
+      CURL* handle = idle_.back();
+      idle_.pop_back();
+      return handle;
+    }
+    CURL* handle = curl_easy_init();
+    if (handle != nullptr) ++open_;
+    return handle;
+  }
+  void give_back(CURL* handle) {
+    std::lock_guard<std::mutex> guard(lock_);
+    idle_.push_back(handle);
+    returned_.notify_one();
+  }
+
+  const unsigned capacity_;
+  mutable std::mutex lock_;
+  std::condition_variable returned_;
+  std::vector<CURL*> idle_;
+  unsigned open_ = 0;
+};
+
 class remote_file {
  public:
-  /// Opens `url` (http://, https:// or s3://BUCKET/KEY), reading its first bytes.
-  static result<remote_file> try_open(const std::string& url, const remote_options& options = {}) {
+  /// Opens `url` (http://, https:// or s3://BUCKET/KEY), reading its first bytes. Its reads use
+  /// `connections` when given (shared with the other files opened with it), else a pool of
+  /// options.connections of its own.
+  static result<remote_file> try_open(const std::string& url, const remote_options& options = {},
+                                      std::shared_ptr<remote_connections> connections = nullptr) {
     detail::curl_global();
     auto state = std::make_shared<shared_state>();
     state->url = url;
     state->shown_url = detail::redact_url(url);
     state->options = options;
+    state->pool = connections ? std::move(connections) : std::make_shared<remote_connections>(options.connections);
     if (auto resolved = state->resolve(); !resolved) return resolved.error();
     remote_file file;
     file.state_ = std::move(state);
@@ -505,10 +568,7 @@ class remote_file {
     bool send_if_match = false;
     std::string last_modified;  // the version's, when it has no strong ETag
     std::uint64_t size = 0;
-    std::mutex lock;  // guards the pool
-    std::condition_variable returned;
-    std::vector<CURL*> idle;
-    unsigned open_handles = 0;
+    std::shared_ptr<remote_connections> pool;
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> bytes_received{0};
@@ -516,9 +576,6 @@ class remote_file {
     shared_state() = default;
     shared_state(const shared_state&) = delete;
     shared_state& operator=(const shared_state&) = delete;
-    ~shared_state() {
-      for (CURL* handle : idle) curl_easy_cleanup(handle);
-    }
 
     error fail(const std::string& what) const { return detail::about(shown_url, error(error_kind::io_error, what)); }
 
@@ -555,24 +612,8 @@ class remote_file {
       return {};
     }
 
-    // A connection of the pool, or a new one while there are fewer than options.connections.
-    CURL* take() {
-      std::unique_lock<std::mutex> guard(lock);
-      returned.wait(guard, [&] { return !idle.empty() || open_handles < std::max(options.connections, 1u); });
-      if (!idle.empty()) {
-        CURL* handle = idle.back();
-        idle.pop_back();
-        return handle;
-      }
-      CURL* handle = curl_easy_init();
-      if (handle != nullptr) ++open_handles;
-      return handle;
-    }
-    void give_back(CURL* handle) {
-      std::lock_guard<std::mutex> guard(lock);
-      idle.push_back(handle);
-      returned.notify_one();
-    }
+    CURL* take() { return pool->take(); }
+    void give_back(CURL* handle) { pool->give_back(handle); }
 
     // One request for bytes [first, first + count) into `destination`.
     struct attempt {
@@ -635,11 +676,18 @@ class remote_file {
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
-      a.answer.stall_timeout = options.stall_timeout;
+      a.answer.window_length = options.low_speed_time;
+      const std::uint64_t quota =
+          static_cast<std::uint64_t>(options.low_speed_limit) *
+          static_cast<std::uint64_t>(std::max<std::int64_t>(options.low_speed_time.count(), 0)) / 1000;
+      a.answer.window_quota = static_cast<curl_off_t>(std::clamp<std::uint64_t>(quota, 1, std::uint64_t{1} << 40));
       (curl_easy_setopt)(handle, CURLOPT_NOPROGRESS, 0L);
       (curl_easy_setopt)(handle, CURLOPT_XFERINFOFUNCTION, &detail::on_progress);
       (curl_easy_setopt)(handle, CURLOPT_XFERINFODATA, &a.answer);
       (curl_easy_setopt)(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+      // A handle keeps its connections alive between requests; two cover a host and the one
+      // its redirects lead to, and keep a pool's sockets within twice its capacity.
+      (curl_easy_setopt)(handle, CURLOPT_MAXCONNECTS, 2L);
       if (s3) {
         (curl_easy_setopt)(handle, CURLOPT_AWS_SIGV4, sigv4.c_str());
         (curl_easy_setopt)(handle, CURLOPT_USERPWD, credentials.c_str());
@@ -647,7 +695,8 @@ class remote_file {
       ++requests;
       a.code = curl_easy_perform(handle);
       (curl_easy_getinfo)(handle, CURLINFO_RESPONSE_CODE, &a.answer.status);
-      a.curl_message = a.answer.stalled ? "no data arrived for " + std::to_string(options.stall_timeout.count()) + " ms"
+      a.curl_message = a.answer.stalled ? "fewer than " + std::to_string(a.answer.window_quota) + " bytes arrived in " +
+                                              std::to_string(options.low_speed_time.count()) + " ms (a stall)"
                        : message[0] != '\0' ? message
                                             : curl_easy_strerror(a.code);
       (curl_easy_setopt)(handle, CURLOPT_HTTPHEADER, nullptr);
@@ -796,18 +845,23 @@ inline remote_reader open_remote(const std::string& url, const remote_options& r
 /// read several shards and blocks at once, each thread on a connection of its own.
 inline result<remote_model_reader> try_open_remote_model(const std::string& url, const remote_options& remote = {},
                                                          const read_options& options = {}) {
-  auto open_file = [remote](const std::string& location) { return remote_file::try_open(location, remote); };
+  // Every shard reads on one pool of remote.connections connections: a model of thousands of
+  // shards keeps as few sockets open as a file.
+  auto connections = std::make_shared<remote_connections>(remote.connections);
+  auto open_file = [remote, connections](const std::string& location) {
+    return remote_file::try_open(location, remote, connections);
+  };
   const std::string path = url.substr(0, url.find_first_of("?#"));
   if (!detail::ends_with(path, ".json")) return remote_model_reader::try_from_file(url, open_file, options);
   // A shard's name (checked by the index's parser: no '/', no "..") is one path segment beside
   // the index, percent-encoded: a space, '#', '?' or an encoded "%2F" in it stays in its name
   // and never reaches another folder of the server.
   const std::string folder = path.substr(0, path.rfind('/') + 1);
-  auto open_shard = [remote, folder](const std::string& location) {
+  auto open_shard = [remote, folder, connections](const std::string& location) {
     const std::string name = location.substr(std::min(folder.size(), location.size()));
-    return remote_file::try_open(folder + detail::encode_key(name, false), remote);
+    return remote_file::try_open(folder + detail::encode_key(name, false), remote, connections);
   };
-  auto file = remote_file::try_open(url, remote);
+  auto file = remote_file::try_open(url, remote, connections);
   if (!file) return file.error();
   if (file->size() > options.max_header_size)
     return detail::about(

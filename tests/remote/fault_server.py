@@ -2,7 +2,7 @@
 """Serves the files of a directory over HTTP/1.1 on 127.0.0.1 with byte ranges, ETags and If-Match,
 and injects, when a request's path asks for it, the faults that nginx and s3rver will not produce:
 connections reset or closed mid-body, lying Content-Range or Content-Length, error statuses, a
-Range ignored, a file replaced between requests, stalls. README.md ("Fault server") is the manual:
+Range ignored, a file replaced between requests, stalls, trickles. README.md ("Fault server") is the manual:
 the syntax of /fault/<spec>/<file>, the meaning of each fault and the control endpoints."""
 
 import argparse
@@ -78,6 +78,7 @@ FAULTS = {
     "stall-after": (non_negative, {"times", "seconds"}),
     "redirect-to": (scheme, {"times"}),
     "endless-body": (error_status, {"times"}),
+    "trickle": (positive, {"times"}),
 }
 OPTIONS = {"times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds,
            "cut-first": non_negative}
@@ -376,7 +377,10 @@ class FaultHandler(serving.LoopbackHandler):
                 self.send_body(chunk[:cut_after - sent])
                 sent = cut_after
                 break
-            self.send_body(chunk)
+            if injected == "trickle":
+                self.trickle(chunk, fault.value)
+            else:
+                self.send_body(chunk)
             sent += len(chunk)
         if cut_after is not None and cut_after < body_length:
             self.close_connection = True
@@ -405,6 +409,15 @@ class FaultHandler(serving.LoopbackHandler):
         self.end_headers()
         if send_body:
             self.send_body(body)
+
+    def trickle(self, data, rate):
+        """Sends `data` at `rate` bytes a second, a tenth of a second's worth at a time, until the
+        client closes its end."""
+        step = max(1, rate // 10)
+        for start in range(0, len(data), step):
+            self.send_body(data[start:start + step])
+            self.wfile.flush()
+            self.pause(step / rate)
 
     def pause(self, duration):
         """Waits, but stops as soon as the client closes its end: a client that timed out should

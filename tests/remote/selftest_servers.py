@@ -513,6 +513,18 @@ class FaultServerTest(unittest.TestCase):
         self.assertEqual(max(count for count, _ in arrivals if count <= 100), 100)
         self.assertGreaterEqual(min(after) - max(before), 0.9)
 
+    def test_trickle(self):
+        arrivals = []
+        connection = RawConnection(FAULT_URL)
+        began = time.monotonic()
+        answer = connection.get("/fault/trickle=200,times=1/data.bin", {"Range": "bytes=0-99"},
+                                on_body_bytes=lambda count: arrivals.append(count))
+        connection.close()
+        self.assertEqual((answer.body, answer.ending), (DATA[:100], "complete"))
+        self.assertGreaterEqual(time.monotonic() - began, 0.4, "100 bytes at 200 a second take half a second")
+        self.assertGreaterEqual(len(arrivals), 5, "in pieces of 20 bytes")
+        self.assertEqual(request(FAULT_URL, "GET", "/fault/trickle=200,times=1/data.bin").body, DATA)
+
     def test_stall_times_out_a_client(self):
         answer = raw_get(FAULT_URL, "/fault/stall-after=100,seconds=30/data.bin", {"Range": "bytes=0-999"}, timeout=0.5)
         self.assertEqual((answer.body, answer.ending), (DATA[:100], "timeout"))
