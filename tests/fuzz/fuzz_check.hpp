@@ -4,7 +4,9 @@
 
 #include <safetensors/safetensors.hpp>
 
+#include <cstdint>
 #include <cstdio>
+#include <vector>
 
 /// Stops the run when an invariant of the library does not hold. Expected errors never get here:
 /// a target returns normally for them. The condition is printed before the trap so a regression
@@ -49,6 +51,48 @@ inline bool is_layout_kind(safetensors::error_kind kind) {
     case k::header_too_large:
     case k::invalid_argument: return true;
     default: return false;
+  }
+}
+
+/// The bytes of the input without data(): the reader takes its other path, as with pread_file.
+class copying_storage {
+ public:
+  copying_storage(const void* data, std::size_t size) : bytes_(data, size) {}
+  std::uint64_t size() const noexcept { return bytes_.size(); }
+  safetensors::result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
+    return bytes_.read_at(offset, destination, count);
+  }
+
+ private:
+  safetensors::borrowed_bytes bytes_;
+};
+
+/// What a slice takes of one dimension, spelled out: first index, how many, distance.
+struct taken {
+  std::uint64_t start;
+  std::uint64_t count;
+  std::uint64_t step;
+};
+
+/// The elements a selection takes, gathered one by one, the slow obvious way (row-major).
+inline std::vector<std::byte> naive_gather(const safetensors::tensor_info& t, const std::uint8_t* bytes,
+                                           const std::vector<taken>& dims) {
+  std::vector<std::byte> out;
+  for (const taken& d : dims)
+    if (d.count == 0) return out;
+  const std::size_t rank = t.shape.size();
+  const std::size_t width = safetensors::dtype_bits(t.dtype) / 8;
+  std::vector<std::uint64_t> strides(rank, 1);  // no dimension is 0 here, so these fit
+  for (std::size_t d = rank; d-- > 1;) strides[d - 1] = strides[d] * t.shape[d];
+  std::vector<std::uint64_t> position(rank, 0);
+  for (;;) {
+    std::uint64_t element = 0;
+    for (std::size_t d = 0; d < rank; ++d) element += (dims[d].start + position[d] * dims[d].step) * strides[d];
+    const auto* first = reinterpret_cast<const std::byte*>(bytes) + element * width;
+    out.insert(out.end(), first, first + width);
+    std::size_t d = rank;
+    while (d > 0 && ++position[d - 1] == dims[d - 1].count) position[--d] = 0;
+    if (d == 0) return out;
   }
 }
 

@@ -18,18 +18,7 @@ namespace st = safetensors;
 
 namespace {
 
-/// The bytes of the input without data(): the reader takes its other path, as with pread_file.
-class copying_storage {
- public:
-  copying_storage(const void* data, std::size_t size) : bytes_(data, size) {}
-  std::uint64_t size() const noexcept { return bytes_.size(); }
-  st::result<void> read_at(std::uint64_t offset, std::byte* destination, std::size_t count) const {
-    return bytes_.read_at(offset, destination, count);
-  }
-
- private:
-  st::borrowed_bytes bytes_;
-};
+using fuzz::copying_storage;
 using copying_reader = st::basic_reader<copying_storage>;
 
 template <class Result>
@@ -54,40 +43,11 @@ bool tensor_before(const st::tensor_info& a, const st::tensor_info& b) {
 
 volatile unsigned sink;  // keeps the byte sums from being optimised away
 
-/// What a slice takes of one dimension, spelled out: first index, how many, distance.
-struct taken {
-  std::uint64_t start;
-  std::uint64_t count;
-  std::uint64_t step;
-};
-
-/// The elements a selection takes, gathered one by one, the slow obvious way (row-major).
-std::vector<std::byte> naive_gather(const st::tensor_info& t, const std::uint8_t* bytes,
-                                    const std::vector<taken>& dims) {
-  std::vector<std::byte> out;
-  for (const taken& d : dims)
-    if (d.count == 0) return out;
-  const std::size_t rank = t.shape.size();
-  const std::size_t width = st::dtype_bits(t.dtype) / 8;
-  std::vector<std::uint64_t> strides(rank, 1);  // no dimension is 0 here, so these fit
-  for (std::size_t d = rank; d-- > 1;) strides[d - 1] = strides[d] * t.shape[d];
-  std::vector<std::uint64_t> position(rank, 0);
-  for (;;) {
-    std::uint64_t element = 0;
-    for (std::size_t d = 0; d < rank; ++d) element += (dims[d].start + position[d] * dims[d].step) * strides[d];
-    const auto* first = reinterpret_cast<const std::byte*>(bytes) + element * width;
-    out.insert(out.end(), first, first + width);
-    std::size_t d = rank;
-    while (d > 0 && ++position[d - 1] == dims[d - 1].count) position[--d] = 0;
-    if (d == 0) return out;
-  }
-}
-
 /// A slice as the reader makes it must take exactly `want`, viewed (when contiguous) or copied.
 template <class Reader>
 void check_slice(const Reader& reader, const st::tensor_info& t, const std::uint8_t* bytes,
-                 std::vector<st::slice_dim> dims, const std::vector<taken>& want) {
-  const std::vector<std::byte> expected = naive_gather(t, bytes, want);
+                 std::vector<st::slice_dim> dims, const std::vector<fuzz::taken>& want) {
+  const std::vector<std::byte> expected = fuzz::naive_gather(t, bytes, want);
   auto slice = reader.try_slice(t.name, std::move(dims));
   FUZZ_CHECK(slice);
   const std::size_t width = st::dtype_bits(t.dtype) / 8;
@@ -154,7 +114,7 @@ void check_views(const Reader& reader, const st::tensor_info& t, const std::uint
   // The middle of the first dimension, every second element of the others (from 1).
   const std::uint64_t first = t.shape[0];
   std::vector<st::slice_dim> dims;
-  std::vector<taken> want;
+  std::vector<fuzz::taken> want;
   if (first > 0) {
     dims.push_back(st::at(static_cast<std::int64_t>(first / 2)));
     want.push_back({first / 2, 1, 1});

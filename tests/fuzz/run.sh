@@ -24,7 +24,7 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 # FUZZ_FLAGS adds compiler flags.
 read -r -a extra_flags <<<"${FUZZ_FLAGS:-}"
 flags+=("${extra_flags[@]}")
-targets=(reader writer differential)
+targets=(reader writer differential plan)
 
 declare -A builds
 for target in "${targets[@]}"; do
