@@ -3,6 +3,7 @@
 #include "progress.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -62,7 +63,7 @@ int exit_status_for(const safetensors::error& error) {
 json failure_object(const safetensors::error& error, const std::string* path) {
   json object;
   object["ok"] = false;
-  if (path != nullptr) object["path"] = *path;
+  if (path != nullptr) object["path"] = shown_location(*path);
   object["error"] = safetensors::error_kind_name(error.kind());
   object["message"] = error.message();
   return object;
@@ -122,7 +123,19 @@ bool starts_character(char byte) { return (static_cast<unsigned char>(byte) & 0x
 
 }  // namespace
 
-std::string display_string(std::string_view text) {
+std::string shown_location(std::string_view location) {
+  // A scheme (letters, digits, '+', '-', '.') then "://": http, https, s3, hf and the rest.
+  const std::size_t scheme_end = location.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0) return std::string(location);
+  for (char c : location.substr(0, scheme_end))
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '+' && c != '-' && c != '.')
+      return std::string(location);
+  return safetensors::detail::redact_url(location);
+}
+
+std::string display_string(std::string_view location_or_text) {
+  const std::string redacted = shown_location(location_or_text);
+  std::string_view text = redacted;
   std::string shown = "\"";
   while (!text.empty()) {
     char32_t c = 0;

@@ -70,8 +70,14 @@ json failure_object(const safetensors::error& error, const std::string* path = n
 // The message is printed whole: it names the file (and the tensor) itself.
 int report_error(const safetensors::error& error, bool as_json);
 
+// `location` fit to be shown: a URL's password (user:***@host) and secret query values
+// (token=***) hidden, as the library's messages hide them; any other text as it is. Every path
+// the tool prints, in text or JSON, goes through this.
+std::string shown_location(std::string_view location);
+
 // `text` as a JSON string literal safe to print on one line of a terminal: names can hold
-// newlines, NUL, quotes, escape sequences and bidi overrides. Invalid UTF-8 becomes U+FFFD.
+// newlines, NUL, quotes, escape sequences and bidi overrides. Invalid UTF-8 becomes U+FFFD. A
+// URL's secrets are hidden (shown_location).
 std::string display_string(std::string_view text);
 
 // Columns on screen, counted as code points.

@@ -19,7 +19,7 @@ json metadata_object(const safetensors::metadata_map& metadata) {
 
 json validation_object(const std::string& path, std::size_t file_count, std::size_t tensor_count) {
   json object;
-  object["path"] = path;
+  object["path"] = shown_location(path);
   object["file_count"] = file_count;
   object["tensor_count"] = tensor_count;
   return object;

@@ -23,7 +23,7 @@ json metadata_object(const safetensors::metadata_map& metadata);
 template <class Reader>
 json file_object(const std::string& path, const Reader& reader) {
   json file;
-  file["path"] = path;
+  file["path"] = shown_location(path);
   file["header_length"] = reader.header_length();
   file["data_start"] = reader.data_start();
   file["metadata"] = reader.has_metadata() ? metadata_object(reader.metadata()) : json(nullptr);
@@ -57,8 +57,8 @@ safetensors::result<std::vector<model_tensor>> model_tensors(const Model& model)
 template <class Model>
 json model_object(const std::string& path, const Model& model, const std::vector<model_tensor>& tensors) {
   json object;
-  object["path"] = path;
-  object["index"] = model.index_path().empty() ? json(nullptr) : json(model.index_path());
+  object["path"] = shown_location(path);
+  object["index"] = model.index_path().empty() ? json(nullptr) : json(shown_location(model.index_path()));
   object["total_size"] = model.total_size() ? json(*model.total_size()) : json(nullptr);
   object["shards"] = json::array();
   for (std::size_t shard = 0; shard < model.shard_count(); ++shard)
@@ -66,7 +66,7 @@ json model_object(const std::string& path, const Model& model, const std::vector
   object["tensors"] = json::array();
   for (const model_tensor& tensor : tensors) {
     json entry = tensor_object(*tensor.info);
-    entry["shard"] = model.shard_paths()[tensor.shard];
+    entry["shard"] = shown_location(model.shard_paths()[tensor.shard]);
     object["tensors"].push_back(std::move(entry));
   }
   return object;

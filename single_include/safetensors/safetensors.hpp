@@ -102,6 +102,7 @@ inline constexpr std::uint64_t format_max_header_size = 100000000;
 
 
 #include <array>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -257,6 +258,46 @@ inline std::string quote(std::string_view text) {
   }
   out += '"';
   return out;
+}
+
+/// `url` fit to be shown: a password in it (USER:PASSWORD at the host) becomes USER:***, and
+/// the values of query parameters that carry secrets (a token, a signature, a credential, a
+/// key, a password: presigned S3 URLs, hub tokens in a query) become `***`. Every message and
+/// every path a remote file shows goes through this.
+inline std::string redact_url(std::string_view url) {
+  std::string shown(url);
+  const std::size_t authority = shown.find("://");
+  if (authority != std::string::npos) {
+    const std::size_t host_start = authority + 3;
+    const std::size_t authority_end = shown.find_first_of("/?#", host_start);
+    const std::size_t at = shown.rfind('@', authority_end == std::string::npos ? shown.size() : authority_end);
+    if (at != std::string::npos && at > host_start) {
+      const std::size_t colon = shown.find(':', host_start);
+      if (colon != std::string::npos && colon < at) shown.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  const std::size_t query = shown.find('?');
+  if (query == std::string::npos) return shown;
+  const std::size_t fragment = shown.find('#', query);
+  const std::size_t query_end = fragment == std::string::npos ? shown.size() : fragment;
+  std::string redacted = shown.substr(0, query + 1);
+  std::size_t start = query + 1;
+  while (start <= query_end) {
+    std::size_t end = shown.find('&', start);
+    if (end == std::string::npos || end > query_end) end = query_end;
+    const std::string parameter = shown.substr(start, end - start);
+    const std::size_t equals = parameter.find('=');
+    std::string name = parameter.substr(0, equals);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool secret = equals != std::string::npos &&
+                        (name.find("token") != std::string::npos || name.find("signature") != std::string::npos ||
+                         name.find("credential") != std::string::npos || name.find("key") != std::string::npos ||
+                         name.find("password") != std::string::npos || name == "sig");
+    redacted += secret ? parameter.substr(0, equals + 1) + "***" : parameter;
+    if (end < query_end) redacted += '&';
+    start = end + 1;
+  }
+  return redacted + shown.substr(query_end);
 }
 
 /// Throws `err` as safetensors::exception, or without exceptions prints it and aborts: the

@@ -59,6 +59,22 @@ if [[ ${1:-} == --against-servers ]]; then
   requests=$(tail -n +"$((before + 1))" "$SAFETENSORS_REMOTE_NGINX_ACCESS_LOG" | grep -c '"uri":"/layers.safetensors"')
   record $((requests != 1)) "inspect of a remote file: one request ($requests)"
 
+  # A password in a URL is never printed, in text or JSON, in what succeeds or fails.
+  secret=${http/http:\/\//http://reader:hunter2@}
+  shown=${http/http:\/\//http://reader:***@}
+  for run in "inspect $secret/layers.safetensors" "inspect --json $secret/layers.safetensors" \
+             "inspect $secret/model/model.safetensors.index.json" \
+             "inspect --json $secret/model/model.safetensors.index.json" \
+             "validate --json $secret/model/model.safetensors.index.json" \
+             "load $secret/model/model.safetensors.index.json" \
+             "inspect $secret/missing.safetensors" "inspect --json $secret/missing.safetensors"; do
+    read -r -a words <<<"$run"
+    "$cli" "${words[@]}" >"$out/secret" 2>&1
+    status=$?
+    ! grep -q hunter2 "$out/secret" && grep -qF "$shown" "$out/secret"
+    record $? "${run/hunter2/***}: the password is not shown (exit $status)" "$(head -c 600 "$out/secret")"
+  done
+
   index=model/model.safetensors.index.json
   for source in "$http/$index" "$s3/$index" "$http/redirect/$index"; do
     same_run "load --json --digest --connections 3: $source" "$data/$index" "$source" load --json --digest --connections 3
