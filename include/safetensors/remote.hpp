@@ -581,7 +581,8 @@ class remote_file {
       detail::http_answer answer;
       std::string curl_message;
     };
-    attempt request(CURL* handle, std::uint64_t first, std::byte* destination, std::size_t count, bool first_request) {
+    attempt request(CURL* handle, std::uint64_t first, std::byte* destination, std::size_t count, bool first_request,
+                    std::chrono::milliseconds time_left) {
       attempt a;
       a.answer.destination = destination;
       a.answer.capacity = count;
@@ -636,6 +637,8 @@ class remote_file {
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+      // The attempt ends with the read's deadline, however fast its bytes arrive (0: none).
+      (curl_easy_setopt)(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(time_left.count()));
       a.answer.window_length = options.low_speed_time;
       const std::uint64_t quota =
           static_cast<std::uint64_t>(options.low_speed_limit) *
@@ -679,7 +682,13 @@ class remote_file {
       unsigned fruitless = 0;  // attempts since the last that delivered bytes
       for (unsigned attempt_number = 0;; ++attempt_number) {
         if (attempt_number > 0) ++retries;
-        attempt a = request(handle, offset + received, destination + received, count - received, first_request);
+        std::chrono::milliseconds time_left{0};
+        if (policy.deadline.count() > 0)
+          time_left = std::max(std::chrono::milliseconds(1),
+                               policy.deadline - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::steady_clock::now() - started));
+        attempt a =
+            request(handle, offset + received, destination + received, count - received, first_request, time_left);
         received += a.answer.received;
         fruitless = a.answer.received > 0 ? 0 : fruitless + 1;
         if (first_request && etag.empty() && last_modified.empty() && a.answer.status == 206) pin_version(a.answer);
