@@ -150,6 +150,19 @@ std::size_t requests_seen(const std::string& needle) {
   return count;
 }
 
+// Requests the fault server saw since its last reset that carried an Authorization header, those
+// whose path has "/fault/" (`faulted`) or the others.
+std::size_t authorized_requests(bool faulted) {
+  const std::string log = control("log", false);
+  std::size_t count = 0;
+  for (std::size_t at = log.find('{'); at != std::string::npos; at = log.find('{', at + 1)) {
+    const std::string entry = log.substr(at, log.find('}', at) - at);
+    const bool is_faulted = entry.find("/fault/") != std::string::npos;
+    if (is_faulted == faulted && entry.find("\"authorization\": true") != std::string::npos) ++count;
+  }
+  return count;
+}
+
 // Options for the fault tests: a first request of 4 KiB, so that tensor data comes in requests of
 // their own (which the faults hit too).
 st::remote_options small_first() {
@@ -485,7 +498,7 @@ TEST_CASE("remote: credentials in a URL are never shown", "[remote]") {
   CHECK(file->name().find("hunter2") == std::string::npos);
 }
 
-TEST_CASE("remote: an error whose body never ends is read no further than 4 KiB", "[remote]") {
+TEST_CASE("remote: an error whose body never ends is read no further than 4 KiB; a redirect's is dropped", "[remote]") {
   // Before, each attempt read the endless body until the server gave up (120 s), six times.
   const fault_outcome once = load_through("endless-body=503,times=1");
   CHECK(once.result == "ok");
@@ -495,6 +508,9 @@ TEST_CASE("remote: an error whose body never ends is read no further than 4 KiB"
   const fault_outcome always = load_through("endless-body=500", one_retry);
   CHECK_THAT(always.result, Catch::EndsWith("bytes [0, 4096): HTTP status 500 (after 1 retries)"));
   CHECK(always.requests == 2);
+  // A redirect's endless body is dropped (by libcurl) and the redirect followed.
+  const fault_outcome redirected = load_through("endless-body=302");
+  CHECK(redirected.result == "ok");
 }
 
 TEST_CASE("remote: redirects lead to http and https only, and are not retried when refused", "[remote]") {
@@ -589,4 +605,27 @@ TEST_CASE("remote: files opened on one pool of connections share it, however man
   std::vector<std::byte> last(static_cast<std::size_t>(shard.tensors().back().byte_size()));
   REQUIRE(shard.try_read_into(shard.tensors().back(), last));
   REQUIRE(model->try_validate());
+}
+
+TEST_CASE("remote: a bearer token goes to the URL's origin only, never where a redirect leads", "[remote]") {
+  st::remote_options with_token = small_first();
+  with_token.bearer_token = "hf_not_a_real_token";
+  // Redirected within the origin: every request carries the token.
+  const fault_outcome same = load_through("redirect-to=http", with_token);
+  CHECK(same.result == "ok");
+  CHECK(authorized_requests(true) >= 1);
+  CHECK(authorized_requests(false) >= 1);
+  // Redirected to another origin (nginx's port, which serves the same files): the token stays
+  // behind. nginx's access log says what reached it.
+  const std::string nginx = env("SAFETENSORS_REMOTE_HTTP_URL");
+  const std::string port = nginx.substr(nginx.rfind(':') + 1);
+  const std::string access_log = env("SAFETENSORS_REMOTE_NGINX_ACCESS_LOG");
+  const std::size_t logged = test::read_text(access_log).size();
+  const fault_outcome other = load_through("redirect-to=http,port=" + port, with_token);
+  CHECK(other.result == "ok");
+  CHECK(authorized_requests(true) >= 1);
+  const std::string reached = test::read_text(access_log).substr(logged);
+  CHECK(reached.find("model-00001-of-00004.safetensors") != std::string::npos);
+  CHECK(reached.find("\"authorization\":\"\"") != std::string::npos);
+  CHECK(reached.find("hf_not_a_real_token") == std::string::npos);
 }

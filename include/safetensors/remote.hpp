@@ -117,8 +117,9 @@ struct remote_options {
   std::chrono::milliseconds low_speed_time{30000};
   /// Check TLS certificates and host names (https). Turn off only for a test server.
   bool verify_tls = true;
-  /// Follow HTTP redirects (a hub's resolve/ URLs redirect to a CDN). An Authorization header is
-  /// not sent on to another host.
+  /// Follow HTTP redirects (a hub's resolve/ URLs redirect to a CDN): at most 10, to http or
+  /// https only (https only after https), each redirect's body read to 4 KiB at most. The bearer
+  /// token goes only to the scheme, host and port of the URL opened, never to another.
   bool follow_redirects = true;
   /// http(s): sent as `Authorization: Bearer TOKEN` (a Hugging Face token, say). Never taken from
   /// the environment: a token goes only where the caller sends it.
@@ -148,6 +149,42 @@ struct remote_statistics {
 };
 
 namespace detail {
+
+/// Whether two http(s) URLs have the same scheme, host and port (credentials aside), compared
+/// without regard to case: where a bearer token may go.
+inline bool same_origin(std::string_view a, std::string_view b) {
+  auto origin = [](std::string_view url) {
+    const std::size_t scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return std::string();
+    const std::size_t authority_end = url.find_first_of("/?#", scheme_end + 3);
+    std::string_view authority = url.substr(scheme_end + 3, authority_end - (scheme_end + 3));
+    const std::size_t at = authority.rfind('@');
+    if (at != std::string_view::npos) authority.remove_prefix(at + 1);
+    std::string text = std::string(url.substr(0, scheme_end + 3)) + std::string(authority);
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
+  const std::string left = origin(a);
+  return !left.empty() && left == origin(b);
+}
+
+/// `reference` (a Location header: absolute, or relative to `base`) as an absolute URL, resolved
+/// by libcurl's URL parser; empty when it cannot be.
+inline std::string resolve_reference(const std::string& base, const std::string& reference) {
+  CURLU* parsed = curl_url();
+  if (parsed == nullptr) return {};
+  std::string resolved;
+  char* text = nullptr;
+  if (curl_url_set(parsed, CURLUPART_URL, base.c_str(), CURLU_PATH_AS_IS) == CURLUE_OK &&
+      curl_url_set(parsed, CURLUPART_URL, reference.c_str(), CURLU_PATH_AS_IS | CURLU_NON_SUPPORT_SCHEME) ==
+          CURLUE_OK &&
+      curl_url_get(parsed, CURLUPART_URL, &text, 0) == CURLUE_OK) {
+    resolved = text;
+  }
+  curl_free(text);
+  curl_url_cleanup(parsed);
+  return resolved;
+}
 
 /// Initialises libcurl once per process, before any handle is made.
 inline void curl_global() {
@@ -240,6 +277,7 @@ struct http_answer {
   content_range range;
   std::string etag;
   std::string last_modified;
+  std::string location;  // a redirect's Location, as sent
   std::uint64_t retry_after_seconds = 0;
   std::uint64_t error_body_bytes = 0;
   bool error_body_cut = false;  // the transfer was ended past 4 KiB of an error's body
@@ -305,6 +343,7 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
     answer.range = {};
     answer.etag.clear();
     answer.last_modified.clear();
+    answer.location.clear();
     answer.error_body.clear();
     answer.error_body_bytes = 0;
     answer.retry_after_seconds = 0;
@@ -317,6 +356,8 @@ inline std::size_t on_header(char* data, std::size_t size, std::size_t count, vo
   const std::string_view value = trimmed(line.substr(colon + 1));
   if (name == "content-range") {
     answer.range = parse_content_range(value);
+  } else if (name == "location") {
+    answer.location = std::string(value);
   } else if (name == "etag") {
     answer.etag = std::string(value);
   } else if (name == "last-modified") {
@@ -581,8 +622,41 @@ class remote_file {
       detail::http_answer answer;
       std::string curl_message;
     };
+    // One attempt: the request, and the redirects it leads to, followed here rather than by
+    // libcurl, which reads a redirect's whole body (one that never ends, forever) to keep the
+    // connection: here a redirect's body is read to 4 KiB at most, as an error's.
     attempt request(CURL* handle, std::uint64_t first, std::byte* destination, std::size_t count, bool first_request,
                     std::chrono::milliseconds time_left) {
+      std::string hop_url = request_url;
+      for (unsigned hops = 0;; ++hops) {
+        attempt a = request_once(handle, hop_url, detail::same_origin(hop_url, request_url), first, destination, count,
+                                 first_request, time_left);
+        const long status = a.answer.status;
+        const bool redirect = status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+        if (!redirect || !options.follow_redirects || s3) return a;
+        if (a.answer.location.empty()) return a;
+        const std::string next = detail::resolve_reference(hop_url, a.answer.location);
+        if (next.empty()) return a;
+        // http and https only, and from https to https only: never to ftp, file or another
+        // protocol libcurl knows, and never from TLS back to plain text.
+        const bool allowed = detail::starts_with(next, "https://") ||
+                             (detail::starts_with(next, "http://") && !detail::starts_with(hop_url, "https://"));
+        if (!allowed || hops == max_redirects) {
+          a.code = allowed ? CURLE_TOO_MANY_REDIRECTS : CURLE_UNSUPPORTED_PROTOCOL;
+          a.curl_message = allowed ? "more than " + std::to_string(max_redirects) + " redirects"
+                                   : "the redirect to " + detail::quote(detail::redact_url(next)) +
+                                         " is refused: only http and https are followed, and only https after https";
+          return a;
+        }
+        hop_url = next;
+      }
+    }
+
+    static constexpr unsigned max_redirects = 10;
+
+    attempt request_once(CURL* handle, const std::string& address, bool send_token, std::uint64_t first,
+                         std::byte* destination, std::size_t count, bool first_request,
+                         std::chrono::milliseconds time_left) {
       attempt a;
       a.answer.destination = destination;
       a.answer.capacity = count;
@@ -606,10 +680,11 @@ class remote_file {
         headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
         if (!options.session_token.empty())
           headers = curl_slist_append(headers, ("x-amz-security-token: " + options.session_token).c_str());
-      } else if (!options.bearer_token.empty()) {
+      } else if (!options.bearer_token.empty() && send_token) {
+        // The token goes to the host it was given for, never to the one a redirect leads to.
         headers = curl_slist_append(headers, ("Authorization: Bearer " + options.bearer_token).c_str());
       }
-      (curl_easy_setopt)(handle, CURLOPT_URL, request_url.c_str());
+      (curl_easy_setopt)(handle, CURLOPT_URL, address.c_str());
       (curl_easy_setopt)(handle, CURLOPT_HTTPGET, 1L);
       (curl_easy_setopt)(handle, CURLOPT_RANGE, range.c_str());
       (curl_easy_setopt)(handle, CURLOPT_HTTPHEADER, headers);
@@ -619,20 +694,13 @@ class remote_file {
       (curl_easy_setopt)(handle, CURLOPT_WRITEDATA, &a.answer);
       (curl_easy_setopt)(handle, CURLOPT_ERRORBUFFER, message);
       (curl_easy_setopt)(handle, CURLOPT_NOSIGNAL, 1L);
-      (curl_easy_setopt)(handle, CURLOPT_FOLLOWLOCATION, options.follow_redirects && !s3 ? 1L : 0L);
-      (curl_easy_setopt)(handle, CURLOPT_MAXREDIRS, 10L);
+      (curl_easy_setopt)(handle, CURLOPT_FOLLOWLOCATION, 0L);
       // The path goes as it is: libcurl would resolve "/../" in it, reaching another folder.
       (curl_easy_setopt)(handle, CURLOPT_PATH_AS_IS, 1L);
-      // Redirects lead to http or https only, and from https to https only: never to ftp, file
-      // or another protocol libcurl knows, and never from TLS back to plain text.
-      const bool secure = detail::starts_with(request_url, "https://");
 #if LIBCURL_VERSION_NUM >= 0x075500
       (curl_easy_setopt)(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-      (curl_easy_setopt)(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https");
 #else
       (curl_easy_setopt)(handle, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-      (curl_easy_setopt)(handle, CURLOPT_REDIR_PROTOCOLS,
-                         static_cast<long>(secure ? CURLPROTO_HTTPS : CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
       (curl_easy_setopt)(handle, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);

@@ -45,6 +45,13 @@ def positive(text):
     return value
 
 
+def redirect_or_error_status(text):
+    value = int(text)
+    if not 300 <= value <= 599:
+        raise ValueError("must be a status from 300 to 599")
+    return value
+
+
 def error_status(text):
     value = int(text)
     if not 400 <= value <= 599:
@@ -56,6 +63,13 @@ def scheme(text):
     if not re.fullmatch(r"[a-z][a-z0-9+.-]*", text):
         raise ValueError("must be a URL scheme, such as ftp")
     return text
+
+
+def port_number(text):
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port from 1 to 65535")
+    return value
 
 
 def seconds(text):
@@ -76,11 +90,11 @@ FAULTS = {
     "replace-after": (non_negative, {"size-delta", "cut-first"}),
     "delay": (seconds, {"times"}),
     "stall-after": (non_negative, {"times", "seconds"}),
-    "redirect-to": (scheme, {"times"}),
-    "endless-body": (error_status, {"times"}),
+    "redirect-to": (scheme, {"times", "port"}),
+    "endless-body": (redirect_or_error_status, {"times"}),
     "trickle": (positive, {"times"}),
 }
-OPTIONS = {"times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds,
+OPTIONS = {"port": port_number, "times": positive, "retry-after": non_negative, "size-delta": int, "seconds": seconds,
            "cut-first": non_negative}
 REQUIRED_OPTIONS = {"stall-after": {"seconds"}}
 
@@ -252,6 +266,7 @@ class FaultHandler(serving.LoopbackHandler):
             "file": None,
             "range": self.headers.get("Range"),
             "if_match": self.headers.get("If-Match"),
+            "authorization": self.headers.get("Authorization") is not None,
             "status": None,
             "bytes_sent": 0,
             "fault": None,
@@ -301,8 +316,11 @@ class FaultHandler(serving.LoopbackHandler):
             return
 
         if injected == "endless-body":
-            # An error whose body never ends (for 120 s at most): a client must stop reading it.
+            # An error or a redirect whose body never ends (for 120 s at most): a client must stop
+            # reading it. A redirect leads to the same file without the fault.
             self.send_response(fault.value)
+            if fault.value < 400:
+                self.send_header("Location", f"/{relative}")
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(1 << 40))
             self.end_headers()
@@ -317,6 +335,7 @@ class FaultHandler(serving.LoopbackHandler):
 
         if injected == "redirect-to":
             host, port = self.server.server_address[:2]
+            port = fault.options.get("port", port)
             self.send_response(302)
             self.send_header("Location", f"{fault.value}://{host}:{port}/{relative}")
             self.send_header("Content-Length", "0")

@@ -15,7 +15,7 @@ import tempfile
 # byte an instant before the line exists, so a test waits (briefly) for the lines it expects.
 ACCESS_LOG_FORMAT = (
     '{"method":"$request_method","uri":"$request_uri","range":"$http_range",'
-    '"if_match":"$http_if_match","status":$status,"body_bytes_sent":$body_bytes_sent,'
+    '"if_match":"$http_if_match","authorization":"$http_authorization","status":$status,"body_bytes_sent":$body_bytes_sent,'
     '"bytes_sent":$bytes_sent,"connection":$connection,"connection_requests":$connection_requests}'
 )
 

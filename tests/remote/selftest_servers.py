@@ -397,7 +397,7 @@ class FaultServerTest(unittest.TestCase):
         self.assertEqual(response.body, DATA[100:200])
         log = self.log()
         self.assertEqual(log, [{"method": "GET", "path": "/data.bin", "file": "data.bin", "range": "bytes=100-199",
-                                "if_match": None, "status": 206, "bytes_sent": 100, "fault": None,
+                                "if_match": None, "authorization": False, "status": 206, "bytes_sent": 100, "fault": None,
                                 "connection": log[0]["connection"]}])
 
     def test_whole_file_head_and_suffix_range(self):
