@@ -629,3 +629,14 @@ TEST_CASE("remote: a bearer token goes to the URL's origin only, never where a r
   CHECK(reached.find("\"authorization\":\"\"") != std::string::npos);
   CHECK(reached.find("hf_not_a_real_token") == std::string::npos);
 }
+
+TEST_CASE("remote: libcurl's own failure is reported in its words, with the URL", "[remote]") {
+  // Port 1 of 127.0.0.1: nothing listens there (tcpmux), so the connection is refused.
+  st::remote_options no_retry = quick();
+  no_retry.retry.retries = 0;
+  auto refused = st::try_open_remote("http://127.0.0.1:1/model.safetensors", no_retry);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().kind() == st::error_kind::io_error);
+  CHECK_THAT(refused.error().message(), Catch::StartsWith("\"http://127.0.0.1:1/model.safetensors\": bytes [0, ") &&
+                                            Catch::Contains("(libcurl error 7)"));
+}

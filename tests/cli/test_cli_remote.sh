@@ -75,6 +75,13 @@ if [[ ${1:-} == --against-servers ]]; then
     record $? "${run/hunter2/***}: the password is not shown (exit $status)" "$(head -c 600 "$out/secret")"
   done
 
+  # --timeout ends a read that a server trickles (200 bytes a second): exit 2, the deadline named.
+  "$cli" inspect --timeout 1 "$SAFETENSORS_REMOTE_FAULT_URL/fault/trickle=200/layers.safetensors" >"$out/slow" 2>&1
+  status=$?
+  [[ $status == 2 ]] && grep -q "deadline of 1000 ms has passed" "$out/slow"
+  record $? "inspect --timeout 1 of a file trickled at 200 bytes a second: exit 2 ($status), the deadline named" \
+    "$(cat "$out/slow")"
+
   index=model/model.safetensors.index.json
   for source in "$http/$index" "$s3/$index" "$http/redirect/$index"; do
     same_run "load --json --digest --connections 3: $source" "$data/$index" "$source" load --json --digest --connections 3
