@@ -5,7 +5,8 @@
 # under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 30), the suite on big-endian s390x
 # under qemu, the unit tests and the tool cross-compiled for Windows and run under wine, a consumer of every public header with every warning of gcc and clang, the installed
 # CMake package with each way of consuming it, and remote reading against nginx, an S3 server and
-# a fault-injecting server started on 127.0.0.1.
+# a fault-injecting server started on 127.0.0.1; the C ABI from C programs (sanitized too) and from
+# Python's ctypes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,7 +55,8 @@ ctest_exclude='^cli' run_config gcc-cxx17 g++ 17 -DSAFETENSORS_BUILD_BENCH=ON -D
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 debug_flags=-gline-tables-only
 run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON \
-  -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize"
+  -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_C_FLAGS="$sanitize"
 
 # ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
 tsan="-fsanitize=thread -fno-omit-frame-pointer"

@@ -29,6 +29,7 @@ check() {
 # Configured for one prefix, installed into another: what the installed files say must follow.
 cmake -S "$root" -B "$work/library" -DSAFETENSORS_BUILD_TESTS=OFF -DSAFETENSORS_BUILD_BENCH=OFF \
   -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_INSTALL=ON -DCMAKE_INSTALL_PREFIX="$work/configured-prefix" >/dev/null
+cmake --build "$work/library" -j"${JOBS:-2}" >/dev/null   # the C ABI's libraries
 cmake --install "$work/library" --prefix "$work/prefix" >/dev/null
 [ ! -e "$work/configured-prefix" ] || fail "cmake --install --prefix still wrote into the configured prefix"
 
@@ -48,6 +49,18 @@ fi
 
 # The parent project's own nlohmann_json target, as FetchContent makes it, with the installed one
 # hidden: the tests, the tool and the benchmarks (configured here, not built) must take the parent's.
+# The C ABI: the static library through find_package(COMPONENTS c), the shared one through its
+# pkg-config file, each from a C99 program.
+cmake -S "$root/tests/package" -B "$work/find_package_c" -DCMAKE_PREFIX_PATH="$work/prefix" -DCONSUMER_USE_C=ON >/dev/null
+cmake --build "$work/find_package_c" >/dev/null
+check "find_package with COMPONENTS c (safetensors::c_static), a C99 program" "$work/find_package_c/consumer_c"
+c_pkgconfig=$(find "$work/prefix" -name safetensors_c.pc -printf '%h\n')
+c_flags=$(PKG_CONFIG_PATH=$c_pkgconfig pkg-config --cflags --libs safetensors_c)
+cc -std=c99 -Wall -Wextra -pedantic -Werror "$root/tests/package/consumer.c" $c_flags -o "$work/pkg-config-c-consumer"
+check "pkg-config safetensors_c (libsafetensors_c.so), a C99 program" \
+  env LD_LIBRARY_PATH="$(dirname "$(find "$work/prefix" -name 'libsafetensors_c.so' | head -n 1)")" "$work/pkg-config-c-consumer"
+[ -z "$(find "$work/prefix" -name '*.cpp')" ] || fail "a .cpp file was installed: $(find "$work/prefix" -name '*.cpp')"
+
 mkdir -p "$work/own-nlohmann/include"
 cp -r /usr/include/nlohmann "$work/own-nlohmann/include/"
 cmake --no-warn-unused-cli -S "$root/tests/package" -B "$work/subdirectory" -DCONSUMER_USE_SUBDIRECTORY=ON \

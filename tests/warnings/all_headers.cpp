@@ -24,6 +24,7 @@
 #include <safetensors/safetensors.hpp>
 #include <safetensors/model.hpp>
 #include <safetensors/remote.hpp>
+#include <safetensors/safetensors.h>
 
 #include <complex>
 #include <cstddef>
