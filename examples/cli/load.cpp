@@ -12,10 +12,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 
 namespace cli {
 
@@ -30,6 +32,7 @@ struct load_command_options {
   std::uint64_t tp_size = 0;
   std::uint64_t tp_rank = 0;
   std::uint64_t tp_dim = 0;
+  std::string tp_plan;
   bool digest = false;
   bool json = false;
   remote_access remote;
@@ -47,6 +50,20 @@ std::vector<safetensors::slice_dim> rank_slice(const safetensors::tensor_info& i
   dims.push_back(safetensors::range(static_cast<std::int64_t>(options.tp_rank * part),
                                     static_cast<std::int64_t>((options.tp_rank + 1) * part)));
   return dims;
+}
+
+// The plan --tp-plan names: a built-in one ("llama"), else a JSON file of pattern to style.
+safetensors::result<safetensors::tp_plan> tp_plan_named(const std::string& name) {
+  if (auto preset = safetensors::tp_plan::try_preset(name); preset) return preset;
+  std::ifstream file(name, std::ios::binary);
+  if (!file)
+    return safetensors::error(safetensors::error_kind::io_error,
+                              display_string(name) + ": neither a built-in tp_plan (\"llama\") nor a file that opens");
+  std::ostringstream text;
+  text << file.rdbuf();
+  auto plan = safetensors::tp_plan::try_parse(text.str());
+  if (!plan) return safetensors::detail::about(name, plan.error());
+  return plan;
 }
 
 // The sha256 of each request's bytes in order, from pieces that arrive in any order: several
@@ -170,15 +187,29 @@ int run_load(const load_command_options& options) {
   auto tensors = tensor_collection::open(options.path, opening);
   if (!tensors) return report_error(tensors.error(), options.json);
 
-  std::vector<safetensors::load_request> requests;
-  std::vector<std::string> names;
+  std::vector<const safetensors::tensor_info*> infos;
   for (std::size_t i = 0; i < tensors->size(); ++i) {
     auto info = tensors->at(i);
     if (!info) return report_error(info.error(), options.json);
-    auto request = tensors->request(**info, rank_slice(**info, options));
+    infos.push_back(*info);
+  }
+  std::vector<std::vector<safetensors::slice_dim>> slices;
+  if (!options.tp_plan.empty()) {
+    auto plan = tp_plan_named(options.tp_plan);
+    if (!plan) return report_error(plan.error(), options.json);
+    auto cut = safetensors::try_tp_slices(*plan, infos, options.tp_size, options.tp_rank);
+    if (!cut) return report_error(cut.error(), options.json);
+    slices = std::move(*cut);
+  } else {
+    for (const safetensors::tensor_info* info : infos) slices.push_back(rank_slice(*info, options));
+  }
+  std::vector<safetensors::load_request> requests;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    auto request = tensors->request(*infos[i], std::move(slices[i]));
     if (!request) return report_error(request.error(), options.json);
     requests.push_back(std::move(*request));
-    names.emplace_back((*info)->name);
+    names.emplace_back(infos[i]->name);
   }
 
   // With --digest, half the budget stages blocks and half holds pieces that arrive early.
@@ -279,9 +310,17 @@ command_runner define_load(CLI::App& command) {
       command.add_option("--tp-dim", options->tp_dim, "Tensor parallelism: the dimension cut into ranks (default 0)")
           ->type_name("D")
           ->check(unsigned_decimal);
+  CLI::Option* tp_plan =
+      command
+          .add_option("--tp-plan", options->tp_plan,
+                      "Tensor parallelism by module: a built-in plan (llama) or a JSON file of module pattern to "
+                      "colwise, rowwise or replicate")
+          ->type_name("PLAN");
   tp_size->needs(tp_rank);
   tp_rank->needs(tp_size);
   tp_dim->needs(tp_size);
+  tp_plan->needs(tp_size);
+  tp_plan->excludes(tp_dim);
   command.add_flag("--digest", options->digest, "Print the sha256 of each tensor's (or slice's) bytes, row-major");
   command.add_flag("--json", options->json,
                    "Print one JSON object {\"ok\", \"tensors\", \"bytes\", \"bytes_read\", \"seconds\", \"gb_per_s\", "
@@ -297,6 +336,13 @@ command_runner define_load(CLI::App& command) {
       "--tp-size N --tp-rank R [--tp-dim D]: every tensor with more than D dimensions whose dimension D\n"
       "divides by N is loaded as rank R's slice [R*s/N, (R+1)*s/N) of that dimension (s its size) and all\n"
       "of the others, reading only those bytes; every other tensor is loaded whole.\n"
+      "--tp-size N --tp-rank R --tp-plan PLAN: each tensor as its module's style says, as transformers'\n"
+      "tp_plan writes it (a module is the name less its last dotted part; a pattern matches the module or a\n"
+      "dotted suffix of it, * any one part; the first match wins; unmatched tensors are whole): colwise cuts\n"
+      "dimension 0 of the module's tensors (scalar scales whole), rowwise dimension 1 of those of rank 2 or\n"
+      "more; weights and their block scales are cut together. PLAN is llama (q/k/v/gate/up_proj and lm_head\n"
+      "colwise, o/down_proj rowwise) or a JSON file {\"PATTERN\": \"colwise\", ...}. A cut dimension that does\n"
+      "not divide by N, or a cut that would split a scale block, is an error naming the tensor (exit 1).\n"
       "--digest: the sha256 of the bytes each tensor (or slice) delivered, in row-major order; then half the\n"
       "budget stages blocks and half holds pieces that arrive before those ahead of them (several threads\n"
       "read one tensor); a tensor that would take more is hashed again from an in-order read, which\n"

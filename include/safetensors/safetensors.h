@@ -250,6 +250,38 @@ SAFETENSORS_C_API int safetensors_load(const safetensors_model *model, const saf
                                        size_t count, safetensors_consumer consumer, void *user,
                                        const safetensors_load_options *options);
 
+/* ---- Tensor-parallel plans ---------------------------------------------------------------- */
+
+/* A tensor-parallel plan: module patterns and their styles, as transformers writes a tp_plan. */
+typedef struct safetensors_tp_plan safetensors_tp_plan;
+
+/* A built-in plan by name ("llama": q/k/v/gate/up_proj and lm_head colwise, o/down_proj rowwise,
+ * the rest replicated), or a plan from JSON text: an object of module pattern to "colwise",
+ * "rowwise" or "replicate", in order. On success *out is a plan to close with
+ * safetensors_tp_plan_close. Thread-safe. */
+SAFETENSORS_C_API int safetensors_tp_plan_parse(const char *preset_or_json, safetensors_tp_plan **out);
+
+/* Frees `plan` (NULL: nothing). */
+SAFETENSORS_C_API void safetensors_tp_plan_close(safetensors_tp_plan *plan);
+
+/* What a rank loads of one tensor: dimension `dim` cut to [start, stop) and the others whole, or
+ * with dim -1 the whole tensor. */
+typedef struct {
+  int dim;
+  uint64_t start;
+  uint64_t stop;
+} safetensors_tp_share;
+
+/* Rank `rank` of `size`'s share of every tensor of `model` under `plan`, in safetensors_tensor_at's
+ * order, into `shares` (`count` entries: safetensors_tensor_count). A module's tensors are cut
+ * together (colwise: dimension 0, scalar scales whole; rowwise: dimension 1 of tensors of rank 2
+ * or more), weights with their block scales. SAFETENSORS_ERROR_INVALID_ARGUMENT, naming the
+ * tensor, when a cut dimension does not divide by `size` or a cut would split a scale block.
+ * Opens every shard. Thread-safe. */
+SAFETENSORS_C_API int safetensors_tp_shares(const safetensors_model *model, const safetensors_tp_plan *plan,
+                                            uint64_t size, uint64_t rank, safetensors_tp_share *shares,
+                                            size_t count);
+
 /* ---- Writing ------------------------------------------------------------------------------ */
 
 /* A __metadata__ entry. */

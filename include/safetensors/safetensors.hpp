@@ -28,6 +28,8 @@
 //   writer.hpp        tensor_declaration, tensor_source, metadata_entries, write_options,
 //                     file_layout, vector_sink, ostream_sink, basic_writer<Sink>, serialize, save,
 //                     make_stream_writer, make_file_writer
+//   tp_plan.hpp       tp_style, tp_plan (patterns to styles; the "llama" preset), try_tp_slices,
+//                     try_tp_requests: a tensor-parallel rank's share of every tensor
 // Companions, each with what it needs beyond the core: safetensors/model.hpp (sharded models;
 // nothing more) and safetensors/remote.hpp (HTTP, HTTPS and S3; libcurl).
 // single_include/safetensors/safetensors.hpp is this core in one generated file, for vendoring.
@@ -54,5 +56,6 @@
 #include "reader.hpp"
 #include "any_reader.hpp"
 #include "writer.hpp"
+#include "tp_plan.hpp"
 
 #endif  // SAFETENSORS_HPP

@@ -48,6 +48,10 @@ struct safetensors_writer {
   st::file_writer writer;
 };
 
+struct safetensors_tp_plan {
+  st::tp_plan plan;
+};
+
 namespace {
 
 thread_local std::string last_error_message;
@@ -501,6 +505,49 @@ int safetensors_load(const safetensors_model* model, const safetensors_load_requ
     if (!loaded) {
       if (stopped) return fail(SAFETENSORS_ERROR_CONSUMER, loaded.error().message());
       return fail(loaded.error());
+    }
+    return SAFETENSORS_OK;
+  });
+}
+
+int safetensors_tp_plan_parse(const char* preset_or_json, safetensors_tp_plan** out) {
+  return guarded([&]() -> int {
+    if (out == nullptr) return missing("out");
+    *out = nullptr;
+    if (preset_or_json == nullptr) return missing("preset_or_json");
+    auto plan = st::tp_plan::try_preset(preset_or_json);
+    if (!plan) plan = st::tp_plan::try_parse(preset_or_json);
+    if (!plan) return fail(plan.error());
+    *out = new safetensors_tp_plan{std::move(*plan)};
+    return SAFETENSORS_OK;
+  });
+}
+
+void safetensors_tp_plan_close(safetensors_tp_plan* plan) { delete plan; }
+
+int safetensors_tp_shares(const safetensors_model* model, const safetensors_tp_plan* plan, uint64_t size, uint64_t rank,
+                          safetensors_tp_share* shares, size_t count) {
+  return guarded([&]() -> int {
+    if (model == nullptr) return missing("model");
+    if (plan == nullptr) return missing("plan");
+    if (shares == nullptr && count > 0) return missing("shares");
+    if (count != model->names.size())
+      return fail(SAFETENSORS_ERROR_INVALID_ARGUMENT, "count is " + std::to_string(count) + "; the model has " +
+                                                          std::to_string(model->names.size()) + " tensors");
+    std::vector<const st::tensor_info*> infos;
+    for (std::size_t i = 0; i < count; ++i) {
+      auto info = model->model.try_info(model->names[model->file_order.empty() ? i : model->file_order[i]]);
+      if (!info) return fail(info.error());
+      infos.push_back(*info);
+    }
+    auto slices = st::try_tp_slices(plan->plan, infos, size, rank);
+    if (!slices) return fail(slices.error());
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::vector<st::slice_dim>& dims = (*slices)[i];
+      shares[i] = dims.empty() ? safetensors_tp_share{-1, 0, 0}
+                               : safetensors_tp_share{static_cast<int>(dims.size() - 1),
+                                                      static_cast<std::uint64_t>(dims.back().start),
+                                                      static_cast<std::uint64_t>(dims.back().stop)};
     }
     return SAFETENSORS_OK;
   });

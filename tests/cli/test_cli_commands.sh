@@ -106,6 +106,61 @@ digests = [f"{h}  {json.dumps(n)}" for n, h in want["digests"].items()]
 sys.exit(not summary or json.loads(summary[1]) != sys.argv[3] or int(summary[2]) != want["bytes"] or
          int(summary[3]) != want["bytes_read"] or lines[1:] != digests + [""])' "$work/out" \
   <(expected load "$work/layers.safetensors" 0 0 0 digest) "$work/layers.safetensors"
+# load --tp-plan: a Llama-like layer (F32 rows of 4-byte elements), each rank's share as the plan
+# says, its sha256 computed here from the file's bytes; a JSON plan; refusals.
+python3 - "$work/llama.safetensors" "$work/llama_expected.json" "$here" <<'PYTHON'
+import hashlib, json, sys
+sys.path.insert(0, sys.argv[3])
+from common import write_file
+layer = [("model.embed_tokens.weight", [8, 4], None), ("model.layers.0.self_attn.q_proj.weight", [8, 4], 0),
+         ("model.layers.0.self_attn.q_proj.bias", [8], 0), ("model.layers.0.self_attn.o_proj.weight", [4, 8], 1),
+         ("model.layers.0.mlp.down_proj.weight", [4, 8], 1), ("model.layers.0.mlp.down_proj.bias", [4], None),
+         ("model.norm.weight", [4], None), ("lm_head.weight", [8, 4], 0)]
+tensors, expected = [], {}
+for number, (name, shape, dim) in enumerate(layer):
+    count = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    raw = bytes((number * 37 + k * 11) % 256 for k in range(count * 4))
+    tensors.append((name, "F32", shape, raw))
+    for size, rank in ((2, 0), (2, 1), (4, 3)):
+        if dim is None or (dim == 1 and len(shape) < 2):
+            part = raw
+        elif dim == 0:
+            row = len(raw) // shape[0]
+            part = raw[rank * shape[0] // size * row:(rank + 1) * shape[0] // size * row]
+        else:
+            columns, row = shape[1] // size, shape[1] * 4
+            part = b"".join(raw[r * row + rank * columns * 4:r * row + (rank + 1) * columns * 4] for r in range(shape[0]))
+        expected.setdefault(f"{size} {rank}", {})[name] = hashlib.sha256(part).hexdigest()
+write_file(sys.argv[1], tensors, None)
+json.dump(expected, open(sys.argv[2], "w"))
+PYTHON
+for tp in "2 0" "2 1" "4 3"; do
+  read -r size rank <<<"$tp"
+  run load --json --digest --tp-size "$size" --tp-rank "$rank" --tp-plan llama "$work/llama.safetensors"
+  check "load --tp-plan llama --tp-size $size --tp-rank $rank: q and lm_head cut in rows, o and down in columns, \
+biases as their weights' outputs, norms and embeddings whole: each sha256" python3 -c '
+import json, sys
+got, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))[sys.argv[3]]
+sys.exit(got["digests"] != want)' "$work/out" "$work/llama_expected.json" "$size $rank"
+done
+printf '{"q_proj": "colwise", "lm_head": "colwise", "layers.*.self_attn.o_proj": "rowwise", "down_proj": "rowwise"}' \
+  >"$work/plan.json"
+run load --json --digest --tp-size 2 --tp-rank 1 --tp-plan "$work/plan.json" "$work/llama.safetensors"
+check "load --tp-plan FILE.json: the same shares as llama" python3 -c '
+import json, sys
+sys.exit(json.load(open(sys.argv[1]))["digests"] != json.load(open(sys.argv[2]))["2 1"])' \
+  "$work/out" "$work/llama_expected.json"
+run load --json --tp-size 3 --tp-rank 0 --tp-plan llama "$work/llama.safetensors"
+check "load --tp-plan llama --tp-size 3: exit 1, InvalidArgument naming the tensor that does not divide" \
+  assert error_json InvalidArgument 1 \
+  'tensor "model.layers.0.self_attn.q_proj.weight" (colwise by the pattern "q_proj"): dimension 0 of size 8 does not divide into 3 ranks'
+printf '{"q_proj": "sideways"}' >"$work/bad_plan.json"
+run load --json --tp-size 2 --tp-rank 0 --tp-plan "$work/bad_plan.json" "$work/llama.safetensors"
+check "load --tp-plan of a plan with an unknown style: exit 1, InvalidArgument naming the file" \
+  assert error_json InvalidArgument 1 "$work/bad_plan.json"
+run load --tp-size 2 --tp-rank 0 --tp-plan llama --tp-dim 1 "$work/llama.safetensors"
+check "load --tp-plan with --tp-dim: a usage error, exit 64" test "$(<"$work/rc")" = 64
+
 run load --json --tp-size 2 --tp-rank 0 "$mixed"
 check "load --tp-size 2 of F6 [4]: half of it is 12 bits, exit 1, MisalignedSlice" \
   assert error_json MisalignedSlice 1 t_F6

@@ -21,6 +21,7 @@
 #include <safetensors/reader.hpp>
 #include <safetensors/any_reader.hpp>
 #include <safetensors/writer.hpp>
+#include <safetensors/tp_plan.hpp>
 #include <safetensors/safetensors.hpp>
 #include <safetensors/model.hpp>
 #include <safetensors/remote.hpp>
@@ -373,6 +374,17 @@ inline bool exercise_any(const std::string& path, std::vector<std::byte>& destin
          model.try_load(st::span<const st::load_request>(&request, 1), consume) &&
          reader.try_load(st::span<const st::load_request>(&request, 1), consume) && model.shard(0).file_size() > 0 &&
          st::result<int>(1).value_or(2) == 1;
+}
+
+inline bool exercise_tp_plan(const std::string& path) {
+  const st::tp_plan plan = st::tp_plan::preset("llama");
+  const st::any_model model = st::open_model(path);
+  const st::pread_reader reader = st::open_pread(path);
+  const st::pread_model_reader sharded = st::open_model_pread(path);
+  return st::try_tp_requests(model, plan, 2, 0).has_value() && st::try_tp_requests(reader, plan, 2, 1).has_value() &&
+         st::try_tp_requests(sharded, st::tp_plan::parse("{}"), 1, 0).has_value() &&
+         plan.style_of("lm_head.weight") == st::tp_style::colwise &&
+         st::tp_style_name(st::tp_style::rowwise).size() == 7;
 }
 
 inline bool exercise_retry_policy(const st::retry_policy& policy) {
