@@ -170,6 +170,7 @@ TEST_CASE("tp_plan: each rank's cut of a Llama layer, and its load byte for byte
       const st::tensor_view view = reader.view((*requests)[i].tensor->name);
       std::vector<std::byte> expected(got[i].size());
       REQUIRE(st::tensor_slice::make(view, (*requests)[i].slice).try_copy_to(expected, view.dtype()));
+      st::detail::to_host_order(expected, view.dtype());  // back to the file's little-endian order
       CHECK(got[i] == expected);
     }
   }
@@ -281,6 +282,7 @@ TEST_CASE("tp_plan: a sharded model's rank loads its share from every shard", "[
     const st::tensor_slice slice = st::tensor_slice::make(view, r.slice);
     std::vector<std::byte> expected(static_cast<std::size_t>(slice.byte_size()));
     REQUIRE(slice.try_copy_to(expected, view.dtype()));
+    st::detail::to_host_order(expected, view.dtype());  // back to the file's little-endian order
     CHECK(got[std::string(r.tensor->name)] == expected);
     expected_total += expected.size();
   }
