@@ -30,6 +30,8 @@
 //                     make_stream_writer, make_file_writer
 //   tp_plan.hpp       tp_style, tp_plan (patterns to styles; the "llama" preset), try_tp_slices,
 //                     try_tp_requests: a tensor-parallel rank's share of every tensor
+//   quant.hpp         quant_scheme, quant_group, try_quant_groups, try_dequantize: NVFP4, MXFP4
+//                     and block-scaled FP8 weights recognised and dequantized exactly
 // Companions, each with what it needs beyond the core: safetensors/model.hpp (sharded models;
 // nothing more) and safetensors/remote.hpp (HTTP, HTTPS and S3; libcurl).
 // single_include/safetensors/safetensors.hpp is this core in one generated file, for vendoring.
@@ -57,5 +59,6 @@
 #include "any_reader.hpp"
 #include "writer.hpp"
 #include "tp_plan.hpp"
+#include "quant.hpp"
 
 #endif  // SAFETENSORS_HPP

@@ -22,6 +22,7 @@
 #include <safetensors/any_reader.hpp>
 #include <safetensors/writer.hpp>
 #include <safetensors/tp_plan.hpp>
+#include <safetensors/quant.hpp>
 #include <safetensors/safetensors.hpp>
 #include <safetensors/model.hpp>
 #include <safetensors/remote.hpp>
@@ -385,6 +386,17 @@ inline bool exercise_tp_plan(const std::string& path) {
          st::try_tp_requests(sharded, st::tp_plan::parse("{}"), 1, 0).has_value() &&
          plan.style_of("lm_head.weight") == st::tp_style::colwise &&
          st::tp_style_name(st::tp_style::rowwise).size() == 7;
+}
+
+inline bool exercise_quant(const std::string& path, std::vector<std::byte>& destination) {
+  const st::any_model model = st::open_model(path);
+  const st::pread_reader reader = st::open_pread(path);
+  auto in_model = st::try_quant_groups(model);
+  auto in_file = st::try_quant_groups(reader, {64, 64});
+  return in_model && in_file && !in_file->empty() &&
+         st::try_dequantize(model, (*in_file)[0], st::dtype::BF16, destination).has_value() &&
+         st::try_dequantize(reader, (*in_file)[0], st::dtype::F32, destination).has_value() &&
+         !st::quant_scheme_name(st::quant_scheme::mxfp4).empty();
 }
 
 inline bool exercise_retry_policy(const st::retry_policy& policy) {
