@@ -4,6 +4,7 @@
 
 #include <safetensors/safetensors.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
@@ -95,5 +96,24 @@ inline std::vector<std::byte> naive_gather(const safetensors::tensor_info& t, co
     if (d == 0) return out;
   }
 }
+
+/// The fuzz input as a stream of decisions; past its end every decision is 0.
+class decisions {
+ public:
+  decisions(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+  std::uint8_t byte() { return position_ < size_ ? data_[position_++] : 0; }
+  std::uint64_t u64() {
+    std::uint64_t value = 0;
+    for (int i = 0; i < 8; ++i) value = (value << 8) | byte();
+    return value;
+  }
+  /// A number in [0, n).
+  std::size_t below(std::size_t n) { return byte() % n; }
+
+ private:
+  const std::uint8_t* data_;
+  std::size_t size_;
+  std::size_t position_ = 0;
+};
 
 }  // namespace fuzz

@@ -19,43 +19,28 @@ namespace st = safetensors;
 
 namespace {
 
-/// The input read front to back; past its end every byte is 0.
-class input {
- public:
-  input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t byte() { return at_ < size_ ? data_[at_++] : 0; }
-  std::uint64_t u64() {
-    std::uint64_t value = 0;
-    for (int i = 0; i < 8; ++i) value = value << 8 | byte();
-    return value;
+/// A start or a stop: small either way, or an extreme.
+std::int64_t bound(fuzz::decisions& in) {
+  switch (in.below(10)) {
+    case 0: return st::to_end;
+    case 1: return std::numeric_limits<std::int64_t>::min();
+    case 2: return static_cast<std::int64_t>(in.u64());
+    default: return static_cast<std::int8_t>(in.byte()) % 9;
   }
-  /// A start or a stop: small either way, or an extreme.
-  std::int64_t bound() {
-    switch (byte() % 10) {
-      case 0: return st::to_end;
-      case 1: return std::numeric_limits<std::int64_t>::min();
-      case 2: return static_cast<std::int64_t>(u64());
-      default: return static_cast<std::int8_t>(byte()) % 9;
-    }
-  }
-  /// A step: small, zero, or near 2^62, 2^63 and 2^64.
-  std::uint64_t step() {
-    switch (byte() % 10) {
-      case 0: return 0;
-      case 1: return std::uint64_t{1} << 62;
-      case 2: return (std::uint64_t{1} << 63) - 1;
-      case 3: return std::uint64_t{1} << 63;
-      case 4: return std::numeric_limits<std::uint64_t>::max();
-      case 5: return u64();
-      default: return 1 + byte() % 4;
-    }
-  }
+}
 
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t at_ = 0;
-};
+/// A step: small, zero, or near 2^62, 2^63 and 2^64.
+std::uint64_t step(fuzz::decisions& in) {
+  switch (in.below(10)) {
+    case 0: return 0;
+    case 1: return std::uint64_t{1} << 62;
+    case 2: return (std::uint64_t{1} << 63) - 1;
+    case 3: return std::uint64_t{1} << 63;
+    case 4: return std::numeric_limits<std::uint64_t>::max();
+    case 5: return in.u64();
+    default: return 1 + in.byte() % 4;
+  }
+}
 
 __extension__ typedef __int128 wide;
 
@@ -183,7 +168,7 @@ void check_loads(const Reader& reader, const std::vector<request_spec>& specs,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  input in(data, size);
+  fuzz::decisions in(data, size);
   // The file: tensors t0.. of small shapes, their bytes a pattern, one after another.
   std::vector<tensor_spec> tensors(1 + in.byte() % 4);
   std::string header = "{";
@@ -225,9 +210,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       r.dims.resize(in.byte() % (t.shape.size() + 2));
       for (st::slice_dim& d : r.dims) {
         d.single = in.byte() % 4 == 0;
-        d.start = in.bound();
-        d.stop = d.single ? st::to_end : in.bound();
-        d.step = d.single ? 1 : in.step();
+        d.start = bound(in);
+        d.stop = d.single ? st::to_end : bound(in);
+        d.step = d.single ? 1 : step(in);
       }
     }
     specs.push_back(r);

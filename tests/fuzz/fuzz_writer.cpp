@@ -26,24 +26,7 @@ namespace st = safetensors;
 
 namespace {
 
-/// The fuzz input as a stream of decisions; past its end every decision is 0.
-class input {
- public:
-  input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t byte() { return position_ < size_ ? data_[position_++] : 0; }
-  std::uint64_t u64() {
-    std::uint64_t value = 0;
-    for (int i = 0; i < 8; ++i) value = (value << 8) | byte();
-    return value;
-  }
-  /// A number in [0, n).
-  std::size_t below(std::size_t n) { return byte() % n; }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t position_ = 0;
-};
+using input = fuzz::decisions;
 
 // Pieces of names, keys and values. No valid piece starts with a UTF-8 continuation byte, so any
 // concatenation of valid pieces is valid UTF-8, and every invalid piece makes any string that
