@@ -168,6 +168,11 @@ inline std::string quote(std::string_view text) {
   return out;
 }
 
+/// True when `text` ends with `suffix`.
+inline bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 /// `url` fit to be shown: a password in it (USER:PASSWORD at the host) becomes USER:***, and
 /// the values of query parameters that carry secrets (a token, a signature, a credential, a
 /// key, a password: presigned S3 URLs, hub tokens in a query) become `***`. Every message and

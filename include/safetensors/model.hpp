@@ -53,10 +53,6 @@ struct model_entry {
 class model_index;
 
 namespace detail {
-/// True when `text` ends with `suffix`.
-inline bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 /// A shard's file name as an index lists it: a plain name in the index's directory. Anything
 /// that could lead elsewhere (a separator, "..") is refused: indexes come from the internet.

@@ -73,28 +73,6 @@ struct quant_group {
 
 namespace detail {
 
-// The tensors of `source` by name: a reader's in data order, a model's by name.
-template <class Source>
-result<std::vector<const tensor_info*>> all_tensors(const Source& source) {
-  std::vector<const tensor_info*> infos;
-  if constexpr (lists_by_name<Source>::value) {
-    for (const auto& entry : source.tensor_names()) {
-      auto info = source.try_info(entry.name);
-      if (!info) return info.error();
-      infos.push_back(*info);
-    }
-  } else {
-    for (const tensor_info& info : source.tensors()) infos.push_back(&info);
-  }
-  return infos;
-}
-
-inline bool ends_with_text(std::string_view text, std::string_view end) noexcept {
-  return text.size() >= end.size() && text.substr(text.size() - end.size()) == end;
-}
-
-inline std::uint64_t element_count_of(const tensor_info& info) noexcept { return info.element_count; }
-
 // The float32 values of a tensor's bytes (F4, F8_E4M3, F32; U8 as E8M0 exponents aside), in
 // host order.
 inline result<std::vector<float>> floats_of(const std::vector<std::byte>& bytes, dtype type, std::uint64_t count) {
@@ -117,10 +95,10 @@ inline result<std::vector<float>> floats_of(const std::vector<std::byte>& bytes,
 template <class Source>
 result<std::vector<quant_group>> try_quant_groups(const Source& source,
                                                   std::array<std::uint64_t, 2> fp8_block = {128, 128}) {
-  auto listed = detail::all_tensors(source);
+  auto listed = detail::list_tensors(source);
   if (!listed) return listed.error();
   std::map<std::string_view, const tensor_info*> by_name;
-  for (const tensor_info* info : *listed) by_name[info->name] = info;
+  for (const tensor_info* info : listed->infos) by_name[info->name] = info;
   auto find = [&](const std::string& name) -> const tensor_info* {
     auto it = by_name.find(name);
     return it == by_name.end() ? nullptr : it->second;
@@ -134,11 +112,11 @@ result<std::vector<quant_group>> try_quant_groups(const Source& source,
     return text + "]";
   };
   std::vector<quant_group> groups;
-  for (const tensor_info* info : *listed) {
+  for (const tensor_info* info : listed->infos) {
     const std::string name(info->name);
     // NVFP4: a packed weight with an F8_E4M3 block scale beside it.
-    const bool compressed = detail::ends_with_text(name, ".weight_packed");
-    if (compressed || detail::ends_with_text(name, ".weight")) {
+    const bool compressed = detail::ends_with(name, ".weight_packed");
+    if (compressed || detail::ends_with(name, ".weight")) {
       const std::string stem = name.substr(0, name.rfind('.'));
       const tensor_info* scale = find(stem + ".weight_scale");
       const tensor_info* scale_inv = find(stem + ".weight_scale_inv");
@@ -185,7 +163,7 @@ result<std::vector<quant_group>> try_quant_groups(const Source& source,
                         {1, 16}});
       continue;
     }
-    if (detail::ends_with_text(name, "_blocks")) {
+    if (detail::ends_with(name, "_blocks")) {
       const std::string stem = name.substr(0, name.size() - 7);
       const tensor_info* scales = find(stem + "_scales");
       if (scales == nullptr) continue;

@@ -275,6 +275,29 @@ template <class Source, class = void>
 struct lists_by_name : std::false_type {};
 template <class Source>
 struct lists_by_name<Source, std::void_t<decltype(std::declval<const Source&>().tensor_names())>> : std::true_type {};
+
+/// Every tensor of `source` (a reader or a model of any storage) and the shard it is in: a
+/// model's by name, its shards opened; a reader's in data order, all in shard 0.
+struct listed_tensors {
+  std::vector<const tensor_info*> infos;
+  std::vector<std::size_t> shards;
+};
+template <class Source>
+result<listed_tensors> list_tensors(const Source& source) {
+  listed_tensors listed;
+  if constexpr (lists_by_name<Source>::value) {
+    for (const auto& entry : source.tensor_names()) {
+      auto info = source.try_info(entry.name);
+      if (!info) return info.error();
+      listed.infos.push_back(*info);
+      listed.shards.push_back(entry.shard);
+    }
+  } else {
+    for (const tensor_info& info : source.tensors()) listed.infos.push_back(&info);
+    listed.shards.assign(listed.infos.size(), 0);
+  }
+  return listed;
+}
 }  // namespace detail
 
 /// The load requests of rank `rank` of `size` under `plan` for every tensor of `source` (a
@@ -284,24 +307,13 @@ struct lists_by_name<Source, std::void_t<decltype(std::declval<const Source&>().
 template <class Source>
 result<std::vector<load_request>> try_tp_requests(const Source& source, const tp_plan& plan, std::uint64_t size,
                                                   std::uint64_t rank) {
-  std::vector<const tensor_info*> infos;
-  std::vector<std::size_t> shards;
-  if constexpr (detail::lists_by_name<Source>::value) {
-    for (const auto& entry : source.tensor_names()) {
-      auto info = source.try_info(entry.name);
-      if (!info) return info.error();
-      infos.push_back(*info);
-      shards.push_back(entry.shard);
-    }
-  } else {
-    for (const tensor_info& info : source.tensors()) infos.push_back(&info);
-    shards.assign(infos.size(), 0);
-  }
-  auto slices = try_tp_slices(plan, infos, size, rank);
+  auto listed = detail::list_tensors(source);
+  if (!listed) return listed.error();
+  auto slices = try_tp_slices(plan, listed->infos, size, rank);
   if (!slices) return slices.error();
   std::vector<load_request> requests;
-  for (std::size_t i = 0; i < infos.size(); ++i)
-    requests.emplace_back(infos[i], span<std::byte>{}, std::move((*slices)[i]), shards[i]);
+  for (std::size_t i = 0; i < listed->infos.size(); ++i)
+    requests.emplace_back(listed->infos[i], span<std::byte>{}, std::move((*slices)[i]), listed->shards[i]);
   return requests;
 }
 

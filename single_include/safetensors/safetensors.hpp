@@ -264,6 +264,11 @@ inline std::string quote(std::string_view text) {
   return out;
 }
 
+/// True when `text` ends with `suffix`.
+inline bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 /// `url` fit to be shown: a password in it (USER:PASSWORD at the host) becomes USER:***, and
 /// the values of query parameters that carry secrets (a token, a signature, a credential, a
 /// key, a password: presigned S3 URLs, hub tokens in a query) become `***`. Every message and
@@ -7032,6 +7037,29 @@ template <class Source, class = void>
 struct lists_by_name : std::false_type {};
 template <class Source>
 struct lists_by_name<Source, std::void_t<decltype(std::declval<const Source&>().tensor_names())>> : std::true_type {};
+
+/// Every tensor of `source` (a reader or a model of any storage) and the shard it is in: a
+/// model's by name, its shards opened; a reader's in data order, all in shard 0.
+struct listed_tensors {
+  std::vector<const tensor_info*> infos;
+  std::vector<std::size_t> shards;
+};
+template <class Source>
+result<listed_tensors> list_tensors(const Source& source) {
+  listed_tensors listed;
+  if constexpr (lists_by_name<Source>::value) {
+    for (const auto& entry : source.tensor_names()) {
+      auto info = source.try_info(entry.name);
+      if (!info) return info.error();
+      listed.infos.push_back(*info);
+      listed.shards.push_back(entry.shard);
+    }
+  } else {
+    for (const tensor_info& info : source.tensors()) listed.infos.push_back(&info);
+    listed.shards.assign(listed.infos.size(), 0);
+  }
+  return listed;
+}
 }  // namespace detail
 
 /// The load requests of rank `rank` of `size` under `plan` for every tensor of `source` (a
@@ -7041,24 +7069,13 @@ struct lists_by_name<Source, std::void_t<decltype(std::declval<const Source&>().
 template <class Source>
 result<std::vector<load_request>> try_tp_requests(const Source& source, const tp_plan& plan, std::uint64_t size,
                                                   std::uint64_t rank) {
-  std::vector<const tensor_info*> infos;
-  std::vector<std::size_t> shards;
-  if constexpr (detail::lists_by_name<Source>::value) {
-    for (const auto& entry : source.tensor_names()) {
-      auto info = source.try_info(entry.name);
-      if (!info) return info.error();
-      infos.push_back(*info);
-      shards.push_back(entry.shard);
-    }
-  } else {
-    for (const tensor_info& info : source.tensors()) infos.push_back(&info);
-    shards.assign(infos.size(), 0);
-  }
-  auto slices = try_tp_slices(plan, infos, size, rank);
+  auto listed = detail::list_tensors(source);
+  if (!listed) return listed.error();
+  auto slices = try_tp_slices(plan, listed->infos, size, rank);
   if (!slices) return slices.error();
   std::vector<load_request> requests;
-  for (std::size_t i = 0; i < infos.size(); ++i)
-    requests.emplace_back(infos[i], span<std::byte>{}, std::move((*slices)[i]), shards[i]);
+  for (std::size_t i = 0; i < listed->infos.size(); ++i)
+    requests.emplace_back(listed->infos[i], span<std::byte>{}, std::move((*slices)[i]), listed->shards[i]);
   return requests;
 }
 
@@ -7141,28 +7158,6 @@ struct quant_group {
 
 namespace detail {
 
-// The tensors of `source` by name: a reader's in data order, a model's by name.
-template <class Source>
-result<std::vector<const tensor_info*>> all_tensors(const Source& source) {
-  std::vector<const tensor_info*> infos;
-  if constexpr (lists_by_name<Source>::value) {
-    for (const auto& entry : source.tensor_names()) {
-      auto info = source.try_info(entry.name);
-      if (!info) return info.error();
-      infos.push_back(*info);
-    }
-  } else {
-    for (const tensor_info& info : source.tensors()) infos.push_back(&info);
-  }
-  return infos;
-}
-
-inline bool ends_with_text(std::string_view text, std::string_view end) noexcept {
-  return text.size() >= end.size() && text.substr(text.size() - end.size()) == end;
-}
-
-inline std::uint64_t element_count_of(const tensor_info& info) noexcept { return info.element_count; }
-
 // The float32 values of a tensor's bytes (F4, F8_E4M3, F32; U8 as E8M0 exponents aside), in
 // host order.
 inline result<std::vector<float>> floats_of(const std::vector<std::byte>& bytes, dtype type, std::uint64_t count) {
@@ -7185,10 +7180,10 @@ inline result<std::vector<float>> floats_of(const std::vector<std::byte>& bytes,
 template <class Source>
 result<std::vector<quant_group>> try_quant_groups(const Source& source,
                                                   std::array<std::uint64_t, 2> fp8_block = {128, 128}) {
-  auto listed = detail::all_tensors(source);
+  auto listed = detail::list_tensors(source);
   if (!listed) return listed.error();
   std::map<std::string_view, const tensor_info*> by_name;
-  for (const tensor_info* info : *listed) by_name[info->name] = info;
+  for (const tensor_info* info : listed->infos) by_name[info->name] = info;
   auto find = [&](const std::string& name) -> const tensor_info* {
     auto it = by_name.find(name);
     return it == by_name.end() ? nullptr : it->second;
@@ -7202,11 +7197,11 @@ result<std::vector<quant_group>> try_quant_groups(const Source& source,
     return text + "]";
   };
   std::vector<quant_group> groups;
-  for (const tensor_info* info : *listed) {
+  for (const tensor_info* info : listed->infos) {
     const std::string name(info->name);
     // NVFP4: a packed weight with an F8_E4M3 block scale beside it.
-    const bool compressed = detail::ends_with_text(name, ".weight_packed");
-    if (compressed || detail::ends_with_text(name, ".weight")) {
+    const bool compressed = detail::ends_with(name, ".weight_packed");
+    if (compressed || detail::ends_with(name, ".weight")) {
       const std::string stem = name.substr(0, name.rfind('.'));
       const tensor_info* scale = find(stem + ".weight_scale");
       const tensor_info* scale_inv = find(stem + ".weight_scale_inv");
@@ -7253,7 +7248,7 @@ result<std::vector<quant_group>> try_quant_groups(const Source& source,
                         {1, 16}});
       continue;
     }
-    if (detail::ends_with_text(name, "_blocks")) {
+    if (detail::ends_with(name, "_blocks")) {
       const std::string stem = name.substr(0, name.size() - 7);
       const tensor_info* scales = find(stem + "_scales");
       if (scales == nullptr) continue;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
   const char *name;
@@ -30,11 +31,8 @@ static inline unsigned char fixture_byte(size_t tensor, uint64_t k) {
 /* The position of the tensor named `name` in fixture_tensors, or FIXTURE_TENSOR_COUNT. */
 static inline size_t fixture_find(const char *name) {
   size_t i;
-  for (i = 0; i < FIXTURE_TENSOR_COUNT; ++i) {
-    const char *a = fixture_tensors[i].name, *b = name;
-    while (*a != '\0' && *a == *b) ++a, ++b;
-    if (*a == *b) return i;
-  }
+  for (i = 0; i < FIXTURE_TENSOR_COUNT; ++i)
+    if (strcmp(fixture_tensors[i].name, name) == 0) return i;
   return FIXTURE_TENSOR_COUNT;
 }
 
