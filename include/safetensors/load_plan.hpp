@@ -42,10 +42,12 @@ struct load_options {
   /// into blocks of it, which threads read at once.
   std::size_t block_size = std::size_t{8} << 20;
   /// Byte runs no further apart than this in a file are read as one range, the bytes between
-  /// them read and dropped (counted in load_plan::bytes_read()): one read instead of two is
-  /// cheaper than skipping a page. Raise it for remote storages, where a request costs a round
-  /// trip.
-  std::uint64_t merge_gap = 4096;
+  /// them read and dropped (counted in load_plan::bytes_read()). 0, the default, reads exactly
+  /// what is asked, adjacent runs as one range: a tensor-parallel rank reads its share and
+  /// nothing else, even of a narrow matrix cut by columns. Raise it where a request costs more
+  /// than the bytes skipped: a round trip for remote storages (1 MiB), a syscall per few KiB on
+  /// a local file.
+  std::uint64_t merge_gap = 0;
   /// Read past the page cache where the storage can (pread_file on Linux: O_DIRECT): reads are
   /// widened to multiples of direct_io_alignment, and blocks are read into aligned staging memory
   /// (or straight into a destination whose address, file offset and size are all aligned).

@@ -6,6 +6,7 @@
 //   basic_model_reader<S>    a model (index, directory or single file) over storage S:
 //                            model_reader (mapped shards), pread_model_reader (pread shards)
 //   try_open_model, ...      open a local model
+//   try_read_quant_config    the quantization_config of config.json beside a model
 //   sharded_writer           write a model as shards and an index, streaming and crash-safe
 //
 // SPDX-License-Identifier: MIT
@@ -1014,6 +1015,27 @@ inline result<pread_model_reader> try_open_model_pread(const std::string& path, 
 inline pread_model_reader open_model_pread(const std::string& path, const read_options& options = {}) {
   return try_open_model_pread(path, options).value();
 }
+
+/// The quant_config of the local model at `path` (a directory, an index or a .safetensors
+/// file): its config.json, in the directory or beside the file, as transformers saves it; the
+/// defaults (no method, FP8 blocks of 128x128) when there is none. For try_quant_groups:
+///
+/// ```cpp
+/// auto config = safetensors::try_read_quant_config("DeepSeek-V3");
+/// auto groups = safetensors::try_quant_groups(model, config->fp8_block);
+/// ```
+inline result<quant_config> try_read_quant_config(const std::string& path) {
+  std::error_code failure;
+  const std::filesystem::path given(path);
+  const std::filesystem::path config =
+      (std::filesystem::is_directory(given, failure) ? given : given.parent_path()) / "config.json";
+  if (!std::filesystem::exists(config, failure)) return quant_config{};
+  auto text = detail::read_text_file(config.string());
+  if (!text) return text.error();
+  return quant_config::try_parse(*text);
+}
+/// As try_read_quant_config; throws safetensors::exception (aborts without exceptions) on failure.
+inline quant_config read_quant_config(const std::string& path) { return try_read_quant_config(path).value(); }
 
 // ---------------------------------------------------------------------------------------------
 // Writing a model
