@@ -24,6 +24,7 @@ command_runner define_rewrite(CLI::App& command);
 command_runner define_convert(CLI::App& command);
 command_runner define_split(CLI::App& command);
 command_runner define_merge(CLI::App& command);
+command_runner define_dequantize(CLI::App& command);
 
 // The description of PATH arguments that name a file, standard input, a URL or a model.
 inline const std::string path_help =

@@ -316,4 +316,14 @@ result<file_access> tensor_collection::file(std::size_t index) const {
   return access;
 }
 
+safetensors::result<std::vector<safetensors::quant_group>> quantized_groups(const tensor_collection& tensors) {
+  safetensors::quant_config config;
+  if (!is_url(tensors.path()) && !is_standard_input(tensors.path())) {
+    auto read = safetensors::try_read_quant_config(tensors.path());
+    if (!read) return read.error();
+    config = std::move(*read);
+  }
+  return safetensors::try_quant_groups(tensors.model(), config.fp8_block);
+}
+
 }  // namespace cli

@@ -133,4 +133,9 @@ class tensor_collection {
   safetensors::any_model model_;
 };
 
+// The quantized groups of `tensors` (safetensors::try_quant_groups), FP8's block size taken from
+// the config.json beside a local file or model (try_read_quant_config); remote ones use the
+// default, 128x128.
+safetensors::result<std::vector<safetensors::quant_group>> quantized_groups(const tensor_collection& tensors);
+
 }  // namespace cli

@@ -100,25 +100,65 @@ struct inspect_options {
   remote_access remote;
 };
 
+// The quantized groups after the table, when there are any: a line, then a table of them. A
+// layout that looks quantized but does not fit one is said, without failing the listing.
+void print_groups(const safetensors::result<std::vector<safetensors::quant_group>>& groups) {
+  if (!groups) {
+    out() << "quantized: not recognised: " << safetensors::error_kind_name(groups.error().kind()) << ": "
+          << groups.error().message() << '\n';
+    return;
+  }
+  if (groups->empty()) return;
+  out() << "quantized: " << plural(groups->size(), "group", "groups") << '\n';
+  std::vector<table_row> rows = {{"weight", "scheme", "shape", "block", "tensors"}};
+  for (const safetensors::quant_group& group : *groups) {
+    std::string tensors = display_string(group.values) + ", " + display_string(group.scales);
+    if (!group.global_scale.empty()) tensors += ", " + display_string(group.global_scale);
+    rows.push_back({truncate_to_width(display_string(group.weight), max_name_width),
+                    std::string(safetensors::quant_scheme_name(group.scheme)), format_shape(group.shape),
+                    std::to_string(group.block[0]) + "x" + std::to_string(group.block[1]), tensors});
+  }
+  print_table(rows, {false, false, false, false, false});
+}
+
+// "quantized": the groups, or null and "quantized_error": {"error", "message"}.
+void add_groups(json& object, const safetensors::result<std::vector<safetensors::quant_group>>& groups) {
+  if (!groups) {
+    object["quantized"] = nullptr;
+    object["quantized_error"] = {{"error", safetensors::error_kind_name(groups.error().kind())},
+                                 {"message", groups.error().message()}};
+    return;
+  }
+  object["quantized"] = json::array();
+  for (const safetensors::quant_group& group : *groups) object["quantized"].push_back(quant_group_object(group));
+}
+
 int run_inspect(const inspect_options& options) {
   auto tensors = open_valid(options.path, options.remote);
   if (!tensors) return report_error(tensors.error(), options.json);
   const safetensors::any_model& model = tensors->model();
+  const auto groups = quantized_groups(*tensors);
   if (!tensors->is_model()) {
     const safetensors::any_reader file = model.shard(0);
     if (options.json) {
-      out() << dump(ok_object(file_object(options.path, file))) << '\n';
+      json object = ok_object(file_object(options.path, file));
+      add_groups(object, groups);
+      out() << dump(object) << '\n';
     } else {
       print_file(options.path, file);
+      print_groups(groups);
     }
     return exit_status::success;
   }
   auto listed = model_tensors(model);
   if (!listed) return report_error(listed.error(), options.json);
   if (options.json) {
-    out() << dump(ok_object(model_object(options.path, model, *listed))) << '\n';
+    json object = ok_object(model_object(options.path, model, *listed));
+    add_groups(object, groups);
+    out() << dump(object) << '\n';
   } else {
     print_model(options.path, model, *listed);
+    print_groups(groups);
   }
   return exit_status::success;
 }
@@ -176,6 +216,11 @@ command_runner define_inspect(CLI::App& command) {
       "\"total_size\" (null when the index has none), \"shards\": [a file object per shard, in path order],\n"
       "\"tensors\": [{\"name\", \"dtype\", \"shape\", \"data_offsets\" (within the shard), \"shard\" (its path)}, "
       "..]}.\n"
+      "Quantized weights (NVFP4 as compressed-tensors or ModelOpt write it, gpt-oss's MXFP4, block-scaled FP8;\n"
+      "FP8's block from the config.json beside a local model, else 128x128) follow the table, one line each;\n"
+      "--json adds \"quantized\": [{\"weight\", \"scheme\", \"shape\", \"block\", \"values\", \"scales\",\n"
+      "\"global_scale\"}, ..] to both, or null and \"quantized_error\": {\"error\", \"message\"} for tensors named as\n"
+      "a group but not laid out as one.\n"
       "Errors: one line on stderr, or with --json {\"ok\": false, \"error\": KIND, \"message\"} on stdout.\n"
       "Exit status: 0 listed, 1 invalid file or index, 2 unreadable file or missing shard, 64 usage error.");
   return [options] { return run_inspect(*options); };

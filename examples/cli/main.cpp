@@ -63,6 +63,8 @@ const command_entry command_table[] = {
     {"split", "Write the tensors of IN as a sharded model in OUTDIR, with its model.safetensors.index.json",
      define_split},
     {"merge", "Write every tensor of a sharded model into one .safetensors file, streaming", define_merge},
+    {"dequantize", "Write IN to OUT with every quantized weight dequantized to one dtype, streaming",
+     define_dequantize},
 };
 
 std::string version_text() {

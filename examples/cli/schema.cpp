@@ -32,4 +32,16 @@ json ok_object(const json& object) {
   return whole;
 }
 
+json quant_group_object(const safetensors::quant_group& group) {
+  json object;
+  object["weight"] = group.weight;
+  object["scheme"] = safetensors::quant_scheme_name(group.scheme);
+  object["shape"] = group.shape;
+  object["block"] = group.block;
+  object["values"] = group.values;
+  object["scales"] = group.scales;
+  object["global_scale"] = group.global_scale.empty() ? json(nullptr) : json(group.global_scale);
+  return object;
+}
+
 }  // namespace cli

@@ -79,4 +79,8 @@ json validation_object(const std::string& path, std::size_t file_count, std::siz
 // {"ok": true} followed by the members of `object`: what a command prints on success.
 json ok_object(const json& object);
 
+// {"weight", "scheme", "shape", "block", "values", "scales", "global_scale" (null for schemes
+// without one)}: a quantized group as inspect lists it.
+json quant_group_object(const safetensors::quant_group& group);
+
 }  // namespace cli

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -25,21 +27,31 @@ using safetensors::error;
 using safetensors::error_kind;
 using safetensors::result;
 
-// One tensor to write: read from `reader`, and converted to `target` when that is set.
+// One tensor to write: read from `reader`, and converted to `target` when that is set; or, when
+// `group` is set, the quantized weight whose values `info` holds, dequantized to `target` with
+// its scales read from `model`.
 template <class Reader>
 struct streamed_tensor {
   const Reader* reader;
   const safetensors::tensor_info* info;
   std::optional<safetensors::dtype> target;
   safetensors::packing packing = safetensors::packing::low_first;
+  const safetensors::quant_group* group = nullptr;
+  const safetensors::any_model* model = nullptr;
 
   safetensors::tensor_declaration declaration() const {
+    if (group != nullptr) return {group->weight, *target, group->shape};
     safetensors::tensor_declaration declared = safetensors::tensor_declaration::from(*info);
     declared.dtype = target.value_or(info->dtype);
     return declared;
   }
   // Its size once written.
-  std::uint64_t output_bytes() const { return target ? bytes_of(*target, info->element_count) : info->byte_size(); }
+  std::uint64_t output_bytes() const {
+    if (group != nullptr)
+      return std::accumulate(group->shape.begin(), group->shape.end(), bytes_of(*target, 1),
+                             std::multiplies<std::uint64_t>());
+    return target ? bytes_of(*target, info->element_count) : info->byte_size();
+  }
 };
 
 // Every tensor of `reader`, in data order, copied unchanged.
@@ -81,6 +93,23 @@ result<void> convert_piece(const streamed_tensor<Reader>& tensor, safetensors::s
   return {};
 }
 
+// Fills `piece`, the bytes at `offset` of the dequantized weight `part` makes from `tensor`'s
+// values: the value bytes under the piece (a byte of values gives several of the target, and a
+// piece may start or end inside them), dequantized whole, and the piece copied out of them.
+template <class Reader>
+result<void> dequantize_piece(const streamed_tensor<Reader>& tensor, const safetensors::dequantizer& part,
+                              safetensors::span<std::byte> piece, std::uint64_t offset, conversion_buffers& buffers) {
+  const std::uint64_t per_byte = part.bytes_per_value_byte();
+  const std::uint64_t first = offset / per_byte, end = (offset + piece.size() + per_byte - 1) / per_byte;
+  buffers.source.resize(static_cast<std::size_t>(end - first));
+  if (auto read = tensor.reader->try_read_part(*tensor.info, first, buffers.source); !read) return read;
+  buffers.converted.resize(static_cast<std::size_t>((end - first) * per_byte));
+  if (auto made = part.try_dequantize(first, buffers.source, buffers.converted); !made)
+    return error(made.error().kind(), display_string(tensor.reader->name()) + ": " + made.error().message());
+  std::memcpy(piece.data(), buffers.converted.data() + (offset - first * per_byte), piece.size());
+  return {};
+}
+
 // Declares `tensors` to the writer make_writer(declarations) returns, streams each into it, one
 // producer piece at a time (bounded memory for any size) under a progress bar labelled `label`,
 // and finishes it; the writer leaves nothing behind unless the whole output is written. The
@@ -98,14 +127,23 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
   if (!writer) return report_error(writer.error(), false);
   progress_bar progress(label, total);
   conversion_buffers buffers;
+  // A dequantized weight's scales, in memory while it is written and no longer.
+  std::optional<safetensors::dequantizer> part;
   for (const streamed_tensor<Reader>& tensor : tensors) {
-    auto produced =
-        writer->try_produce(tensor.info->name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-          auto filled = tensor.target ? convert_piece(tensor, piece, offset, buffers)
-                                      : tensor.reader->try_read_part(*tensor.info, offset, piece);
-          if (filled) progress.advance(piece.size());
-          return filled;
-        });
+    part.reset();
+    if (tensor.group != nullptr) {
+      auto made = safetensors::dequantizer::try_make(*tensor.model, *tensor.group, *tensor.target);
+      if (!made) return report_error(made.error(), false);
+      part = std::move(*made);
+    }
+    const std::string name = tensor.group != nullptr ? tensor.group->weight : std::string(tensor.info->name);
+    auto produced = writer->try_produce(name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
+      auto filled = part              ? dequantize_piece(tensor, *part, piece, offset, buffers)
+                    : tensor.target ? convert_piece(tensor, piece, offset, buffers)
+                                    : tensor.reader->try_read_part(*tensor.info, offset, piece);
+      if (filled) progress.advance(piece.size());
+      return filled;
+    });
     if (!produced) return report_error(produced.error(), false);
   }
   if (auto finished = writer->try_finish(); !finished) return report_error(finished.error(), false);
@@ -289,7 +327,116 @@ int run_merge(const merge_options& options) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// dequantize
+// ---------------------------------------------------------------------------------------------
+
+struct dequantize_options {
+  std::string input;
+  std::string output;
+  std::string dtype;
+  std::uint64_t max_shard_size = 5000000000ULL;
+  bool replace = false;
+  remote_access remote;
+};
+
+// Every tensor of every shard, in path order and each shard in data order (each file read front
+// to back): a group's values become its dequantized weight, its scale tensors go, the rest is
+// copied. A model is checked whole first, as merge does; it becomes a model in OUT, re-sharded
+// by --max-shard-size (the weights grow), with its first shard's metadata.
+int run_dequantize(const dequantize_options& options) {
+  open_options opening;
+  opening.storage = storage_kind::pread;
+  opening.remote = options.remote;
+  auto input = tensor_collection::open(options.input, opening);
+  if (!input) return report_error(input.error(), false);
+  if (input->is_model())
+    if (auto valid = input->validate(); !valid) return report_error(valid.error(), false);
+  auto groups = quantized_groups(*input);
+  if (!groups) return report_error(groups.error(), false);
+  const safetensors::dtype target = *safetensors::dtype_from_name(options.dtype);
+  std::map<std::string_view, const safetensors::quant_group*> by_values;
+  std::map<std::string_view, bool> dropped;
+  for (const safetensors::quant_group& group : *groups) {
+    by_values[group.values] = &group;
+    dropped[group.scales] = true;
+    if (!group.global_scale.empty()) dropped[group.global_scale] = true;
+  }
+  const safetensors::any_model& model = input->model();
+  std::vector<safetensors::any_reader> shards;
+  for (std::size_t shard = 0; shard < model.shard_count(); ++shard) shards.push_back(model.shard(shard));
+  std::vector<streamed_tensor<safetensors::any_reader>> tensors;
+  std::size_t copied = 0;
+  for (const safetensors::any_reader& shard : shards) {
+    for (const safetensors::tensor_info& info : shard.tensors()) {
+      if (dropped.count(info.name) != 0) continue;
+      const auto group = by_values.find(info.name);
+      if (group == by_values.end()) {
+        tensors.push_back({&shard, &info, std::nullopt});
+        ++copied;
+      } else {
+        tensors.push_back({&shard, &info, target, safetensors::packing::low_first, group->second, &model});
+      }
+    }
+  }
+  if (groups->empty()) std::cerr << program_name << ": dequantize: no quantized weights recognised; every tensor is copied\n";
+  const safetensors::metadata_entries metadata =
+      shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(shards[0]);
+  int status = exit_status::success;
+  if (!input->is_model()) {
+    status = write_tensors("dequantize", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+      return safetensors::try_make_file_writer(options.output, std::move(declarations), metadata);
+    });
+  } else {
+    safetensors::shard_options shard_options;
+    shard_options.max_shard_size = options.max_shard_size;
+    shard_options.replace = options.replace;
+    if (!shards.empty() && shards[0].has_metadata()) shard_options.metadata = metadata;
+    status = write_tensors("dequantize", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
+      return safetensors::try_make_sharded_writer(without_trailing_slashes(options.output), std::move(declarations),
+                                                  shard_options);
+    });
+  }
+  if (status == exit_status::success)
+    out() << display_string(options.output) << ": " << plural(groups->size(), "weight", "weights")
+          << " dequantized to " << options.dtype << ", " << plural(copied, "tensor", "tensors") << " copied, "
+          << plural(dropped.size(), "scale tensor", "scale tensors") << " dropped\n";
+  return status;
+}
+
 }  // namespace
+
+command_runner define_dequantize(CLI::App& command) {
+  auto options = std::make_shared<dequantize_options>();
+  command.add_option("in", options->input, path_help)->required();
+  command.add_option("out", options->output, "The file to write (replaced atomically), or for a model the directory")
+      ->required();
+  command.add_option("--dtype", options->dtype, "The dtype of the dequantized weights")
+      ->required()
+      ->check(CLI::IsMember({"F32", "BF16", "F16"}));
+  command
+      .add_option("--max-shard-size", options->max_shard_size,
+                  "A model: most tensor bytes per output shard (units as for split)")
+      ->type_name("SIZE")
+      ->transform(byte_size)
+      ->default_str("5GB");
+  command.add_flag("--replace", options->replace,
+                   "A model: write even where OUT holds a model, which is removed once the new one is complete");
+  add_remote_options(command, options->remote);
+  command.footer(
+      "Every quantized weight inspect lists (NVFP4 as compressed-tensors or ModelOpt write it, gpt-oss's\n"
+      "MXFP4, block-scaled FP8 with the block size of the config.json beside a local model) becomes one tensor\n"
+      "of --dtype named for the weight (X.weight, or X for MXFP4), its values computed in float32 as the\n"
+      "scheme says and rounded once; its scale tensors are dropped; every other tensor is copied unchanged,\n"
+      "with the metadata. IN a file: OUT is a file. IN a model (checked whole first): OUT is a directory\n"
+      "holding a model written as split writes one (--max-shard-size, --replace); config.json is not copied.\n"
+      "Streaming: one weight's scales are in memory at a time, its values read and written piece by piece.\n"
+      "Nothing is written unless the whole output is. Prints one line: the weights dequantized, the tensors\n"
+      "copied, the scale tensors dropped. A progress bar is drawn on stderr if it is a terminal.\n"
+      "Exit status: 0 written, 1 invalid input or a tensor named as a quantized weight but not laid out as\n"
+      "one (InvalidArgument naming it), 2 unreadable input or unwritable output, 64 usage error.");
+  return [options] { return run_dequantize(*options); };
+}
 
 command_runner define_rewrite(CLI::App& command) {
   auto options = std::make_shared<copy_options>();

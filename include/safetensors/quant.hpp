@@ -399,15 +399,17 @@ class dequantizer {
     if (!scales) return scales.error();
     auto scale_part = tensor_slice::try_make(**scales, std::vector<slice_dim>(scales_slice.begin(), scales_slice.end()));
     if (!scale_part) return scale_part.error();
-    auto scale_bytes = source.try_read(*scale_part);
-    if (!scale_bytes) return scale_bytes.error();
+    std::vector<std::byte> scale_bytes(static_cast<std::size_t>(scale_part->byte_size()));
+    auto request = detail::request_in(source, group.scales, scale_bytes, scales_slice);
+    if (!request) return request.error();
+    if (auto loaded = source.try_load_into(span<const load_request>(&*request, 1)); !loaded) return loaded.error();
     std::vector<std::byte> global_bytes;
     if (!group.global_scale.empty()) {
       auto global = source.try_read(group.global_scale);
       if (!global) return global.error();
       global_bytes = std::move(*global);
     }
-    return try_make(group, **values, values_slice, **scales, scales_slice, *scale_bytes, global_bytes, target);
+    return try_make(group, **values, values_slice, **scales, scales_slice, scale_bytes, global_bytes, target);
   }
   /// As the other try_make; throws safetensors::exception (aborts without exceptions) on failure.
   template <class Source>

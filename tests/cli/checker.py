@@ -46,7 +46,8 @@ def valid_json(manifest_path, path):
     expect("exit status", rc, 0)
     expect("stderr", err, b"")
     got = one_json_object()
-    expect("keys", list(got), ["ok", "path", "header_length", "data_start", "metadata", "tensors"])
+    expect("keys", list(got), ["ok", "path", "header_length", "data_start", "metadata", "tensors", "quantized"])
+    expect("quantized", got["quantized"], [])
     expect("ok", got["ok"], True)
     expect("path", got["path"], path)
     expect("header_length", got["header_length"], manifest["header_length"])
@@ -290,7 +291,8 @@ def model_json(path, directory, index, prefix, shard_objects):
     got = one_json_object()
     weight_map = read_index(directory)["weight_map"]
     total_size = read_index(directory)["metadata"]["total_size"]
-    expect("keys", list(got), ["ok", "path", "index", "total_size", "shards", "tensors"])
+    expect("keys", list(got), ["ok", "path", "index", "total_size", "shards", "tensors", "quantized"])
+    expect("quantized", got["quantized"], [])
     expect("ok", got["ok"], True)
     expect("path", got["path"], path)
     expect("index", got["index"], index)
@@ -301,6 +303,7 @@ def model_json(path, directory, index, prefix, shard_objects):
         files = [json.loads(line) for line in f]
     for shard, file in zip(got["shards"], files):
         del file["ok"]
+        del file["quantized"]  # of the whole model, not of each shard
         if shard != file:
             fail(f"shard object {str(shard)[:200]} is not inspect --json of the file, {str(file)[:200]}")
     expect("names", [t["name"] for t in got["tensors"]], sorted(weight_map))

@@ -16,7 +16,7 @@ from common import (SUB_BYTE_FORMATS, fail, file_order, nearest_sub_byte, pack_s
 DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8,
               "F8_E5M2FNUZ": 8, "U16": 16, "I16": 16, "F16": 16, "BF16": 16, "U32": 32, "I32": 32, "F32": 32,
               "U64": 64, "I64": 64, "F64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
-MERGE_GAP = 4096  # load_options::merge_gap, the library's default, which load keeps
+MERGE_GAP = 0  # load_options::merge_gap: adjacent runs are one read, nothing between runs is read
 
 
 def product(values):

@@ -81,7 +81,7 @@ for tp in "4 1 0" "4 3 0" "2 1 1" "3 2 1" "2 0 2"; do
     expected load "$path" "$size" "$rank" "$dim" digest >"$work/expected"
     run load --json --digest --tp-size "$size" --tp-rank "$rank" --tp-dim "$dim" "$path"
     check "load --tp-size $size --tp-rank $rank --tp-dim $dim ${path#"$work"/}: the rank's slices' bytes, sha256 and \
-bytes_read (runs merged when at most 4096 bytes apart)" assert load_json "$work/expected"
+bytes_read (adjacent runs merged, nothing between runs read)" assert load_json "$work/expected"
   done
 done
 expected load "$work/layers.safetensors" 4 1 0 digest >"$work/expected"
@@ -160,6 +160,57 @@ check "load --tp-plan of a plan with an unknown style: exit 1, InvalidArgument n
   assert error_json InvalidArgument 1 "$work/bad_plan.json"
 run load --tp-size 2 --tp-rank 0 --tp-plan llama --tp-dim 1 "$work/llama.safetensors"
 check "load --tp-plan with --tp-dim: a usage error, exit 64" test "$(<"$work/rc")" = 64
+
+# dequantize and inspect's groups: a file and a two-shard model (each weight's values in one shard,
+# its scales in the other) holding one weight of each layout; every value computed in
+# quantized.py from the layouts' definitions. FP8's block (2x2) comes from config.json.
+quantized() { python3 "$here/quantized.py" "$@"; }
+mkdir -p "$work/quant"
+quantized make "$work/quant"
+run inspect --json "$work/quant/quant.safetensors"
+check "inspect --json of FP8 scales that do not fit 128x128 blocks: exit 0, quantized null and the error" python3 -c '
+import json, sys
+got = json.load(open(sys.argv[1]))
+sys.exit(got["ok"] is not True or got["quantized"] is not None or got["quantized_error"] != {"error": "InvalidArgument",
+    "message": "tensor \"model.layers.0.mlp.down_proj.weight_scale_inv\": an FP8 weight\x27s scale_inv must be F32 "
+    "[ceil(rows/128), ceil(columns/128)] for the weight [3, 5], not F32 [2, 3]"})' "$work/out"
+run dequantize "$work/quant/quant.safetensors" "$work/quant/out.safetensors" --dtype F32
+check "dequantize of a file whose FP8 scales do not fit: exit 1, InvalidArgument naming the tensor, nothing written" \
+  test "$(<"$work/rc"):$(grep -c '^safetensors-cli: InvalidArgument: tensor "model.layers.0.mlp.down_proj.weight_scale_inv"' \
+    "$work/err"):$(ls "$work/quant" | grep -c out)" = 1:1:0
+cp "$work/quant/model/config.json" "$work/quant/config.json"
+for dtype in F32 BF16 F16; do
+  run dequantize "$work/quant/quant.safetensors" "$work/quant/out_$dtype.safetensors" --dtype "$dtype"
+  check "dequantize --dtype $dtype of a file (config.json beside it): every weight exact, scales dropped, the rest \
+copied" quantized check "$work/quant/out_$dtype.safetensors" "$dtype" file 2x2
+  run dequantize "$work/quant/model" "$work/quant/model_$dtype" --dtype "$dtype" --max-shard-size 600B
+  check "dequantize --dtype $dtype of a two-shard model into a directory: the same tensors, re-sharded" \
+    quantized check "$work/quant/model_$dtype" "$dtype" model 2x2
+done
+check "dequantize of a model: shards of at most 600 bytes and an index" \
+  test "$(find "$work/quant/model_F32" -name 'model-*-of-*.safetensors' | wc -l):$(ls "$work/quant/model_F32" | grep -c index)" = 4:1
+check "dequantize prints what it did" \
+  grep -qx '"'"$work/quant/model_F16"'": 4 weights dequantized to F16, 2 tensors copied, 6 scale tensors dropped' "$work/out"
+run dequantize "$work/quant/model" "$work/quant/model_F32" --dtype F32
+check "dequantize into a directory holding a model, without --replace: exit 1" test "$(<"$work/rc")" = 1
+run dequantize "$work/quant/model" "$work/quant/model_bad" --dtype F8_E4M3
+check "dequantize --dtype F8_E4M3: a usage error, exit 64" test "$(<"$work/rc")" = 64
+run inspect --json "$work/quant/model"
+check "inspect --json of a model lists its four groups: scheme, shape, block and tensors" python3 -c '
+import json, sys
+groups = {g["weight"]: g for g in json.load(open(sys.argv[1]))["quantized"]}
+want = {"model.layers.0.self_attn.q_proj.weight": ["nvfp4-compressed-tensors", [4, 32], [1, 16], "weight_packed", "weight_scale", "weight_global_scale"],
+        "model.layers.0.self_attn.o_proj.weight": ["nvfp4-modelopt", [4, 32], [1, 16], "weight", "weight_scale", "weight_scale_2"],
+        "model.layers.0.mlp.experts.gate_up_proj": ["mxfp4", [2, 2, 64], [1, 32], "_blocks", "_scales", None],
+        "model.layers.0.mlp.down_proj.weight": ["fp8-block", [3, 5], [2, 2], "weight", "weight_scale_inv", None]}
+def stem(weight, tail):
+    return weight.rsplit(".", 1)[0] + "." + tail if not tail.startswith("_") else weight + tail
+sys.exit(sorted(groups) != sorted(want) or any(
+    [g["scheme"], g["shape"], g["block"], g["values"], g["scales"], g["global_scale"]] !=
+    [w[0], w[1], w[2], stem(name, w[3]), stem(name, w[4]), w[5] and stem(name, w[5])]
+    for name, w in want.items() for g in [groups[name]]))' "$work/out"
+run inspect "$work/quant/model"
+check "inspect of a model: a line per group after the table" test "$(grep -c '^"model.layers.0.*  \(nvfp4\|mxfp4\|fp8\)' "$work/out"):$(grep -c '^quantized: 4 groups$' "$work/out")" = 4:1
 
 run load --json --tp-size 2 --tp-rank 0 "$mixed"
 check "load --tp-size 2 of F6 [4]: half of it is 12 bits, exit 1, MisalignedSlice" \
@@ -464,6 +515,6 @@ check "inspect --help describes a model's JSON" grep -q '"shard" (its path)' "$w
 run
 check "no subcommand: a usage error naming the commands, exit 64" assert error_text 64 \
   "safetensors-cli: a command is required: inspect, dump, stats, validate, load, hash, verify, diff, rewrite, convert, \
-split, merge"$'\n'"Run 'safetensors-cli --help' for usage."
+split, merge, dequantize"$'\n'"Run 'safetensors-cli --help' for usage."
 
 summary
