@@ -748,3 +748,53 @@ TEST_CASE("fast paths equal the general path, at any alignment", "[convert]") {
     CHECK(aligned == general);
   }
 }
+
+TEST_CASE("F32 to BF16 and F16 by bits agrees with the double path on every exponent and every tie", "[convert]") {
+  // Every exponent, with mantissas at and around the halfway points of both targets (BF16 keeps 7
+  // of float32's 23 mantissa bits, F16 10), and a stride through all 2^32 patterns besides.
+  std::vector<std::uint32_t> patterns;
+  const std::uint32_t mantissas[] = {0,        1,        0x7fff,   0x8000,   0x8001,   0x18000,  0xfff,   0x1000,
+                                     0x1001,   0x3000,   0x2fff,   0x7fffff, 0x7ff000, 0x7fe000, 0x400000, 0x401000,
+                                     0x7fefff, 0x7ff001, 0x200000, 0x600000, 0x100000, 0x0c0000, 0x1fff,  0x6000};
+  for (std::uint32_t exponent = 0; exponent < 255; ++exponent)
+    for (std::uint32_t mantissa : mantissas)
+      for (std::uint32_t sign : {0u, 0x80000000u}) patterns.push_back(sign | exponent << 23 | mantissa);
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 65537) {
+    if ((bits & 0x7fffffffu) <= 0x7f800000u) patterns.push_back(static_cast<std::uint32_t>(bits));
+  }
+  patterns.push_back(0x7f800000u);  // infinities
+  patterns.push_back(0xff800000u);
+  std::vector<std::byte> f32(patterns.size() * 4), f64(patterns.size() * 8);
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    float value;
+    std::memcpy(&value, &patterns[i], 4);
+    const double wide = value;  // exact
+    std::uint64_t wide_bits;
+    std::memcpy(&wide_bits, &wide, 8);
+    for (int b = 0; b < 4; ++b) f32[i * 4 + static_cast<std::size_t>(b)] = static_cast<std::byte>(patterns[i] >> (8 * b));
+    for (int b = 0; b < 8; ++b) f64[i * 8 + static_cast<std::size_t>(b)] = static_cast<std::byte>(wide_bits >> (8 * b));
+  }
+  for (st::dtype target : {st::dtype::BF16, st::dtype::F16}) {
+    INFO(st::dtype_name(target));
+    std::vector<std::byte> by_bits(patterns.size() * 2), by_double(patterns.size() * 2);
+    REQUIRE(st::try_convert(f32, st::dtype::F32, by_bits, target));
+    REQUIRE(st::try_convert(f64, st::dtype::F64, by_double, target));
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < patterns.size(); ++i)
+      same += std::memcmp(&by_bits[i * 2], &by_double[i * 2], 2) == 0 ? 1 : 0;
+    CHECK(same == patterns.size());
+  }
+  // Landmarks of F16: the largest finite value, the first that rounds to infinity, the smallest
+  // subnormal and half of it (a tie that rounds to zero).
+  const float landmarks[] = {65504.0f, 65519.996f, 65520.0f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f};
+  const std::uint16_t expected[] = {0x7bff, 0x7bff, 0x7c00, 0x0001, 0x0000, 0x0001};
+  std::vector<std::byte> little(24), half(12);
+  for (std::size_t i = 0; i < 6; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &landmarks[i], 4);
+    for (int b = 0; b < 4; ++b) little[i * 4 + static_cast<std::size_t>(b)] = static_cast<std::byte>(bits >> (8 * b));
+  }
+  REQUIRE(st::try_convert(little, st::dtype::F32, half, st::dtype::F16));
+  for (std::size_t i = 0; i < 6; ++i)
+    CHECK((static_cast<unsigned>(half[2 * i]) | static_cast<unsigned>(half[2 * i + 1]) << 8) == expected[i]);
+}

@@ -602,6 +602,34 @@ inline void widen_16_to_32(const std::byte* source, std::byte* destination, std:
   for (; i < count; ++i) store_le(destination + 4 * i, widen(load_le<std::uint16_t>(source + 2 * i)));
 }
 
+/// BF16 bits of a float32 that is not NaN, rounded to nearest, ties to even (beyond BF16's
+/// largest finite value: infinity). BF16 shares float32's exponent, so subnormals round alike.
+inline std::uint16_t float32_to_bfloat16_bits(std::uint32_t bits) noexcept {
+  return static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+/// F16 bits of a float32 that is not NaN, rounded to nearest, ties to even: infinity from 65520
+/// on, F16 subnormals below 2^-14, zero at or below 2^-25.
+inline std::uint16_t float32_to_float16_bits(std::uint32_t bits) noexcept {
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  const std::uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // 65520 and up
+  const std::uint32_t exponent = magnitude >> 23;
+  const std::uint32_t mantissa = (magnitude & 0x7fffffu) | 0x800000u;
+  if (exponent < 113) {  // below 2^-14: a subnormal, mantissa * 2^(exponent - 126) units of 2^-24
+    const std::uint32_t shift = 126 - exponent;
+    if (shift > 24) return sign;
+    std::uint32_t units = mantissa >> shift;
+    const std::uint32_t rest = mantissa & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (units & 1u) != 0)) ++units;
+    return static_cast<std::uint16_t>(sign | units);
+  }
+  std::uint32_t result = ((exponent - 112) << 10) | ((magnitude >> 13) & 0x3ffu);
+  const std::uint32_t rest = magnitude & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (result & 1u) != 0)) ++result;  // a carry rounds up the exponent
+  return static_cast<std::uint16_t>(sign | result);
+}
+
 /// A double for a message: the shortest text that reads back as the same value.
 inline std::string number_text(double value) {
   char text[32];
@@ -756,9 +784,20 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
     detail::widen_16_to_32(from, to, count, [](std::uint16_t bits) { return detail::float16_to_float32_bits(bits); });
     return {};
   }
+  // Float32 narrowed to 16 bits, the common case of dequantizing and converting checkpoints, by
+  // bits; NaN takes the general path below.
+  const bool narrowing = source_type == dtype::F32 && (destination_type == dtype::BF16 || destination_type == dtype::F16);
   const bool packed_source = detail::is_sub_byte(source_type);
   const bool packed_destination = detail::is_sub_byte(destination_type);
   for (std::size_t i = 0; i < count; ++i) {
+    if (narrowing) {
+      const auto bits = detail::load_le<std::uint32_t>(from + 4 * i);
+      if ((bits & 0x7fffffffu) <= 0x7f800000u) {
+        detail::store_le(to + 2 * i, destination_type == dtype::BF16 ? detail::float32_to_bfloat16_bits(bits)
+                                                                     : detail::float32_to_float16_bits(bits));
+        continue;
+      }
+    }
     const detail::element value =
         packed_source ? detail::element{detail::element::kind::floating,
                                         detail::decode_float(detail::sub_byte_format(source_type),

@@ -547,11 +547,16 @@ class dequantizer {
     std::array<float, chunk> computed;
     for (std::uint64_t done = 0; done < total; done += chunk) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, total - done));
-      for (std::size_t j = 0; j < n; ++j) {
-        const std::uint64_t i = done + j;
-        const auto byte = static_cast<unsigned>(values[static_cast<std::size_t>(i / elements_per_byte_)]);
-        const unsigned code = elements_per_byte_ == 2 ? (byte >> (4 * (i % 2))) & 15u : byte;
-        computed[j] = codes[code] * factor_of(first + i);
+      // A run of elements that share a scale at a time: the block's rest, within the row.
+      for (std::size_t j = 0; j < n;) {
+        const auto [factor, shared] = factor_of(first + done + j);
+        const std::size_t end = j + static_cast<std::size_t>(std::min<std::uint64_t>(shared, n - j));
+        for (; j < end; ++j) {
+          const std::uint64_t i = done + j;
+          const auto byte = static_cast<unsigned>(values[static_cast<std::size_t>(i / elements_per_byte_)]);
+          const unsigned code = elements_per_byte_ == 2 ? (byte >> (4 * (i % 2))) & 15u : byte;
+          computed[j] = codes[code] * factor;
+        }
       }
       const span<std::byte> as_f32{reinterpret_cast<std::byte*>(computed.data()), n * 4};
       detail::to_host_order(as_f32, dtype::F32);  // to little-endian: the swap is its own inverse
@@ -573,11 +578,13 @@ class dequantizer {
  private:
   dequantizer() = default;
 
-  // The scale factor of element `element` of the part (row-major in its shape).
-  float factor_of(std::uint64_t element) const noexcept {
-    if (scheme_ == quant_scheme::mxfp4) return factors_[static_cast<std::size_t>(element / 32)];
+  // The scale factor of element `element` of the part (row-major in its shape), and how many
+  // elements from it on share that factor.
+  std::pair<float, std::uint64_t> factor_of(std::uint64_t element) const noexcept {
+    if (scheme_ == quant_scheme::mxfp4) return {factors_[static_cast<std::size_t>(element / 32)], 32 - element % 32};
     const std::uint64_t row = element / columns_, column = element % columns_;
-    return factors_[static_cast<std::size_t>(row / block_[0] * scale_columns_ + column / block_[1])];
+    return {factors_[static_cast<std::size_t>(row / block_[0] * scale_columns_ + column / block_[1])],
+            std::min(columns_ - column, block_[1] - column % block_[1])};
   }
 
   std::string weight_;
