@@ -110,7 +110,8 @@ void quant_rank_load(benchmark::State& state) {
   for (auto _ : state) {
     auto model = safetensors::try_open_model_pread(directory);
     if (!model) return state.SkipWithError("open failed");
-    auto requests = safetensors::try_tp_requests(*model, safetensors::tp_plan::preset("llama"), ranks, ranks > 1 ? 1 : 0);
+    auto requests =
+        safetensors::try_tp_requests(*model, safetensors::tp_plan::preset("llama"), ranks, ranks > 1 ? 1 : 0);
     if (!requests) return state.SkipWithError(requests.error().message().c_str());
     auto plan = model->try_plan(*requests, safetensors::load_options{});
     if (!plan) return state.SkipWithError(plan.error().message().c_str());
@@ -133,15 +134,16 @@ void quant_rank_dequantized(benchmark::State& state) {
     if (!model) return state.SkipWithError("open failed");
     auto groups = safetensors::try_quant_groups(*model);
     if (!groups) return state.SkipWithError(groups.error().message().c_str());
-    auto requests = safetensors::try_tp_requests(*model, safetensors::tp_plan::preset("llama"), ranks, ranks > 1 ? 1 : 0);
+    auto requests =
+        safetensors::try_tp_requests(*model, safetensors::tp_plan::preset("llama"), ranks, ranks > 1 ? 1 : 0);
     if (!requests) return state.SkipWithError(requests.error().message().c_str());
     std::uint64_t delivered = 0;
     std::mutex lock;
-    auto loaded = safetensors::try_load_dequantized(
-        *model, *requests, *groups, safetensors::dtype::BF16, [&](const safetensors::load_piece& piece) {
-          std::lock_guard<std::mutex> hold(lock);
-          delivered += piece.bytes.size();
-        });
+    auto loaded = safetensors::try_load_dequantized(*model, *requests, *groups, safetensors::dtype::BF16,
+                                                    [&](const safetensors::load_piece& piece) {
+      std::lock_guard<std::mutex> hold(lock);
+      delivered += piece.bytes.size();
+    });
     if (!loaded) return state.SkipWithError(loaded.error().message().c_str());
     state.SetBytesProcessed(state.bytes_processed() + static_cast<std::int64_t>(delivered));
   }

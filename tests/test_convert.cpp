@@ -753,9 +753,9 @@ TEST_CASE("F32 to BF16 and F16 by bits agrees with the double path on every expo
   // Every exponent, with mantissas at and around the halfway points of both targets (BF16 keeps 7
   // of float32's 23 mantissa bits, F16 10), and a stride through all 2^32 patterns besides.
   std::vector<std::uint32_t> patterns;
-  const std::uint32_t mantissas[] = {0,        1,        0x7fff,   0x8000,   0x8001,   0x18000,  0xfff,   0x1000,
+  const std::uint32_t mantissas[] = {0,        1,        0x7fff,   0x8000,   0x8001,   0x18000,  0xfff,    0x1000,
                                      0x1001,   0x3000,   0x2fff,   0x7fffff, 0x7ff000, 0x7fe000, 0x400000, 0x401000,
-                                     0x7fefff, 0x7ff001, 0x200000, 0x600000, 0x100000, 0x0c0000, 0x1fff,  0x6000};
+                                     0x7fefff, 0x7ff001, 0x200000, 0x600000, 0x100000, 0x0c0000, 0x1fff,   0x6000};
   for (std::uint32_t exponent = 0; exponent < 255; ++exponent)
     for (std::uint32_t mantissa : mantissas)
       for (std::uint32_t sign : {0u, 0x80000000u}) patterns.push_back(sign | exponent << 23 | mantissa);
@@ -771,7 +771,8 @@ TEST_CASE("F32 to BF16 and F16 by bits agrees with the double path on every expo
     const double wide = value;  // exact
     std::uint64_t wide_bits;
     std::memcpy(&wide_bits, &wide, 8);
-    for (int b = 0; b < 4; ++b) f32[i * 4 + static_cast<std::size_t>(b)] = static_cast<std::byte>(patterns[i] >> (8 * b));
+    for (int b = 0; b < 4; ++b)
+      f32[i * 4 + static_cast<std::size_t>(b)] = static_cast<std::byte>(patterns[i] >> (8 * b));
     for (int b = 0; b < 8; ++b) f64[i * 8 + static_cast<std::size_t>(b)] = static_cast<std::byte>(wide_bits >> (8 * b));
   }
   for (st::dtype target : {st::dtype::BF16, st::dtype::F16}) {

@@ -76,6 +76,13 @@ std::vector<std::byte> f32_bytes(const std::vector<float>& values) {
   return bytes;
 }
 
+std::size_t same_bits(const std::vector<float>& got, const std::vector<float>& expected) {
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < got.size() && i < expected.size(); ++i)
+    same += std::memcmp(&got[i], &expected[i], 4) == 0 ? 1 : 0;
+  return got.size() == expected.size() ? same : 0;
+}
+
 struct stored {
   std::string name;
   st::dtype type;
@@ -198,6 +205,12 @@ TEST_CASE("quant: a model's groups across shards; odd layouts refused by name", 
   for (std::size_t i = 0; i < 256 * 128; ++i)
     expected.push_back(e4m3(static_cast<unsigned>(fp8[i])) * (i / 128 < 128 ? 2.0f : 0.25f));
   check_dequantized(model, *groups, "a.weight", expected);
+  // Rank 1 of 2 of a colwise plan: rows 128 to 255, their scale row read from the other shard.
+  std::vector<float> part(128 * 128);
+  REQUIRE(st::try_dequantize(model, (*groups)[0], st::dtype::F32,
+                             {reinterpret_cast<std::byte*>(part.data()), part.size() * 4},
+                             st::tp_plan().add("a", st::tp_style::colwise), 2, 1));
+  CHECK(same_bits(part, std::vector<float>(expected.begin() + 128 * 128, expected.end())) == part.size());
   std::vector<std::byte> small(4);
   CHECK(test::outcome(st::try_dequantize(model, (*groups)[0], st::dtype::F32, small)) == "InvalidTensorView");
   CHECK(test::outcome(st::try_dequantize(model, (*groups)[0], st::dtype::I32, small)) == "InvalidArgument");
@@ -241,15 +254,9 @@ std::vector<float> part_of(const std::vector<float>& whole, const std::vector<st
   std::vector<float> taken;
   for (std::uint64_t o = 0; o < outer; ++o)
     for (std::uint64_t k = rank * part; k < (rank + 1) * part; ++k)
-      for (std::uint64_t i = 0; i < inner; ++i) taken.push_back(whole[static_cast<std::size_t>((o * extent + k) * inner + i)]);
+      for (std::uint64_t i = 0; i < inner; ++i)
+        taken.push_back(whole[static_cast<std::size_t>((o * extent + k) * inner + i)]);
   return taken;
-}
-
-std::size_t same_bits(const std::vector<float>& got, const std::vector<float>& expected) {
-  std::size_t same = 0;
-  for (std::size_t i = 0; i < got.size() && i < expected.size(); ++i)
-    same += std::memcmp(&got[i], &expected[i], 4) == 0 ? 1 : 0;
-  return got.size() == expected.size() ? same : 0;
 }
 
 // One layer of each layout, the modules named as Llama's (q_proj colwise, o_proj rowwise) or
@@ -303,9 +310,7 @@ quantized_layer make_quantized_layer() {
 st::tp_plan layer_plan() { return st::tp_plan::preset("llama").add("experts", st::tp_style::rowwise); }
 
 // The dimension `plan` cuts each group's dequantized weight along.
-std::size_t cut_of(const st::quant_group& group) {
-  return group.weight.find("q_proj") != std::string::npos ? 0 : 1;
-}
+std::size_t cut_of(const st::quant_group& group) { return group.weight.find("q_proj") != std::string::npos ? 0 : 1; }
 
 }  // namespace
 
@@ -338,7 +343,8 @@ TEST_CASE("quant: a tensor-parallel rank's part of every layout, dequantized exa
         "InvalidTensorView");
 }
 
-TEST_CASE("quant: try_load_dequantized delivers a rank's dequantized parts, scales first and kept back", "[quant][tp]") {
+TEST_CASE("quant: try_load_dequantized delivers a rank's dequantized parts, scales first and kept back",
+          "[quant][tp]") {
   const quantized_layer layer = make_quantized_layer();
   test::temp_file path(layer.file);
   const st::pread_reader reader = st::open_pread(path.path());
@@ -357,12 +363,15 @@ TEST_CASE("quant: try_load_dequantized delivers a rank's dequantized parts, scal
     st::load_options options;
     options.block_size = 4096;  // many pieces, several a tensor
     options.budget = 8192;
-    REQUIRE(st::try_load_dequantized(reader, *requests, *groups, st::dtype::F32, [&](const st::load_piece& piece) {
+    REQUIRE(st::try_load_dequantized(
+        reader, *requests, *groups, st::dtype::F32,
+        [&](const st::load_piece& piece) {
       std::lock_guard<std::mutex> hold(lock);
       std::vector<std::byte>& into = delivered[piece.request];
       if (into.size() < piece.offset + piece.bytes.size()) into.resize(piece.offset + piece.bytes.size());
       std::memcpy(into.data() + piece.offset, piece.bytes.data(), piece.bytes.size());
-    }, options));
+        },
+        options));
     std::size_t checked = 0;
     for (std::size_t i = 0; i < requests->size(); ++i) {
       const std::string name((*requests)[i].tensor->name);
@@ -416,9 +425,10 @@ TEST_CASE("quant: parts that cut a scale block, or loads without the scales, are
   REQUIRE(whole);
   CHECK(st::try_load_dequantized(reader, *whole, *groups, st::dtype::F32, ignore));
   // Without its scales, a weight cannot be dequantized.
-  whole->erase(std::remove_if(whole->begin(), whole->end(),
-                              [](const st::load_request& r) { return r.tensor->name != "model.layers.0.mlp.up_proj.weight"; }),
-               whole->end());
+  whole->erase(
+      std::remove_if(whole->begin(), whole->end(),
+                     [](const st::load_request& r) { return r.tensor->name != "model.layers.0.mlp.up_proj.weight"; }),
+      whole->end());
   REQUIRE(whole->size() == 1);
   const auto missing = st::try_load_dequantized(reader, *whole, *groups, st::dtype::F32, ignore);
   CHECK(test::outcome(missing) + ": " + missing.error().message() ==
@@ -454,7 +464,8 @@ TEST_CASE("quant: config.json's quantization_config gives FP8's block size", "[q
   const std::vector<std::byte> bytes =
       file_of({{"a.weight", st::dtype::F8_E4M3, {256, 128}, pattern(256 * 128, 16, 0x7f)},
                {"a.weight_scale_inv", st::dtype::F32, {4, 2}, f32_bytes({1, 2, 3, 4, 5, 6, 7, 8})}});
-  test::write_text(dir.path + "/model.safetensors", std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  test::write_text(dir.path + "/model.safetensors",
+                   std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   const st::model_reader model = st::open_model(dir.path);
   CHECK(test::outcome(st::try_quant_groups(model, st::read_quant_config(dir.path).fp8_block)) == "InvalidArgument");
   test::write_text(dir.path + "/config.json", R"({"quantization_config": {"weight_block_size": [64, 64]}})");

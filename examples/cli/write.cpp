@@ -138,7 +138,7 @@ int write_tensors(const char* label, const std::vector<streamed_tensor<Reader>>&
     }
     const std::string name = tensor.group != nullptr ? tensor.group->weight : std::string(tensor.info->name);
     auto produced = writer->try_produce(name, [&](safetensors::span<std::byte> piece, std::uint64_t offset) {
-      auto filled = part              ? dequantize_piece(tensor, *part, piece, offset, buffers)
+      auto filled = part            ? dequantize_piece(tensor, *part, piece, offset, buffers)
                     : tensor.target ? convert_piece(tensor, piece, offset, buffers)
                                     : tensor.reader->try_read_part(*tensor.info, offset, piece);
       if (filled) progress.advance(piece.size());
@@ -379,7 +379,8 @@ int run_dequantize(const dequantize_options& options) {
       }
     }
   }
-  if (groups->empty()) std::cerr << program_name << ": dequantize: no quantized weights recognised; every tensor is copied\n";
+  if (groups->empty())
+    std::cerr << program_name << ": dequantize: no quantized weights recognised; every tensor is copied\n";
   const safetensors::metadata_entries metadata =
       shards.empty() ? safetensors::metadata_entries() : safetensors::metadata_entries::from(shards[0]);
   int status = exit_status::success;
@@ -398,8 +399,8 @@ int run_dequantize(const dequantize_options& options) {
     });
   }
   if (status == exit_status::success)
-    out() << display_string(options.output) << ": " << plural(groups->size(), "weight", "weights")
-          << " dequantized to " << options.dtype << ", " << plural(copied, "tensor", "tensors") << " copied, "
+    out() << display_string(options.output) << ": " << plural(groups->size(), "weight", "weights") << " dequantized to "
+          << options.dtype << ", " << plural(copied, "tensor", "tensors") << " copied, "
           << plural(dropped.size(), "scale tensor", "scale tensors") << " dropped\n";
   return status;
 }

@@ -786,7 +786,8 @@ inline result<void> try_convert(span<const std::byte> source, dtype source_type,
   }
   // Float32 narrowed to 16 bits, the common case of dequantizing and converting checkpoints, by
   // bits; NaN takes the general path below.
-  const bool narrowing = source_type == dtype::F32 && (destination_type == dtype::BF16 || destination_type == dtype::F16);
+  const bool narrowing =
+      source_type == dtype::F32 && (destination_type == dtype::BF16 || destination_type == dtype::F16);
   const bool packed_source = detail::is_sub_byte(source_type);
   const bool packed_destination = detail::is_sub_byte(destination_type);
   for (std::size_t i = 0; i < count; ++i) {

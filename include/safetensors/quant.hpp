@@ -199,13 +199,15 @@ class quant_config_scanner : private json_scanner {
     skip_whitespace();
     if (cur_ == end_ || *cur_ != '{') return fail("config.json must be a JSON object");
     ++cur_;
-    const bool scanned = scan_object([] { return "in config.json"; }, [&] {
+    const bool scanned = scan_object([] { return "in config.json"; },
+                                     [&] {
       std::string key;
       if (!scan_string_into(key) || !expect_colon()) return false;
       if (key != "quantization_config") return skip_value(2);
       if (cur_ == end_ || *cur_ != '{') return set_error("quantization_config must be an object");
       ++cur_;
-      return scan_object([] { return "in quantization_config"; }, [&] {
+      return scan_object([] { return "in quantization_config"; },
+                         [&] {
         std::string member;
         if (!scan_string_into(member) || !expect_colon()) return false;
         if (member == "quant_method") {
@@ -216,7 +218,8 @@ class quant_config_scanner : private json_scanner {
         if (cur_ == end_ || *cur_ != '[') return set_error("weight_block_size must be an array of two integers");
         ++cur_;
         std::size_t count = 0;
-        const bool listed = scan_array([] { return "in weight_block_size"; }, [&] {
+        const bool listed = scan_array([] { return "in weight_block_size"; },
+                                       [&] {
           std::uint64_t extent = 0;
           if (!scan_unsigned(extent, [] { return std::string("an entry of weight_block_size"); })) return false;
           if (extent == 0 || count >= 2) return set_error("weight_block_size must be two integers of at least 1");
@@ -288,9 +291,9 @@ struct part_range {
 inline result<std::vector<part_range>> part_of(const tensor_info& info, span<const slice_dim> slice) {
   for (std::size_t d = 0; d < slice.size(); ++d)
     if (slice[d].single)
-      return error(error_kind::invalid_argument, "tensor " + quote(info.name) + ": a part of a quantized tensor keeps " +
-                                                     "every dimension; dimension " + std::to_string(d) +
-                                                     " is a single index");
+      return error(error_kind::invalid_argument,
+                   "tensor " + quote(info.name) + ": a part of a quantized tensor keeps " +
+                       "every dimension; dimension " + std::to_string(d) + " is a single index");
   auto checked = tensor_slice::try_make(info, std::vector<slice_dim>(slice.begin(), slice.end()));
   if (!checked) return checked.error();
   std::vector<part_range> part;
@@ -306,8 +309,8 @@ inline result<std::vector<part_range>> part_of(const tensor_info& info, span<con
                                                      std::to_string(d) + " has a step of " +
                                                      std::to_string(slice[d].step));
     const std::int64_t start = slice[d].start;
-    part.push_back({start < 0 ? extent - (0 - static_cast<std::uint64_t>(start)) : static_cast<std::uint64_t>(start),
-                    count});
+    part.push_back(
+        {start < 0 ? extent - (0 - static_cast<std::uint64_t>(start)) : static_cast<std::uint64_t>(start), count});
   }
   return part;
 }
@@ -324,8 +327,8 @@ inline std::vector<std::uint64_t> dequantized_shape(quant_scheme scheme, const s
   std::vector<std::uint64_t> shape;
   for (const part_range& range : values) shape.push_back(range.count);
   if (scheme == quant_scheme::mxfp4) {
-    shape.pop_back();         // the 16 bytes of a block...
-    shape.back() *= 32;       // ...hold 32 elements
+    shape.pop_back();    // the 16 bytes of a block...
+    shape.back() *= 32;  // ...hold 32 elements
   } else if (scheme != quant_scheme::fp8_block) {
     shape.back() *= 2;  // two F4 a byte
   }
@@ -359,13 +362,13 @@ result<void> consume(Consumer& consumer, const load_piece& piece) {
 }  // namespace detail
 
 /// The shape that `values_request`, a request for (a part of) `group`'s values tensor, delivers
-/// once dequantized (try_load_dequantized): `group.shape` for the whole tensor.
+/// once dequantized (try_load_dequantized): `group.shape` for the whole tensor. For NVFP4
+/// `{range(0, 512)}` of `[2048, 1024]` packed bytes gives `{512, 2048}`.
 inline result<std::vector<std::uint64_t>> try_dequantized_shape(const quant_group& group,
                                                                 const load_request& values_request) {
   if (values_request.tensor == nullptr || values_request.tensor->name != group.values)
-    return error(error_kind::invalid_argument,
-                 "a request for " + detail::quote(group.values) + " (the values of " + detail::quote(group.weight) +
-                     ") has another tensor");
+    return error(error_kind::invalid_argument, "a request for " + detail::quote(group.values) + " (the values of " +
+                                                   detail::quote(group.weight) + ") has another tensor");
   auto part = detail::part_of(*values_request.tensor, values_request.slice);
   if (!part) return part.error();
   return detail::dequantized_shape(group.scheme, *part);
@@ -392,12 +395,14 @@ class dequantizer {
   /// other than F32, BF16 or F16.
   template <class Source>
   static result<dequantizer> try_make(const Source& source, const quant_group& group, dtype target,
-                                      span<const slice_dim> values_slice = {}, span<const slice_dim> scales_slice = {}) {
+                                      span<const slice_dim> values_slice = {},
+                                      span<const slice_dim> scales_slice = {}) {
     auto values = source.try_info(group.values);
     if (!values) return values.error();
     auto scales = source.try_info(group.scales);
     if (!scales) return scales.error();
-    auto scale_part = tensor_slice::try_make(**scales, std::vector<slice_dim>(scales_slice.begin(), scales_slice.end()));
+    auto scale_part =
+        tensor_slice::try_make(**scales, std::vector<slice_dim>(scales_slice.begin(), scales_slice.end()));
     if (!scale_part) return scale_part.error();
     std::vector<std::byte> scale_bytes(static_cast<std::size_t>(scale_part->byte_size()));
     auto request = detail::request_in(source, group.scales, scale_bytes, scales_slice);
@@ -439,7 +444,8 @@ class dequantizer {
     auto scale_part = detail::part_of(scales, scales_slice);
     if (!scale_part) return scale_part.error();
     auto refuse = [&](const std::string& what) { return error(error_kind::invalid_argument, subject + ": " + what); };
-    const std::string scales_taken = "the part " + detail::ranges_text(*scale_part) + " of " + detail::quote(scales.name);
+    const std::string scales_taken =
+        "the part " + detail::ranges_text(*scale_part) + " of " + detail::quote(scales.name);
 
     dequantizer made;
     made.weight_ = group.weight;
@@ -497,8 +503,8 @@ class dequantizer {
       const auto code = static_cast<unsigned>(scale_bytes[i]);
       switch (group.scheme) {
         case quant_scheme::mxfp4:
-          made.factors_[i] = code == 255 ? std::numeric_limits<float>::quiet_NaN()
-                                         : std::ldexp(1.0f, static_cast<int>(code) - 127);
+          made.factors_[i] =
+              code == 255 ? std::numeric_limits<float>::quiet_NaN() : std::ldexp(1.0f, static_cast<int>(code) - 127);
           break;
         case quant_scheme::fp8_block: made.factors_[i] = detail::le_float(scale_bytes.data() + i * 4); break;
         case quant_scheme::nvfp4_compressed_tensors: made.factors_[i] = e4m3[code] / global; break;
@@ -603,9 +609,8 @@ class dequantizer {
 namespace detail {
 // Dequantizes the part of `group` the slices select into `destination` (host order).
 template <class Source>
-result<void> dequantize_into(const Source& source, const quant_group& group, dtype target,
-                             span<std::byte> destination, span<const slice_dim> values_slice,
-                             span<const slice_dim> scales_slice) {
+result<void> dequantize_into(const Source& source, const quant_group& group, dtype target, span<std::byte> destination,
+                             span<const slice_dim> values_slice, span<const slice_dim> scales_slice) {
   auto part = dequantizer::try_make(source, group, target, values_slice, scales_slice);
   if (!part) return part.error();
   if (destination.size() != part->byte_size())
@@ -616,12 +621,11 @@ result<void> dequantize_into(const Source& source, const quant_group& group, dty
   auto request = request_in(source, group.values, {}, values_slice);
   if (!request) return request.error();
   const std::uint64_t scale = part->bytes_per_value_byte();
-  auto loaded = source.try_load(
-      span<const load_request>(&*request, 1), [&](const load_piece& piece) {
-        return part->try_dequantize(piece.offset, piece.bytes,
-                                    destination.subspan(static_cast<std::size_t>(piece.offset * scale),
-                                                        piece.bytes.size() * static_cast<std::size_t>(scale)));
-      });
+  auto loaded = source.try_load(span<const load_request>(&*request, 1), [&](const load_piece& piece) {
+    return part->try_dequantize(piece.offset, piece.bytes,
+                                destination.subspan(static_cast<std::size_t>(piece.offset * scale),
+                                                    piece.bytes.size() * static_cast<std::size_t>(scale)));
+  });
   if (!loaded) return loaded;
   to_host_order(destination, target);
   return {};
@@ -733,11 +737,9 @@ result<void> try_load_dequantized(const Source& source, span<const load_request>
     const quant_group& group = *values_of[part.values];
     const load_request& values = requests[part.values];
     const load_request& scales = scale_requests[part.scales];
-    auto made = dequantizer::try_make(group, *values.tensor, values.slice, *scales.tensor, scales.slice,
-                                      scale_memory[part.scales],
-                                      part.global == none ? span<const std::byte>{}
-                                                          : span<const std::byte>(scale_memory[part.global]),
-                                      target);
+    auto made = dequantizer::try_make(
+        group, *values.tensor, values.slice, *scales.tensor, scales.slice, scale_memory[part.scales],
+        part.global == none ? span<const std::byte>{} : span<const std::byte>(scale_memory[part.global]), target);
     if (!made) return made.error();
     dequantizers[part.values] = std::move(*made);
   }
