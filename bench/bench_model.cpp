@@ -206,7 +206,24 @@ void raw_pread_shards(benchmark::State& state, bool cold) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * m.payload));
 }
 
-void load_model(benchmark::State& state, bool cold) {
+// How a case reads: the engine, and direct I/O.
+struct reading {
+  safetensors::io_engine engine;
+  bool direct;
+  safetensors::load_options options() const {
+    safetensors::load_options options;
+    options.engine = engine;
+    options.direct_io = direct;
+    return options;
+  }
+};
+constexpr reading with_threads{safetensors::io_engine::threads, false};
+constexpr reading with_io_uring{safetensors::io_engine::io_uring, false};
+constexpr reading direct_threads{safetensors::io_engine::threads, true};
+constexpr reading direct_io_uring{safetensors::io_engine::io_uring, true};
+
+// The whole model into the reused buffer (staging memory an engine keeps), warm or cold.
+void load_model(benchmark::State& state, bool cold, reading how) {
   auto& buffer = destination();
   if (!cold) warm_up();
   const std::uint64_t disk_before = disk_read_bytes();
@@ -218,13 +235,52 @@ void load_model(benchmark::State& state, bool cold) {
       break;
     }
     auto requests = rank_requests(*opened, &buffer, 1, 0);
-    if (!requests || !opened->try_load_into(*requests)) {
+    if (!requests || !opened->try_load_into(*requests, how.options())) {
       state.SkipWithError("load failed");
       break;
     }
   }
   set_disk_counter(state, disk_read_bytes() - disk_before);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * model().payload));
+}
+
+// The whole model into a fresh load_arena each time (its allocation and page faults timed), as a
+// CPU engine loads its weights, warm; its baseline is load_model/warm (reused, faulted memory).
+// arena_over_payload: the arena's size over the bytes it holds.
+void load_model_arena(benchmark::State& state, reading how) {
+  warm_up();
+  double over = 0;
+  for (auto _ : state) {
+    auto opened = safetensors::try_open_model_pread(model().directory);
+    if (!opened) return state.SkipWithError("open failed");
+    auto requests = rank_requests(*opened, nullptr, 1, 0);
+    if (!requests) return state.SkipWithError("request failed");
+    auto arena = safetensors::load_arena::try_make(*requests);
+    if (!arena || !arena->try_load_into(*opened, *requests, how.options())) return state.SkipWithError("load failed");
+    over = static_cast<double>(arena->size()) / static_cast<double>(model().payload);
+    state.counters["huge_pages"] = arena->huge_pages() ? 1 : 0;
+  }
+  state.counters["arena_over_payload"] = over;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * model().payload));
+}
+
+// Rank 1 of state.range(0) along dimension 0, warm, into the reused buffer: its time against
+// load_model/warm's (the goal: at most 0.30x for 4 ranks).
+void load_model_tp_warm(benchmark::State& state, reading how) {
+  const std::int64_t ranks = state.range(0);
+  auto& buffer = destination();
+  warm_up();
+  std::uint64_t delivered = 0;
+  for (auto _ : state) {
+    auto opened = safetensors::try_open_model_pread(model().directory);
+    if (!opened) return state.SkipWithError("open failed");
+    auto requests = rank_requests(*opened, &buffer, ranks, 1);
+    if (!requests) return state.SkipWithError("request failed");
+    auto plan = opened->try_plan(*requests, how.options());
+    if (!plan || !plan->try_execute_into(how.options())) return state.SkipWithError("load failed");
+    delivered += plan->bytes();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(delivered));
 }
 
 // Rank 1 of state.range(0), cold. bytes_read_fraction is the plan's own count over the whole
@@ -504,9 +560,40 @@ const bool consumer_cases_registered = (register_consumer_cases(), true);
 }  // namespace
 
 BENCHMARK_CAPTURE(raw_pread_shards, warm, false)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(load_model, warm, false)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, warm, false, with_threads)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, warm_io_uring, false, with_io_uring)
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model_arena, warm, with_threads)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model_arena, warm_io_uring, with_io_uring)
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model_tp_warm, threads, with_threads)
+    ->Arg(4)
+    ->Iterations(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model_tp_warm, io_uring, with_io_uring)
+    ->Arg(4)
+    ->Iterations(3)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(raw_pread_shards, cold, true)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(load_model, cold, true)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, cold, true, with_threads)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, cold_io_uring, true, with_io_uring)
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, cold_direct, true, direct_threads)
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(load_model, cold_direct_io_uring, true, direct_io_uring)
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(load_model_tp)->Arg(4)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(open_index)->Arg(500000)->Unit(benchmark::kMillisecond);
 BENCHMARK(open_index_file)->Arg(500000)->Unit(benchmark::kMillisecond);

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake make g++ nlohmann-json3-dev libcli11-dev libbenchmark-dev libssl-dev)
+packages=(cmake make g++ nlohmann-json3-dev libcli11-dev libbenchmark-dev libssl-dev liburing-dev)
 bash cmake/install-debian-packages.sh "${packages[@]}"
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSAFETENSORS_BUILD_TESTS=OFF >/dev/null

@@ -14,7 +14,7 @@ jobs=${JOBS:-2}
 
 packages=(cmake make g++ clang libclang-rt-14-dev nlohmann-json3-dev catch2 libcli11-dev libbenchmark-dev
           libssl-dev python3 pkg-config bsdutils g++-s390x-linux-gnu qemu-user libcurl4-openssl-dev
-          g++-mingw-w64-x86-64 wine64 clang-format)
+          g++-mingw-w64-x86-64 wine64 clang-format liburing-dev)
 # The servers the remote tests start on 127.0.0.1: nginx, Node.js for s3rver, botocore, curl.
 read -r -a remote_packages <<<"$(bash tests/remote/debian-packages.sh)"
 packages+=("${remote_packages[@]}")
@@ -51,12 +51,18 @@ run_config() {
 # build below, which builds everything too (line tables only: reports name lines, builds stay
 # fast). C++20 with -fno-exceptions (std::span, errors as values) is the s390x build's; gcc and
 # clang compile every header as C++20 in the warnings step.
-ctest_exclude='^cli' run_config gcc-cxx17 g++ 17 -DSAFETENSORS_BUILD_BENCH=ON -DSAFETENSORS_BUILD_EXAMPLES=ON
+# Loads of pread files use io_uring where the build and the kernel have it (liburing-dev is
+# installed): the sanitizer build runs everything with it forced on, then the unit tests once more
+# with it off; the gcc build runs with it off.
+SAFETENSORS_IO_ENGINE=threads ctest_exclude='^cli' run_config gcc-cxx17 g++ 17 -DSAFETENSORS_BUILD_BENCH=ON \
+  -DSAFETENSORS_BUILD_EXAMPLES=ON
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 debug_flags=-gline-tables-only
-run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=ON \
-  -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
+SAFETENSORS_IO_ENGINE=io_uring run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF \
+  -DSAFETENSORS_BUILD_EXAMPLES=ON -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_C_FLAGS="$sanitize"
+step "clang-cxx17-asan-ubsan: the unit tests again, io_uring off (SAFETENSORS_IO_ENGINE=threads)"
+SAFETENSORS_IO_ENGINE=threads "$build/clang-cxx17-asan-ubsan/tests/safetensors_tests"
 
 # ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
 tsan="-fsanitize=thread -fno-omit-frame-pointer"
@@ -80,7 +86,7 @@ step "s390x: g++-s390x-linux-gnu, C++20, -fno-exceptions, big-endian, under qemu
 cmake -S "$root" -B "$build/s390x" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=s390x \
   -DCMAKE_CXX_COMPILER=s390x-linux-gnu-g++ -DCMAKE_CXX_STANDARD=20 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1 \
   -DSAFETENSORS_BUILD_BENCH=OFF -DSAFETENSORS_BUILD_EXAMPLES=OFF -DSAFETENSORS_TEST_NO_SHA256=ON \
-  -DSAFETENSORS_TEST_NO_EXCEPTIONS=ON >/dev/null
+  -DSAFETENSORS_TEST_NO_EXCEPTIONS=ON -DSAFETENSORS_WITH_IO_URING=OFF >/dev/null
 cmake --build "$build/s390x" -j"$jobs" --target safetensors_tests safetensors_no_filesystem_tests
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_tests" "~[residency]~[rlimit]"
 qemu-s390x -L /usr/s390x-linux-gnu "$build/s390x/tests/safetensors_no_filesystem_tests"

@@ -132,6 +132,66 @@ TEST_CASE("plans: every storage, thread count, block size, merge gap and budget 
   }
 }
 
+TEST_CASE("plans: io_uring and threads deliver the same bytes, at every queue depth, buffered and direct",
+          "[plan][io_uring]") {
+  const std::vector<std::byte> file = pattern_file(4096);
+  test::temp_file path(file);
+  auto pread = st::try_open_pread(path.path());
+  REQUIRE(pread);
+  std::string why;
+  INFO("io_uring available: " << st::io_uring_available(&why) << " " << why);
+  CHECK(st::effective_io_engine(st::io_engine::threads) == st::io_engine::threads);
+  CHECK(st::effective_io_engine(st::io_engine::io_uring) ==
+        (st::io_uring_available() ? st::io_engine::io_uring : st::io_engine::threads));
+  unsigned round = 0;
+  for (st::io_engine engine : {st::io_engine::threads, st::io_engine::io_uring}) {
+    for (unsigned depth : {1u, 3u, 32u}) {
+      for (bool direct : {false, true}) {
+        for (std::size_t block : {std::size_t{4096}, std::size_t{8} << 20}) {
+          const unsigned threads = std::vector<unsigned>{1, 2, 3}[round % 3];
+          const bool consumer_thread = round++ % 2 == 1;
+          INFO(st::io_engine_name(engine)
+               << ", depth " << depth << (direct ? ", direct" : ", buffered") << ", block " << block << ", threads "
+               << threads << ", consumer thread " << consumer_thread);
+          st::load_options options;
+          options.engine = engine;
+          options.queue_depth = depth;
+          options.direct_io = direct;
+          options.block_size = block;
+          options.threads = threads;
+          options.budget = 3 * 4096;  // three blocks of 4 KiB: reads wait for the consumer
+          options.consumer_thread = consumer_thread;
+          if (block > options.budget) options.budget = block;
+          check_loads(*pread, file, mixed_requests(), options);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("plans: a file that shrank under an io_uring load is an IoError naming it and the tensor",
+          "[plan][io_uring]") {
+  const std::vector<std::byte> file = pattern_file();
+  test::temp_file path(file);
+  auto pread = st::try_open_pread(path.path());
+  REQUIRE(pread);
+  REQUIRE(test::shrink_file(path.path(), pread->data_start() + 100));
+  for (st::io_engine engine : {st::io_engine::threads, st::io_engine::io_uring}) {
+    INFO(st::io_engine_name(engine));
+    st::load_options options;
+    options.engine = engine;
+    std::vector<std::byte> into(pread->info("d").byte_size());
+    const auto loaded = pread->try_load_into(std::vector<st::load_request>{{&pread->info("d"), into}}, options);
+    REQUIRE_FALSE(loaded);
+    CHECK(test::outcome(loaded) == "IoError");
+    CHECK(loaded.error().message().find("shrank after it was opened") != std::string::npos);
+    CHECK(loaded.error().message().find("for tensor \"d\"") != std::string::npos);
+    const auto consumed = pread->try_load(
+        std::vector<st::load_request>{{&pread->info("d")}}, [](const st::load_piece&) {}, options);
+    CHECK(test::outcome(consumed) == "IoError");
+  }
+}
+
 TEST_CASE("plans: ranges are merged when adjacent or a gap apart, and every byte read is counted", "[plan]") {
   const std::vector<std::byte> file = pattern_file();
   auto reader = st::try_open_memory(file.data(), file.size());
@@ -395,4 +455,64 @@ TEST_CASE("plans: with a consumer thread, every piece reaches the consumer on th
   CHECK(pieces_off_thread(*memory) == 0);
   CHECK(pieces_off_thread(*mapped) == 0);
   CHECK(pieces_off_thread(*pread) == 0);
+}
+
+TEST_CASE("plans: a load_arena lays out every request aligned in one block and loads into it", "[plan][arena]") {
+  const std::vector<std::byte> file = pattern_file();
+  test::temp_file path(file);
+  auto pread = st::try_open_pread(path.path());
+  auto mapped = st::try_open(path.path());
+  REQUIRE(pread);
+  REQUIRE(mapped);
+  for (std::size_t alignment : {std::size_t{64}, st::direct_io_alignment}) {
+    for (st::io_engine engine : {st::io_engine::threads, st::io_engine::io_uring}) {
+      INFO("alignment " << alignment << ", " << st::io_engine_name(engine));
+      std::vector<st::load_request> requests;
+      std::vector<std::vector<std::byte>> expected;
+      for (const wanted& w : mixed_requests()) {
+        const st::tensor_info& info = pread->info(w.name);
+        requests.emplace_back(&info, st::span<std::byte>{}, w.dims);
+        expected.push_back(test::naive_slice(
+            {file.data() + pread->data_start() + info.data_offsets[0], static_cast<std::size_t>(info.byte_size())},
+            info, w.dims));
+      }
+      auto arena = st::load_arena::try_make(requests, alignment);
+      REQUIRE(arena);
+      std::size_t end = 0;
+      for (std::size_t i = 0; i < requests.size(); ++i) {
+        const auto offset = static_cast<std::size_t>(requests[i].destination.data() - arena->bytes().data());
+        CHECK(offset % alignment == 0);
+        CHECK(offset >= end);
+        CHECK(offset - end < alignment);
+        CHECK(requests[i].destination.size() == expected[i].size());
+        CHECK(arena->at(i).data() == requests[i].destination.data());
+        end = offset + expected[i].size();
+      }
+      CHECK(arena->size() == end);
+      CHECK(reinterpret_cast<std::uintptr_t>(arena->bytes().data()) % 4096 == 0);
+      st::load_options options;
+      options.engine = engine;
+      options.block_size = 4096;
+      REQUIRE(arena->try_load_into(*pread, requests, options));
+      for (std::size_t i = 0; i < requests.size(); ++i)
+        CHECK(std::equal(expected[i].begin(), expected[i].end(), arena->at(i).begin()));
+      // Again from the mapping, into a second arena.
+      for (auto& r : requests) r.tensor = &mapped->info(std::string(r.tensor->name));
+      auto again = st::load_arena::try_make(requests, alignment);
+      REQUIRE(again);
+      REQUIRE(again->try_load_into(*mapped, requests, options));
+      for (std::size_t i = 0; i < requests.size(); ++i)
+        CHECK(std::equal(expected[i].begin(), expected[i].end(), again->at(i).begin()));
+    }
+  }
+  std::vector<st::load_request> none;
+  auto empty = st::load_arena::try_make(none);
+  REQUIRE(empty);
+  CHECK(empty->size() == 0);
+  std::vector<st::load_request> one = {{&pread->info("a")}};
+  CHECK(test::outcome(st::load_arena::try_make(one, 48)) == "InvalidArgument");
+  std::vector<st::load_request> unnamed(1);
+  CHECK(test::outcome(st::load_arena::try_make(unnamed)) == "InvalidArgument");
+  std::vector<st::load_request> outside = {{&pread->info("a"), {}, {st::range(0, 65)}}};
+  CHECK(test::outcome(st::load_arena::try_make(outside)) == "InvalidArgument");
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,10 @@ struct load_command_options {
   std::string tp_plan;
   bool digest = false;
   bool json = false;
+  safetensors::io_engine engine = safetensors::io_engine::automatic;
+  unsigned queue_depth = 32;
+  bool arena = false;
+  bool verbose = false;
   remote_access remote;
 };
 
@@ -218,12 +223,35 @@ int run_load(const load_command_options& options) {
   loading.threads = options.threads;
   loading.direct_io = options.direct;
   loading.budget = staging;
+  loading.engine = options.engine;
+  loading.queue_depth = options.queue_depth;
+  if (options.verbose) {
+    std::string why;
+    const bool uring = safetensors::effective_io_engine(options.engine) == safetensors::io_engine::io_uring;
+    if (uring)
+      std::cerr << program_name << ": load: pread files are read with io_uring, " << options.queue_depth
+                << " reads in flight per thread\n";
+    else if (options.engine != safetensors::io_engine::threads && !safetensors::io_uring_available(&why))
+      std::cerr << program_name << ": load: io_uring is unavailable (" << why
+                << "): pread files are read with threads\n";
+    else
+      std::cerr << program_name << ": load: pread files are read with threads\n";
+  }
   const unsigned threads = options.threads != 0 ? options.threads : safetensors::thread_pool::default_size();
   loading.block_size = block_size_for(staging, threads);
   std::optional<ordered_digests> digests;
   if (options.digest) digests.emplace(requests.size(), options.budget - staging);
 
   const auto started = std::chrono::steady_clock::now();
+  // --into arena: every tensor (or slice) into one arena, as a CPU engine holds its weights (its
+  // allocation timed with the load); --digest then hashes each from there, in order.
+  std::optional<safetensors::load_arena> arena;
+  if (options.arena) {
+    auto made = safetensors::load_arena::try_make(requests, options.direct ? page : 64);
+    if (!made) return report_error(made.error(), options.json);
+    arena = std::move(*made);
+    loading.populate = true;
+  }
   auto plan = tensors->plan(requests, loading);
   if (!plan) return report_error(plan.error(), options.json);
   load_report report;
@@ -236,7 +264,13 @@ int run_load(const load_command_options& options) {
     std::lock_guard<std::mutex> lock(progress_lock);
     progress.advance(piece.bytes.size());
   };
-  if (auto loaded = plan->try_execute(consume, loading); !loaded) return report_error(loaded.error(), options.json);
+  if (arena) {
+    if (auto loaded = plan->try_execute_into(loading); !loaded) return report_error(loaded.error(), options.json);
+    progress.advance(plan->bytes());
+    for (std::size_t i = 0; digests && i < requests.size(); ++i) digests->add({i, 0, arena->at(i)});
+  } else if (auto loaded = plan->try_execute(consume, loading); !loaded) {
+    return report_error(loaded.error(), options.json);
+  }
   std::vector<std::string> hexes;
   if (digests) {
     for (std::size_t i = 0; i < requests.size(); ++i) hexes.push_back(digests->hex(i));
@@ -322,13 +356,38 @@ command_runner define_load(CLI::App& command) {
   tp_plan->needs(tp_size);
   tp_plan->excludes(tp_dim);
   command.add_flag("--digest", options->digest, "Print the sha256 of each tensor's (or slice's) bytes, row-major");
+  const std::map<std::string, bool> intos = {{"staging", false}, {"arena", true}};
+  command
+      .add_option("--into", options->arena,
+                  "Where the bytes go: staging memory of --budget bytes handed on piece by piece (the default), or "
+                  "one arena holding every tensor, as a CPU engine holds its weights")
+      ->type_name("staging|arena")
+      ->transform(CLI::CheckedTransformer(intos).description(""))
+      ->default_str("staging");
+  const std::map<std::string, safetensors::io_engine> engines = {{"auto", safetensors::io_engine::automatic},
+                                                                 {"threads", safetensors::io_engine::threads},
+                                                                 {"io_uring", safetensors::io_engine::io_uring}};
+  command
+      .add_option("--io-engine", options->engine,
+                  "How files read with pread are read: io_uring where the system has it (auto, the default), "
+                  "threads (one pread at a time each), or io_uring")
+      ->type_name("auto|threads|io_uring")
+      ->transform(CLI::CheckedTransformer(engines).description(""))
+      ->default_str("auto");
+  command.add_option("--queue-depth", options->queue_depth, "io_uring: reads in flight per thread (default 32)")
+      ->type_name("N")
+      ->check(unsigned_decimal)
+      ->check(CLI::Range(1u, 4096u));
+  command.add_flag("--verbose", options->verbose,
+                   "Say on stderr how the files are read (io_uring or threads, and why)");
   command.add_flag("--json", options->json,
                    "Print one JSON object {\"ok\", \"tensors\", \"bytes\", \"bytes_read\", \"seconds\", \"gb_per_s\", "
                    "\"digests\"}");
   add_remote_options(command, options->remote);
   command.footer(
       "Reads every tensor through one load plan across every shard at once: byte ranges sorted and merged\n"
-      "when at most 4096 bytes apart, cut into blocks that --threads threads read into staging memory of at\n"
+      "when adjacent (nothing between them is read), cut into blocks that --threads threads read into staging memory "
+      "of at\n"
       "most --budget bytes (blocks of up to 8 MiB, small enough for a block per thread), handed on as they\n"
       "arrive, as an engine loads a model; memory stays at the budget whatever the model's size. With\n"
       "--storage mmap the blocks are read from the mapping and need no staging. URLs are read over\n"
@@ -343,13 +402,20 @@ command_runner define_load(CLI::App& command) {
       "more; weights and their block scales are cut together. PLAN is llama (q/k/v/gate/up_proj and lm_head\n"
       "colwise, o/down_proj rowwise) or a JSON file {\"PATTERN\": \"colwise\", ...}. A cut dimension that does\n"
       "not divide by N, or a cut that would split a scale block, is an error naming the tensor (exit 1).\n"
+      "--into arena: every tensor (or slice) goes into one block of memory the size of the load (2 MiB pages\n"
+      "where the system allows, each tensor at a multiple of 64 bytes, 4096 with --direct), faulted in by the\n"
+      "reading threads as they read, instead of staging memory; --budget does not apply.\n"
+      "Files read with pread (--storage pread, and shards of a model) are read with io_uring where this build\n"
+      "and the system have it, --queue-depth reads in flight per thread, else with one pread at a time per\n"
+      "thread (--io-engine threads chooses that; SAFETENSORS_IO_ENGINE=threads in the environment too).\n"
+      "--verbose says on stderr which, and why io_uring is not used when it is not.\n"
       "--digest: the sha256 of the bytes each tensor (or slice) delivered, in row-major order; then half the\n"
       "budget stages blocks and half holds pieces that arrive before those ahead of them (several threads\n"
       "read one tensor); a tensor that would take more is hashed again from an in-order read, which\n"
       "bytes_read counts.\n"
       "Prints \"PATH\": loaded T tensors, B bytes (R read) in S s: G GB/s, then with --digest a line\n"
       "HEX  \"NAME\" per tensor in inspect's order. --json: {\"ok\": true, \"tensors\": T, \"bytes\": B (delivered),\n"
-      "\"bytes_read\": R (read from the files, bytes between merged ranges included), \"seconds\": S,\n"
+      "\"bytes_read\": R (read from the files), \"seconds\": S,\n"
       "\"gb_per_s\": G (B / S / 10^9), \"digests\": {NAME: HEX, ..} (with --digest only)}. A progress bar is\n"
       "drawn on stderr if it is a terminal.\n"
       "Errors: one line on stderr, or with --json {\"ok\": false, \"error\": KIND, \"message\"} on stdout.\n"

@@ -39,6 +39,16 @@ inline constexpr std::uint64_t format_max_header_size = 100000000;
 #endif
 #endif
 
+/// 1 to read files with io_uring on Linux: many reads in flight at once (load_options::engine);
+/// the program then links liburing (-luring; CMake: the target safetensors::io_uring). 0, the
+/// default, leaves it out entirely: no include, no symbol.
+#ifndef SAFETENSORS_IO_URING
+#define SAFETENSORS_IO_URING 0
+#endif
+#if SAFETENSORS_IO_URING && (!defined(__linux__) || defined(SAFETENSORS_NO_FILESYSTEM))
+#error "SAFETENSORS_IO_URING needs Linux and the file storages"
+#endif
+
 /// Define SAFETENSORS_NO_FILESYSTEM to leave out the file storages (mapped_file, pread_file, file_sink)
 /// and every operating-system include, e.g. on targets without a file system.
 

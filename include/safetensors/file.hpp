@@ -624,6 +624,12 @@ class mapped_file {
 /// mapping is slow, for loads into the engine's own memory (a mapped file's pages would count
 /// twice in the process's memory), and for files that may change while open (a file that shrank
 /// is an IoError, never a crash).
+class pread_file;
+namespace detail {
+/// The descriptors of `file`, for a load that issues its own reads (io_uring).
+inline descriptor_cache::file_entry& file_entry_of(const pread_file& file) noexcept;
+}  // namespace detail
+
 class pread_file {
  public:
   /// Opens the file at `path`. An IoError names the path and the system's reason.
@@ -677,11 +683,16 @@ class pread_file {
   }
 
  private:
+  friend detail::descriptor_cache::file_entry& detail::file_entry_of(const pread_file& file) noexcept;
   pread_file() = default;
   // Its descriptors live in the process's descriptor_cache, which closes idle ones past a limit.
   std::shared_ptr<detail::descriptor_cache::file_entry> entry_;
   std::uint64_t size_ = 0;
 };
+
+namespace detail {
+inline descriptor_cache::file_entry& file_entry_of(const pread_file& file) noexcept { return *file.entry_; }
+}  // namespace detail
 
 #endif  // SAFETENSORS_NO_FILESYSTEM
 

@@ -8,14 +8,17 @@
 #define SAFETENSORS_LOAD_PLAN_HPP
 
 #include "storage.hpp"
+#include "file.hpp"
 #include "thread_pool.hpp"
 #include "slice.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -26,10 +29,76 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#if SAFETENSORS_IO_URING
+#include <liburing.h>
+#endif
+
 namespace safetensors {
+
+/// How a load issues its reads of files read with positioned reads (pread_file, and the models
+/// over them). Mapped and in-memory storages are copied from, remote ones fetched: this is only
+/// for the first.
+enum class io_engine : std::uint8_t {
+  /// io_uring where this build has it (SAFETENSORS_IO_URING) and the kernel allows it, else
+  /// threads. The environment variable SAFETENSORS_IO_ENGINE, "threads" or "io_uring", chooses
+  /// instead (read once per process): how a test suite runs under both.
+  automatic,
+  /// Each reading thread issues one pread at a time.
+  threads,
+  /// Each reading thread keeps up to load_options::queue_depth reads in flight with io_uring,
+  /// across every file of the plan; threads where io_uring is unavailable (a kernel before 5.6, a
+  /// container whose seccomp filter refuses it, a build without it), silently.
+  io_uring,
+};
+
+/// The engine's name: "automatic", "threads" or "io_uring".
+constexpr std::string_view io_engine_name(io_engine engine) noexcept {
+  switch (engine) {
+    case io_engine::automatic: return "automatic";
+    case io_engine::threads: return "threads";
+    default: return "io_uring";
+  }
+}
+
+/// Whether this process can read with io_uring: the build has it (SAFETENSORS_IO_URING) and the
+/// kernel sets up a ring (probed once). False says why in `reason` when given: "not built in", or
+/// the system's refusal ("Operation not permitted" under a seccomp filter, "Function not
+/// implemented" on an old kernel).
+inline bool io_uring_available(std::string* reason = nullptr) {
+#if SAFETENSORS_IO_URING
+  static const int refusal = [] {
+    io_uring ring;
+    const int made = ::io_uring_queue_init(2, &ring, 0);
+    if (made == 0) ::io_uring_queue_exit(&ring);
+    return made < 0 ? -made : 0;
+  }();
+  if (refusal != 0 && reason != nullptr) *reason = std::strerror(refusal);
+  return refusal == 0;
+#else
+  if (reason != nullptr) *reason = "not built in (SAFETENSORS_IO_URING)";
+  return false;
+#endif
+}
+
+/// The engine a load with `engine` uses: threads or io_uring, after the environment variable
+/// (for automatic) and io_uring's availability. For reports, such as safetensors-cli's --verbose.
+inline io_engine effective_io_engine(io_engine engine) {
+  if (engine == io_engine::automatic) {
+    static const io_engine chosen = [] {
+      const char* named = std::getenv("SAFETENSORS_IO_ENGINE");
+      if (named != nullptr && std::string_view(named) == "threads") return io_engine::threads;
+      return io_engine::io_uring;
+    }();
+    engine = chosen;
+  }
+  return engine == io_engine::io_uring && io_uring_available() ? io_engine::io_uring : io_engine::threads;
+}
 
 /// How a load reads: threads, block size, merging, direct I/O, and for consumers the memory
 /// budget and where the consumer runs.
@@ -63,6 +132,16 @@ struct load_options {
   bool consumer_thread = false;
   /// Threads to run on; nullptr starts threads for this load alone.
   thread_pool* pool = nullptr;
+  /// How reads of pread files are issued (see io_engine).
+  io_engine engine = io_engine::automatic;
+  /// io_uring: the reads each reading thread keeps in flight (at least 1). NVMe drives and
+  /// network block devices want 16 to 64; a block of the plan is one read, or a few.
+  unsigned queue_depth = 32;
+  /// load_into: the destinations are fresh memory (a load_arena's): each reading thread faults
+  /// in a block's destination pages at once (Linux: MADV_POPULATE_WRITE, 2 MiB at a time where
+  /// the memory has huge pages) just before it reads into them, rather than a fault per page in
+  /// the middle of the copy. A hint: where the system cannot, the copy faults them as usual.
+  bool populate = false;
 };
 
 /// A tensor, or a slice of one, to load, and where its bytes go.
@@ -113,6 +192,10 @@ struct plan_source {
   result<void> (*read_direct)(const void*, std::uint64_t, std::byte*, std::size_t) = nullptr;
   result<void> (*prefetch)(const void*, std::uint64_t, std::uint64_t) = nullptr;
   result<void> (*release)(const void*, std::uint64_t, std::uint64_t) = nullptr;
+#ifndef SAFETENSORS_NO_FILESYSTEM
+  /// A pread file's descriptors, which io_uring reads borrow: nullptr for other storages.
+  descriptor_cache::file_entry* file = nullptr;
+#endif
 };
 
 /// The plan_source of a reader's storage.
@@ -133,6 +216,9 @@ plan_source make_plan_source(const Storage& storage, std::uint64_t data_start, s
       return static_cast<const Storage*>(s)->read_direct_at(offset, destination, count);
     };
   }
+#ifndef SAFETENSORS_NO_FILESYSTEM
+  if constexpr (std::is_same_v<Storage, pread_file>) source.file = &file_entry_of(storage);
+#endif
   if constexpr (has_residency_control<Storage>::value) {
     source.prefetch = [](const void* s, std::uint64_t offset, std::uint64_t count) {
       return static_cast<const Storage*>(s)->prefetch(offset, count);
@@ -142,6 +228,23 @@ plan_source make_plan_source(const Storage& storage, std::uint64_t data_start, s
     };
   }
   return source;
+}
+
+/// Faults in the pages of [begin, begin + size) for writing, without changing a byte
+/// (load_options::populate); a hint, ignored where the system has no way.
+inline void populate(std::byte* begin, std::size_t size) noexcept {
+#if defined(__linux__) && !defined(SAFETENSORS_NO_FILESYSTEM)
+  // MADV_POPULATE_WRITE (Linux 5.14): spelt out, since C libraries before 2.35 do not name it.
+  constexpr int populate_write = 23;
+  if (size == 0) return;
+  constexpr std::uintptr_t page = 4096;
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(begin) / page * page;
+  const std::uintptr_t last = (reinterpret_cast<std::uintptr_t>(begin) + size + page - 1) / page * page;
+  ::madvise(reinterpret_cast<void*>(first), last - first, populate_write);
+#else
+  (void)begin;
+  (void)size;
+#endif
 }
 
 /// Memory aligned for direct I/O, freed on destruction; allocation failure leaves it empty.
@@ -329,6 +432,11 @@ class plan_executor {
  public:
   plan_executor(const load_plan& plan, const load_options& options, const piece_sink* sink)
       : plan_(plan), options_(options), sink_(sink) {}
+  plan_executor(const plan_executor&) = delete;
+  plan_executor& operator=(const plan_executor&) = delete;
+#if SAFETENSORS_IO_URING
+  ~plan_executor() { release_rings(); }
+#endif
 
   result<void> go() {
     const std::size_t block_count = plan_.blocks_.size();
@@ -346,6 +454,21 @@ class plan_executor {
     if (sink_ != nullptr) {
       if (auto staged = allocate_staging(); !staged) return staged;
     }
+#if SAFETENSORS_IO_URING
+    // A ring per reading thread, set up before any reads: once reads hold descriptors, a ring
+    // (a descriptor too) may not be had. Any that cannot be set up: every thread reads with pread.
+    if (effective_io_engine(options_.engine) == io_engine::io_uring &&
+        std::any_of(plan_.sources_.begin(), plan_.sources_.end(),
+                    [](const detail::plan_source& source) { return source.file != nullptr; })) {
+      const unsigned depth = std::max(1u, std::min(options_.queue_depth, 4096u));
+      rings_ = std::vector<io_uring>(readers_);
+      for (io_uring& ring : rings_) {
+        if (::io_uring_queue_init(depth, &ring, 0) < 0) break;
+        ++rings_made_;
+      }
+      if (rings_made_ < readers_) release_rings();
+    }
+#endif
     remaining_readers_ = readers_;
     const unsigned workers = readers_ + (consumer_thread_ ? 1u : 0u);
     auto task = [this](unsigned worker) { work(worker); };
@@ -358,6 +481,9 @@ class plan_executor {
       if (!own) return own.error();
       (*own)->run(workers, task);
     }
+#if SAFETENSORS_IO_URING
+    release_rings();
+#endif
 #if SAFETENSORS_EXCEPTIONS
     if (exception_) std::rethrow_exception(exception_);
 #endif
@@ -368,9 +494,8 @@ class plan_executor {
  private:
   result<void> allocate_staging() {
     // In-memory storages deliver from their own bytes: they need no staging.
-    bool needs_staging = false;
-    for (const block& b : plan_.blocks_) needs_staging = needs_staging || plan_.sources_[b.source].memory == nullptr;
-    if (!needs_staging) return {};
+    for (const block& b : plan_.blocks_) needs_staging_ = needs_staging_ || plan_.sources_[b.source].memory == nullptr;
+    if (!needs_staging_) return {};
     const std::uint64_t size = plan_.block_size_;
     if (options_.budget < size)
       return error(error_kind::invalid_argument, "a budget of " + std::to_string(options_.budget) +
@@ -394,7 +519,7 @@ class plan_executor {
       if (consumer_thread_ && worker == 0) {
         consume_queue();
       } else {
-        read_blocks();
+        read_blocks(worker - (consumer_thread_ ? 1u : 0u));
       }
 #if SAFETENSORS_EXCEPTIONS
     } catch (...) {
@@ -409,7 +534,14 @@ class plan_executor {
     }
   }
 
-  void read_blocks() {
+  // Reading thread `reader`'s loop: blocks claimed in turn until none is left or the plan stops.
+  void read_blocks([[maybe_unused]] unsigned reader) {
+#if SAFETENSORS_IO_URING
+    if (!rings_.empty()) {
+      read_blocks_in_flight(rings_[reader]);
+      return;
+    }
+#endif
     detail::aligned_bytes own_staging;  // load_into: blocks that are not read in place
     for (;;) {
       if (stopped_.load(std::memory_order_acquire)) return;
@@ -444,10 +576,333 @@ class plan_executor {
     }
   }
 
+#if SAFETENSORS_IO_URING
+  // io_uring: a thread keeps up to queue_depth reads in flight. A block being read, and the reads
+  // of it that have not completed.
+  struct block_in_flight {
+    std::size_t index = 0;
+    std::byte* buffer = nullptr;  // where its bytes land when not in their destinations
+    bool own_buffer = false;      // one of this thread's staging buffers (load_into), not the budget's
+    unsigned pending = 0;
+    std::optional<descriptor_cache::lease> lease;
+  };
+  // One read: `asked` bytes at `offset` into `into`, of which `needed` must arrive (a direct
+  // read's widening past the end of the file need not).
+  struct read_in_flight {
+    block_in_flight* block = nullptr;
+    std::uint64_t offset = 0;
+    std::byte* into = nullptr;
+    std::size_t asked = 0;
+    std::size_t needed = 0;
+    std::size_t done = 0;
+    int fd = -1;
+  };
+  // load_into: staging buffers a thread may have in flight at once, for blocks that are not read
+  // in place (strided runs, many small tensors).
+  static constexpr std::size_t staged_blocks_in_flight = 4;
+
+  void release_rings() {
+    for (unsigned made = 0; made < rings_made_; ++made) ::io_uring_queue_exit(&rings_[made]);
+    rings_made_ = 0;
+    rings_.clear();
+  }
+
+  // Reads blocks with `ring` until there are none left or the plan stops.
+  void read_blocks_in_flight(io_uring& ring) {
+    const unsigned depth = std::max(1u, std::min(options_.queue_depth, 4096u));
+    std::vector<block_in_flight> blocks(depth);
+    std::vector<read_in_flight> reads(depth);
+    std::vector<block_in_flight*> free_blocks;
+    std::vector<read_in_flight*> free_reads;
+    for (auto& b : blocks) free_blocks.push_back(&b);
+    for (auto& r : reads) free_reads.push_back(&r);
+    std::vector<detail::aligned_bytes> staging;
+    std::vector<std::byte*> free_staging;
+    unsigned in_flight = 0;
+    std::size_t last_started = 0;
+
+    auto submit = [&](read_in_flight& r) {
+      io_uring_sqe* sqe = ::io_uring_get_sqe(&ring);
+      if (sqe == nullptr) {  // never with one entry per read in flight; a full queue is sent first
+        ::io_uring_submit(&ring);
+        sqe = ::io_uring_get_sqe(&ring);
+      }
+      const auto length = static_cast<unsigned>(std::min<std::size_t>(r.asked - r.done, std::size_t{1} << 30));
+      ::io_uring_prep_read(sqe, r.fd, r.into + r.done, length, static_cast<__u64>(r.offset + r.done));
+      ::io_uring_sqe_set_data(sqe, &r);
+    };
+    auto add_read =
+        [&](block_in_flight& b, int fd, std::uint64_t offset, std::byte* into, std::size_t asked, std::size_t needed) {
+      read_in_flight& r = *free_reads.back();
+      free_reads.pop_back();
+      r = read_in_flight{&b, offset, into, asked, needed, 0, fd};
+      ++b.pending;
+      ++in_flight;
+      submit(r);
+    };
+    // Ends a block: its buffer back where it came from, its descriptor given back.
+    auto release = [&](block_in_flight& b) {
+      if (b.buffer != nullptr) {
+        if (b.own_buffer) {
+          free_staging.push_back(b.buffer);
+        } else if (sink_ != nullptr) {
+          give_back(b.buffer);
+        }
+      }
+      b.buffer = nullptr;
+      b.own_buffer = false;
+      b.pending = 0;
+      if (b.lease) {
+        b.lease.reset();
+        --leases_held_;
+      }
+      free_blocks.push_back(&b);
+    };
+    // A block whose reads all completed: copied out (load_into) or delivered (a consumer).
+    auto complete = [&](block_in_flight& b) {
+      const block& planned = plan_.blocks_[b.index];
+      bool going_on = true;
+      if (sink_ == nullptr) {
+        if (b.buffer != nullptr) {
+          const copy* first = plan_.copies_.data() + planned.first_copy;
+          for (std::size_t c = 0; c < planned.copy_count; ++c) copy_out(first[c], b.buffer);
+        }
+      } else if (consumer_thread_) {
+        std::lock_guard<std::mutex> lock(lock_);
+        filled_.push_back({b.index, std::exchange(b.buffer, nullptr)});
+        ready_.notify_one();
+      } else {
+        going_on = deliver(planned, b.buffer);
+      }
+      release(b);
+      return going_on;
+    };
+    // The descriptor a block is read with: the file's O_DIRECT one for direct I/O, unless its
+    // file system refuses the flag (then, as read_direct_at does, the buffered one).
+    auto borrow = [&](const detail::plan_source& source, bool& direct) -> result<descriptor_cache::lease> {
+      if (direct) {
+        auto lease = descriptor_cache::instance().borrow(*source.file, true);
+        if (!lease || lease->get() != nullptr) return lease;
+        direct = false;
+      }
+      return descriptor_cache::instance().borrow(*source.file, false);
+    };
+    // Starts block `index`: its reads queued, or, for storages io_uring does not read, read here.
+    // `later` when its file's descriptor cannot be had while this thread's reads hold others (the
+    // process is out of descriptors): it starts again once some complete.
+    enum class started : std::uint8_t { yes, failed, later };
+    auto start = [&](std::size_t index, std::byte* budget_buffer) -> started {
+      const block& b = plan_.blocks_[index];
+      const detail::plan_source& source = plan_.sources_[b.source];
+      if (source.file == nullptr) {
+        if (sink_ == nullptr) {
+          detail::aligned_bytes own_staging;
+          return fill_destinations(b, source, own_staging) ? started::yes : started::failed;
+        }
+        if (source.memory == nullptr) {
+          if (auto read = read_block(b, source, budget_buffer); !read) {
+            fail(read.error(), b);
+            give_back(budget_buffer);
+            return started::failed;
+          }
+        }
+        if (consumer_thread_) {
+          std::lock_guard<std::mutex> lock(lock_);
+          filled_.push_back({index, budget_buffer});
+          ready_.notify_one();
+          return started::yes;
+        }
+        const bool delivered = deliver(b, budget_buffer != nullptr ? budget_buffer : source.memory + b.offset);
+        if (budget_buffer != nullptr) give_back(budget_buffer);
+        return delivered ? started::yes : started::failed;
+      }
+      bool direct = options_.direct_io;
+      auto lease = borrow(source, direct);
+      if (!lease) {
+        if (leases_held_.load() > 0) return started::later;
+        fail(lease.error(), b);
+        if (budget_buffer != nullptr) give_back(budget_buffer);
+        return started::failed;
+      }
+      block_in_flight& flight = *free_blocks.back();
+      free_blocks.pop_back();
+      flight.index = index;
+      flight.lease.emplace(std::move(*lease));
+      ++leases_held_;
+      last_started = index;
+      const int fd = flight.lease->get()->get();
+      const auto whole = static_cast<std::size_t>(direct ? b.size : b.valid);
+      const auto valid = static_cast<std::size_t>(b.valid);
+      if (sink_ != nullptr) {
+        flight.buffer = budget_buffer;
+        add_read(flight, fd, b.offset, budget_buffer, whole, valid);
+        return started::yes;
+      }
+      const copy* first = plan_.copies_.data() + b.first_copy;
+      if (options_.populate) populate_destinations(b);
+      const bool contiguous = std::all_of(first, first + b.copy_count, [](const copy& c) { return c.runs == 1; });
+      const bool one_whole_run =
+          contiguous && b.copy_count == 1 && first->block_offset == 0 && first->run_bytes == b.size;
+      if (one_whole_run && options_.direct_io) {
+        std::byte* into = plan_.requests_[first->request].destination.data() + first->request_offset;
+        const bool aligned = reinterpret_cast<std::uintptr_t>(into) % direct_io_alignment == 0 &&
+                             b.offset % direct_io_alignment == 0 && b.size % direct_io_alignment == 0;
+        if (aligned || !direct) {
+          add_read(flight, fd, b.offset, into, whole, valid);
+          return started::yes;
+        }
+      }
+      if (!options_.direct_io && contiguous && b.copy_count <= free_reads.size() &&
+          b.copy_count <= max_runs_read_in_place) {
+        for (std::size_t c = 0; c < b.copy_count; ++c) {
+          std::byte* into = plan_.requests_[first[c].request].destination.data() + first[c].request_offset;
+          const auto run = static_cast<std::size_t>(first[c].run_bytes);
+          add_read(flight, fd, b.offset + first[c].block_offset, into, run, run);
+        }
+        return started::yes;
+      }
+      if (free_staging.empty()) {
+        detail::aligned_bytes buffer(plan_.block_size_);
+        if (buffer.get() == nullptr) {
+          fail(error(error_kind::io_error,
+                     "cannot allocate a staging buffer of " + std::to_string(plan_.block_size_) + " bytes"),
+               b);
+          release(flight);
+          return started::failed;
+        }
+        free_staging.push_back(buffer.get());
+        staging.push_back(std::move(buffer));
+      }
+      flight.buffer = free_staging.back();
+      flight.own_buffer = true;
+      free_staging.pop_back();
+      add_read(flight, fd, b.offset, flight.buffer, whole, valid);
+      return started::yes;
+    };
+    // Claims and starts blocks while there is room: a free read, a free block and, for a
+    // consumer, a staging buffer of the budget (waited for only when nothing of this thread's is
+    // in flight, since its completions may be what frees one). False once no block is left.
+    std::optional<std::pair<std::size_t, std::byte*>> deferred;  // a block to start again, its buffer
+    auto claim = [&]() -> bool {
+      while (!stopped_.load(std::memory_order_acquire) && !free_blocks.empty() && !free_reads.empty() &&
+             (sink_ != nullptr || !free_staging.empty() || staging.size() < staged_blocks_in_flight)) {
+        std::size_t index = 0;
+        std::byte* budget_buffer = nullptr;
+        if (deferred) {
+          std::tie(index, budget_buffer) = *deferred;
+          deferred.reset();
+        } else {
+          if (sink_ != nullptr && needs_staging_) {
+            budget_buffer = in_flight > 0 ? try_take_buffer() : take_buffer();
+            if (budget_buffer == nullptr) return in_flight > 0;
+          }
+          index = next_block_.fetch_add(1, std::memory_order_relaxed);
+          if (index >= plan_.blocks_.size()) {
+            if (budget_buffer != nullptr) give_back(budget_buffer);
+            return false;
+          }
+          if (budget_buffer != nullptr && plan_.sources_[plan_.blocks_[index].source].memory != nullptr) {
+            give_back(budget_buffer);
+            budget_buffer = nullptr;
+          }
+        }
+        const started outcome = start(index, budget_buffer);
+        if (outcome == started::later) {
+          deferred.emplace(index, budget_buffer);
+          return true;
+        }
+        if (outcome == started::failed) return false;
+      }
+      return !stopped_.load(std::memory_order_acquire);
+    };
+    // One completion: the read's rest asked again after a short read, or the read done, and its
+    // block completed with its last read. False on an error.
+    auto reap = [&](io_uring_cqe* cqe, bool going_on) -> bool {
+      auto& r = *static_cast<read_in_flight*>(::io_uring_cqe_get_data(cqe));
+      const int got = cqe->res;
+      ::io_uring_cqe_seen(&ring, cqe);
+      block_in_flight& b = *r.block;
+      const block& planned = plan_.blocks_[b.index];
+      if (going_on && (got == -EINTR || got == -EAGAIN)) {
+        submit(r);
+        return true;
+      }
+      if (going_on && (got < 0 || (got == 0 && r.done < r.needed))) {
+        const std::string path = detail::quote(plan_.sources_[planned.source].name);
+        fail(got < 0 ? error(error_kind::io_error, path + ": cannot read: " + std::strerror(-got))
+                     : error(error_kind::io_error, path + ": ended at byte " + std::to_string(r.offset + r.done) +
+                                                       ": it shrank after it was opened"),
+             planned);
+        going_on = false;
+      } else if (got > 0) {
+        r.done += static_cast<std::size_t>(got);
+        if (going_on && r.done < r.needed) {
+          submit(r);
+          return true;
+        }
+      }
+      free_reads.push_back(&r);
+      --in_flight;
+      if (--b.pending > 0) return going_on;
+      if (going_on && !stopped_.load(std::memory_order_acquire)) return complete(b);
+      release(b);
+      return going_on;
+    };
+
+    bool claiming = true, going_on = true;
+#if SAFETENSORS_EXCEPTIONS
+    try {
+#endif
+      while (going_on) {
+        if (claiming) claiming = claim();
+        if (in_flight == 0) {
+          // A block waits for a descriptor while other threads' blocks hold theirs: until they end.
+          if (!deferred || !claiming) break;
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          continue;
+        }
+        const int submitted = ::io_uring_submit_and_wait(&ring, 1);
+        if (submitted < 0 && submitted != -EINTR) {
+          fail(error(error_kind::io_error, std::string("io_uring: ") + std::strerror(-submitted)),
+               plan_.blocks_[last_started]);
+          break;
+        }
+        io_uring_cqe* cqe = nullptr;
+        while (going_on && ::io_uring_peek_cqe(&ring, &cqe) == 0) going_on = reap(cqe, true);
+        if (stopped_.load(std::memory_order_acquire)) going_on = false;
+      }
+#if SAFETENSORS_EXCEPTIONS
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (!exception_ && !first_error_) exception_ = std::current_exception();
+      stop_locked();
+    }
+#endif
+    if (deferred && deferred->second != nullptr) give_back(deferred->second);
+    // Reads still in flight land in memory that must outlive them: wait for every one.
+    while (in_flight > 0) {
+      const int waited = ::io_uring_submit_and_wait(&ring, 1);
+      if (waited < 0 && waited != -EINTR) break;
+      io_uring_cqe* cqe = nullptr;
+      while (in_flight > 0 && ::io_uring_peek_cqe(&ring, &cqe) == 0) reap(cqe, false);
+    }
+  }
+
+  // A staging buffer of the budget if one is free now, else nullptr (or when the plan stopped).
+  std::byte* try_take_buffer() {
+    std::lock_guard<std::mutex> lock(lock_);
+    if (stopped_.load() || free_buffers_.empty()) return nullptr;
+    std::byte* buffer = free_buffers_.back();
+    free_buffers_.pop_back();
+    return buffer;
+  }
+#endif
+
   // load_into: a block that is one run of one destination is read straight into it; others go
   // through staging memory and are copied out run by run.
   bool fill_destinations(const block& b, const detail::plan_source& source, detail::aligned_bytes& staging) {
     const copy* first = plan_.copies_.data() + b.first_copy;
+    if (options_.populate) populate_destinations(b);
     if (source.memory != nullptr) {
       for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], source.memory + b.offset);
       return true;
@@ -494,6 +949,14 @@ class plan_executor {
     }
     for (std::size_t c = 0; c < b.copy_count; ++c) copy_out(first[c], staging.get());
     return true;
+  }
+
+  // load_options::populate: the pages every copy of block `b` writes, faulted in at once.
+  void populate_destinations(const block& b) const {
+    const copy* first = plan_.copies_.data() + b.first_copy;
+    for (std::size_t c = 0; c < b.copy_count; ++c)
+      detail::populate(plan_.requests_[first[c].request].destination.data() + first[c].request_offset,
+                       static_cast<std::size_t>(first[c].runs * first[c].run_bytes));
   }
 
   result<void> read_block(const block& b, const detail::plan_source& source, std::byte* into) const {
@@ -597,6 +1060,12 @@ class plan_executor {
   const piece_sink* sink_;
   unsigned readers_ = 1;
   bool consumer_thread_ = false;
+  bool needs_staging_ = false;  // some block is read into staging (a consumer's, from a file)
+#if SAFETENSORS_IO_URING
+  std::vector<io_uring> rings_;  // one per reading thread; empty: every thread reads with pread
+  unsigned rings_made_ = 0;
+  std::atomic<unsigned> leases_held_{0};  // descriptors the io_uring threads' blocks hold
+#endif
   std::atomic<std::size_t> next_block_{0};
   std::atomic<bool> stopped_{false};
   std::mutex lock_;                   // guards everything below

@@ -55,6 +55,7 @@
 #include "file.hpp"
 #include "thread_pool.hpp"
 #include "load_plan.hpp"
+#include "arena.hpp"
 #include "reader.hpp"
 #include "any_reader.hpp"
 #include "writer.hpp"

@@ -212,6 +212,37 @@ sys.exit(sorted(groups) != sorted(want) or any(
 run inspect "$work/quant/model"
 check "inspect of a model: a line per group after the table" test "$(grep -c '^"model.layers.0.*  \(nvfp4\|mxfp4\|fp8\)' "$work/out"):$(grep -c '^quantized: 4 groups$' "$work/out")" = 4:1
 
+# load's engines and arena: the same bytes whichever reads them and wherever they go.
+run load --json --digest --storage pread "$work/llama.safetensors"
+cp "$work/out" "$work/load_staging.json"
+same_digests() {
+  python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["digests"] != json.load(open(sys.argv[2]))["digests"])' \
+    "$work/out" "$work/load_staging.json"
+}
+for how in "--storage pread --io-engine threads" "--storage pread --io-engine io_uring --queue-depth 1" \
+  "--storage pread --into arena" "--storage pread --into arena --io-engine threads" \
+  "--storage pread --into arena --direct" "--into arena"; do
+  # shellcheck disable=SC2086  # the options
+  run load --json --digest $how "$work/llama.safetensors"
+  check "load $how: every tensor's sha256 as through staging" same_digests
+done
+run load --verbose --storage pread --io-engine threads "$work/llama.safetensors"
+check "load --verbose --io-engine threads: says so on stderr" \
+  grep -qx 'safetensors-cli: load: pread files are read with threads' "$work/err"
+SAFETENSORS_IO_ENGINE=threads run load --verbose --storage pread "$work/llama.safetensors"
+check "load --verbose with SAFETENSORS_IO_ENGINE=threads: threads" \
+  grep -qx 'safetensors-cli: load: pread files are read with threads' "$work/err"
+run load --verbose --storage pread "$work/llama.safetensors"
+check "load --verbose: io_uring, or why not" \
+  grep -Eqx 'safetensors-cli: load: (pread files are read with io_uring, 32 reads in flight per thread|io_uring is unavailable \(.*\): pread files are read with threads)' \
+  "$work/err"
+for usage in "--queue-depth 0:--queue-depth" "--into disk:--into" "--io-engine aio:--io-engine"; do
+  # shellcheck disable=SC2086  # the options
+  run load ${usage%%:*} "$work/llama.safetensors"
+  check "load ${usage%%:*}: a usage error naming ${usage#*:}, exit 64" \
+    test "$(<"$work/rc"):$(grep -c -- "${usage#*:}" "$work/err")" = 64:1
+done
+
 run load --json --tp-size 2 --tp-rank 0 "$mixed"
 check "load --tp-size 2 of F6 [4]: half of it is 12 bits, exit 1, MisalignedSlice" \
   assert error_json MisalignedSlice 1 t_F6

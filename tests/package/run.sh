@@ -47,6 +47,16 @@ else
   echo "skip - find_package with COMPONENTS remote: libcurl's development files are not installed"
 fi
 
+if [[ -f /usr/include/liburing.h ]]; then
+  cmake -S "$root/tests/package" -B "$work/find_package_io_uring" -DCMAKE_PREFIX_PATH="$work/prefix" \
+    -DCONSUMER_USE_IO_URING=ON >/dev/null
+  cmake --build "$work/find_package_io_uring" >/dev/null
+  check "find_package with COMPONENTS io_uring (safetensors::io_uring, liburing), a load through it" \
+    "$work/find_package_io_uring/consumer"
+else
+  echo "skip - find_package with COMPONENTS io_uring: liburing's development files are not installed"
+fi
+
 # The parent project's own nlohmann_json target, as FetchContent makes it, with the installed one
 # hidden: the tests, the tool and the benchmarks (configured here, not built) must take the parent's.
 # The C ABI: the static library through find_package(COMPONENTS c), the shared one through its

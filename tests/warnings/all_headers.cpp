@@ -18,6 +18,7 @@
 #include <safetensors/file.hpp>
 #include <safetensors/thread_pool.hpp>
 #include <safetensors/load_plan.hpp>
+#include <safetensors/arena.hpp>
 #include <safetensors/reader.hpp>
 #include <safetensors/any_reader.hpp>
 #include <safetensors/writer.hpp>
@@ -396,7 +397,38 @@ inline bool exercise_quant(const std::string& path, std::vector<std::byte>& dest
   return in_model && in_file && !in_file->empty() &&
          st::try_dequantize(model, (*in_file)[0], st::dtype::BF16, destination).has_value() &&
          st::try_dequantize(reader, (*in_file)[0], st::dtype::F32, destination).has_value() &&
+         st::try_dequantize(model, (*in_file)[0], st::dtype::F16, destination, st::tp_plan::preset("llama"), 2, 1)
+             .has_value() &&
          !st::quant_scheme_name(st::quant_scheme::mxfp4).empty();
+}
+
+inline bool exercise_dequantized_loads(const std::string& path, std::vector<std::byte>& destination) {
+  const st::pread_model_reader model = st::open_model_pread(path);
+  const st::any_reader reader = st::open(path);
+  auto groups = st::try_quant_groups(model, st::read_quant_config(path).fp8_block);
+  auto requests = st::try_tp_requests(model, st::tp_plan::preset("llama"), 2, 0);
+  if (!groups || !requests || groups->empty()) return false;
+  auto part = st::dequantizer::try_make(reader, (*groups)[0], st::dtype::BF16);
+  std::uint64_t bytes = 0;
+  auto counted = [&](const st::load_piece& piece) { bytes += piece.bytes.size(); };
+  return part && part->try_dequantize(0, destination, destination).has_value() &&
+         st::try_load_dequantized(model, *requests, *groups, st::dtype::BF16, counted).has_value() &&
+         st::try_dequantized_shape((*groups)[0], (*requests)[0]).has_value() &&
+         st::quant_config::try_parse("{}").has_value() && bytes > 0;
+}
+
+inline bool exercise_arena(const std::string& path) {
+  const st::pread_model_reader model = st::open_model_pread(path);
+  std::vector<st::load_request> requests;
+  for (const st::model_entry& entry : model.tensor_names()) requests.push_back(model.request(entry.name));
+  auto arena = st::load_arena::try_make(requests, st::direct_io_alignment);
+  st::load_options options;
+  options.engine = st::io_engine::io_uring;
+  options.queue_depth = 64;
+  std::string why;
+  return arena && arena->try_load_into(model, requests, options).has_value() && arena->huge_pages() &&
+         st::io_uring_available(&why) && st::effective_io_engine(st::io_engine::automatic) == st::io_engine::threads &&
+         !st::io_engine_name(options.engine).empty();
 }
 
 inline bool exercise_retry_policy(const st::retry_policy& policy) {

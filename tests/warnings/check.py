@@ -58,11 +58,15 @@ DIAGNOSTIC = re.compile(r"^(?P<where>[^:\s][^:]*:\d+:\d+): (?:warning|error): (?
 HARD_ERROR = re.compile(r": (?:fatal )?error: ")
 
 
+# The C++20 builds compile the io_uring reader too (SAFETENSORS_IO_URING), where liburing's header is.
+IO_URING = ["-DSAFETENSORS_IO_URING=1"] if Path("/usr/include/liburing.h").exists() else []
+
+
 def compile_one(compiler, flags, standard, logs):
-    name = f"{Path(compiler).name} -std={standard}"
+    name = f"{Path(compiler).name} -std={standard}" + (" io_uring" if standard == "c++20" and IO_URING else "")
     # Relative paths, so that messages name include/safetensors/...
-    command = [compiler, f"-std={standard}", *flags, "-Werror", "-fsyntax-only", "-I", str(INCLUDE.relative_to(ROOT)),
-               str(SOURCE.relative_to(ROOT))]
+    command = [compiler, f"-std={standard}", *flags, *(IO_URING if standard == "c++20" else []), "-Werror",
+               "-fsyntax-only", "-I", str(INCLUDE.relative_to(ROOT)), str(SOURCE.relative_to(ROOT))]
     run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "LC_ALL": "C"})
     output = run.stdout + run.stderr
     (logs / f"{Path(compiler).name}-{standard}.log").write_text(" ".join(command) + "\n" + output, encoding="utf-8")
