@@ -61,6 +61,7 @@ measure() {
   measure load_direct_threads load_run --direct --io-engine threads
   measure load_buffered_threads_1 load_run --threads 1 --io-engine threads
   measure load_buffered_io_uring_1 load_run --threads 1 --io-engine io_uring
+  measure load_buffered_threads load_run --io-engine threads
   measure load_buffered_io_uring load_run --io-engine io_uring
   cat "${shards[@]}" >/dev/null
   measure cat_warm cat_run
@@ -73,7 +74,7 @@ rows = dict(line.split() for line in sys.stdin)
 rows = {k: float(v) for k, v in rows.items()}
 baseline = {"load_direct_io_uring": "fio_io_uring_direct_qd16", "load_direct_threads": "fio_io_uring_direct_qd16",
             "load_buffered_threads_1": "fio_psync_buffered", "load_buffered_io_uring_1": "fio_psync_buffered",
-            "load_buffered_io_uring": "fio_psync_buffered", "load_warm_threads": "cat_warm",
+            "load_buffered_io_uring": "fio_psync_buffered", "load_buffered_threads": "fio_psync_buffered", "load_warm_threads": "cat_warm",
             "load_warm_io_uring": "cat_warm", "load_warm_arena": "cat_warm"}
 print("| case | GB/s (median) | ratio to |")
 print("|---|---|---|")

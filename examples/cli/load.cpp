@@ -227,11 +227,13 @@ int run_load(const load_command_options& options) {
   loading.queue_depth = options.queue_depth;
   if (options.verbose) {
     std::string why;
-    const bool uring = safetensors::effective_io_engine(options.engine) == safetensors::io_engine::io_uring;
+    const bool uring =
+        safetensors::effective_io_engine(options.engine, options.direct) == safetensors::io_engine::io_uring;
     if (uring)
       std::cerr << program_name << ": load: pread files are read with io_uring, " << options.queue_depth
                 << " reads in flight per thread\n";
-    else if (options.engine != safetensors::io_engine::threads && !safetensors::io_uring_available(&why))
+    else if ((options.engine == safetensors::io_engine::io_uring || options.direct) &&
+             options.engine != safetensors::io_engine::threads && !safetensors::io_uring_available(&why))
       std::cerr << program_name << ": load: io_uring is unavailable (" << why
                 << "): pread files are read with threads\n";
     else
@@ -369,7 +371,7 @@ command_runner define_load(CLI::App& command) {
                                                                  {"io_uring", safetensors::io_engine::io_uring}};
   command
       .add_option("--io-engine", options->engine,
-                  "How files read with pread are read: io_uring where the system has it (auto, the default), "
+                  "How files read with pread are read: auto (the default: io_uring for --direct, else threads), "
                   "threads (one pread at a time each), or io_uring")
       ->type_name("auto|threads|io_uring")
       ->transform(CLI::CheckedTransformer(engines).description(""))
@@ -405,9 +407,10 @@ command_runner define_load(CLI::App& command) {
       "--into arena: every tensor (or slice) goes into one block of memory the size of the load (2 MiB pages\n"
       "where the system allows, each tensor at a multiple of 64 bytes, 4096 with --direct), faulted in by the\n"
       "reading threads as they read, instead of staging memory; --budget does not apply.\n"
-      "Files read with pread (--storage pread, and shards of a model) are read with io_uring where this build\n"
-      "and the system have it, --queue-depth reads in flight per thread, else with one pread at a time per\n"
-      "thread (--io-engine threads chooses that; SAFETENSORS_IO_ENGINE=threads in the environment too).\n"
+      "Files read with pread (--storage pread) are read with one pread at a time per thread, or with io_uring\n"
+      "(--queue-depth reads in flight per thread) where this build and the system have it: by default for\n"
+      "--direct, where the device wants many reads in flight, threads otherwise, which read the page cache\n"
+      "faster (--io-engine chooses; so does SAFETENSORS_IO_ENGINE=threads|io_uring in the environment).\n"
       "--verbose says on stderr which, and why io_uring is not used when it is not.\n"
       "--digest: the sha256 of the bytes each tensor (or slice) delivered, in row-major order; then half the\n"
       "budget stages blocks and half holds pieces that arrive before those ahead of them (several threads\n"

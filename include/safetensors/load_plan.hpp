@@ -45,9 +45,12 @@ namespace safetensors {
 /// over them). Mapped and in-memory storages are copied from, remote ones fetched: this is only
 /// for the first.
 enum class io_engine : std::uint8_t {
-  /// io_uring where this build has it (SAFETENSORS_IO_URING) and the kernel allows it, else
-  /// threads. The environment variable SAFETENSORS_IO_ENGINE, "threads" or "io_uring", chooses
-  /// instead (read once per process): how a test suite runs under both.
+  /// io_uring for direct I/O (load_options::direct_io), where many reads in flight are what the
+  /// device needs, and threads for reads through the page cache, where the thread-pool reader
+  /// measured faster (bench/README.md: 1.7x cold, 1.9x warm on a 2-core machine); io_uring only
+  /// where this build has it (SAFETENSORS_IO_URING) and the kernel allows it. The environment
+  /// variable SAFETENSORS_IO_ENGINE, "threads" or "io_uring", chooses for both instead (read once
+  /// per process): how a test suite runs under each.
   automatic,
   /// Each reading thread issues one pread at a time.
   threads,
@@ -86,16 +89,19 @@ inline bool io_uring_available(std::string* reason = nullptr) {
 #endif
 }
 
-/// The engine a load with `engine` uses: threads or io_uring, after the environment variable
-/// (for automatic) and io_uring's availability. For reports, such as safetensors-cli's --verbose.
-inline io_engine effective_io_engine(io_engine engine) {
+/// The engine a load with `engine` (and `direct_io`, for automatic) uses: threads or io_uring,
+/// after the environment variable and io_uring's availability. For reports, such as
+/// safetensors-cli's --verbose.
+inline io_engine effective_io_engine(io_engine engine, bool direct_io = false) {
   if (engine == io_engine::automatic) {
-    static const io_engine chosen = [] {
-      const char* named = std::getenv("SAFETENSORS_IO_ENGINE");
-      if (named != nullptr && std::string_view(named) == "threads") return io_engine::threads;
-      return io_engine::io_uring;
+    static const std::optional<io_engine> named = []() -> std::optional<io_engine> {
+      const char* value = std::getenv("SAFETENSORS_IO_ENGINE");
+      if (value == nullptr) return std::nullopt;
+      if (std::string_view(value) == "threads") return io_engine::threads;
+      if (std::string_view(value) == "io_uring") return io_engine::io_uring;
+      return std::nullopt;
     }();
-    engine = chosen;
+    engine = named.value_or(direct_io ? io_engine::io_uring : io_engine::threads);
   }
   return engine == io_engine::io_uring && io_uring_available() ? io_engine::io_uring : io_engine::threads;
 }
@@ -457,7 +463,7 @@ class plan_executor {
 #if SAFETENSORS_IO_URING
     // A ring per reading thread, set up before any reads: once reads hold descriptors, a ring
     // (a descriptor too) may not be had. Any that cannot be set up: every thread reads with pread.
-    if (effective_io_engine(options_.engine) == io_engine::io_uring &&
+    if (effective_io_engine(options_.engine, options_.direct_io) == io_engine::io_uring &&
         std::any_of(plan_.sources_.begin(), plan_.sources_.end(),
                     [](const detail::plan_source& source) { return source.file != nullptr; })) {
       const unsigned depth = std::max(1u, std::min(options_.queue_depth, 4096u));
@@ -783,6 +789,7 @@ class plan_executor {
     // consumer, a staging buffer of the budget (waited for only when nothing of this thread's is
     // in flight, since its completions may be what frees one). False once no block is left.
     std::optional<std::pair<std::size_t, std::byte*>> deferred;  // a block to start again, its buffer
+    const std::size_t budget_share = std::max<std::size_t>(1, staging_.size() / readers_);
     auto claim = [&]() -> bool {
       while (!stopped_.load(std::memory_order_acquire) && !free_blocks.empty() && !free_reads.empty() &&
              (sink_ != nullptr || !free_staging.empty() || staging.size() < staged_blocks_in_flight)) {
@@ -793,6 +800,9 @@ class plan_executor {
           deferred.reset();
         } else {
           if (sink_ != nullptr && needs_staging_) {
+            // At most this thread's share of the budget's buffers in flight: the others' threads
+            // read too.
+            if (in_flight > 0 && blocks.size() - free_blocks.size() >= budget_share) return true;
             budget_buffer = in_flight > 0 ? try_take_buffer() : take_buffer();
             if (budget_buffer == nullptr) return in_flight > 0;
           }

@@ -232,8 +232,12 @@ check "load --verbose --io-engine threads: says so on stderr" \
 SAFETENSORS_IO_ENGINE=threads run load --verbose --storage pread "$work/llama.safetensors"
 check "load --verbose with SAFETENSORS_IO_ENGINE=threads: threads" \
   grep -qx 'safetensors-cli: load: pread files are read with threads' "$work/err"
-run load --verbose --storage pread "$work/llama.safetensors"
-check "load --verbose: io_uring, or why not" \
+# (The environment's SAFETENSORS_IO_ENGINE, which tests/run.sh sets, emptied: the defaults.)
+SAFETENSORS_IO_ENGINE= run load --verbose --storage pread "$work/llama.safetensors"
+check "load --verbose, buffered: threads" \
+  grep -qx 'safetensors-cli: load: pread files are read with threads' "$work/err"
+SAFETENSORS_IO_ENGINE= run load --verbose --storage pread --direct "$work/llama.safetensors"
+check "load --verbose --direct: io_uring, or why not" \
   grep -Eqx 'safetensors-cli: load: (pread files are read with io_uring, 32 reads in flight per thread|io_uring is unavailable \(.*\): pread files are read with threads)' \
   "$work/err"
 for usage in "--queue-depth 0:--queue-depth" "--into disk:--into" "--io-engine aio:--io-engine"; do
