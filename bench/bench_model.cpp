@@ -1,7 +1,9 @@
 // Loading a sharded model (transformer_model.hpp: 4 shards, about 2 GiB) over pread shards:
 // - every tensor into one caller buffer, next to raw pread() of every shard in 8 MiB blocks by
-//   as many threads (warm and cold);
-// - rank 1 of 4 of tensor parallelism along dimension 0, cold, with the bytes it reads;
+//   as many threads (warm and cold), with each engine (threads, io_uring), buffered and direct;
+// - every tensor into a fresh load_arena, next to the load into the reused buffer;
+// - rank 1 of 4 of tensor parallelism along dimension 0, warm (against the whole model's time)
+//   and cold (with the bytes it reads);
 // - through a consumer that costs a fixed time per byte (a simulated upload), next to the same
 //   load with a consumer that does nothing and to the consumer's cost alone;
 // and opening an index of 500,000 entries, next to nlohmann_json's DOM parse of the same text
