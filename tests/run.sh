@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: installs what it needs from Debian's packages, then builds
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors; C++20 with
 # -fno-exceptions), under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests
-# under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 30), the suite on big-endian s390x
+# under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 15), the suite on big-endian s390x
 # under qemu, the unit tests and the tool cross-compiled for Windows and run under wine, a consumer of every public header with every warning of gcc and clang, the installed
 # CMake package with each way of consuming it, and remote reading against nginx, an S3 server and
 # a fault-injecting server started on 127.0.0.1; the C ABI from C programs (sanitized too) and from
@@ -61,8 +61,10 @@ debug_flags=-gline-tables-only
 SAFETENSORS_IO_ENGINE=io_uring run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF \
   -DSAFETENSORS_BUILD_EXAMPLES=ON -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_C_FLAGS="$sanitize"
-step "clang-cxx17-asan-ubsan: the unit tests again, io_uring off (SAFETENSORS_IO_ENGINE=threads)"
-SAFETENSORS_IO_ENGINE=threads "$build/clang-cxx17-asan-ubsan/tests/safetensors_tests"
+# Again with io_uring off: the unit tests that execute load plans (the engines' only difference).
+step "clang-cxx17-asan-ubsan: the tests of loads again, io_uring off (SAFETENSORS_IO_ENGINE=threads)"
+SAFETENSORS_IO_ENGINE=threads "$build/clang-cxx17-asan-ubsan/tests/safetensors_tests" \
+  "[plan],[load],[sharded],[quant],[tp],[hostile],[api],[arena],[io_uring],[subbyte]"
 
 # ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
 tsan="-fsanitize=thread -fno-omit-frame-pointer"
@@ -73,10 +75,10 @@ cmake -S "$root" -B "$build/clang-tsan" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX
 cmake --build "$build/clang-tsan" -j"$jobs" --target safetensors_concurrency_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$build/clang-tsan/tests/safetensors_concurrency_tests" "[concurrency]"
 
-# libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (30) each, at once: a
+# libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (15) each, at once: a
 # smoke test within CI's time; longer campaigns run by hand (README.md, "Testing").
-step "fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-30} s per target"
-bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-30}"
+step "fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-15} s per target"
+bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-15}"
 
 # Big-endian, C++20, -fno-exceptions: the suite cross-compiled for s390x and run under qemu-user.
 # qemu does not pass madvise hints to the kernel, nor the guest's address-space limit to its

@@ -379,7 +379,7 @@ TEST_CASE("remote: faults are retried to the right bytes, or end in a clear erro
               "bytes [0, 4096): the server answered 200 with the whole file: it does not serve byte ranges"));
   CHECK(no_ranges.requests == 1);
   const fault_outcome not_found = load_through("status=404");
-  CHECK(not_found.result == named("status=404", "bytes [0, 4096): HTTP status 404"));
+  CHECK(not_found.result == named("status=404", "HTTP status 404: no such file"));
   CHECK(not_found.requests == 1);
   // Replaced after the first request: the next, sent with If-Match, gets 412.
   const fault_outcome replaced = load_through("replace-after=1");

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <limits>
 #include <optional>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -122,6 +123,25 @@ const CLI::Validator unsigned_decimal(
       return digits ? std::string() : "'" + text + "' is not a non-negative decimal integer";
     },
     "");
+
+CLI::Validator counted(const std::string& what, std::uint64_t low, std::uint64_t high) {
+  return CLI::Validator(
+      [what, low, high](std::string& text) -> std::string {
+        if (text.empty() || !std::all_of(text.begin(), text.end(), is_digit))
+          return "'" + text + "' is not a non-negative decimal integer";
+        static constexpr std::string_view largest = "18446744073709551615";
+        const std::string_view digits = std::string_view(text).substr(
+            text.find_first_not_of('0') == std::string::npos ? text.size() - 1 : text.find_first_not_of('0'));
+        const bool too_large = digits.size() > largest.size() || (digits.size() == largest.size() && digits > largest);
+        const std::uint64_t value = too_large ? std::numeric_limits<std::uint64_t>::max() : std::stoull(text);
+        if (!too_large && value >= low && value <= high) return {};
+        return "'" + text + "': " + what + " must be " +
+               (high == std::numeric_limits<std::uint64_t>::max()
+                    ? "at least " + std::to_string(low)
+                    : "from " + std::to_string(low) + " to " + std::to_string(high));
+      },
+      "");
+}
 
 const CLI::Validator byte_size(
     [](std::string& text) -> std::string {

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +25,11 @@ class usage_failure : public std::runtime_error {
 // Accepts only a decimal integer without a sign (CLI11 would otherwise read "-1" as 2^64 - 1
 // and "010" as octal).
 extern const CLI::Validator unsigned_decimal;
+
+// A whole number from `low` to `high` (a decimal integer, nothing else), refused in the tool's own
+// words: "'0': the number of ranks must be at least 1".
+CLI::Validator counted(const std::string& what, std::uint64_t low,
+                       std::uint64_t high = std::numeric_limits<std::uint64_t>::max());
 
 // A size: an integer and an optional unit, B, KB, MB, GB, TB (powers of 1000, as the Hugging Face
 // tools count: "5GB" is 5,000,000,000) or KiB, MiB, GiB, TiB (powers of 1024), spelt exactly so:

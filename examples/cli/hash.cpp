@@ -284,8 +284,7 @@ int run_verify(const verify_options& options) {
 void add_threads_option(CLI::App& command, unsigned& threads) {
   command.add_option("--threads", threads, "Hashing threads (default: the machine's cores)")
       ->type_name("N")
-      ->check(unsigned_decimal)
-      ->check(CLI::Range(1u, 1024u));
+      ->check(counted("the number of threads", 1, 1024));
 }
 
 }  // namespace

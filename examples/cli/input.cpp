@@ -208,14 +208,12 @@ void add_remote_options(CLI::App& command, remote_access& access) {
       .add_option("--connections", access.connections,
                   "URLs: most connections to a file's server at once (default " + default_connections + ")")
       ->type_name("N")
-      ->check(unsigned_decimal)
-      ->check(CLI::Range(1u, 1024u));
+      ->check(counted("the number of connections", 1, 1024));
   command
       .add_option("--timeout", access.timeout,
                   "URLs: the longest one read may take, retries and their waits included, in seconds (default 300)")
       ->type_name("SECONDS")
-      ->check(unsigned_decimal)
-      ->check(CLI::Range(1u, 86400u));
+      ->check(counted("the timeout in seconds", 1, 86400));
   command
       .add_option("--token", access.token,
                   "http(s) URLs: send 'Authorization: Bearer TOKEN' to the URL's host (without it, HF_TOKEN "

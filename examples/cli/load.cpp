@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 namespace cli {
 
@@ -261,7 +263,16 @@ int run_load(const load_command_options& options) {
   report.bytes_read = plan->bytes_read();
   progress_bar progress("load", plan->bytes());
   std::mutex progress_lock;
+  // Pieces of a mapped file point into the mapping, which nothing has read yet: each is copied
+  // into memory the tool owns, as an engine copies out of a mapping, so that every byte is read
+  // (staging pieces already were, by the read into them).
+  const bool mapped = options.storage == storage_kind::mapped && !is_url(options.path);
   auto consume = [&](const safetensors::load_piece& piece) {
+    if (mapped) {
+      thread_local std::vector<std::byte> owned;
+      if (owned.size() < piece.bytes.size()) owned.resize(piece.bytes.size());
+      std::memcpy(owned.data(), piece.bytes.data(), piece.bytes.size());
+    }
     if (digests) digests->add(piece);
     std::lock_guard<std::mutex> lock(progress_lock);
     progress.advance(piece.bytes.size());
@@ -319,8 +330,7 @@ command_runner define_load(CLI::App& command) {
   command.add_option("path", options->path, path_help)->required();
   command.add_option("--threads", options->threads, "Reading threads (default: the machine's cores, at least 2)")
       ->type_name("N")
-      ->check(unsigned_decimal)
-      ->check(CLI::Range(1u, 1024u));
+      ->check(counted("the number of threads", 1, 1024));
   const std::map<std::string, storage_kind> storages = {{"mmap", storage_kind::mapped}, {"pread", storage_kind::pread}};
   command.add_option("--storage", options->storage, "Local files: mapped (mmap, the default) or read with pread")
       ->type_name("mmap|pread")
@@ -336,8 +346,7 @@ command_runner define_load(CLI::App& command) {
       ->default_str("256MiB");
   CLI::Option* tp_size = command.add_option("--tp-size", options->tp_size, "Tensor parallelism: the number of ranks")
                              ->type_name("N")
-                             ->check(unsigned_decimal)
-                             ->check(CLI::PositiveNumber);
+                             ->check(counted("the number of ranks", 1));
   CLI::Option* tp_rank =
       command.add_option("--tp-rank", options->tp_rank, "Tensor parallelism: the rank to load, from 0 to N - 1")
           ->type_name("R")
@@ -378,8 +387,7 @@ command_runner define_load(CLI::App& command) {
       ->default_str("auto");
   command.add_option("--queue-depth", options->queue_depth, "io_uring: reads in flight per thread (default 32)")
       ->type_name("N")
-      ->check(unsigned_decimal)
-      ->check(CLI::Range(1u, 4096u));
+      ->check(counted("the reads in flight per thread", 1, 4096));
   command.add_flag("--verbose", options->verbose,
                    "Say on stderr how the files are read (io_uring or threads, and why)");
   command.add_flag("--json", options->json,
@@ -392,7 +400,8 @@ command_runner define_load(CLI::App& command) {
       "of at\n"
       "most --budget bytes (blocks of up to 8 MiB, small enough for a block per thread), handed on as they\n"
       "arrive, as an engine loads a model; memory stays at the budget whatever the model's size. With\n"
-      "--storage mmap the blocks are read from the mapping and need no staging. URLs are read over\n"
+      "--storage mmap the blocks are copied out of the mapping into memory the tool owns, as an engine\n"
+      "copies them, a block at a time per thread (every byte read, none staged). URLs are read over\n"
       "--connections connections (--storage does not apply).\n"
       "--tp-size N --tp-rank R [--tp-dim D]: every tensor with more than D dimensions whose dimension D\n"
       "divides by N is loaded as rank R's slice [R*s/N, (R+1)*s/N) of that dimension (s its size) and all\n"

@@ -242,6 +242,27 @@ void add_input_and_output(CLI::App& command, copy_options& options) {
   command.add_option("out", options.output, "The file to write (replaced atomically)")->required();
 }
 
+// `path` without trailing separators ("out/" and "out" name the same directory; "/" stays).
+std::string without_trailing_slashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+// The sharded writer for OUTDIR, its refusal of a directory that holds a model told in the tool's
+// words: the library names shard_options::replace, the tool's users --replace.
+result<safetensors::sharded_writer> make_model_writer(const std::string& directory,
+                                                      std::vector<safetensors::tensor_declaration> declarations,
+                                                      const safetensors::shard_options& options) {
+  auto writer =
+      safetensors::try_make_sharded_writer(without_trailing_slashes(directory), std::move(declarations), options);
+  if (writer) return writer;
+  std::string message = writer.error().message();
+  constexpr std::string_view library_words = "(shard_options::replace)";
+  const std::size_t at = message.rfind(library_words);
+  if (at != std::string::npos) message.replace(at, library_words.size(), "(--replace)");
+  return error(writer.error().kind(), message);
+}
+
 // ---------------------------------------------------------------------------------------------
 // split
 // ---------------------------------------------------------------------------------------------
@@ -253,12 +274,6 @@ struct split_options {
   bool replace = false;
   remote_access remote;
 };
-
-// `path` without trailing separators ("out/" and "out" name the same directory; "/" stays).
-std::string without_trailing_slashes(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;
-}
 
 // Tensors go to shards in IN's file order, with IN's metadata in every shard, or {"format":
 // "pt"} (as transformers writes) if IN has none. The writer refuses a directory that holds a
@@ -275,8 +290,7 @@ int run_split(const split_options& options) {
     shard_options.metadata = reader.has_metadata() ? safetensors::metadata_entries::from(reader)
                                                    : std::map<std::string, std::string>{{"format", "pt"}};
     return write_tensors("split", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-      return safetensors::try_make_sharded_writer(without_trailing_slashes(options.directory), std::move(declarations),
-                                                  shard_options);
+      return make_model_writer(options.directory, std::move(declarations), shard_options);
     });
   });
 }
@@ -394,8 +408,7 @@ int run_dequantize(const dequantize_options& options) {
     shard_options.replace = options.replace;
     if (!shards.empty() && shards[0].has_metadata()) shard_options.metadata = metadata;
     status = write_tensors("dequantize", tensors, [&](std::vector<safetensors::tensor_declaration> declarations) {
-      return safetensors::try_make_sharded_writer(without_trailing_slashes(options.output), std::move(declarations),
-                                                  shard_options);
+      return make_model_writer(options.output, std::move(declarations), shard_options);
     });
   }
   if (status == exit_status::success)

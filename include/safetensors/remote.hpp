@@ -814,7 +814,11 @@ class remote_file {
             policy.deadline.count() > 0 && std::chrono::steady_clock::now() + wait - started >= policy.deadline;
         if (!retry || fruitless > policy.retries || past_deadline) {
           give_back(handle);
-          std::string message = asked + ": " + problem;
+          // A file that is not there is not there whatever bytes were asked: no range in the message.
+          const bool missing = a.answer.status == 404 || a.answer.status == 410;
+          std::string message = missing
+                                    ? problem + (a.answer.status == 404 ? ": no such file" : ": gone from the server")
+                                    : asked + ": " + problem;
           if (attempt_number > 0) message += " (after " + std::to_string(attempt_number) + " retries)";
           if (retry && past_deadline)
             message += " (the read's deadline of " + std::to_string(policy.deadline.count()) + " ms has passed)";

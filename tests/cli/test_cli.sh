@@ -348,9 +348,9 @@ check "split of an invalid file: exit 1, InvalidOffset, nothing created" \
   test "$(<"$work/rc")$(grep -c InvalidOffset "$work/err")$([[ -e $work/unsplit ]] && echo created)" = 11
 cp -r "$work/split_10KB" "$work/occupied"
 run split "$many" "$work/occupied" --max-shard-size 4KiB
-check "split into a directory holding a model: exit 1, the library's InvalidArgument naming a file there" \
+check "split into a directory holding a model: exit 1, InvalidArgument naming a file there and --replace" \
   assert error_text 1 "safetensors-cli: InvalidArgument: \"$work/occupied\": already holds a model \
-(\"model.safetensors.index.json\" and 6 others), which a new one replaces only when told to (shard_options::replace)"
+(\"model.safetensors.index.json\" and 6 others), which a new one replaces only when told to (--replace)"
 check "split into a directory holding a model: the model untouched" \
   diff -r "$work/split_10KB" "$work/occupied"
 run split "$many" "$work/occupied" --max-shard-size 4KiB --replace

@@ -256,9 +256,11 @@ run load "$ref/invalid/offsets_overlap.safetensors"
 check "load of an invalid file: exit 1, one line on stderr" \
   test "$(<"$work/rc"):$(grep -c '^safetensors-cli: InvalidOffset: ' "$work/err")" = 1:1
 for usage in "--tp-size 2:--tp-size requires --tp-rank" "--tp-rank 1:--tp-rank requires --tp-size" \
-  "--tp-size 2 --tp-rank 2:--tp-rank 2 is not below --tp-size 2" "--tp-size 0 --tp-rank 0:--tp-size" \
+  "--tp-size 2 --tp-rank 2:--tp-rank 2 is not below --tp-size 2" \
+  "--tp-size 0 --tp-rank 0:--tp-size: '0': the number of ranks must be at least 1" \
   "--direct:--direct needs --storage pread" "--storage disk:--storage" "--budget 1.5GB:--budget" \
-  "--budget 4095:--budget 4095 is less than one block of 4KiB" "--threads 0:--threads"; do
+  "--budget 4095:--budget 4095 is less than one block of 4KiB" \
+  "--threads 0:--threads: '0': the number of threads must be from 1 to 1024"; do
   # shellcheck disable=SC2086  # the options
   run load ${usage%%:*} "$work/layers.safetensors"
   check "load ${usage%%:*}: a usage error saying '${usage#*:}', exit 64" \
