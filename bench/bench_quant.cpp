@@ -10,6 +10,7 @@
 // - quant_rank_dequantized/S/R: the same load with try_load_dequantized to BF16: the weights'
 //   bytes dequantized as they arrive, the scales loaded first.
 #include "bench_support.hpp"
+#include "transformer_model.hpp"
 
 #include <safetensors/model.hpp>
 
@@ -66,12 +67,7 @@ const std::string& quantized_model(scheme kind) {
   if (found != written.end()) return found->second;
   const std::string directory = bench::temp_directory() + (kind == nvfp4 ? "/nvfp4" : "/fp8");
   std::vector<safetensors::tensor_declaration> declarations = quantized_declarations(kind);
-  std::uint64_t total = 0;
-  for (const auto& d : declarations) {
-    std::uint64_t elements = 1;
-    for (std::uint64_t extent : d.shape) elements *= extent;
-    total += elements * safetensors::dtype_bits(d.dtype) / 8;
-  }
+  const std::uint64_t total = bench::declared_bytes(declarations);
   safetensors::shard_options options;
   options.max_shard_size = total / 2 + total / 20;
   auto writer = safetensors::try_make_sharded_writer(directory, declarations, options);

@@ -34,17 +34,23 @@ inline std::vector<safetensors::tensor_declaration> transformer_declarations() {
   return declarations;
 }
 
-/// Writes the model into `directory` (which must hold no model) as 4 shards and an index,
-/// flushed to disk so that cold runs can evict every page. Aborts on failure: a benchmark
-/// without its input has nothing to measure.
-inline void write_transformer_model(const std::string& directory) {
-  auto declarations = transformer_declarations();
+/// The bytes of every tensor `declarations` declare.
+inline std::uint64_t declared_bytes(const std::vector<safetensors::tensor_declaration>& declarations) {
   std::uint64_t total = 0;
   for (const auto& d : declarations) {
     std::uint64_t elements = 1;
     for (std::uint64_t extent : d.shape) elements *= extent;
     total += elements * safetensors::dtype_bits(d.dtype) / 8;
   }
+  return total;
+}
+
+/// Writes the model into `directory` (which must hold no model) as 4 shards and an index,
+/// flushed to disk so that cold runs can evict every page. Aborts on failure: a benchmark
+/// without its input has nothing to measure.
+inline void write_transformer_model(const std::string& directory) {
+  auto declarations = transformer_declarations();
+  const std::uint64_t total = declared_bytes(declarations);
   safetensors::shard_options options;
   // Whole layers do not split the model into exact quarters: a tenth of a quarter of slack.
   options.max_shard_size = total / 4 + total / 40;

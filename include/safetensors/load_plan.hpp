@@ -529,9 +529,7 @@ class plan_executor {
       }
 #if SAFETENSORS_EXCEPTIONS
     } catch (...) {
-      std::lock_guard<std::mutex> lock(lock_);
-      if (!exception_ && !first_error_) exception_ = std::current_exception();
-      stop_locked();
+      keep_current_exception();
     }
 #endif
     if (!(consumer_thread_ && worker == 0)) {
@@ -883,9 +881,7 @@ class plan_executor {
       }
 #if SAFETENSORS_EXCEPTIONS
     } catch (...) {
-      std::lock_guard<std::mutex> lock(lock_);
-      if (!exception_ && !first_error_) exception_ = std::current_exception();
-      stop_locked();
+      keep_current_exception();
     }
 #endif
     if (deferred && deferred->second != nullptr) give_back(deferred->second);
@@ -1058,6 +1054,16 @@ class plan_executor {
     }
     stop_locked();
   }
+
+#if SAFETENSORS_EXCEPTIONS
+  // Keeps the exception being handled, unless an error or an exception came first, and stops the
+  // plan: go() rethrows it once every thread is joined.
+  void keep_current_exception() {
+    std::lock_guard<std::mutex> lock(lock_);
+    if (!exception_ && !first_error_) exception_ = std::current_exception();
+    stop_locked();
+  }
+#endif
 
   void stop_locked() {
     stopped_.store(true, std::memory_order_release);

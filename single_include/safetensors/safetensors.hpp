@@ -4978,9 +4978,7 @@ class plan_executor {
       }
 #if SAFETENSORS_EXCEPTIONS
     } catch (...) {
-      std::lock_guard<std::mutex> lock(lock_);
-      if (!exception_ && !first_error_) exception_ = std::current_exception();
-      stop_locked();
+      keep_current_exception();
     }
 #endif
     if (!(consumer_thread_ && worker == 0)) {
@@ -5332,9 +5330,7 @@ class plan_executor {
       }
 #if SAFETENSORS_EXCEPTIONS
     } catch (...) {
-      std::lock_guard<std::mutex> lock(lock_);
-      if (!exception_ && !first_error_) exception_ = std::current_exception();
-      stop_locked();
+      keep_current_exception();
     }
 #endif
     if (deferred && deferred->second != nullptr) give_back(deferred->second);
@@ -5507,6 +5503,16 @@ class plan_executor {
     }
     stop_locked();
   }
+
+#if SAFETENSORS_EXCEPTIONS
+  // Keeps the exception being handled, unless an error or an exception came first, and stops the
+  // plan: go() rethrows it once every thread is joined.
+  void keep_current_exception() {
+    std::lock_guard<std::mutex> lock(lock_);
+    if (!exception_ && !first_error_) exception_ = std::current_exception();
+    stop_locked();
+  }
+#endif
 
   void stop_locked() {
     stopped_.store(true, std::memory_order_release);
