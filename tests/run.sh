@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: installs what it needs from Debian's packages, then builds
 # and runs the tests with gcc and clang, C++17 and C++20 (warnings as errors; C++20 with
 # -fno-exceptions), under AddressSanitizer + UndefinedBehaviorSanitizer, the [concurrency] tests
-# under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 15), the suite on big-endian s390x
+# under ThreadSanitizer, each fuzz target for FUZZ_SECONDS (default 10), the suite on big-endian s390x
 # under qemu, the unit tests and the tool cross-compiled for Windows and run under wine, a consumer of every public header with every warning of gcc and clang, the installed
 # CMake package with each way of consuming it, and remote reading against nginx, an S3 server and
 # a fault-injecting server started on 127.0.0.1; the C ABI from C programs (sanitized too) and from
@@ -47,24 +47,21 @@ run_config() {
 }
 
 # All with -Wall -Wextra -Wpedantic -Werror: gcc C++17 builds everything, and runs every test but
-# the command-line tool's, which run once, under the sanitizers; clang C++17 is the sanitizer
+# the second half of the command-line tool's (cli_commands, cli_remote), which run under the
+# sanitizers, as everything else does but the first half (cli), run once here; clang C++17 is the sanitizer
 # build below, which builds everything too (line tables only: reports name lines, builds stay
 # fast). C++20 with -fno-exceptions (std::span, errors as values) is the s390x build's; gcc and
 # clang compile every header as C++20 in the warnings step.
 # Loads of pread files use io_uring where the build and the kernel have it (liburing-dev is
-# installed): the sanitizer build runs everything with it forced on, then the unit tests once more
-# with it off; the gcc build runs with it off.
-SAFETENSORS_IO_ENGINE=threads ctest_exclude='^cli' run_config gcc-cxx17 g++ 17 -DSAFETENSORS_BUILD_BENCH=ON \
-  -DSAFETENSORS_BUILD_EXAMPLES=ON
+# installed): the sanitizer build runs everything with it forced on, and its CTest runs the tests
+# that execute load plans once more with it off (unit_threads); the gcc build runs with it off.
+SAFETENSORS_IO_ENGINE=threads ctest_exclude='^cli_|^unit_threads$' run_config gcc-cxx17 g++ 17 \
+  -DSAFETENSORS_BUILD_BENCH=ON -DSAFETENSORS_BUILD_EXAMPLES=ON
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 debug_flags=-gline-tables-only
-SAFETENSORS_IO_ENGINE=io_uring run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF \
+SAFETENSORS_IO_ENGINE=io_uring ctest_exclude='^cli$' run_config clang-cxx17-asan-ubsan clang++ 17 -DSAFETENSORS_BUILD_BENCH=OFF \
   -DSAFETENSORS_BUILD_EXAMPLES=ON -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_C_FLAGS="$sanitize"
-# Again with io_uring off: the unit tests that execute load plans (the engines' only difference).
-step "clang-cxx17-asan-ubsan: the tests of loads again, io_uring off (SAFETENSORS_IO_ENGINE=threads)"
-SAFETENSORS_IO_ENGINE=threads "$build/clang-cxx17-asan-ubsan/tests/safetensors_tests" \
-  "[plan],[load],[sharded],[quant],[tp],[hostile],[api],[arena],[io_uring],[subbyte]"
 
 # ThreadSanitizer over the tests of concurrent use ([concurrency]: many threads over one reader).
 tsan="-fsanitize=thread -fno-omit-frame-pointer"
@@ -75,10 +72,10 @@ cmake -S "$root" -B "$build/clang-tsan" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX
 cmake --build "$build/clang-tsan" -j"$jobs" --target safetensors_concurrency_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$build/clang-tsan/tests/safetensors_concurrency_tests" "[concurrency]"
 
-# libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (15) each, at once: a
+# libFuzzer (+ ASan + UBSan) over the reader and the writer, FUZZ_SECONDS (10) each, at once: a
 # smoke test within CI's time; longer campaigns run by hand (README.md, "Testing").
-step "fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-15} s per target"
-bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-15}"
+step "fuzz: tests/fuzz/run.sh, ${FUZZ_SECONDS:-10} s per target"
+bash "$root/tests/fuzz/run.sh" "$build/fuzz" "${FUZZ_SECONDS:-10}"
 
 # Big-endian, C++20, -fno-exceptions: the suite cross-compiled for s390x and run under qemu-user.
 # qemu does not pass madvise hints to the kernel, nor the guest's address-space limit to its
