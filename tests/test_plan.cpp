@@ -140,7 +140,11 @@ TEST_CASE("plans: io_uring and threads deliver the same bytes, at every queue de
   REQUIRE(pread);
   std::string why;
   INFO("io_uring available: " << st::io_uring_available(&why) << " " << why);
+  CHECK(st::io_engine_name(st::io_engine::automatic) == "automatic");
+  CHECK(st::io_engine_name(st::io_engine::threads) == "threads");
+  CHECK(st::io_engine_name(st::io_engine::io_uring) == "io_uring");
   CHECK(st::effective_io_engine(st::io_engine::threads) == st::io_engine::threads);
+  CHECK(st::effective_io_engine(st::io_engine::threads, true) == st::io_engine::threads);
   CHECK(st::effective_io_engine(st::io_engine::io_uring) ==
         (st::io_uring_available() ? st::io_engine::io_uring : st::io_engine::threads));
   unsigned round = 0;
