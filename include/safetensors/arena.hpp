@@ -58,12 +58,9 @@ class load_arena {
       const load_request& r = requests[i];
       if (r.tensor == nullptr)
         return error(error_kind::invalid_argument, "load_arena: request " + std::to_string(i) + " names no tensor");
-      std::uint64_t bytes = r.tensor->byte_size();
-      if (!r.slice.empty()) {
-        auto slice = tensor_slice::try_make(*r.tensor, r.slice);
-        if (!slice) return slice.error();
-        bytes = slice->byte_size();
-      }
+      auto delivered = detail::delivered_bytes(r);
+      if (!delivered) return delivered.error();
+      const std::uint64_t bytes = *delivered;
       const std::uint64_t start = (end + alignment - 1) / alignment * alignment;
       if (start < end || bytes > std::numeric_limits<std::uint64_t>::max() - start ||
           start + bytes > std::numeric_limits<std::size_t>::max() - huge_page)

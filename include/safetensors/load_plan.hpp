@@ -170,6 +170,17 @@ struct load_request {
   std::size_t shard = 0;
 };
 
+namespace detail {
+/// The bytes `request` delivers: its tensor's, or its slice's (the slice's error when it does not
+/// fit the tensor).
+inline result<std::uint64_t> delivered_bytes(const load_request& request) {
+  if (request.slice.empty()) return request.tensor->byte_size();
+  auto slice = tensor_slice::try_make(*request.tensor, request.slice);
+  if (!slice) return slice.error();
+  return slice->byte_size();
+}
+}  // namespace detail
+
 /// Bytes of one request delivered to a consumer: `bytes` are the request's bytes from `offset`
 /// on. They are valid until the consumer returns.
 struct load_piece {

@@ -714,14 +714,10 @@ result<void> try_load_dequantized(const Source& source, span<const load_request>
         return error(error_kind::invalid_argument, "tensor " + detail::quote(group.values) + ": its scale tensor " +
                                                        detail::quote(*name) + " is not among the requests");
       const load_request& request = requests[found->second];
-      std::uint64_t bytes = request.tensor->byte_size();
-      if (!request.slice.empty()) {
-        auto slice = tensor_slice::try_make(*request.tensor, request.slice);
-        if (!slice) return slice.error();
-        bytes = slice->byte_size();
-      }
+      auto bytes = detail::delivered_bytes(request);
+      if (!bytes) return bytes.error();
       (name == &group.scales ? part.scales : part.global) = scale_requests.size();
-      scale_memory.emplace_back(static_cast<std::size_t>(bytes));
+      scale_memory.emplace_back(static_cast<std::size_t>(*bytes));
       scale_requests.push_back(request);
       consumed[found->second] = true;
     }

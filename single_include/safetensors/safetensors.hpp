@@ -4619,6 +4619,17 @@ struct load_request {
   std::size_t shard = 0;
 };
 
+namespace detail {
+/// The bytes `request` delivers: its tensor's, or its slice's (the slice's error when it does not
+/// fit the tensor).
+inline result<std::uint64_t> delivered_bytes(const load_request& request) {
+  if (request.slice.empty()) return request.tensor->byte_size();
+  auto slice = tensor_slice::try_make(*request.tensor, request.slice);
+  if (!slice) return slice.error();
+  return slice->byte_size();
+}
+}  // namespace detail
+
 /// Bytes of one request delivered to a consumer: `bytes` are the request's bytes from `offset`
 /// on. They are valid until the consumer returns.
 struct load_piece {
@@ -5895,12 +5906,9 @@ class load_arena {
       const load_request& r = requests[i];
       if (r.tensor == nullptr)
         return error(error_kind::invalid_argument, "load_arena: request " + std::to_string(i) + " names no tensor");
-      std::uint64_t bytes = r.tensor->byte_size();
-      if (!r.slice.empty()) {
-        auto slice = tensor_slice::try_make(*r.tensor, r.slice);
-        if (!slice) return slice.error();
-        bytes = slice->byte_size();
-      }
+      auto delivered = detail::delivered_bytes(r);
+      if (!delivered) return delivered.error();
+      const std::uint64_t bytes = *delivered;
       const std::uint64_t start = (end + alignment - 1) / alignment * alignment;
       if (start < end || bytes > std::numeric_limits<std::uint64_t>::max() - start ||
           start + bytes > std::numeric_limits<std::size_t>::max() - huge_page)
@@ -8522,14 +8530,10 @@ result<void> try_load_dequantized(const Source& source, span<const load_request>
         return error(error_kind::invalid_argument, "tensor " + detail::quote(group.values) + ": its scale tensor " +
                                                        detail::quote(*name) + " is not among the requests");
       const load_request& request = requests[found->second];
-      std::uint64_t bytes = request.tensor->byte_size();
-      if (!request.slice.empty()) {
-        auto slice = tensor_slice::try_make(*request.tensor, request.slice);
-        if (!slice) return slice.error();
-        bytes = slice->byte_size();
-      }
+      auto bytes = detail::delivered_bytes(request);
+      if (!bytes) return bytes.error();
       (name == &group.scales ? part.scales : part.global) = scale_requests.size();
-      scale_memory.emplace_back(static_cast<std::size_t>(bytes));
+      scale_memory.emplace_back(static_cast<std::size_t>(*bytes));
       scale_requests.push_back(request);
       consumed[found->second] = true;
     }
